@@ -1,0 +1,88 @@
+"""Pure compilation: validated config -> Plan of named SQL statements. Never touches DuckDB."""
+from __future__ import annotations
+
+from sqlglot import exp
+
+from engine import registry
+from engine.metrics.base import MetricSQL
+from engine.sql import Plan, Statement, literal, param, parse
+
+# Every row the metrics see: a case of this run joined with the model's (cached) output for it.
+_SCORING_INPUT = """
+SELECT rc.dataset, rc.dataset_version, rc.case_id, c.input_text, c.expected_answers, c.expected, c.context,
+       c.tags, c.metadata, o.repeat, o.output_text, o.error, o.latency_ms, o.prompt_tokens,
+       o.completion_tokens, o.cost
+FROM run_cases AS rc
+JOIN cases AS c ON c.dataset_version = rc.dataset_version AND c.case_id = rc.case_id
+JOIN runs AS r ON r.run_id = rc.run_id
+JOIN outputs AS o ON o.model_fingerprint = r.model_fingerprint AND o.input_hash = rc.input_hash
+WHERE rc.run_id = $run_id AND o.repeat < $repeats
+"""
+
+
+def metric_sql(name: str, spec: dict) -> MetricSQL:
+    return registry.get("metric", spec["kind"]).fn(spec)
+
+
+def default_aggregate(spec: dict) -> str:
+    return spec.get("aggregate") or registry.get("metric", spec["kind"]).fn.default_aggregate
+
+
+def _score_statement(name: str, spec: dict) -> Statement:
+    m = metric_sql(name, spec)
+    source = parse(_SCORING_INPUT)
+    datasets = spec.get("datasets") or []
+    if datasets:
+        source = source.where(exp.column("dataset", table="rc").isin(*[literal(d) for d in datasets]))
+    if m.passed is not None:
+        passed = m.passed
+    elif "threshold" in spec:
+        passed = exp.GTE(this=exp.column("value"), expression=literal(float(spec["threshold"])))
+    else:
+        passed = exp.EQ(this=exp.column("value"), expression=literal(1.0))
+    detail = m.detail if m.detail is not None else exp.Null()
+    valued = exp.select(exp.Star(), exp.alias_(m.value, "value"), exp.alias_(detail, "metric_detail")).from_(
+        source.subquery("scoring_input"))
+    not_errored = exp.column("error").is_(exp.null())
+    errored = exp.Not(this=not_errored.copy())
+    if m.applies_to_errors:
+        final_passed = exp.func("coalesce", passed, literal(False))
+        final_detail = exp.column("metric_detail")
+    else:
+        final_passed = exp.and_(not_errored, exp.func("coalesce", passed, literal(False)))
+        final_detail = exp.Case().when(errored, exp.DPipe(this=literal("errored: "), expression=exp.column("error"))
+                                       ).else_(exp.column("metric_detail"))
+    select = exp.select(
+        param("run_id"), exp.column("dataset"), exp.column("dataset_version"), exp.column("case_id"),
+        exp.column("repeat"), literal(name), exp.column("value"), final_passed, final_detail,
+    ).from_(valued.subquery("valued"))
+    insert = exp.insert(select, "scores", columns=["run_id", "dataset", "dataset_version", "case_id", "repeat",
+                                                    "metric", "value", "passed", "detail"])
+    return Statement(f"score:{name}", insert, ("run_id", "repeats"),
+                     registry.get("metric", spec["kind"]).description)
+
+
+_AGGREGATES = """count(*) AS n, avg(value) AS mean, avg(CASE WHEN passed THEN 1.0 ELSE 0.0 END) AS pass_rate,
+       quantile_cont(value, 0.5) AS p50, quantile_cont(value, 0.95) AS p95, quantile_cont(value, 0.99) AS p99,
+       sum(value) AS sum, max(value) AS max"""
+
+# Overall rows (tag NULL) and per-tag rows are separate groupings: a case with two tags counts once overall.
+_SUMMARY = f"""
+WITH run_scores AS (SELECT * FROM scores WHERE run_id = $run_id),
+tagged AS (
+  SELECT s.*, unnest(c.tags) AS tag
+  FROM run_scores AS s JOIN cases AS c ON c.dataset_version = s.dataset_version AND c.case_id = s.case_id
+)
+SELECT dataset, metric, NULL::VARCHAR AS tag, {_AGGREGATES} FROM run_scores GROUP BY dataset, metric
+UNION ALL
+SELECT dataset, metric, tag, {_AGGREGATES} FROM tagged GROUP BY dataset, metric, tag
+ORDER BY dataset, metric, tag NULLS FIRST
+"""
+
+
+def compile_evaluate(metrics: dict[str, dict]) -> Plan:
+    """One INSERT per metric into `scores`, then the summary per dataset, metric and capability tag."""
+    statements = [_score_statement(name, spec) for name, spec in metrics.items()]
+    statements.append(Statement("summary", parse(_SUMMARY), ("run_id",),
+                                "each metric per dataset, overall (tag NULL) and per capability tag"))
+    return Plan("evaluate", tuple(statements))

@@ -1,0 +1,148 @@
+"""Hydra composition: find the user's project, compose its config over the bundled tree, resolve to plain data.
+
+Search order: the project's `conf/` (if any), then the bundled `conf/` shipped inside the package. A config
+file in the project with the same group and name as a bundled one replaces it; everything else is still
+available to compose from. The entry config (engine/_launcher/flywheel.yaml) only says `defaults: [config]`,
+so a project's `conf/config.yaml` is used when present and the bundled one otherwise.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.errors import UserError
+from engine.paths import bundled_conf_dir
+
+LAUNCHER_DIR = Path(__file__).resolve().parent / "_launcher"
+ENTRY_CONFIG = "flywheel"
+
+# `challenger=NAME` is shorthand for Hydra's `model@challenger=NAME` (pick a file from conf/model/ into the
+# `challenger` node); the same for `baseline`. `challenger.params.top_k=3` is a value override and is kept.
+_MODEL_SLOTS = ("challenger", "baseline")
+_SLOT_OVERRIDE = re.compile(r"^(?P<prefix>[~+]{0,2})(?P<slot>challenger|baseline)=(?P<value>.*)$")
+
+
+@dataclass(frozen=True)
+class Project:
+    dir: Path  # where the store and relative paths live
+    conf_dir: Path | None  # the project's own config tree, searched before the bundled one
+
+    def search_path(self) -> list[Path]:
+        return ([self.conf_dir] if self.conf_dir else []) + [bundled_conf_dir()]
+
+
+def find_project(project_dir: str | None = None, conf_dir: str | None = None) -> Project:
+    """The current directory is the project unless --project says otherwise. Its `conf/` is used when present.
+
+    An explicitly named directory that does not exist is an error, never a silent fall-back to the bundled
+    config."""
+    base = Path(project_dir).expanduser().resolve() if project_dir else Path.cwd()
+    if project_dir and not base.is_dir():
+        raise UserError(f"--project {project_dir}: no such directory ({base})")
+    if conf_dir:
+        conf = Path(conf_dir).expanduser()
+        conf = conf if conf.is_absolute() else base / conf
+        if not conf.is_dir():
+            raise UserError(f"--conf {conf_dir}: no such directory ({conf.resolve()}); "
+                            f"a relative path is taken from the project directory {base}")
+        return Project(base, conf.resolve())
+    default_conf = base / "conf"
+    return Project(base, default_conf.resolve() if default_conf.is_dir() else None)
+
+
+def rewrite_overrides(overrides: list[str]) -> list[str]:
+    out = []
+    for ov in overrides:
+        m = _SLOT_OVERRIDE.match(ov)
+        out.append(f"{m['prefix']}model@{m['slot']}={m['value']}" if m else ov)
+    return out
+
+
+def hydra_overrides(project: Project, overrides: list[str]) -> list[str]:
+    search = ",".join(f"file://{p}" for p in project.search_path())
+    return [f"hydra.searchpath=[{search}]"] + rewrite_overrides(overrides)
+
+
+@dataclass(frozen=True)
+class Composed:
+    """A composed config as plain data, plus what is needed to say where each key came from."""
+
+    config: dict[str, Any]
+    choices: dict[str, Any]  # config group -> selected option(s)
+    overrides: tuple[str, ...]
+    project: Project
+
+    def source_of(self, key_path: str) -> str:
+        """The config file (or command-line override) a dotted key path most likely came from."""
+        return source_of(key_path, self)
+
+
+def compose(project: Project, overrides: list[str]) -> Composed:
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf, open_dict
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        with initialize_config_dir(config_dir=str(LAUNCHER_DIR), version_base="1.3"):
+            cfg = hydra_compose(ENTRY_CONFIG, overrides=hydra_overrides(project, overrides),
+                                return_hydra_config=True)
+            choices = OmegaConf.to_container(cfg.hydra.runtime.choices, resolve=False)
+            with open_dict(cfg):
+                del cfg["hydra"]
+            plain = OmegaConf.to_container(cfg, resolve=True)
+    except (HydraException, OmegaConfBaseException) as e:
+        raise UserError(f"cannot compose the configuration: {_first_line_block(e)}") from e
+    return Composed(plain, {k: v for k, v in choices.items() if not k.startswith("hydra")}, tuple(overrides), project)
+
+
+def _first_line_block(e: Exception) -> str:
+    # Hydra appends the whole search path to some messages; the first paragraph is what matters.
+    return str(e).split("\nConfig search path:")[0].strip()
+
+
+def _find_config_file(project: Project, group: str, option: str) -> Path | None:
+    for root in project.search_path():
+        candidate = root / group / f"{option}.yaml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _display(path: Path, project: Project) -> str:
+    try:
+        return str(path.relative_to(project.dir))
+    except ValueError:
+        bundled = bundled_conf_dir()
+        try:
+            return f"conf/{path.relative_to(bundled)} (bundled)"
+        except ValueError:
+            return str(path)
+
+
+def source_of(key_path: str, composed: Composed) -> str:
+    top, _, rest = key_path.partition(".")
+    top = top.split("[")[0]
+    for ov in composed.overrides:
+        key = ov.lstrip("+~").split("=", 1)[0]
+        if key == key_path or key_path.startswith(key + ".") or key_path.startswith(key + "["):
+            return f"<command line: {ov}>"
+    group = "model" if top in _MODEL_SLOTS + ("model",) else top
+    choice_key = f"model@{top}" if top in _MODEL_SLOTS else group
+    chosen = composed.choices.get(choice_key)
+    if chosen is not None:
+        options = chosen if isinstance(chosen, list) else [chosen]
+        second = rest.split(".")[0].split("[")[0]
+        found = [f for f in (_find_config_file(composed.project, group, o) for o in options) if f]
+        if len(found) > 1 and second:
+            # a multi-select group (dataset: [a, b]): the file whose top-level key is the second segment
+            for f in found:
+                if re.search(rf"^{re.escape(second)}\s*:", f.read_text(encoding="utf-8"), re.M):
+                    return _display(f, composed.project)
+        if found:
+            return _display(found[0], composed.project)
+    primary = _find_config_file(composed.project, "", "config")
+    return _display(primary, composed.project) if primary else "config.yaml"

@@ -1,0 +1,140 @@
+"""Golden datasets: JSONL files of cases, validated, content-hashed and stored as immutable versions."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.errors import UserError
+from engine.paths import resolve_data_path
+from engine.provenance import canonical_json, content_hash, utc_now
+from engine.schemas import all_errors, dotted, validator
+from engine.store import Store
+
+
+@dataclass(frozen=True)
+class Case:
+    case_id: str
+    position: int
+    input: Any
+    input_text: str
+    expected: Any
+    expected_answers: tuple[str, ...]
+    context: tuple[str, ...]
+    tags: tuple[str, ...]
+    metadata: dict
+    input_hash: str
+
+
+@dataclass(frozen=True)
+class DatasetVersion:
+    name: str
+    version: str  # content hash
+    source: str
+    cases: tuple[Case, ...]
+
+
+def input_text(value: Any) -> str:
+    return value if isinstance(value, str) else canonical_json(value)
+
+
+def expected_answers(expected: Any) -> tuple[str, ...]:
+    """Acceptable answers as text: a string is one answer, a list of strings is several (SQuAD style)."""
+    if expected is None:
+        return ()
+    if isinstance(expected, str):
+        return (expected,)
+    if isinstance(expected, list) and all(isinstance(x, str) for x in expected):
+        return tuple(expected)
+    if isinstance(expected, (int, float, bool)):
+        return (json.dumps(expected),)
+    return (canonical_json(expected),)
+
+
+def case_input_hash(record: dict) -> str:
+    # What a model sees: the input and the context passages. Same input => same cached output.
+    return content_hash({"input": record["input"], "context": record.get("context", [])}, length=24)
+
+
+def load_file(name: str, path: Path, shown_path: str) -> DatasetVersion:
+    """Parse and validate a JSONL dataset; any bad record fails the load with file, line and reason."""
+    if not path.is_file():
+        raise UserError(f"dataset '{name}': file not found: {shown_path} ({path})")
+    problems: list[str] = []
+    cases: list[Case] = []
+    records: list[dict] = []
+    seen: dict[str, int] = {}
+    check = validator("case")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{shown_path}: not UTF-8 text ({e.reason} at byte {e.start})") from e
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            problems.append(f"{shown_path}:{line_no}: invalid JSON: {e.msg} (column {e.colno})")
+            continue
+        errors = all_errors(check, record)
+        if errors:
+            for p, msg in errors:
+                problems.append(f"{shown_path}:{line_no} @ {dotted(p)}: {msg}")
+            continue
+        if record["id"] in seen:
+            problems.append(f"{shown_path}:{line_no}: duplicate id '{record['id']}' (first on line {seen[record['id']]})")
+            continue
+        seen[record["id"]] = line_no
+        records.append(record)
+        cases.append(Case(
+            case_id=record["id"], position=line_no, input=record["input"], input_text=input_text(record["input"]),
+            expected=record.get("expected"), expected_answers=expected_answers(record.get("expected")),
+            context=tuple(record.get("context", [])), tags=tuple(record.get("tags", [])),
+            metadata=record.get("metadata", {}), input_hash=case_input_hash(record)))
+    if problems:
+        shown = problems[:20] + ([f"... and {len(problems) - 20} more"] if len(problems) > 20 else [])
+        raise UserError(f"dataset '{name}' has {len(problems)} bad record(s):\n  " + "\n  ".join(shown))
+    if not cases:
+        raise UserError(f"dataset '{name}': {shown_path} holds no records")
+    return DatasetVersion(name, content_hash(records), shown_path, tuple(cases))
+
+
+def load(name: str, spec: dict, project_dir: Path) -> DatasetVersion:
+    return load_file(name, resolve_data_path(spec["path"], project_dir), spec["path"])
+
+
+def store_version(store: Store, dataset: DatasetVersion, parent: str | None = None,
+                  provenance: dict | None = None) -> bool:
+    """Insert the version and its cases unless the same content is already stored. Returns True if new."""
+    con = store.con
+    exists = con.execute("SELECT count(*) FROM dataset_versions WHERE dataset_version = ?",
+                         [dataset.version]).fetchall()[0][0]
+    if exists:
+        return False
+    import polars as pl
+
+    frame = pl.DataFrame({
+        "dataset_version": [dataset.version] * len(dataset.cases),
+        "case_id": [c.case_id for c in dataset.cases],
+        "position": [c.position for c in dataset.cases],
+        "input": [canonical_json(c.input) for c in dataset.cases],
+        "input_text": [c.input_text for c in dataset.cases],
+        "expected": [canonical_json(c.expected) for c in dataset.cases],
+        "expected_answers": [list(c.expected_answers) for c in dataset.cases],
+        "context": [list(c.context) for c in dataset.cases],
+        "tags": [list(c.tags) for c in dataset.cases],
+        "metadata": [canonical_json(c.metadata) for c in dataset.cases],
+        "input_hash": [c.input_hash for c in dataset.cases],
+    }, schema_overrides={"expected_answers": pl.List(pl.String), "context": pl.List(pl.String),
+                         "tags": pl.List(pl.String)})
+    with store.transaction():
+        con.execute("INSERT INTO dataset_versions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [dataset.version, dataset.name, dataset.source, len(dataset.cases), parent, utc_now(),
+                     canonical_json(provenance or {})])
+        con.register("new_cases", frame)
+        con.execute("INSERT INTO cases SELECT dataset_version, case_id, position, input::JSON, input_text, "
+                    "expected::JSON, expected_answers, context, tags, metadata::JSON, input_hash FROM new_cases")
+        con.unregister("new_cases")
+    return True

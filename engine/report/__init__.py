@@ -1,0 +1,1 @@
+"""Reporting reads results only (never the store): terminal tables, JSON files, later HTML and CI formats."""

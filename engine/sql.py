@@ -1,0 +1,91 @@
+"""The one place where SQL text is produced.
+
+Everything else builds sqlglot ASTs; identifiers come from code or allowlisted config names, values travel
+as bound parameters (`$name`) or sqlglot literals, never as formatted strings.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+
+DIALECT = "duckdb"
+
+
+def parse(template: str) -> exp.Expression:
+    """Parse a SQL template written in the code base (never user text) into an AST."""
+    return sqlglot.parse_one(template, dialect=DIALECT)
+
+
+def parse_expression(template: str, **substitutions: exp.Expression) -> exp.Expression:
+    """Parse an expression template and replace `{name}` placeholders with AST nodes.
+
+    Placeholders are written as bare identifiers `__name__` in the template, e.g.
+    parse_expression("length(__text__)", text=exp.column("output_text"))."""
+    tree = sqlglot.parse_one(template, dialect=DIALECT)
+
+    def substitute(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Column) and not node.table:
+            name = node.name
+            if name.startswith("__") and name.endswith("__") and name[2:-2] in substitutions:
+                return substitutions[name[2:-2]].copy()
+        return node
+
+    return tree.transform(substitute)
+
+
+def literal(value: Any) -> exp.Expression:
+    """A Python value as a SQL literal AST node (strings are escaped by sqlglot)."""
+    if value is None:
+        return exp.Null()
+    if isinstance(value, bool):
+        return exp.Boolean(this=value)
+    if isinstance(value, (int, float)):
+        return exp.Literal.number(value)
+    if isinstance(value, str):
+        return exp.Literal.string(value)
+    if isinstance(value, (list, tuple)):
+        return exp.Array(expressions=[literal(v) for v in value])
+    raise TypeError(f"cannot make a SQL literal from {type(value).__name__}")
+
+
+def param(name: str) -> exp.Expression:
+    return exp.Placeholder(this=name)
+
+
+def render(node: exp.Expression, pretty: bool = False) -> str:
+    return node.sql(dialect=DIALECT, pretty=pretty)
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One named SQL statement of a plan. `params` lists the `$name` parameters it expects."""
+
+    name: str
+    tree: exp.Expression
+    params: tuple[str, ...] = ()
+    description: str = ""
+
+    def sql(self, pretty: bool = False) -> str:
+        return render(self.tree, pretty=pretty)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Plain data: the statements a command will run, in order. The compiler makes it; the executor runs it."""
+
+    command: str
+    statements: tuple[Statement, ...] = field(default_factory=tuple)
+
+    def to_text(self) -> str:
+        parts = []
+        for st in self.statements:
+            header = f"-- {st.name}"
+            if st.description:
+                header += f": {st.description}"
+            if st.params:
+                header += f"\n-- parameters: {', '.join('$' + p for p in st.params)}"
+            parts.append(f"{header}\n{st.sql(pretty=True)};")
+        return "\n\n".join(parts) + "\n"

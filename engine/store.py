@@ -1,0 +1,163 @@
+"""The DuckDB store: long fact tables, a recorded schema version and forward migrations.
+
+A new metric, rule or feature never changes the schema: results are rows keyed by name. A later feature
+that needs a new table appends a migration to MIGRATIONS; opening an older store applies the missing ones
+in one transaction, so a store is never left half-migrated.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import duckdb
+
+from engine.errors import UserError
+
+# Each entry: (version, description, statements). Never edit a released entry; append a new one.
+MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
+    (1, "foundation: runs, datasets, cases, outputs, scores", (
+        """CREATE TABLE dataset_versions (
+            dataset_version VARCHAR PRIMARY KEY,  -- content hash of the records
+            name VARCHAR NOT NULL,
+            source VARCHAR NOT NULL,              -- file it was loaded from
+            n_cases INTEGER NOT NULL,
+            parent_version VARCHAR,               -- the version this one was derived from (the bridge)
+            created_at TIMESTAMPTZ NOT NULL,
+            provenance JSON
+        )""",
+        """CREATE TABLE cases (
+            dataset_version VARCHAR NOT NULL,
+            case_id VARCHAR NOT NULL,
+            position INTEGER NOT NULL,            -- 1-based line in the source file
+            input JSON NOT NULL,
+            input_text VARCHAR NOT NULL,
+            expected JSON,
+            expected_answers VARCHAR[] NOT NULL,  -- acceptable answers as text (a list expected gives several)
+            context VARCHAR[] NOT NULL,
+            tags VARCHAR[] NOT NULL,
+            metadata JSON NOT NULL,
+            input_hash VARCHAR NOT NULL,          -- what the model sees: keys the output cache
+            PRIMARY KEY (dataset_version, case_id)
+        )""",
+        """CREATE TABLE runs (
+            run_id VARCHAR PRIMARY KEY,
+            command VARCHAR NOT NULL,
+            model_name VARCHAR NOT NULL,
+            model_fingerprint VARCHAR NOT NULL,
+            config_hash VARCHAR NOT NULL,         -- the whole resolved config
+            metrics_hash VARCHAR NOT NULL,        -- the metric definitions only: comparable runs share it
+            dataset_versions JSON NOT NULL,       -- {dataset name: version}
+            git_commit VARCHAR,
+            started_at TIMESTAMPTZ NOT NULL,
+            finished_at TIMESTAMPTZ,
+            status VARCHAR NOT NULL,              -- running | ok | failed
+            n_cases INTEGER,
+            n_model_calls INTEGER,
+            n_errors INTEGER,
+            config JSON NOT NULL
+        )""",
+        """CREATE TABLE run_cases (
+            run_id VARCHAR NOT NULL,
+            dataset VARCHAR NOT NULL,
+            dataset_version VARCHAR NOT NULL,
+            case_id VARCHAR NOT NULL,
+            input_hash VARCHAR NOT NULL,
+            PRIMARY KEY (run_id, dataset_version, case_id)
+        )""",
+        """CREATE TABLE outputs (
+            model_fingerprint VARCHAR NOT NULL,
+            input_hash VARCHAR NOT NULL,
+            repeat INTEGER NOT NULL,
+            output_text VARCHAR,
+            error VARCHAR,                        -- set when the call failed; such rows are retried next run
+            latency_ms DOUBLE,
+            prompt_tokens INTEGER,
+            completion_tokens INTEGER,
+            cost DOUBLE,
+            raw JSON,
+            run_id VARCHAR NOT NULL,              -- the run that called the model
+            created_at TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (model_fingerprint, input_hash, repeat)
+        )""",
+        """CREATE TABLE scores (
+            run_id VARCHAR NOT NULL,
+            dataset VARCHAR NOT NULL,
+            dataset_version VARCHAR NOT NULL,
+            case_id VARCHAR NOT NULL,
+            repeat INTEGER NOT NULL,
+            metric VARCHAR NOT NULL,
+            value DOUBLE,
+            passed BOOLEAN NOT NULL,
+            detail VARCHAR,                       -- why it failed: the rule, the category, the parse error
+            PRIMARY KEY (run_id, dataset_version, case_id, repeat, metric)
+        )""",
+    )),
+]
+
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+
+class Store:
+    """An open connection to the store file. Use `with Store.open(path) as store:`."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path):
+        self.con = con
+        self.path = path
+
+    @classmethod
+    @contextmanager
+    def open(cls, path: Path, read_only: bool = False) -> Iterator["Store"]:
+        path = Path(path)
+        if read_only and not path.exists():
+            raise UserError(f"no store at {path}: run `flywheel evaluate` first (or set store.path)")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as e:
+            if "lock" in str(e).lower():
+                raise UserError(f"the store {path} is in use by another flywheel process "
+                                f"(DuckDB allows one writer); wait for it or use another store.path") from e
+            raise UserError(f"cannot open the store {path}: {e}") from e
+        store = cls(con, path)
+        try:
+            if not read_only:
+                store.migrate()
+            yield store
+        finally:
+            con.close()
+
+    def schema_version(self) -> int:
+        exists = self.con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'").fetchall()[0][0]
+        if not exists:
+            return 0
+        return self.con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchall()[0][0]
+
+    def migrate(self) -> None:
+        current = self.schema_version()
+        if current > SCHEMA_VERSION:
+            raise UserError(f"the store {self.path} has schema version {current}, newer than this flywheel "
+                            f"({SCHEMA_VERSION}); upgrade flywheel")
+        pending = [m for m in MIGRATIONS if m[0] > current]
+        if not pending:
+            return
+        with self.transaction():
+            self.con.execute("""CREATE TABLE IF NOT EXISTS schema_migrations (
+                version INTEGER PRIMARY KEY, description VARCHAR, applied_at TIMESTAMPTZ DEFAULT now())""")
+            for version, description, statements in pending:
+                for statement in statements:
+                    self.con.execute(statement)
+                self.con.execute("INSERT INTO schema_migrations (version, description) VALUES (?, ?)",
+                                 [version, description])
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield self.con
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        else:
+            self.con.execute("COMMIT")

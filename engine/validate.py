@@ -1,0 +1,105 @@
+"""Validate a composed config: JSON Schemas per part plus cross-references, every problem at once.
+
+Each problem names the config file the key came from, the dotted key path and what is allowed.
+"""
+from __future__ import annotations
+
+import re
+from typing import Callable
+
+from engine import registry
+from engine.config import Composed
+from engine.errors import ConfigError, ConfigProblem, did_you_mean
+from engine.schemas import all_errors, dotted, validator, validator_for
+
+# Later features add checkers for their own config parts (gate, monitor, bridge).
+Checker = Callable[[Composed, Callable[[str, str], None]], None]
+_CHECKERS: list[Checker] = []
+
+
+def checker(fn: Checker) -> Checker:
+    _CHECKERS.append(fn)
+    return fn
+
+
+def validate(composed: Composed) -> None:
+    """Raise ConfigError listing every problem; return None when the config is valid."""
+    import engine.metrics  # noqa: F401  (metric kinds must be registered before checking names)
+
+    problems: list[ConfigProblem] = []
+
+    def add(key_path: str, message: str) -> None:
+        problems.append(ConfigProblem(composed.source_of(key_path), key_path, message))
+
+    def check(schema_name: str, value: object, prefix: str) -> None:
+        for path, message in all_errors(validator(schema_name), value):
+            add(dotted(path, prefix), message)
+
+    cfg = composed.config
+    check("config", cfg, "")
+    if isinstance(cfg.get("store"), dict):
+        check("store", cfg["store"], "store")
+    for name, spec in (cfg.get("dataset") or {}).items():
+        if isinstance(spec, dict):
+            check("dataset", spec, f"dataset.{name}")
+        else:
+            add(f"dataset.{name}", "expected a mapping with `path`")
+    for slot in ("model", "baseline", "challenger"):
+        if isinstance(cfg.get(slot), dict):
+            check("model", cfg[slot], slot)
+    _check_metrics(cfg, add)
+    _check_duplicate_names(composed, add)
+    for extra in _CHECKERS:
+        extra(composed, add)
+    if problems:
+        raise ConfigError(problems)
+
+
+def _check_metrics(cfg: dict, add: Callable[[str, str], None]) -> None:
+    kinds = registry.names("metric")
+    datasets = sorted((cfg.get("dataset") or {}).keys())
+    metrics = cfg.get("metrics") or {}
+    if not metrics:
+        add("metrics", "no metrics selected; pick at least one suite, e.g. metrics=[support]")
+    for name, spec in metrics.items():
+        where = f"metrics.{name}"
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name):
+            add(where, "metric names are letters, digits and underscores, starting with a letter")
+        if not isinstance(spec, dict) or "kind" not in spec:
+            add(where, f"expected a mapping with `kind` (one of: {', '.join(kinds)})")
+            continue
+        kind = spec["kind"]
+        if kind not in kinds:
+            add(f"{where}.kind", f"unknown metric kind '{kind}'; {did_you_mean(str(kind), kinds)}")
+            continue
+        for path, message in all_errors(validator_for(registry.get("metric", kind).schema), spec):
+            add(dotted(path, where), message)
+        for i, ds in enumerate(spec.get("datasets") or []):
+            if ds not in datasets:
+                add(f"{where}.datasets[{i}]", f"unknown dataset '{ds}'; {did_you_mean(ds, datasets)}")
+
+
+def _check_duplicate_names(composed: Composed, add: Callable[[str, str], None]) -> None:
+    """Hydra merges same-named keys from two selected files silently; a duplicate name is a mistake."""
+    import yaml
+
+    from engine.config import _find_config_file
+
+    for group in ("dataset", "metrics"):
+        chosen = composed.choices.get(group)
+        if not isinstance(chosen, list):
+            continue
+        first_seen: dict[str, str] = {}
+        for option in chosen:
+            path = _find_config_file(composed.project, group, option)
+            if path is None:
+                continue
+            content = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            for key in content if isinstance(content, dict) else []:
+                if key == "defaults":
+                    continue
+                if key in first_seen:
+                    add(f"{group}.{key}", f"'{key}' is defined in both {group}/{first_seen[key]}.yaml and "
+                                          f"{group}/{option}.yaml; rename one")
+                else:
+                    first_seen[key] = option
