@@ -70,7 +70,7 @@ class Composed:
     """A composed config as plain data, plus what is needed to say where each key came from."""
 
     config: dict[str, Any]
-    choices: dict[str, Any]  # config group -> selected option(s)
+    loaded: tuple[tuple[str, str], ...]  # (config path like "metrics/mini", package like "metrics"), in order
     overrides: tuple[str, ...]
     project: Project
 
@@ -78,25 +78,39 @@ class Composed:
         """The config file (or command-line override) a dotted key path most likely came from."""
         return source_of(key_path, self)
 
+    def files_of_group(self, package: str) -> list[tuple[str, Path]]:
+        """(option name, file) of every config loaded into `package`, e.g. all selected metric suites."""
+        out = []
+        for config_path, pkg in self.loaded:
+            if pkg == package and "/" in config_path:
+                found = find_config_file(self.project, config_path)
+                if found:
+                    out.append((config_path.rsplit("/", 1)[1], found))
+        return out
+
 
 def compose(project: Project, overrides: list[str]) -> Composed:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
+    from hydra.types import RunMode
     from omegaconf import OmegaConf, open_dict
     from omegaconf.errors import OmegaConfBaseException
 
+    full_overrides = hydra_overrides(project, overrides)
     try:
         with initialize_config_dir(config_dir=str(LAUNCHER_DIR), version_base="1.3"):
-            cfg = hydra_compose(ENTRY_CONFIG, overrides=hydra_overrides(project, overrides),
-                                return_hydra_config=True)
-            choices = OmegaConf.to_container(cfg.hydra.runtime.choices, resolve=False)
-            with open_dict(cfg):
-                del cfg["hydra"]
+            cfg = hydra_compose(ENTRY_CONFIG, overrides=full_overrides)
+            # Which files were loaded into which package, for error messages (Hydra keeps no per-key origin).
+            defaults = GlobalHydra.instance().config_loader().compute_defaults_list(
+                ENTRY_CONFIG, full_overrides, RunMode.RUN).defaults
+            loaded = tuple((d.config_path, d.package or "") for d in defaults
+                           if d.config_path and not d.config_path.startswith("hydra/") and d.package != "hydra")
             plain = OmegaConf.to_container(cfg, resolve=True)
     except (HydraException, OmegaConfBaseException) as e:
         raise UserError(f"cannot compose the configuration: {_first_line_block(e)}") from e
-    return Composed(plain, {k: v for k, v in choices.items() if not k.startswith("hydra")}, tuple(overrides), project)
+    return Composed(plain, loaded, tuple(overrides), project)
 
 
 def _first_line_block(e: Exception) -> str:
@@ -104,9 +118,10 @@ def _first_line_block(e: Exception) -> str:
     return str(e).split("\nConfig search path:")[0].strip()
 
 
-def _find_config_file(project: Project, group: str, option: str) -> Path | None:
+def find_config_file(project: Project, config_path: str) -> Path | None:
+    """`metrics/mini` -> the first conf/metrics/mini.yaml along the search path."""
     for root in project.search_path():
-        candidate = root / group / f"{option}.yaml"
+        candidate = root / f"{config_path}.yaml"
         if candidate.is_file():
             return candidate
     return None
@@ -123,26 +138,27 @@ def _display(path: Path, project: Project) -> str:
             return str(path)
 
 
+def _defines(path: Path, key: str) -> bool:
+    return bool(key) and re.search(rf"^{re.escape(key)}\s*:", path.read_text(encoding="utf-8"), re.M) is not None
+
+
 def source_of(key_path: str, composed: Composed) -> str:
-    top, _, rest = key_path.partition(".")
-    top = top.split("[")[0]
     for ov in composed.overrides:
         key = ov.lstrip("+~").split("=", 1)[0]
         if key == key_path or key_path.startswith(key + ".") or key_path.startswith(key + "["):
             return f"<command line: {ov}>"
-    group = "model" if top in _MODEL_SLOTS + ("model",) else top
-    choice_key = f"model@{top}" if top in _MODEL_SLOTS else group
-    chosen = composed.choices.get(choice_key)
-    if chosen is not None:
-        options = chosen if isinstance(chosen, list) else [chosen]
-        second = rest.split(".")[0].split("[")[0]
-        found = [f for f in (_find_config_file(composed.project, group, o) for o in options) if f]
-        if len(found) > 1 and second:
-            # a multi-select group (dataset: [a, b]): the file whose top-level key is the second segment
-            for f in found:
-                if re.search(rf"^{re.escape(second)}\s*:", f.read_text(encoding="utf-8"), re.M):
-                    return _display(f, composed.project)
-        if found:
-            return _display(found[0], composed.project)
-    primary = _find_config_file(composed.project, "", "config")
-    return _display(primary, composed.project) if primary else "config.yaml"
+    segments = re.split(r"[.\[]", key_path)
+    # The longest package that prefixes the key path; among its files the last one that defines the next key
+    # (later files in the defaults list override earlier ones).
+    best: tuple[int, Path] | None = None
+    for config_path, package in composed.loaded:
+        depth = len(package.split(".")) if package else 0
+        if package and segments[:depth] != package.split("."):
+            continue
+        path = find_config_file(composed.project, config_path)
+        if path is None:
+            continue
+        next_key = segments[depth] if depth < len(segments) else ""
+        if (best is None or depth >= best[0]) and (_defines(path, next_key) or (package and best is None)):
+            best = (depth, path)
+    return _display(best[1], composed.project) if best else "<defaults>"

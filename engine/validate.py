@@ -83,22 +83,14 @@ def _check_duplicate_names(composed: Composed, add: Callable[[str, str], None]) 
     """Hydra merges same-named keys from two selected files silently; a duplicate name is a mistake."""
     import yaml
 
-    from engine.config import _find_config_file
-
     for group in ("dataset", "metrics"):
-        chosen = composed.choices.get(group)
-        if not isinstance(chosen, list):
-            continue
         first_seen: dict[str, str] = {}
-        for option in chosen:
-            path = _find_config_file(composed.project, group, option)
-            if path is None:
-                continue
+        for option, path in composed.files_of_group(group):
             content = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
             for key in content if isinstance(content, dict) else []:
                 if key == "defaults":
                     continue
-                if key in first_seen:
+                if key in first_seen and first_seen[key] != option:
                     add(f"{group}.{key}", f"'{key}' is defined in both {group}/{first_seen[key]}.yaml and "
                                           f"{group}/{option}.yaml; rename one")
                 else:
