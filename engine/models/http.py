@@ -1,0 +1,255 @@
+"""Adapter for any OpenAI-compatible `POST {base_url}/chat/completions` endpoint.
+
+Standard library only (urllib + a thread pool bounded by `max_concurrency`), so no extra dependency.
+
+Failure policy (a case never raises; every failure is `ModelResponse.failed(reason)`):
+  - retried with backoff: HTTP 429, HTTP 5xx, connection errors, timeouts. The wait is
+    `backoff_s * 2**n` capped at `max_backoff_s`, except that a 429/503 carrying `Retry-After`
+    (seconds or an HTTP date) waits exactly what the server asked for.
+  - not retried: other 4xx (the request itself is wrong, repeating it cannot help) and a 2xx with a
+    malformed body (reason starts with "malformed response:").
+Latency: for a success, the wall time of the successful attempt only (what the model took, not our
+waits); for a failure, the wall time from the first attempt until giving up, backoff waits included.
+"""
+from __future__ import annotations
+
+import email.utils
+import http.client
+import json
+import math
+import os
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from typing import Callable
+
+from engine.errors import UserError
+from engine.models.base import ModelRequest, ModelResponse
+
+
+class _Retry(Exception):
+    def __init__(self, reason: str, retry_after: float | None = None):
+        super().__init__(reason)
+        self.reason, self.retry_after = reason, retry_after
+
+
+class _Fail(Exception):
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ChatCompletionsAdapter:
+    def __init__(
+        self,
+        *,
+        name: str,
+        base_url: str,
+        model: str,
+        api_key_env: str | None = None,
+        temperature: float = 0.0,
+        max_tokens: int | None = None,
+        system_prompt: str | None = None,
+        timeout_s: float = 30,
+        max_retries: int = 3,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 20,
+        max_concurrency: int = 4,
+        price_per_1k_prompt_tokens: float = 0.0,
+        price_per_1k_completion_tokens: float = 0.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        problems = [
+            msg
+            for bad, msg in [
+                (timeout_s <= 0, "timeout_s must be > 0"),
+                (max_retries < 0, "max_retries must be >= 0"),
+                (backoff_s < 0 or max_backoff_s < 0, "backoff_s and max_backoff_s must be >= 0"),
+                (max_concurrency < 1, "max_concurrency must be >= 1"),
+                (price_per_1k_prompt_tokens < 0 or price_per_1k_completion_tokens < 0, "prices must be >= 0"),
+            ]
+            if bad
+        ]
+        if problems:
+            raise UserError(f"model '{name}': " + "; ".join(problems))
+        self._api_key = None
+        if api_key_env:
+            # Fail at construction, not once per case: a missing key would error every case identically.
+            self._api_key = os.environ.get(api_key_env)
+            if not self._api_key:
+                raise UserError(
+                    f"model '{name}': environment variable {api_key_env} (api_key_env) is not set or empty; "
+                    f"export it with the API key for {base_url}"
+                )
+        self.name = name
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.system_prompt = system_prompt
+        self.timeout_s = timeout_s
+        self.max_retries = max_retries
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.max_concurrency = max_concurrency
+        self.price_prompt = price_per_1k_prompt_tokens
+        self.price_completion = price_per_1k_completion_tokens
+        self.sleep = sleep
+        self._url = f"{self.base_url}/chat/completions"
+
+    def fingerprint_payload(self) -> dict:
+        # Only what shapes the output; transport knobs (timeouts, retries, prices) and the key stay out.
+        return {
+            "adapter": "chat_completions",
+            "base_url": self.base_url,
+            "model": self.model,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "system_prompt": self.system_prompt,
+        }
+
+    def predict_batch(self, requests: list[ModelRequest]) -> list[ModelResponse]:
+        if not requests:
+            return []
+        with ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(requests))) as pool:
+            return list(pool.map(self._predict_safely, requests))  # map keeps request order
+
+    def _predict_safely(self, request: ModelRequest) -> ModelResponse:
+        try:
+            return self._predict_one(request)
+        except Exception as e:  # a bug here must still not sink the whole batch
+            return ModelResponse.failed(f"unexpected adapter error: {e!r}")
+
+    def _predict_one(self, request: ModelRequest) -> ModelResponse:
+        messages = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        messages.append({"role": "user", "content": request.input_text})
+        payload = {"model": self.model, "messages": messages, "temperature": self.temperature}
+        if self.max_tokens is not None:
+            payload["max_tokens"] = self.max_tokens
+        body = json.dumps(payload).encode("utf-8")
+
+        first_start = time.monotonic()
+        wait = 0.0
+        reason = ""
+        attempts = self.max_retries + 1
+        for attempt in range(attempts):
+            if attempt:
+                self.sleep(wait)
+            start = time.monotonic()
+            try:
+                raw = self._post(body)
+            except _Retry as r:
+                reason = r.reason
+                wait = r.retry_after if r.retry_after is not None else self._backoff(attempt)
+                continue
+            except _Fail as f:
+                return ModelResponse.failed(f.reason, _ms_since(first_start))
+            return self._parse(raw, _ms_since(start), attempt + 1)
+        return ModelResponse.failed(f"gave up after {attempts} attempt(s): {reason}", _ms_since(first_start))
+
+    def _backoff(self, attempt: int) -> float:
+        return min(self.backoff_s * 2**attempt, self.max_backoff_s)
+
+    def _post(self, body: bytes) -> bytes:
+        headers = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": "flywheel"}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        req = urllib.request.Request(self._url, data=body, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
+                return resp.read()
+        except urllib.error.HTTPError as e:
+            detail = _excerpt(_read_quietly(e))
+            reason = f"HTTP {e.code}" + (f": {detail}" if detail else "")
+            if e.code == 429 or e.code >= 500:
+                retry_after = _retry_after_s(e.headers.get("Retry-After")) if e.code in (429, 503) else None
+                raise _Retry(reason, retry_after) from None
+            raise _Fail(reason) from None
+        except TimeoutError:  # a read timeout surfaces bare, not wrapped in URLError
+            raise _Retry(f"timed out after {self.timeout_s}s") from None
+        except urllib.error.URLError as e:
+            if isinstance(e.reason, TimeoutError):
+                raise _Retry(f"timed out after {self.timeout_s}s") from None
+            raise _Retry(f"connection error: {e.reason}") from None
+        except (OSError, http.client.HTTPException) as e:  # reset, dropped connection, bad status line...
+            raise _Retry(f"connection error: {e!r}") from None
+
+    def _parse(self, raw: bytes, latency_ms: float, attempts: int) -> ModelResponse:
+        def malformed(why: str) -> ModelResponse:
+            return ModelResponse.failed(f"malformed response: {why}", latency_ms)
+
+        try:
+            data = json.loads(raw)
+        except ValueError:  # includes UnicodeDecodeError
+            return malformed(f"body is not JSON: {_excerpt(raw)!r}")
+        try:
+            choice = data["choices"][0]
+            content = choice["message"]["content"]
+        except (KeyError, IndexError, TypeError):
+            return malformed(f"no choices[0].message.content in {_excerpt(raw)!r}")
+        if not isinstance(content, str):
+            return malformed(f"choices[0].message.content is {type(content).__name__}, not a string")
+
+        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+        prompt_tokens = _int_or_none(usage.get("prompt_tokens"))
+        completion_tokens = _int_or_none(usage.get("completion_tokens"))
+        return ModelResponse(
+            output_text=content,
+            latency_ms=latency_ms,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cost=self._cost(prompt_tokens, completion_tokens),
+            raw={"attempts": attempts, "id": data.get("id"), "finish_reason": choice.get("finish_reason")},
+        )
+
+    def _cost(self, prompt_tokens: int | None, completion_tokens: int | None) -> float | None:
+        total = 0.0
+        for tokens, price in ((prompt_tokens, self.price_prompt), (completion_tokens, self.price_completion)):
+            if price:
+                if tokens is None:
+                    return None  # priced but the server did not report usage: unknown, not free
+                total += tokens / 1000 * price
+        return total
+
+
+def _retry_after_s(value: str | None) -> float | None:
+    """Retry-After as seconds to wait: delta-seconds or an HTTP date; None if absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+def _int_or_none(value) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _read_quietly(e: urllib.error.HTTPError) -> bytes:
+    try:
+        return e.read() or b""
+    except Exception:
+        return b""
+    finally:
+        e.close()  # release the connection; otherwise a ResourceWarning per error
+
+
+def _excerpt(raw: bytes, limit: int = 200) -> str:
+    text = raw.decode("utf-8", errors="replace").strip()
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _ms_since(start: float) -> float:
+    return (time.monotonic() - start) * 1000
