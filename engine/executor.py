@@ -4,12 +4,15 @@ from __future__ import annotations
 from typing import Any
 
 import duckdb
+from sqlglot import exp
 
 from engine.sql import Plan, Statement
 
 
 def execute(con: duckdb.DuckDBPyConnection, statement: Statement, params: dict[str, Any]) -> list[dict]:
-    bound = {name: params[name] for name in statement.params}
+    # Bind exactly the parameters the statement uses (DuckDB rejects extra ones).
+    used = {p.name for p in statement.tree.find_all(exp.Placeholder)}
+    bound = {name: params[name] for name in used}
     cursor = con.execute(statement.sql(), bound)
     if cursor.description is None:
         return []

@@ -93,9 +93,53 @@ MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
             PRIMARY KEY (run_id, dataset_version, case_id, repeat, metric)
         )""",
     )),
+    (4, "release gate: decisions and blessed baselines", (
+        """CREATE TABLE gate_decisions (
+            decision_id VARCHAR PRIMARY KEY,
+            baseline_run VARCHAR NOT NULL,
+            challenger_run VARCHAR NOT NULL,
+            baseline_model VARCHAR NOT NULL,
+            challenger_model VARCHAR NOT NULL,
+            verdict VARCHAR NOT NULL,             -- PASS | BLOCKED
+            gate_config_hash VARCHAR NOT NULL,    -- the exact rules that decided
+            git_commit VARCHAR,
+            decided_at TIMESTAMPTZ NOT NULL,
+            gate_config JSON NOT NULL,
+            result JSON NOT NULL
+        )""",
+        """CREATE TABLE blessed_baselines (
+            version INTEGER PRIMARY KEY,          -- 1, 2, ...: the latest is the default baseline
+            model_name VARCHAR NOT NULL,
+            model_fingerprint VARCHAR NOT NULL,
+            model_spec JSON NOT NULL,
+            decision_id VARCHAR NOT NULL,
+            promoted_at TIMESTAMPTZ NOT NULL
+        )""",
+    )),
+    (3, "metric extras: judgements, embeddings", (
+        """CREATE TABLE judgements (
+            run_id VARCHAR NOT NULL,
+            metric_key VARCHAR NOT NULL,          -- content hash of the llm_judge metric's config
+            dataset_version VARCHAR NOT NULL,
+            case_id VARCHAR NOT NULL,
+            repeat INTEGER NOT NULL,
+            judge_fingerprint VARCHAR NOT NULL,
+            prompt_hash VARCHAR NOT NULL,         -- the judge's cached answer: outputs(judge_fingerprint, prompt_hash)
+            response VARCHAR,                     -- the judge's raw answer, parsed by the metric's SQL
+            error VARCHAR,                        -- the judge call failed
+            PRIMARY KEY (run_id, metric_key, dataset_version, case_id, repeat)
+        )""",
+        """CREATE TABLE embeddings (
+            encoder VARCHAR NOT NULL,             -- content hash of the encoder config
+            text_hash VARCHAR NOT NULL,           -- sha256 of the UTF-8 text (DuckDB sha256())
+            vector FLOAT[] NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (encoder, text_hash)
+        )""",
+    )),
 ]
 
-SCHEMA_VERSION = MIGRATIONS[-1][0]
+SCHEMA_VERSION = max(m[0] for m in MIGRATIONS)
 
 
 class Store:
@@ -139,7 +183,12 @@ class Store:
         if current > SCHEMA_VERSION:
             raise UserError(f"the store {self.path} has schema version {current}, newer than this flywheel "
                             f"({SCHEMA_VERSION}); upgrade flywheel")
-        pending = [m for m in MIGRATIONS if m[0] > current]
+        # Versions are applied by set difference, not `> current`: features land out of order, so a store
+        # may hold 1, 3 and 4 and still need 2.
+        applied = set()
+        if current:
+            applied = {v for (v,) in self.con.execute("SELECT version FROM schema_migrations").fetchall()}
+        pending = sorted((m for m in MIGRATIONS if m[0] not in applied), key=lambda m: m[0])
         if not pending:
             return
         with self.transaction():

@@ -1,0 +1,142 @@
+"""`flywheel gate`: Loop 1's checkpoint. Evaluate baseline and challenger (cached), apply every rule, decide."""
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+from engine.commands import Outcome, command
+from engine.config import Composed
+from engine.errors import UserError
+from engine.evaluation import EvalRun, evaluate_model, load_datasets, metrics_hash, store_path
+from engine.gate.decide import compile_plan, decide
+from engine.gate.promotion import current_blessed, promote
+from engine.gate.report import junit_xml, markdown, print_gate
+from engine.provenance import canonical_json, content_hash, git_commit, utc_now
+from engine.store import Store
+
+
+def compile_sql(composed: Composed) -> str:
+    return compile_plan(composed.config["gate"], composed.config["metrics"]).to_text()
+
+
+def _explicit_baseline(composed: Composed) -> bool:
+    return any(ov.lstrip("+~").startswith(("baseline=", "model@baseline=", "baseline.")) for ov in composed.overrides)
+
+
+def resolve_baseline(store: Store, composed: Composed) -> tuple[dict, str]:
+    """The configured baseline if named on the command line, else the latest blessed one, else the config's."""
+    if not _explicit_baseline(composed):
+        blessed = current_blessed(store)
+        if blessed:
+            return blessed["model_spec"], f"blessed v{blessed['version']}"
+    return composed.config["baseline"], "config"
+
+
+def stored_run(store: Store, run_id: str) -> dict:
+    rows = store.con.execute("SELECT run_id, model_name, model_fingerprint, dataset_versions, metrics_hash, status "
+                             "FROM runs WHERE run_id = ?", [run_id]).fetchall()
+    if not rows:
+        raise UserError(f"no stored run '{run_id}' in {store.path}")
+    run_id, name, fp, versions, m_hash, status = rows[0]
+    if status != "ok":
+        raise UserError(f"run '{run_id}' did not finish (status {status}); it cannot be gated")
+    return {"run_id": run_id, "name": name, "fingerprint": fp, "dataset_versions": json.loads(versions),
+            "metrics_hash": m_hash}
+
+
+def check_comparable(baseline: dict, challenger: dict) -> None:
+    """Refuse stale comparisons: both runs must be scored on the same dataset versions and metric definitions."""
+    problems = []
+    for name in sorted(set(baseline["dataset_versions"]) | set(challenger["dataset_versions"])):
+        b, c = baseline["dataset_versions"].get(name), challenger["dataset_versions"].get(name)
+        if b != c:
+            problems.append(f"dataset '{name}': baseline scored on version {b}, challenger on {c}")
+    if baseline["metrics_hash"] != challenger["metrics_hash"]:
+        problems.append(f"metric configuration differs (baseline {baseline['metrics_hash']}, "
+                        f"challenger {challenger['metrics_hash']}); re-run both with the same metrics")
+    if problems:
+        raise UserError("stale comparison refused:\n  " + "\n  ".join(problems))
+
+
+def _side(run: EvalRun | dict, source: str) -> dict:
+    if isinstance(run, EvalRun):
+        return {"name": run.model_name, "run_id": run.run_id, "fingerprint": run.model_fingerprint, "source": source,
+                "calls": run.to_json()["calls"]}
+    return {"name": run["name"], "run_id": run["run_id"], "fingerprint": run["fingerprint"], "source": source}
+
+
+def run_gate(composed: Composed, store: Store) -> tuple[dict, dict]:
+    """Evaluate (or load) both runs and decide; returns (result, challenger model spec)."""
+    cfg, gate = composed.config, composed.config["gate"]
+    if gate.get("baseline_run"):
+        b_run, c_run = stored_run(store, gate["baseline_run"]), stored_run(store, gate["challenger_run"])
+        check_comparable(b_run, c_run)
+        if c_run["metrics_hash"] != metrics_hash(cfg["metrics"]):
+            raise UserError("stale comparison refused: the stored runs were scored with a different metric "
+                            "configuration than the one selected now")
+        baseline, challenger = _side(b_run, "stored run"), _side(c_run, "stored run")
+        versions = c_run["dataset_versions"]
+        challenger_spec = cfg["challenger"]
+    else:
+        datasets = load_datasets(cfg, composed.project)
+        baseline_spec, source = resolve_baseline(store, composed)
+        b = evaluate_model(store, baseline_spec, datasets, cfg, composed.project, command="gate")
+        c = evaluate_model(store, cfg["challenger"], datasets, cfg, composed.project, command="gate")
+        baseline, challenger = _side(b, source), _side(c, "config")
+        versions = c.dataset_versions
+        challenger_spec = cfg["challenger"]
+    outcome = decide(store, gate, cfg["metrics"], baseline["run_id"], challenger["run_id"])
+    decided_at = utc_now()
+    result = {
+        "command": "gate",
+        "decision_id": f"gate-{decided_at.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}",
+        "verdict": outcome.verdict,
+        "baseline": baseline,
+        "challenger": challenger,
+        "dataset_versions": versions,
+        "gate_config_hash": content_hash(gate),
+        "metrics_hash": metrics_hash(cfg["metrics"]),
+        "git_commit": git_commit(composed.project.dir),
+        "decided_at": decided_at.isoformat(),
+        "rules": [r.to_json() for r in outcome.rules],
+        "blocking_failures": [r.name for r in outcome.blocking_failures],
+        "flaky": outcome.flaky,
+        "timings_ms": outcome.timings_ms,
+        "promoted": None,
+        "promotion_refused": None,
+        "store": str(store.path),
+    }
+    with store.transaction() as con:
+        con.execute("INSERT INTO gate_decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [result["decision_id"], baseline["run_id"], challenger["run_id"], baseline["name"],
+                     challenger["name"], outcome.verdict, result["gate_config_hash"], result["git_commit"],
+                     decided_at, canonical_json(gate), canonical_json(result)])
+    return result, challenger_spec
+
+
+@command("gate", "Loop 1: baseline vs challenger through every gate rule; PASS (exit 0) or BLOCKED (exit 1)",
+         compile=compile_sql)
+def gate(composed: Composed) -> Outcome:
+    cfg = composed.config
+    path = store_path(cfg, composed.project)
+    with Store.open(path) as store:
+        result, challenger_spec = run_gate(composed, store)
+        if cfg.get("promote"):
+            if result["verdict"] == "PASS":
+                version = promote(store, challenger_spec, result["challenger"]["fingerprint"], result["decision_id"])
+                result["promoted"] = {"version": version, "model": result["challenger"]["name"]}
+            else:
+                result["promotion_refused"] = "a BLOCKED challenger cannot be promoted"
+    print_gate(result)
+    write_ci_files(result, cfg, composed.project.dir)
+    return Outcome(0 if result["verdict"] == "PASS" else 1, result, "gate_result")
+
+
+def write_ci_files(result: dict, cfg: dict, project_dir: Path) -> None:
+    for key, render in (("junit", junit_xml), ("markdown", markdown)):
+        if cfg.get(key):
+            target = Path(cfg[key]).expanduser()
+            target = target if target.is_absolute() else project_dir / target
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(render(result), encoding="utf-8")

@@ -1,0 +1,77 @@
+"""Compile the gate's rules to SQL, run them over two stored runs, and decide PASS or BLOCKED."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from engine import registry
+from engine.compiler import default_aggregate
+from engine.executor import execute
+from engine.gate.rules import RuleContext, RuleResult, RuleSQL
+from engine.sql import Plan, Statement, parse
+from engine.store import Store
+
+PARAMS = ("baseline_run", "challenger_run")
+
+
+def compile_rules(gate: dict, metrics: dict) -> dict[str, RuleSQL]:
+    import engine.gate.rules  # noqa: F401  (registers the rule kinds)
+
+    reducer = gate.get("reducer", "all")
+    out = {}
+    for name, rule in (gate.get("rules") or {}).items():
+        aggregate = default_aggregate(metrics[rule["metric"]]) if rule.get("metric") in metrics else "mean"
+        out[name] = registry.get("gate_rule", rule["kind"]).fn(name, rule, reducer, aggregate)
+    return out
+
+
+def compile_plan(gate: dict, metrics: dict) -> Plan:
+    """Every rule's queries as one plan: what `flywheel compile gate` prints."""
+    statements = []
+    for name, rule_sql in compile_rules(gate, metrics).items():
+        kind = gate["rules"][name]["kind"]
+        for query_name, query in rule_sql.queries.items():
+            statements.append(Statement(f"{name}:{query_name}", query, PARAMS,
+                                        registry.get("gate_rule", kind).description))
+    return Plan("gate", tuple(statements))
+
+
+@dataclass
+class GateOutcome:
+    verdict: str  # PASS | BLOCKED
+    rules: list[RuleResult]
+    flaky: list[dict] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def blocking_failures(self) -> list[RuleResult]:
+        return [r for r in self.rules if r.severity == "blocking" and r.status != "pass"]
+
+
+_FLAKY = """
+SELECT metric, dataset, case_id, count(*) AS repeats, count(*) FILTER (WHERE passed) AS passed_repeats
+FROM scores WHERE run_id = $challenger_run
+GROUP BY metric, dataset, case_id
+HAVING bool_or(passed) AND NOT bool_and(passed)
+ORDER BY metric, dataset, case_id
+"""
+
+
+def decide(store: Store, gate: dict, metrics: dict, baseline_run: str, challenger_run: str) -> GateOutcome:
+    params = {"baseline_run": baseline_run, "challenger_run": challenger_run}
+    results, timings = [], {}
+    for name, rule_sql in compile_rules(gate, metrics).items():
+        rule = gate["rules"][name]
+        started = time.perf_counter()
+        ctx = RuleContext(name, rule, gate, default_aggregate(metrics[rule["metric"]])
+                          if rule.get("metric") in metrics else "mean")
+        rows = {qn: execute(store.con, Statement(qn, query, PARAMS), params) for qn, query in rule_sql.queries.items()}
+        results.append(rule_sql.judge(rows, ctx))
+        timings[name] = (time.perf_counter() - started) * 1000
+    flaky = execute(store.con, Statement("flaky", parse(_FLAKY), ("challenger_run",)), params)
+    verdict = "BLOCKED" if any(r.severity == "blocking" and r.status != "pass" for r in results) else "PASS"
+    if not results:  # a gate with no rules cannot vouch for anything
+        results.append(RuleResult("gate", "config", "blocking", "error", None, "at least one rule",
+                                  "the gate has no rules: nothing to decide on"))
+        verdict = "BLOCKED"
+    return GateOutcome(verdict, results, flaky, timings)

@@ -1,0 +1,87 @@
+"""SQL building blocks of the gate: per-case scores of the two runs, reduced over repeats, paired, scoped.
+
+Runs are bound parameters ($baseline_run, $challenger_run); metric names and scopes are validated config
+values that enter as escaped literals.
+"""
+from __future__ import annotations
+
+from sqlglot import exp
+
+from engine.sql import literal, parse
+
+REDUCERS = {
+    # repeats of one case -> one pass/fail
+    "all": "bool_and(passed)",
+    "majority": "avg(CASE WHEN passed THEN 1.0 ELSE 0.0 END) > 0.5",
+    "any": "bool_or(passed)",
+}
+
+
+def reduced(metric: str, reducer: str, run_param: str) -> exp.Select:
+    """One row per case of one run for one metric: mean value over repeats, reduced pass, flakiness."""
+    return parse(f"""
+        SELECT s.dataset, s.dataset_version, s.case_id,
+               avg(s.value) AS value,
+               {REDUCERS[reducer]} AS passed,
+               bool_or(s.passed) AND NOT bool_and(s.passed) AS flaky,
+               count(*) AS repeats,
+               string_agg(DISTINCT s.detail, '; ') AS detail
+        FROM scores AS s
+        WHERE s.run_id = ${run_param} AND s.metric = '__metric__'
+        GROUP BY s.dataset, s.dataset_version, s.case_id
+    """).transform(lambda n: literal(metric) if isinstance(n, exp.Literal) and n.this == "__metric__" else n)
+
+
+def scope_condition(rule: dict, alias: str) -> exp.Expression:
+    """The rule's scope (datasets, capability tags) as a predicate on rows joined with `cases AS {alias}`."""
+    conditions: list[exp.Expression] = [exp.true()]
+    if rule.get("datasets"):
+        conditions.append(exp.column("dataset", table="r").isin(*[literal(d) for d in rule["datasets"]]))
+    if rule.get("tags"):
+        conditions.append(exp.func("list_has_any", exp.column("tags", table=alias), literal(list(rule["tags"]))))
+    return exp.and_(*conditions)
+
+
+def scoped(metric: str, reducer: str, run_param: str, rule: dict) -> exp.Select:
+    """reduced() of one run, restricted to the rule's scope, with the case's tags and input."""
+    base = reduced(metric, reducer, run_param).subquery("r")
+    return (exp.select("r.*", "c.tags", "c.input_text", "c.expected", "c.metadata")
+            .from_(base)
+            .join(exp.table_("cases").as_("c"),
+                  on="c.dataset_version = r.dataset_version AND c.case_id = r.case_id")
+            .where(scope_condition(rule, "c")))
+
+
+def paired(metric: str, reducer: str, rule: dict) -> exp.Select:
+    """Challenger cases in scope, each with its baseline counterpart (NULL columns when the baseline lacks it)."""
+    challenger = scoped(metric, reducer, "challenger_run", rule).subquery("ch")
+    baseline = reduced(metric, reducer, "baseline_run").subquery("b")
+    return (exp.select(
+        "ch.dataset", "ch.dataset_version", "ch.case_id", "ch.tags", "ch.input_text", "ch.expected", "ch.metadata",
+        exp.alias_(exp.column("value", table="b"), "b_value"), exp.alias_(exp.column("passed", table="b"), "b_passed"),
+        exp.alias_(exp.column("flaky", table="b"), "b_flaky"),
+        exp.alias_(exp.column("value", table="ch"), "c_value"), exp.alias_(exp.column("passed", table="ch"), "c_passed"),
+        exp.alias_(exp.column("flaky", table="ch"), "c_flaky"), exp.alias_(exp.column("detail", table="ch"), "c_detail"))
+        .from_(challenger)
+        .join(baseline, on="b.dataset_version = ch.dataset_version AND b.case_id = ch.case_id", join_type="left"))
+
+
+def with_outputs(select: exp.Select, alias: str) -> exp.Select:
+    """Add the baseline's and the challenger's first output to case rows (for regression listings)."""
+    template = parse(f"""
+        SELECT q.*, bo.output_text AS baseline_output, bo.error AS baseline_error,
+               co.output_text AS challenger_output, co.error AS challenger_error
+        FROM (SELECT 1) AS q
+        LEFT JOIN run_cases AS brc ON brc.run_id = $baseline_run AND brc.dataset_version = q.dataset_version
+             AND brc.case_id = q.case_id
+        LEFT JOIN runs AS br ON br.run_id = $baseline_run
+        LEFT JOIN outputs AS bo ON bo.model_fingerprint = br.model_fingerprint AND bo.input_hash = brc.input_hash
+             AND bo.repeat = 0
+        LEFT JOIN run_cases AS crc ON crc.run_id = $challenger_run AND crc.dataset_version = q.dataset_version
+             AND crc.case_id = q.case_id
+        LEFT JOIN runs AS cr ON cr.run_id = $challenger_run
+        LEFT JOIN outputs AS co ON co.model_fingerprint = cr.model_fingerprint AND co.input_hash = crc.input_hash
+             AND co.repeat = 0
+        ORDER BY q.dataset, q.case_id
+    """)
+    return template.from_(select.subquery("q"))

@@ -1,0 +1,222 @@
+"""Gate rule kinds. A rule is a query; its consequence (severity) is config.
+
+Each kind compiles its config to named SQL queries over the two runs' scores, and judges the rows those
+queries return: value, bound, outcome and offending cases. A rule that cannot be computed (no scores, an
+empty scope, missing baseline cases) reports status "error", which blocks like a failure (fail closed).
+"""
+from __future__ import annotations
+
+import json
+import operator
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+from sqlglot import exp
+
+from engine import registry
+from engine.gate import queries as q
+from engine.gate.stats import mcnemar_exact_p, paired_bootstrap_ci
+from engine.sql import parse
+
+COMMON = {
+    "kind": {"type": "string"},
+    "metric": {"type": "string", "description": "a metric name from the selected metric suites"},
+    "datasets": {"type": "array", "items": {"type": "string"}, "description": "scope; empty means all"},
+    "tags": {"type": "array", "items": {"type": "string"}, "description": "scope: cases with any of these tags"},
+    "severity": {"enum": ["blocking", "warn"], "description": "blocking rules decide the verdict"},
+    "description": {"type": "string"},
+}
+OPS: dict[str, Callable[[float, float], bool]] = {
+    "<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt, "==": operator.eq}
+CASE_LIMIT = 200  # offending cases listed per rule (the count is always exact)
+
+
+@dataclass
+class RuleResult:
+    name: str
+    kind: str
+    severity: str
+    status: str  # pass | fail | error
+    value: float | None
+    bound: str
+    message: str
+    metric: str | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
+    cases: list[dict] = field(default_factory=list)  # offending cases (regressions, failures)
+
+    def to_json(self) -> dict:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+@dataclass(frozen=True)
+class RuleSQL:
+    queries: dict[str, exp.Expression]  # name -> query; run with $baseline_run and $challenger_run
+    judge: Callable[[dict[str, list[dict]], "RuleContext"], RuleResult]
+
+
+@dataclass(frozen=True)
+class RuleContext:
+    name: str
+    rule: dict
+    gate: dict  # the gate config (bootstrap settings)
+    aggregate: str  # the metric's declared aggregate
+
+
+def rule_kind(name: str, properties: dict, required: tuple[str, ...] = ("metric",)) -> Callable:
+    schema = {"type": "object", "additionalProperties": False, "required": ["kind", *required],
+              "properties": {**COMMON, **properties}}
+    return registry.register("gate_rule", name, schema)
+
+
+def _result(ctx: RuleContext, status: str, value, bound: str, message: str, **extra) -> RuleResult:
+    return RuleResult(ctx.name, ctx.rule["kind"], ctx.rule.get("severity", "blocking"), status, value, bound,
+                      message, ctx.rule.get("metric"), **extra)
+
+
+def _cases(rows: list[dict], columns: tuple[str, ...]) -> list[dict]:
+    def plain(column: str, value):
+        # JSON columns arrive as text from DuckDB
+        return json.loads(value) if column in ("expected", "metadata") and isinstance(value, str) else value
+
+    return [{c: plain(c, r.get(c)) for c in columns} for r in rows[:CASE_LIMIT]]
+
+
+CASE_COLUMNS = ("dataset", "case_id", "tags", "input_text", "expected", "metadata", "baseline_output",
+                "challenger_output", "challenger_error", "c_detail", "b_value", "c_value")
+
+
+@rule_kind("threshold", {
+    "aggregate": {"enum": ["mean", "pass_rate", "p50", "p95", "p99", "sum", "max"]},
+    "op": {"enum": list(OPS)}, "bound": {"type": "number"}}, required=("metric", "op", "bound"))
+def threshold(name: str, rule: dict, reducer: str, aggregate: str) -> RuleSQL:
+    """An aggregate of the challenger's metric meets an absolute bound (e.g. p95 latency <= 800 ms)."""
+    agg = rule.get("aggregate") or aggregate
+    sql = {"mean": "avg(value)", "pass_rate": "avg(CASE WHEN passed THEN 1.0 ELSE 0.0 END)",
+           "p50": "quantile_cont(value, 0.5)", "p95": "quantile_cont(value, 0.95)",
+           "p99": "quantile_cont(value, 0.99)", "sum": "sum(value)", "max": "max(value)"}[agg]
+    query = exp.select(exp.alias_(exp.func("count", exp.Star()), "n"),
+                       exp.alias_(parse(f"SELECT {sql}").expressions[0], "value")).from_(
+        q.scoped(rule["metric"], reducer, "challenger_run", rule).subquery("s"))
+
+    def judge(rows, ctx):
+        n, value = rows["aggregate"][0]["n"], rows["aggregate"][0]["value"]
+        bound = f"{agg} {rule['op']} {rule['bound']:g}"
+        if n == 0 or value is None:
+            return _result(ctx, "error", None, bound, "no challenger scores in scope: cannot compute")
+        ok = OPS[rule["op"]](value, rule["bound"])
+        return _result(ctx, "pass" if ok else "fail", value, bound, f"{agg} = {value:.4g} over {n} cases")
+
+    return RuleSQL({"aggregate": query}, judge)
+
+
+@rule_kind("all_pass", {})
+def all_pass(name: str, rule: dict, reducer: str, aggregate: str) -> RuleSQL:
+    """Every case in scope passes the metric (e.g. the whole safety suite); failures are listed."""
+    scope = q.scoped(rule["metric"], reducer, "challenger_run", rule).subquery("s")
+    count = exp.select(exp.alias_(exp.func("count", exp.Star()), "n")).from_(scope.copy())
+    failing = q.with_outputs(exp.select("s.*", exp.alias_(exp.column("detail", table="s"), "c_detail"),
+                                        exp.alias_(exp.Null(), "b_value"),
+                                        exp.alias_(exp.column("value", table="s"), "c_value"))
+                             .from_(scope).where("NOT s.passed"), "s")
+
+    def judge(rows, ctx):
+        n, bad = rows["count"][0]["n"], rows["failing"]
+        if n == 0:
+            return _result(ctx, "error", None, "0 failing", "no challenger scores in scope: cannot compute")
+        status = "pass" if not bad else "fail"
+        return _result(ctx, status, float(len(bad)), "0 failing", f"{len(bad)} of {n} cases fail",
+                       cases=_cases(bad, CASE_COLUMNS))
+
+    return RuleSQL({"count": count, "failing": failing}, judge)
+
+
+@rule_kind("improvement", {
+    "min_delta": {"type": "number"}, "relative": {"type": "boolean"},
+    "significance": {"type": "object", "additionalProperties": False, "properties": {
+        "test": {"enum": ["none", "mcnemar", "bootstrap"]}, "alpha": {"type": "number", "exclusiveMinimum": 0,
+                                                                       "exclusiveMaximum": 1}}}})
+def improvement(name: str, rule: dict, reducer: str, aggregate: str) -> RuleSQL:
+    """Challenger minus baseline >= min_delta on paired cases, optionally significant (McNemar or bootstrap)."""
+    pairs = q.paired(rule["metric"], reducer, rule).subquery("p")
+    value_diff = "CASE WHEN b_value IS NULL THEN NULL ELSE coalesce(c_value, 0) - coalesce(b_value, 0) END"
+    summary = parse(f"""
+        SELECT count(*) AS n, count(b_value) AS n_paired, avg(c_value) AS c_mean, avg(b_value) AS b_mean,
+               count(*) FILTER (WHERE b_passed AND NOT c_passed) AS b10,
+               count(*) FILTER (WHERE NOT b_passed AND c_passed) AS b01
+        FROM (SELECT 1) AS p""").from_(pairs.copy())
+    histogram = parse(f"SELECT {value_diff} AS d, count(*) AS k FROM (SELECT 1) AS p "
+                        f"WHERE b_value IS NOT NULL GROUP BY 1 ORDER BY 1").from_(pairs)
+
+    def judge(rows, ctx):
+        s = rows["summary"][0]
+        test = (rule.get("significance") or {}).get("test", "none")
+        alpha = (rule.get("significance") or {}).get("alpha", 0.05)
+        min_delta = float(rule.get("min_delta", 0.0))
+        relative = bool(rule.get("relative", False))
+        bound = f"delta >= {min_delta:g}{' (relative)' if relative else ''}" + (
+            f", {test} at alpha {alpha:g}" if test != "none" else "")
+        if s["n"] == 0:
+            return _result(ctx, "error", None, bound, "no challenger scores in scope: cannot compute")
+        if s["n_paired"] < s["n"]:
+            return _result(ctx, "error", None, bound,
+                           f"{s['n'] - s['n_paired']} cases in scope have no baseline score: not comparable")
+        delta = s["c_mean"] - s["b_mean"]
+        value = delta / s["b_mean"] if relative and s["b_mean"] else delta
+        stats = {"baseline": s["b_mean"], "challenger": s["c_mean"], "delta": delta, "n": s["n"],
+                 "improved": s["b01"], "regressed": s["b10"]}
+        significant = True
+        if test == "mcnemar":
+            stats["p_value"] = mcnemar_exact_p(s["b01"], s["b10"])
+            significant = stats["p_value"] < alpha and s["b01"] > s["b10"]
+        elif test == "bootstrap":
+            hist = rows["histogram"]
+            boot = ctx.gate.get("bootstrap", {})
+            ci = paired_bootstrap_ci(np.array([h["d"] for h in hist]), np.array([h["k"] for h in hist]),
+                                     int(boot.get("resamples", 1000)), int(boot.get("seed", 0)), 1 - alpha)
+            stats.update(ci_low=ci.low, ci_high=ci.high, resamples=ci.resamples, seed=ci.seed)
+            significant = ci.low > 0
+        ok = value >= min_delta and significant
+        msg = f"{s['b_mean']:.4f} -> {s['c_mean']:.4f} (delta {delta:+.4f}) over {s['n']} paired cases"
+        if "p_value" in stats:
+            msg += f", McNemar p = {stats['p_value']:.3g}"
+        if "ci_low" in stats:
+            msg += f", {100 * (1 - alpha):g}% CI [{stats['ci_low']:+.4f}, {stats['ci_high']:+.4f}]"
+        return _result(ctx, "pass" if ok else "fail", value, bound, msg, stats=stats)
+
+    return RuleSQL({"summary": summary, "histogram": histogram}, judge)
+
+
+@rule_kind("no_regression", {
+    "max": {"type": "integer", "minimum": 0, "description": "cases the baseline passed and the challenger fails"},
+    "tag_tolerance": {"type": "number", "minimum": 0, "description": "largest allowed drop of a tag's mean"}})
+def no_regression(name: str, rule: dict, reducer: str, aggregate: str) -> RuleSQL:
+    """Nothing that used to work breaks: per case (baseline passed, challenger fails) and per capability tag."""
+    pairs = q.paired(rule["metric"], reducer, rule).subquery("p")
+    regressed = q.with_outputs(parse("SELECT * FROM (SELECT 1) AS p WHERE b_passed AND NOT c_passed")
+                               .from_(pairs.copy()), "p")
+    counts = parse("SELECT count(*) AS n, count(b_value) AS n_paired FROM (SELECT 1) AS p").from_(pairs.copy())
+    per_tag = parse("""SELECT tag, count(*) AS n, avg(b_value) AS b_mean, avg(c_value) AS c_mean
+                         FROM (SELECT *, unnest(tags) AS tag FROM (SELECT 1) AS p) GROUP BY tag ORDER BY tag""")
+    per_tag.find(exp.Subquery).this.from_(pairs, copy=False)
+
+    def judge(rows, ctx):
+        limit, tolerance = int(rule.get("max", 0)), float(rule.get("tag_tolerance", 0.0))
+        bound = f"regressed cases <= {limit}, tag drop <= {tolerance:g}"
+        c = rows["counts"][0]
+        if c["n"] == 0:
+            return _result(ctx, "error", None, bound, "no challenger scores in scope: cannot compute")
+        if c["n_paired"] < c["n"]:
+            return _result(ctx, "error", None, bound,
+                           f"{c['n'] - c['n_paired']} cases in scope have no baseline score: not comparable")
+        bad = rows["regressed"]
+        tags = [dict(t, drop=(t["b_mean"] or 0) - (t["c_mean"] or 0)) for t in rows["per_tag"]]
+        dropped = [t for t in tags if t["drop"] > tolerance + 1e-12]
+        ok = len(bad) <= limit and not dropped
+        msg = f"{len(bad)} regressed case(s) of {c['n']}"
+        if dropped:
+            msg += "; tags dropped: " + ", ".join(f"{t['tag']} {t['b_mean']:.3f}->{t['c_mean']:.3f}" for t in dropped)
+        return _result(ctx, "pass" if ok else "fail", float(len(bad)), bound, msg,
+                       stats={"per_tag": tags}, cases=_cases(bad, CASE_COLUMNS))
+
+    return RuleSQL({"counts": counts, "regressed": regressed, "per_tag": per_tag}, judge)
