@@ -69,8 +69,8 @@ def _side(run: EvalRun | dict, source: str) -> dict:
 def run_gate(composed: Composed, store: Store) -> tuple[dict, dict]:
     """Evaluate (or load) both runs and decide; returns (result, challenger model spec)."""
     cfg, gate = composed.config, composed.config["gate"]
-    if gate.get("baseline_run"):
-        b_run, c_run = stored_run(store, gate["baseline_run"]), stored_run(store, gate["challenger_run"])
+    if cfg.get("baseline_run"):
+        b_run, c_run = stored_run(store, cfg["baseline_run"]), stored_run(store, cfg["challenger_run"])
         check_comparable(b_run, c_run)
         if c_run["metrics_hash"] != metrics_hash(cfg["metrics"]):
             raise UserError("stale comparison refused: the stored runs were scored with a different metric "

@@ -31,5 +31,5 @@ def check_gate(composed, add) -> None:
         for i, ds in enumerate(rule.get("datasets") or []):
             if ds not in datasets:
                 add(f"{where}.datasets[{i}]", f"unknown dataset '{ds}'; {did_you_mean(ds, datasets)}")
-    if bool(gate.get("baseline_run")) != bool(gate.get("challenger_run")):
-        add("gate.baseline_run", "set both gate.baseline_run and gate.challenger_run to compare stored runs")
+    if bool(cfg.get("baseline_run")) != bool(cfg.get("challenger_run")):
+        add("baseline_run", "set both baseline_run and challenger_run to compare stored runs")
