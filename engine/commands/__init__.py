@@ -28,9 +28,10 @@ class Command:
 COMMANDS: dict[str, Command] = {}
 
 
-def command(name: str, summary: str, compile: Callable[[Composed], str] | None = None):
+def command(name: str, summary: str, compile: Callable[[Composed], str] | None = None,
+            sweep: Callable[[dict, list[str]], int] | None = None):
     def decorator(fn: Callable[[Composed], Outcome]) -> Callable[[Composed], Outcome]:
-        COMMANDS[name] = Command(name, summary, fn, compile)
+        COMMANDS[name] = Command(name, summary, fn, compile, sweep)
         return fn
 
     return decorator

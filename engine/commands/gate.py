@@ -115,8 +115,13 @@ def run_gate(composed: Composed, store: Store) -> tuple[dict, dict]:
     return result, challenger_spec
 
 
+def sweep(options: dict, overrides: list[str]) -> int:
+    from engine.gate.sweep import run_sweep
+    return run_sweep(options, overrides)
+
+
 @command("gate", "Loop 1: baseline vs challenger through every gate rule; PASS (exit 0) or BLOCKED (exit 1)",
-         compile=compile_sql)
+         compile=compile_sql, sweep=sweep)
 def gate(composed: Composed) -> Outcome:
     cfg = composed.config
     path = store_path(cfg, composed.project)

@@ -1,0 +1,101 @@
+"""After a sweep: merge every job's Parquet into the main store (one writer), rank the challengers."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rich.table import Table
+
+from engine.console import console
+from engine.gate.sweep import EXPORTED, _quote
+from engine.schemas import all_errors, validator
+from engine.store import Store
+
+_DELTAS = """
+SELECT s.dataset, s.metric,
+       avg(s.value) FILTER (WHERE s.run_id = $challenger_run) AS challenger,
+       avg(s.value) FILTER (WHERE s.run_id = $baseline_run) AS baseline
+FROM scores AS s WHERE s.run_id IN ($baseline_run, $challenger_run)
+GROUP BY s.dataset, s.metric ORDER BY s.dataset, s.metric
+"""
+
+
+def merge_and_rank(sweep_dir: Path, main_store: Path, cfg: dict) -> int:
+    jobs = sorted((p for p in sweep_dir.iterdir() if (p / "job_result.json").exists()), key=lambda p: int(p.name))
+    records = [json.loads((j / "job_result.json").read_text(encoding="utf-8")) for j in jobs]
+    entries = []
+    with Store.open(main_store) as store:
+        with store.transaction() as con:
+            for job_dir in jobs:
+                for table in EXPORTED:
+                    part = job_dir / f"{table}.parquet"
+                    if part.exists():
+                        verb = "INSERT OR REPLACE" if table == "outputs" else "INSERT OR IGNORE"
+                        con.execute(f"{verb} INTO {table} SELECT * FROM read_parquet({_quote(part)})")
+        for record in records:
+            entry = {"job": record["job"], "overrides": record["overrides"]}
+            if "error" in record:
+                entry.update(verdict="ERROR", error=record["error"], challenger=None, deltas={}, failed_rules=[])
+            else:
+                result = record["result"]
+                rows = store.con.execute(_DELTAS, {"baseline_run": result["baseline"]["run_id"],
+                                                   "challenger_run": result["challenger"]["run_id"]}).fetchall()
+                entry.update(verdict=result["verdict"], challenger=result["challenger"]["name"],
+                             baseline=result["baseline"]["name"], decision_id=result["decision_id"],
+                             failed_rules=result["blocking_failures"],
+                             deltas={f"{d}.{m}": (c - b) if c is not None and b is not None else None
+                                     for d, m, c, b in rows})
+            entries.append(entry)
+    varying = _varying_overrides(entries)
+    for entry in entries:
+        entry["swept"] = [o for o in entry["overrides"] if o in varying]
+    leaderboard = {"command": "gate_sweep", "sweep_dir": str(sweep_dir), "main_metric": main_metric(cfg),
+                   "entries": rank(entries, main_metric(cfg))}
+    problems = all_errors(validator("leaderboard"), leaderboard)
+    assert not problems, f"leaderboard does not match its schema: {problems[:3]}"
+    (sweep_dir / "leaderboard.json").write_text(json.dumps(leaderboard, indent=2), encoding="utf-8")
+    print_leaderboard(leaderboard, cfg)
+    if cfg.get("out"):
+        out = Path(cfg["out"])
+        out = out if out.is_absolute() else main_store.parent.parent / out
+        out.write_text(json.dumps(leaderboard, indent=2), encoding="utf-8")
+        console.print(f"result written to {out}")
+    return 0 if any(e["verdict"] == "PASS" for e in entries) else 1
+
+
+def _varying_overrides(entries: list[dict]) -> set[str]:
+    """The overrides that differ between jobs: what the sweep varied (the rest is shared context)."""
+    common = set.intersection(*(set(e["overrides"]) for e in entries)) if entries else set()
+    return {o for e in entries for o in e["overrides"]} - common
+
+
+def main_metric(cfg: dict) -> str | None:
+    """The metric of the gate's first improvement rule: what the sweep is trying to raise."""
+    for rule in (cfg.get("gate", {}).get("rules") or {}).values():
+        if rule.get("kind") == "improvement":
+            return rule.get("metric")
+    return next(iter(cfg.get("metrics") or {}), None)
+
+
+def rank(entries: list[dict], metric: str | None) -> list[dict]:
+    """PASS first, then by the main metric's delta (largest first), then by job number."""
+    def key(e):
+        main = max((v for k, v in e["deltas"].items() if k.split(".", 1)[1] == metric and v is not None),
+                   default=float("-inf"))
+        return (e["verdict"] != "PASS", -main, e["job"])
+    return [dict(e, rank=i + 1) for i, e in enumerate(sorted(entries, key=key))]
+
+
+def print_leaderboard(leaderboard: dict, cfg: dict) -> None:
+    entries = leaderboard["entries"]
+    columns = sorted({k for e in entries for k in e["deltas"]})
+    table = Table(title=f"Sweep leaderboard ({len(entries)} challengers)", title_justify="left")
+    for col in ("#", "challenger", "swept", "verdict", *[f"Δ {c}" for c in columns], "failed rules"):
+        table.add_column(col, overflow="fold")
+    for e in entries:
+        style = "green" if e["verdict"] == "PASS" else "red"
+        table.add_row(str(e["rank"]), e["challenger"] or "-", " ".join(e["swept"]), f"[{style}]{e['verdict']}[/]",
+                      *[("-" if e["deltas"].get(c) is None else f"{e['deltas'][c]:+.3f}") for c in columns],
+                      ", ".join(e["failed_rules"]) or (e.get("error") or ""))
+    console.print(table)
+    console.print(f"leaderboard written to {leaderboard['sweep_dir']}/leaderboard.json")

@@ -1,0 +1,131 @@
+"""`flywheel gate -m ...`: Hydra sweeps over challengers without DuckDB lock errors.
+
+DuckDB allows one writer per file, and Hydra's joblib launcher runs jobs in separate processes. So each job
+works in a private store in its own output directory (seeded read-only from the main store: cached outputs,
+blessed baselines), writes its new rows as Parquet, and after the sweep one step in the parent merges them
+into the main store and prints the leaderboard.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import uuid
+from pathlib import Path
+
+from engine.config import ENTRY_CONFIG, LAUNCHER_DIR, Composed, Project, compose, find_project, hydra_overrides
+from engine.console import console
+from engine.errors import UserError
+
+ENV_PROJECT = "FLYWHEEL_PROJECT_DIR"
+ENV_CONF = "FLYWHEEL_CONF_DIR"
+ENV_MAIN_STORE = "FLYWHEEL_MAIN_STORE"
+# Tables a job exports, in merge order; outputs may replace an earlier errored row, the rest are append-only.
+EXPORTED = ("dataset_versions", "cases", "runs", "run_cases", "outputs", "scores", "gate_decisions")
+
+
+def _quote(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def _job_project() -> Project:
+    conf = os.environ.get(ENV_CONF)
+    return Project(Path(os.environ[ENV_PROJECT]), Path(conf) if conf else None)
+
+
+def _seed_private_store(store, main_store: Path) -> None:
+    """Copy what the job may reuse from the main store: cached outputs and blessed baselines."""
+    if not main_store.exists():
+        return
+    con = store.con
+    con.execute(f"ATTACH {_quote(main_store)} AS main_store (READ_ONLY)")
+    try:
+        con.execute("INSERT INTO outputs SELECT * FROM main_store.outputs WHERE error IS NULL")
+        con.execute("INSERT INTO blessed_baselines SELECT * FROM main_store.blessed_baselines")
+    finally:
+        con.execute("DETACH main_store")
+
+
+def job(cfg) -> None:  # called by Hydra in the job process (in-process or a joblib worker)
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    from engine.commands.gate import run_gate
+    from engine.store import Store
+    from engine.validate import validate
+
+    hc = HydraConfig.get()
+    out_dir = Path(hc.runtime.output_dir)
+    overrides = [o for o in hc.overrides.task if not o.startswith("hydra.")]
+    record = {"job": hc.job.num, "overrides": overrides}
+    try:
+        # Hydra composed this job's config already; a second compose is impossible while Hydra is running.
+        plain = OmegaConf.to_container(cfg, resolve=True)
+        composed = Composed(plain, (), tuple(overrides), _job_project())
+        validate(composed)
+        with Store.open(out_dir / "job.duckdb") as store:
+            _seed_private_store(store, Path(os.environ[ENV_MAIN_STORE]))
+            result, _ = run_gate(composed, store)
+            run_ids = [result["baseline"]["run_id"], result["challenger"]["run_id"]]
+            for table in EXPORTED:
+                where = {"runs": "run_id IN (SELECT unnest($runs))", "run_cases": "run_id IN (SELECT unnest($runs))",
+                         "scores": "run_id IN (SELECT unnest($runs))",
+                         "outputs": "run_id IN (SELECT unnest($runs))"}.get(table, "true")
+                # table names come from EXPORTED, paths from our own directories (quoted): no user text
+                store.con.execute(f"COPY (SELECT * FROM {table} WHERE {where}) TO "
+                                  f"{_quote(out_dir / (table + '.parquet'))} (FORMAT parquet)",
+                                  {"runs": run_ids} if "$runs" in where else None)
+        record["result"] = result
+    except UserError as e:
+        record["error"] = str(e)
+    (out_dir / "job_result.json").write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
+
+
+def run_sweep(options: dict, overrides: list[str]) -> int:
+    import hydra
+
+    from engine.evaluation import store_path
+    from engine.store import Store
+    from engine.validate import validate
+
+    project = find_project(options["project"], options["conf"])
+    if any(o.split("=", 1)[0].lstrip("+") == "promote" and o.split("=", 1)[1].lower() == "true" for o in overrides):
+        raise UserError("promote=true is not allowed in a sweep: gate the winning challenger on its own to promote it")
+    # Validate the sweep's first combination up front so a typo fails before any job starts.
+    first = [o if "=" not in o else o.split("=", 1)[0] + "=" + _first_value(o.split("=", 1)[1]) for o in overrides
+             if not o.startswith("hydra")]
+    composed = compose(project, first)
+    validate(composed)
+    main_store = store_path(composed.config, project)
+    with Store.open(main_store):
+        pass  # create or migrate it now, so jobs can attach it read-only
+    sweep_id = f"sweep-{uuid.uuid4().hex[:8]}"
+    sweep_dir = project.dir / ".flywheel" / "sweeps" / sweep_id
+    os.environ[ENV_PROJECT] = str(project.dir)
+    os.environ[ENV_CONF] = str(project.conf_dir or "")
+    os.environ[ENV_MAIN_STORE] = str(main_store)
+    argv = ["flywheel", "-m", *hydra_overrides(project, overrides), f"hydra.sweep.dir={sweep_dir}",
+            "hydra.sweep.subdir=${hydra.job.num}", "hydra/job_logging=disabled", "hydra/hydra_logging=disabled"]
+    saved = sys.argv
+    sys.argv = argv
+    try:
+        hydra.main(config_path=str(LAUNCHER_DIR), config_name=ENTRY_CONFIG, version_base="1.3")(job)()
+    finally:
+        sys.argv = saved
+    from engine.gate.leaderboard import merge_and_rank
+
+    return merge_and_rank(sweep_dir, main_store, composed.config)
+
+
+def _first_value(value: str) -> str:
+    """`a,b,c` -> `a` (a sweep's first choice); ranges and other sweep syntax are left to Hydra."""
+    depth, out = 0, ""
+    for ch in value:
+        if ch in "[{(":
+            depth += 1
+        elif ch in "]})":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            break
+        out += ch
+    return out
