@@ -7,11 +7,21 @@ from dataclasses import dataclass, field
 from engine import registry
 from engine.compiler import default_aggregate
 from engine.executor import execute
+from engine.gate.queries import REPEATED, prepare
 from engine.gate.rules import RuleContext, RuleResult, RuleSQL
 from engine.sql import Plan, Statement, parse
 from engine.store import Store
 
 PARAMS = ("baseline_run", "challenger_run")
+
+
+def prepare_statements(gate: dict) -> tuple[Statement, Statement, Statement]:
+    reducer = gate.get("reducer", "all")
+    return (Statement("repeated", parse(REPEATED), PARAMS, "did either run call its model more than once per case?"),
+            Statement("prepare_single", prepare(reducer, repeated=False), PARAMS,
+                      "both runs' per-case scores, read by every rule (runs without repeats)"),
+            Statement("prepare_repeated", prepare(reducer, repeated=True), PARAMS,
+                      f"both runs' per-case scores reduced over repeats with '{reducer}' (runs with repeats)"))
 
 
 def compile_rules(gate: dict, metrics: dict) -> dict[str, RuleSQL]:
@@ -27,7 +37,7 @@ def compile_rules(gate: dict, metrics: dict) -> dict[str, RuleSQL]:
 
 def compile_plan(gate: dict, metrics: dict) -> Plan:
     """Every rule's queries as one plan: what `flywheel compile gate` prints."""
-    statements = []
+    statements = list(prepare_statements(gate))
     for name, rule_sql in compile_rules(gate, metrics).items():
         kind = gate["rules"][name]["kind"]
         for query_name, query in rule_sql.queries.items():
@@ -60,6 +70,10 @@ ORDER BY metric, dataset, case_id
 def decide(store: Store, gate: dict, metrics: dict, baseline_run: str, challenger_run: str) -> GateOutcome:
     params = {"baseline_run": baseline_run, "challenger_run": challenger_run}
     results, timings = [], {}
+    started = time.perf_counter()
+    check, single, repeated = prepare_statements(gate)
+    execute(store.con, repeated if execute(store.con, check, params)[0]["repeated"] else single, params)
+    timings["prepare"] = (time.perf_counter() - started) * 1000
     for name, rule_sql in compile_rules(gate, metrics).items():
         rule = gate["rules"][name]
         started = time.perf_counter()

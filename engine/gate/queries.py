@@ -17,39 +17,60 @@ REDUCERS = {
 }
 
 
-def reduced(metric: str, reducer: str, run_param: str) -> exp.Select:
-    """One row per case of one run for one metric: mean value over repeats, reduced pass, flakiness."""
+CASE_SCORES = "gate_case_scores"
+
+
+def prepare(reducer: str, repeated: bool) -> exp.Expression:
+    """Materialise both runs' per-case scores once (with the case's tags): every rule then reads this temp
+    table instead of rescanning `scores`. With repeats, rows are reduced per case (mean value, the declared
+    pass reducer, flakiness); without, the cheaper plan skips the GROUP BY."""
+    if not repeated:
+        return parse(f"""
+            CREATE OR REPLACE TEMP TABLE {CASE_SCORES} AS
+            SELECT s.run_id, s.metric, s.dataset, s.dataset_version, s.case_id, s.value, s.passed,
+                   FALSE AS flaky, 1 AS repeats, s.detail, c.tags
+            FROM scores AS s
+            JOIN cases AS c ON c.dataset_version = s.dataset_version AND c.case_id = s.case_id
+            WHERE s.run_id IN ($baseline_run, $challenger_run)
+        """)
     return parse(f"""
-        SELECT s.dataset, s.dataset_version, s.case_id,
+        CREATE OR REPLACE TEMP TABLE {CASE_SCORES} AS
+        SELECT s.run_id, s.metric, s.dataset, s.dataset_version, s.case_id,
                avg(s.value) AS value,
                {REDUCERS[reducer]} AS passed,
                bool_or(s.passed) AND NOT bool_and(s.passed) AS flaky,
                count(*) AS repeats,
-               string_agg(DISTINCT s.detail, '; ') AS detail
+               string_agg(DISTINCT s.detail, '; ') AS detail,
+               any_value(c.tags) AS tags
         FROM scores AS s
-        WHERE s.run_id = ${run_param} AND s.metric = '__metric__'
-        GROUP BY s.dataset, s.dataset_version, s.case_id
-    """).transform(lambda n: literal(metric) if isinstance(n, exp.Literal) and n.this == "__metric__" else n)
+        JOIN cases AS c ON c.dataset_version = s.dataset_version AND c.case_id = s.case_id
+        WHERE s.run_id IN ($baseline_run, $challenger_run)
+        GROUP BY s.run_id, s.metric, s.dataset, s.dataset_version, s.case_id
+    """)
 
 
-def scope_condition(rule: dict, alias: str) -> exp.Expression:
-    """The rule's scope (datasets, capability tags) as a predicate on rows joined with `cases AS {alias}`."""
+REPEATED = "SELECT coalesce(max(repeat), 0) > 0 AS repeated FROM scores WHERE run_id IN ($baseline_run, $challenger_run)"
+
+
+def reduced(metric: str, reducer: str, run_param: str) -> exp.Select:
+    """One row per case of one run for one metric (from the prepared table)."""
+    return parse(f"SELECT * FROM {CASE_SCORES} WHERE run_id = ${run_param} AND metric = '__metric__'").transform(
+        lambda n: literal(metric) if isinstance(n, exp.Literal) and n.this == "__metric__" else n)
+
+
+def scope_condition(rule: dict) -> exp.Expression:
+    """The rule's scope (datasets, capability tags) as a predicate on per-case rows."""
     conditions: list[exp.Expression] = [exp.true()]
     if rule.get("datasets"):
-        conditions.append(exp.column("dataset", table="r").isin(*[literal(d) for d in rule["datasets"]]))
+        conditions.append(exp.column("dataset").isin(*[literal(d) for d in rule["datasets"]]))
     if rule.get("tags"):
-        conditions.append(exp.func("list_has_any", exp.column("tags", table=alias), literal(list(rule["tags"]))))
+        conditions.append(exp.func("list_has_any", exp.column("tags"), literal(list(rule["tags"]))))
     return exp.and_(*conditions)
 
 
 def scoped(metric: str, reducer: str, run_param: str, rule: dict) -> exp.Select:
-    """reduced() of one run, restricted to the rule's scope, with the case's tags and input."""
-    base = reduced(metric, reducer, run_param).subquery("r")
-    return (exp.select("r.*", "c.tags", "c.input_text", "c.expected", "c.metadata")
-            .from_(base)
-            .join(exp.table_("cases").as_("c"),
-                  on="c.dataset_version = r.dataset_version AND c.case_id = r.case_id")
-            .where(scope_condition(rule, "c")))
+    """reduced() of one run, restricted to the rule's scope."""
+    return reduced(metric, reducer, run_param).where(scope_condition(rule))
 
 
 def paired(metric: str, reducer: str, rule: dict) -> exp.Select:
@@ -57,7 +78,7 @@ def paired(metric: str, reducer: str, rule: dict) -> exp.Select:
     challenger = scoped(metric, reducer, "challenger_run", rule).subquery("ch")
     baseline = reduced(metric, reducer, "baseline_run").subquery("b")
     return (exp.select(
-        "ch.dataset", "ch.dataset_version", "ch.case_id", "ch.tags", "ch.input_text", "ch.expected", "ch.metadata",
+        "ch.dataset", "ch.dataset_version", "ch.case_id", "ch.tags",
         exp.alias_(exp.column("value", table="b"), "b_value"), exp.alias_(exp.column("passed", table="b"), "b_passed"),
         exp.alias_(exp.column("flaky", table="b"), "b_flaky"),
         exp.alias_(exp.column("value", table="ch"), "c_value"), exp.alias_(exp.column("passed", table="ch"), "c_passed"),
@@ -69,9 +90,10 @@ def paired(metric: str, reducer: str, rule: dict) -> exp.Select:
 def with_outputs(select: exp.Select, alias: str) -> exp.Select:
     """Add the baseline's and the challenger's first output to case rows (for regression listings)."""
     template = parse(f"""
-        SELECT q.*, bo.output_text AS baseline_output, bo.error AS baseline_error,
+        SELECT q.*, c.input_text, c.expected, c.metadata, bo.output_text AS baseline_output, bo.error AS baseline_error,
                co.output_text AS challenger_output, co.error AS challenger_error
         FROM (SELECT 1) AS q
+        JOIN cases AS c ON c.dataset_version = q.dataset_version AND c.case_id = q.case_id
         LEFT JOIN run_cases AS brc ON brc.run_id = $baseline_run AND brc.dataset_version = q.dataset_version
              AND brc.case_id = q.case_id
         LEFT JOIN runs AS br ON br.run_id = $baseline_run

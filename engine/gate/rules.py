@@ -114,19 +114,20 @@ def threshold(name: str, rule: dict, reducer: str, aggregate: str) -> RuleSQL:
 def all_pass(name: str, rule: dict, reducer: str, aggregate: str) -> RuleSQL:
     """Every case in scope passes the metric (e.g. the whole safety suite); failures are listed."""
     scope = q.scoped(rule["metric"], reducer, "challenger_run", rule).subquery("s")
-    count = exp.select(exp.alias_(exp.func("count", exp.Star()), "n")).from_(scope.copy())
+    count = parse("SELECT count(*) AS n, count(*) FILTER (WHERE NOT s.passed) AS failing FROM (SELECT 1) AS s"
+                  ).from_(scope.copy())
     failing = q.with_outputs(exp.select("s.*", exp.alias_(exp.column("detail", table="s"), "c_detail"),
                                         exp.alias_(exp.Null(), "b_value"),
                                         exp.alias_(exp.column("value", table="s"), "c_value"))
-                             .from_(scope).where("NOT s.passed"), "s")
+                             .from_(scope).where("NOT s.passed"), "s").limit(CASE_LIMIT)
 
     def judge(rows, ctx):
-        n, bad = rows["count"][0]["n"], rows["failing"]
+        n, failing = rows["count"][0]["n"], rows["count"][0]["failing"]
         if n == 0:
             return _result(ctx, "error", None, "0 failing", "no challenger scores in scope: cannot compute")
-        status = "pass" if not bad else "fail"
-        return _result(ctx, status, float(len(bad)), "0 failing", f"{len(bad)} of {n} cases fail",
-                       cases=_cases(bad, CASE_COLUMNS))
+        status = "pass" if failing == 0 else "fail"
+        return _result(ctx, status, float(failing), "0 failing", f"{failing} of {n} cases fail",
+                       cases=_cases(rows["failing"], CASE_COLUMNS))
 
     return RuleSQL({"count": count, "failing": failing}, judge)
 
@@ -194,8 +195,10 @@ def no_regression(name: str, rule: dict, reducer: str, aggregate: str) -> RuleSQ
     """Nothing that used to work breaks: per case (baseline passed, challenger fails) and per capability tag."""
     pairs = q.paired(rule["metric"], reducer, rule).subquery("p")
     regressed = q.with_outputs(parse("SELECT * FROM (SELECT 1) AS p WHERE b_passed AND NOT c_passed")
-                               .from_(pairs.copy()), "p")
-    counts = parse("SELECT count(*) AS n, count(b_value) AS n_paired FROM (SELECT 1) AS p").from_(pairs.copy())
+                               .from_(pairs.copy()), "p").limit(CASE_LIMIT)
+    counts = parse("SELECT count(*) AS n, count(b_value) AS n_paired, "
+                   "count(*) FILTER (WHERE b_passed AND NOT c_passed) AS regressed FROM (SELECT 1) AS p"
+                   ).from_(pairs.copy())
     per_tag = parse("""SELECT tag, count(*) AS n, avg(b_value) AS b_mean, avg(c_value) AS c_mean
                          FROM (SELECT *, unnest(tags) AS tag FROM (SELECT 1) AS p) GROUP BY tag ORDER BY tag""")
     per_tag.find(exp.Subquery).this.from_(pairs, copy=False)
@@ -209,14 +212,14 @@ def no_regression(name: str, rule: dict, reducer: str, aggregate: str) -> RuleSQ
         if c["n_paired"] < c["n"]:
             return _result(ctx, "error", None, bound,
                            f"{c['n'] - c['n_paired']} cases in scope have no baseline score: not comparable")
-        bad = rows["regressed"]
+        n_bad = c["regressed"]
         tags = [dict(t, drop=(t["b_mean"] or 0) - (t["c_mean"] or 0)) for t in rows["per_tag"]]
         dropped = [t for t in tags if t["drop"] > tolerance + 1e-12]
-        ok = len(bad) <= limit and not dropped
-        msg = f"{len(bad)} regressed case(s) of {c['n']}"
+        ok = n_bad <= limit and not dropped
+        msg = f"{n_bad} regressed case(s) of {c['n']}"
         if dropped:
             msg += "; tags dropped: " + ", ".join(f"{t['tag']} {t['b_mean']:.3f}->{t['c_mean']:.3f}" for t in dropped)
-        return _result(ctx, "pass" if ok else "fail", float(len(bad)), bound, msg,
-                       stats={"per_tag": tags}, cases=_cases(bad, CASE_COLUMNS))
+        return _result(ctx, "pass" if ok else "fail", float(n_bad), bound, msg,
+                       stats={"per_tag": tags}, cases=_cases(rows["regressed"], CASE_COLUMNS))
 
     return RuleSQL({"counts": counts, "regressed": regressed, "per_tag": per_tag}, judge)
