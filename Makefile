@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean bench
+.PHONY: demo test install clean bench browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,13 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/flywheel demo
 
-test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 tests
+# Headless Chromium for the HTML report tests: installed with apt-get when missing (best effort, quiet);
+# without it those tests skip with a message (-rs lists skip reasons).
+browser:
+	@bash .ci/browser --quiet
+
+test: $(STAMP) browser
+	$(BIN)/python -m pytest -n 2 -rs tests
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_metrics.py

@@ -9,6 +9,8 @@ import json
 import sys
 from pathlib import Path
 
+from rich.markup import escape
+
 from engine.commands import Command, Outcome, load_all
 from engine.config import Composed, compose, find_project
 from engine.console import console, err_console
@@ -136,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         return run_command(cmd, options, overrides)
     except UserError as e:
-        err_console.print(f"[bold red]error:[/] {e}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
         return 2
     except KeyboardInterrupt:
         err_console.print("interrupted")

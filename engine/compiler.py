@@ -4,6 +4,7 @@ from __future__ import annotations
 from sqlglot import exp
 
 from engine import registry
+from engine.errors import UserError
 from engine.metrics.base import MetricSQL
 from engine.sql import Plan, Statement, literal, param, parse
 
@@ -21,7 +22,28 @@ WHERE rc.run_id = $run_id AND o.repeat < $repeats
 
 
 def metric_sql(name: str, spec: dict) -> MetricSQL:
-    return registry.get("metric", spec["kind"]).fn(spec)
+    try:
+        return registry.get("metric", spec["kind"]).fn(spec)
+    except UserError as e:  # a kind rejecting its config (e.g. a bad `kind: sql` expression): name the place
+        raise UserError(f"metrics.{name}: {e}") from e
+
+
+def scoring_source(spec: dict) -> exp.Select:
+    """The scoring_input rows of a run that a metric's `datasets` selects ($run_id, $repeats)."""
+    source = parse(_SCORING_INPUT)
+    datasets = spec.get("datasets") or []
+    if datasets:
+        source = source.where(exp.column("dataset", table="rc").isin(*[literal(d) for d in datasets]))
+    return source
+
+
+def scoring_rows(name: str, spec: dict, columns: tuple[str, ...]) -> Statement:
+    """The rows a metric will score, for a kind's Python prepare step (its `where` applied too)."""
+    m = metric_sql(name, spec)
+    select = exp.select(*[exp.column(c) for c in columns]).from_(scoring_source(spec).subquery("scoring_input"))
+    if m.where is not None:
+        select = select.where(m.where)
+    return Statement("scoring_rows", select, ("run_id", "repeats"))
 
 
 def default_aggregate(spec: dict) -> str:
@@ -30,10 +52,7 @@ def default_aggregate(spec: dict) -> str:
 
 def _score_statement(name: str, spec: dict) -> Statement:
     m = metric_sql(name, spec)
-    source = parse(_SCORING_INPUT)
-    datasets = spec.get("datasets") or []
-    if datasets:
-        source = source.where(exp.column("dataset", table="rc").isin(*[literal(d) for d in datasets]))
+    source = scoring_source(spec)
     if m.passed is not None:
         passed = m.passed
     elif "threshold" in spec:
@@ -43,6 +62,8 @@ def _score_statement(name: str, spec: dict) -> Statement:
     detail = m.detail if m.detail is not None else exp.Null()
     valued = exp.select(exp.Star(), exp.alias_(m.value, "value"), exp.alias_(detail, "metric_detail")).from_(
         source.subquery("scoring_input"))
+    if m.where is not None:
+        valued = valued.where(m.where)
     not_errored = exp.column("error").is_(exp.null())
     errored = exp.Not(this=not_errored.copy())
     if m.applies_to_errors:
@@ -83,6 +104,11 @@ ORDER BY dataset, metric, tag NULLS FIRST
 def compile_evaluate(metrics: dict[str, dict]) -> Plan:
     """One INSERT per metric into `scores`, then the summary per dataset, metric and capability tag."""
     statements = [_score_statement(name, spec) for name, spec in metrics.items()]
+    # Dataset-level reports of some kinds (a confusion matrix), over the scores just written.
+    for name, spec in metrics.items():
+        report = registry.get("metric", spec["kind"]).fn.dataset_report
+        if report is not None:
+            statements.append(report(name, spec))
     statements.append(Statement("summary", parse(_SUMMARY), ("run_id",),
                                 "each metric per dataset, overall (tag NULL) and per capability tag"))
     return Plan("evaluate", tuple(statements))

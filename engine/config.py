@@ -78,6 +78,18 @@ class Composed:
         """The config file (or command-line override) a dotted key path most likely came from."""
         return source_of(key_path, self)
 
+    def known_dataset_names(self) -> list[str]:
+        """Every dataset name defined along the search path, selected or not: a scope naming one of them is
+        legitimate (it just matches nothing when that dataset is not selected); anything else is a typo."""
+        import yaml
+
+        names = set(self.config.get("dataset") or {})
+        for root in self.project.search_path():
+            for path in sorted((root / "dataset").glob("*.yaml")):
+                content = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+                names.update(k for k in content if k != "defaults") if isinstance(content, dict) else None
+        return sorted(names)
+
     def files_of_group(self, package: str) -> list[tuple[str, Path]]:
         """(option name, file) of every config loaded into `package`, e.g. all selected metric suites."""
         out = []

@@ -8,6 +8,7 @@ from engine import datasets as ds
 from engine.compiler import compile_evaluate, default_aggregate
 from engine.config import Project
 from engine.executor import execute
+from engine.metrics.base import PrepareContext, prepare_metrics
 from engine.models import build_adapter, fingerprint
 from engine.provenance import canonical_json, content_hash, git_commit, new_run_id, utc_now
 from engine.runner import CallStats, call_model
@@ -28,6 +29,8 @@ class EvalRun:
     calls: CallStats
     summary: list[dict] = field(default_factory=list)
     aggregates: dict[str, str] = field(default_factory=dict)  # metric -> declared aggregate
+    # dataset-level reports of some metric kinds: section ("classification", "regression") -> metric -> rows
+    reports: dict[str, dict[str, list[dict]]] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         return {
@@ -43,6 +46,7 @@ class EvalRun:
                       "errors": self.calls.errors},
             "aggregates": self.aggregates,
             "summary": self.summary,
+            **self.reports,
         }
 
 
@@ -80,9 +84,15 @@ def evaluate_model(store: Store, model_spec: dict, datasets: list[ds.DatasetVers
                        batch_size=int(model_spec.get("batch_size") or cfg.get("run", {}).get("batch_size", 32)),
                        show_progress=cfg.get("run", {}).get("progress", True))
     params = {"run_id": run_id, "repeats": repeats}
+    prepare_metrics(PrepareContext(store, run_id, repeats, project, cfg.get("run", {}).get("progress", True),
+                                   int(cfg.get("run", {}).get("batch_size", 32))), cfg["metrics"])
+    reports: dict[str, dict[str, list[dict]]] = {}
     with store.transaction() as con:
         for statement in plan.statements[:-1]:
-            execute(con, statement, params)
+            rows = execute(con, statement, params)
+            section, _, metric = statement.name.partition(":")
+            if section != "score":
+                reports.setdefault(section, {})[metric] = rows
         summary = execute(con, plan.statements[-1], params)
         finished = utc_now()
         n_errors = con.execute("SELECT count(*) FROM outputs o JOIN run_cases rc ON o.input_hash = rc.input_hash "
@@ -92,7 +102,7 @@ def evaluate_model(store: Store, model_spec: dict, datasets: list[ds.DatasetVers
                     "WHERE run_id = ?", [finished, len(all_cases), stats.called, n_errors, run_id])
     return EvalRun(run_id, model_spec["name"], fp, versions, config_hash, m_hash, commit, started.isoformat(),
                    finished.isoformat(), stats, [_plain(r) for r in summary],
-                   {name: default_aggregate(spec) for name, spec in cfg["metrics"].items()})
+                   {name: default_aggregate(spec) for name, spec in cfg["metrics"].items()}, reports)
 
 
 def _plain(row: dict) -> dict:

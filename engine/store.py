@@ -93,6 +93,108 @@ MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
             PRIMARY KEY (run_id, dataset_version, case_id, repeat, metric)
         )""",
     )),
+    (2, "production data: traces, feedback, events, quarantine, ingest batches", (
+        # Written only by `flywheel ingest` (engine/ingest/load.py). No PRIMARY KEY on the fact tables: the
+        # ingest enforces key uniqueness with one anti-join per batch inside its transaction (DuckDB allows one
+        # writer), which is 3x faster than maintaining an ART index on 100M rows. Every row carries its
+        # provenance: batch, source file, line (CSV/Parquet: row) and item (the span's record inside an OTLP line).
+        """CREATE TABLE traces (
+            trace_id VARCHAR NOT NULL,            -- the record's id, or 'h-' || md5 of the record when absent
+            session_id VARCHAR,
+            user_id VARCHAR,                      -- sha256(salt || user_id) when a privacy salt is set
+            "timestamp" TIMESTAMPTZ NOT NULL,
+            model VARCHAR NOT NULL,
+            model_version VARCHAR,
+            input VARCHAR NOT NULL,
+            output VARCHAR,
+            latency_ms DOUBLE,
+            prompt_tokens BIGINT,
+            completion_tokens BIGINT,
+            cost DOUBLE,
+            error VARCHAR,
+            topic VARCHAR,                        -- attributes.topic/channel/locale/feature, promoted to columns
+            channel VARCHAR,
+            locale VARCHAR,
+            feature VARCHAR,
+            attributes JSON,                      -- all attributes, as given
+            extra JSON,                           -- unknown top-level fields, kept (ingest.unknown_fields=keep)
+            record_hash UBIGINT NOT NULL,         -- hash of the record's values: tells a duplicate from a conflict
+            batch_id VARCHAR NOT NULL,
+            source_file VARCHAR NOT NULL,
+            source_line BIGINT,
+            source_item INTEGER
+        )""",
+        """CREATE TABLE feedback (
+            feedback_id VARCHAR NOT NULL,
+            trace_id VARCHAR NOT NULL,
+            session_id VARCHAR,
+            user_id VARCHAR,
+            "timestamp" TIMESTAMPTZ NOT NULL,
+            kind VARCHAR NOT NULL,                -- rating | thumbs | ticket | behavior | correction | evaluation
+            rating BIGINT,
+            thumbs VARCHAR,
+            signal VARCHAR,
+            correction VARCHAR,                   -- the right answer, when the user or an agent gave it
+            ticket_id VARCHAR,
+            metric VARCHAR,
+            value DOUBLE,
+            label VARCHAR,
+            comment VARCHAR,
+            score DOUBLE,                         -- satisfaction in [0, 1] where the kind carries one
+            attributes JSON,
+            extra JSON,
+            record_hash UBIGINT NOT NULL,
+            batch_id VARCHAR NOT NULL,
+            source_file VARCHAR NOT NULL,
+            source_line BIGINT,
+            source_item INTEGER
+        )""",
+        """CREATE TABLE events (
+            event_id VARCHAR NOT NULL,
+            user_id VARCHAR NOT NULL,
+            session_id VARCHAR,
+            trace_id VARCHAR,
+            "timestamp" TIMESTAMPTZ NOT NULL,
+            type VARCHAR NOT NULL,                -- signup | conversion | revenue | cancellation | churn | ...
+            amount DOUBLE,
+            currency VARCHAR,
+            value DOUBLE,
+            attributes JSON,
+            extra JSON,
+            record_hash UBIGINT NOT NULL,
+            batch_id VARCHAR NOT NULL,
+            source_file VARCHAR NOT NULL,
+            source_line BIGINT,
+            source_item INTEGER
+        )""",
+        """CREATE TABLE quarantine (
+            batch_id VARCHAR NOT NULL,
+            kind VARCHAR,                         -- NULL when the record's kind could not be told
+            source_file VARCHAR NOT NULL,
+            source_line BIGINT,                   -- NULL for a whole unreadable file
+            source_item INTEGER,
+            raw VARCHAR,                          -- the record as read (invalid UTF-8 bytes shown as U+FFFD)
+            reasons VARCHAR[] NOT NULL,
+            record_key VARCHAR,                   -- the record's id when it could be read
+            quarantined_at TIMESTAMPTZ NOT NULL
+        )""",
+        """CREATE TABLE ingest_batches (
+            batch_id VARCHAR NOT NULL,
+            source_file VARCHAR NOT NULL,
+            file_sha256 VARCHAR,
+            file_bytes BIGINT,
+            format VARCHAR NOT NULL,              -- jsonl | csv | parquet | otlp
+            started_at TIMESTAMPTZ NOT NULL,
+            finished_at TIMESTAMPTZ NOT NULL,
+            n_read BIGINT NOT NULL,               -- n_read = n_accepted + n_quarantined
+            n_accepted BIGINT NOT NULL,           -- n_accepted = n_inserted + n_duplicates
+            n_inserted BIGINT NOT NULL,
+            n_duplicates BIGINT NOT NULL,
+            n_quarantined BIGINT NOT NULL,
+            config JSON NOT NULL,                 -- kind, format, privacy (salt fingerprint, never the salt)
+            PRIMARY KEY (batch_id, source_file)
+        )""",
+    )),
     (4, "release gate: decisions and blessed baselines", (
         """CREATE TABLE gate_decisions (
             decision_id VARCHAR PRIMARY KEY,

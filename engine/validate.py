@@ -48,7 +48,7 @@ def validate(composed: Composed) -> None:
     for slot in ("model", "baseline", "challenger"):
         if isinstance(cfg.get(slot), dict):
             check("model", cfg[slot], slot)
-    _check_metrics(cfg, add)
+    _check_metrics(cfg, composed.known_dataset_names(), add)
     _check_duplicate_names(composed, add)
     for extra in _CHECKERS:
         extra(composed, add)
@@ -56,9 +56,8 @@ def validate(composed: Composed) -> None:
         raise ConfigError(problems)
 
 
-def _check_metrics(cfg: dict, add: Callable[[str, str], None]) -> None:
+def _check_metrics(cfg: dict, datasets: list[str], add: Callable[[str, str], None]) -> None:
     kinds = registry.names("metric")
-    datasets = sorted((cfg.get("dataset") or {}).keys())
     metrics = cfg.get("metrics") or {}
     if not metrics:
         add("metrics", "no metrics selected; pick at least one suite, e.g. metrics=[support]")

@@ -17,7 +17,7 @@ def check_gate(composed, add) -> None:
         add(dotted(path, "gate"), message)
     kinds = registry.names("gate_rule")
     metrics = sorted((cfg.get("metrics") or {}).keys())
-    datasets = sorted((cfg.get("dataset") or {}).keys())
+    datasets = composed.known_dataset_names()
     for name, rule in (gate.get("rules") or {}).items():
         where = f"gate.rules.{name}"
         if not isinstance(rule, dict) or rule.get("kind") not in kinds:

@@ -1,2 +1,2 @@
-"""The metric library. Importing this package registers every built-in metric kind."""
-from engine.metrics import accuracy  # noqa: F401  (registers kinds)
+"""The metric library. Importing this package registers every built-in metric kind (and its config checks)."""
+from engine.metrics import accuracy, checks, classic, custom, groundedness, judge, operational, relevance, safety  # noqa: F401

@@ -5,12 +5,14 @@ The row (alias-free columns of the `scoring_input` relation) holds the case and 
   tags (VARCHAR[]), metadata (JSON), repeat, output_text, error, latency_ms, prompt_tokens,
   completion_tokens, cost.
 A kind returns `value` (DOUBLE), and optionally `passed` and `detail`, which may refer to the computed
-`value` column. An errored case always fails (fail closed), whatever the kind says.
+`value` column, and a `where` condition restricting the rows it applies to. An errored case always fails
+(fail closed), whatever the kind says. A kind that needs a model or an encoder registers a Python `prepare`
+step that fills a store table (in batches, cached) before the SQL runs; the SQL then reads that table.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from sqlglot import exp
 
@@ -39,6 +41,9 @@ class MetricSQL:
     passed: exp.Expression | None = None  # default: value >= threshold (or value = 1 without one)
     detail: exp.Expression | None = None  # why a case failed, shown in reports
     applies_to_errors: bool = False  # operational metrics (latency, error rate) also score errored cases
+    # Rows the metric applies to (e.g. only red-team cases). Other rows get no score row at all, so they are
+    # neither passed nor failed and do not count in the metric's n.
+    where: exp.Expression | None = None
 
 
 def col(name: str) -> exp.Column:
@@ -50,9 +55,45 @@ def output() -> exp.Expression:
     return exp.func("coalesce", col("output_text"), exp.Literal.string(""))
 
 
+@dataclass(frozen=True)
+class PrepareContext:
+    """What a kind's Python `prepare` step gets: the open store and the run whose outputs are about to be scored.
+
+    `rows(name, spec)` are the scoring_input rows the metric will score (its datasets and `where` applied)."""
+
+    store: object  # engine.store.Store
+    run_id: str
+    repeats: int
+    project: object  # engine.config.Project
+    show_progress: bool = False
+    batch_size: int = 32
+
+    def rows(self, name: str, spec: dict, columns: tuple[str, ...] = SCORING_COLUMNS) -> list[dict]:
+        from engine.compiler import scoring_rows
+        from engine.executor import execute
+
+        return execute(self.store.con, scoring_rows(name, spec, columns),
+                       {"run_id": self.run_id, "repeats": self.repeats})
+
+
+def prepare_metrics(ctx: PrepareContext, metrics: dict[str, dict]) -> None:
+    """Run the Python prepare step of every configured metric that has one (outside any transaction:
+    a step may call a judge model, which commits its cached outputs batch by batch)."""
+    for name, spec in metrics.items():
+        hook = registry.get("metric", spec["kind"]).fn.prepare
+        if hook is not None:
+            hook(ctx, name, spec)
+
+
 def metric_kind(name: str, schema: dict | None = None, aggregate: str = "mean",
-                higher_is_better: bool = True) -> Callable:
-    """Register a metric kind. `schema` lists the kind's own config keys (JSON Schema properties)."""
+                higher_is_better: bool = True, prepare: Callable | None = None,
+                dataset_report: Callable | None = None) -> Callable:
+    """Register a metric kind. `schema` lists the kind's own config keys (JSON Schema properties).
+
+    `prepare(ctx: PrepareContext, name, spec)` runs in Python before the score statements (a judge or an encoder
+    fills its table in the store, in batches and cached); the kind's SQL then reads that table.
+    `dataset_report(name, spec) -> Statement` adds a dataset-level statement (named `<section>:<metric>`)
+    run after scoring, e.g. a confusion matrix; its rows land in the evaluate result under `<section>`."""
     full = {
         "type": "object",
         "required": ["kind"] + list((schema or {}).get("required", [])),
@@ -63,6 +104,8 @@ def metric_kind(name: str, schema: dict | None = None, aggregate: str = "mean",
     def decorator(fn: Callable) -> Callable:
         fn.default_aggregate = aggregate
         fn.higher_is_better = higher_is_better
+        fn.prepare = prepare
+        fn.dataset_report = dataset_report
         return registry.register("metric", name, full)(fn)
 
     return decorator

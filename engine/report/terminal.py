@@ -1,6 +1,7 @@
 """Rich terminal rendering of command results."""
 from __future__ import annotations
 
+from rich.markup import escape
 from rich.table import Table
 
 from engine.console import console
@@ -38,3 +39,34 @@ def print_evaluation(run) -> None:
             table.add_row(metric, agg, _fmt(overall[agg], agg), f"{overall['pass_rate']:.3f}",
                           *[_fmt(per_tag[t][agg], agg) if t in per_tag else "" for t in tags])
         console.print(table)
+    for metric, reports in getattr(run, "reports", {}).get("classification", {}).items():
+        for report in reports:
+            print_classification(metric, report)
+    for metric, reports in getattr(run, "reports", {}).get("regression", {}).items():
+        for r in reports:
+            console.print(f"[bold]{metric}[/] on {r['dataset']}: n {r['n']} ({r['n_predicted']} with a number), "
+                          f"MAE {_fmt(r['mae'], 'mean')}, RMSE {_fmt(r['rmse'], 'mean')}, "
+                          f"bias {_fmt(r['bias'], 'mean')}")
+
+
+def print_classification(metric: str, report: dict) -> None:
+    """Per-class precision/recall/F1 and the confusion matrix of one dataset (a `classification` metric)."""
+    table = Table(title=f"{metric} on {report['dataset']}: accuracy {_fmt(report['accuracy'], 'mean')}, "
+                        f"macro-F1 {_fmt(report['macro_f1'], 'mean')} (n {report['n']})", title_justify="left")
+    for column in ("class", "precision", "recall", "F1", "support"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for c in report.get("per_class") or []:
+        table.add_row(escape(c["label"]), _fmt(c["precision"], "mean"), _fmt(c["recall"], "mean"), _fmt(c["f1"], "mean"),
+                      str(c["support"]))
+    console.print(table)
+    cells = report.get("confusion") or []
+    predicted = sorted({c["predicted"] for c in cells})
+    matrix = Table(title=f"{metric} on {report['dataset']}: confusion (rows expected, columns predicted)",
+                   title_justify="left")
+    matrix.add_column("expected \\ predicted")
+    for label in predicted:
+        matrix.add_column(escape(label), justify="right")
+    for expected in sorted({c["expected"] for c in cells}):
+        counts = {c["predicted"]: c["n"] for c in cells if c["expected"] == expected}
+        matrix.add_row(escape(expected), *[str(counts.get(label, 0)) for label in predicted])
+    console.print(matrix)

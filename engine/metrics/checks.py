@@ -1,0 +1,77 @@
+"""Config-time checks of metric values that JSON Schema cannot express: user SQL, RE2 patterns, rubrics.
+
+Each problem names its key path (metrics.<name>.<key>), so a bad pattern is reported by `flywheel evaluate`
+before any model is called, together with every other config problem.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from engine.config import Composed
+from engine.validate import checker
+
+
+def _patterns(spec: dict) -> Iterator[tuple[str, str]]:
+    """(key path under the metric, RE2 pattern) for every pattern a metric declares."""
+    from engine.metrics.safety import rule_pattern
+
+    kind = spec.get("kind")
+    if kind == "regex_match" and isinstance(spec.get("pattern"), str):
+        yield "pattern", spec["pattern"]
+    for key in ("patterns", "refusal_patterns"):
+        if kind in ("required_refusal", "lexical_groundedness") and isinstance(spec.get(key), list):
+            for i, p in enumerate(spec[key]):
+                if isinstance(p, str):
+                    yield f"{key}[{i}]", p
+    if kind == "safety" and isinstance(spec.get("packs"), dict):
+        for pack, rules in spec["packs"].items():
+            for i, rule in enumerate(rules if isinstance(rules, list) else []):
+                if not isinstance(rule, dict):
+                    continue
+                if isinstance(rule.get("pattern"), str) or isinstance(rule.get("terms"), list):
+                    yield f"packs.{pack}[{i}].{'pattern' if 'pattern' in rule else 'terms'}", rule_pattern(rule)
+                if isinstance(rule.get("allow"), str):
+                    yield f"packs.{pack}[{i}].allow", rule["allow"]
+
+
+def re2_problem(con, pattern: str) -> str | None:
+    import duckdb
+
+    try:
+        con.execute("SELECT regexp_matches('', $pattern)", {"pattern": pattern}).fetchall()
+    except duckdb.Error as e:
+        return f"not a valid RE2 pattern {pattern!r}: {str(e).splitlines()[0]}"
+    return None
+
+
+@checker
+def check_metric_values(composed: Composed, add: Callable[[str, str], None]) -> None:
+    import duckdb
+
+    from engine.metrics.custom import bind_problems, parse_user_expression
+    from engine.metrics.judge import rubric_problems
+
+    metrics = composed.config.get("metrics")
+    if not isinstance(metrics, dict):
+        return
+    con = None
+    try:
+        for name, spec in metrics.items():
+            if not isinstance(spec, dict):
+                continue
+            where = f"metrics.{name}"
+            if spec.get("kind") == "sql" and isinstance(spec.get("expression"), str):
+                tree, problems = parse_user_expression(spec["expression"])
+                for problem in problems or bind_problems(tree):
+                    add(f"{where}.expression", problem)
+            if spec.get("kind") == "llm_judge" and isinstance(spec.get("rubric"), str):
+                for problem in rubric_problems(spec["rubric"]):
+                    add(f"{where}.rubric", problem)
+            for path, pattern in _patterns(spec):
+                con = con or duckdb.connect(":memory:")
+                problem = re2_problem(con, pattern)
+                if problem:
+                    add(f"{where}.{path}", problem)
+    finally:
+        if con is not None:
+            con.close()

@@ -1,0 +1,98 @@
+"""Relevance: does the answer address the question (or resemble the expected answer)?"""
+from __future__ import annotations
+
+from sqlglot import exp
+
+from engine.metrics import encoders
+from engine.metrics.base import MetricSQL, PrepareContext, col, metric_kind, output
+from engine.metrics.lexical import STOPWORDS, content_tokens, share_in
+from engine.provenance import utc_now
+from engine.sql import literal, parse_expression
+
+_THRESHOLD = {"type": "number", "minimum": 0, "maximum": 1}
+
+
+@metric_kind("lexical_relevance", {"properties": {
+    "threshold": {**_THRESHOLD, "description": "passes at >= this share (0.3)"},
+    "extra_stopwords": {"type": "array", "items": {"type": "string"},
+                        "description": "words to ignore besides the built-in English stopwords"}}})
+def lexical_relevance(spec: dict) -> MetricSQL:
+    """Share of the question's content words that also appear in the answer (0..1); passes at >= threshold (0.3).
+
+    Words are lowercase runs of Unicode letters/digits (apostrophes dropped), minus a small English stopword
+    list. An empty answer scores 0; a question with no content word scores 1 for any non-empty answer."""
+    stop = STOPWORDS + tuple(w.lower() for w in spec.get("extra_stopwords", []))
+    question, answer = content_tokens(col("input_text"), stop), content_tokens(output(), stop)
+    value = parse_expression("CASE WHEN trim(__o__) = '' THEN 0.0 ELSE coalesce(__share__, 1.0) END",
+                             o=output(), share=share_in(question, answer))
+    passed = exp.GTE(this=col("value"), expression=literal(float(spec.get("threshold", 0.3))))
+    detail = parse_expression(
+        "CASE WHEN __passed__ THEN NULL ELSE 'question words not in the answer: ' || "
+        "array_to_string(list_sort(list_filter(__q__, lambda _m: NOT list_contains(__a__, _m))), ', ') END",
+        passed=passed, q=question, a=answer)
+    return MetricSQL(value=value, passed=passed, detail=detail)
+
+
+def _targets(spec: dict) -> exp.Expression:
+    """The texts the output is compared with: the question, or every expected answer."""
+    if spec.get("against", "input") == "input":
+        return exp.Array(expressions=[col("input_text")])
+    return col("expected_answers")
+
+
+def _prepare_embeddings(ctx: PrepareContext, name: str, spec: dict) -> None:
+    """Encode the run's distinct texts that the cache lacks, in batches, and store the vectors."""
+    import polars as pl
+
+    key = encoders.encoder_key(spec)
+    texts: dict[str, str] = {}
+    for row in ctx.rows(name, spec, ("input_text", "expected_answers", "output_text")):
+        targets = [row["input_text"]] if spec.get("against", "input") == "input" else row["expected_answers"]
+        for text in [row["output_text"] or "", *targets]:
+            texts[encoders.text_hash(text)] = text
+    con = ctx.store.con
+    con.register("wanted_texts", pl.DataFrame({"text_hash": list(texts)}, schema={"text_hash": pl.String}))
+    have = {h for (h,) in con.execute("SELECT w.text_hash FROM wanted_texts AS w JOIN embeddings AS e "
+                                      "ON e.text_hash = w.text_hash AND e.encoder = ?", [key]).fetchall()}
+    con.unregister("wanted_texts")
+    missing = [h for h in texts if h not in have]
+    if not missing:
+        return
+    encoder = encoders.build_encoder(encoders.encoder_config(spec), ctx.project.dir if ctx.project else None)
+    size = int(spec.get("batch_size", 256))
+    for start in range(0, len(missing), size):
+        batch = missing[start:start + size]
+        vectors = [[float(x) for x in v] for v in encoder.encode([texts[h] for h in batch])]
+        frame = pl.DataFrame({"encoder": [key] * len(batch), "text_hash": batch, "vector": vectors},
+                             schema={"encoder": pl.String, "text_hash": pl.String, "vector": pl.List(pl.Float32)})
+        with ctx.store.transaction() as tx:
+            tx.register("new_vectors", frame)
+            tx.execute("INSERT OR REPLACE INTO embeddings SELECT encoder, text_hash, vector, ? FROM new_vectors",
+                       [utc_now()])
+            tx.unregister("new_vectors")
+
+
+@metric_kind("embedding_similarity", {"properties": {
+    "against": {"enum": ["input", "expected"],
+                "description": "compare the output with the question (input) or the best expected answer"},
+    "encoder": {"type": "object", "required": ["_target_"], "properties": {"_target_": {"type": "string"}},
+                "description": "the encoder: {_target_: dotted.path, **kwargs}; default the bundled HashingEncoder"},
+    "batch_size": {"type": "integer", "minimum": 1, "description": "texts per encoder call (256)"},
+    "threshold": {"type": "number", "minimum": -1, "maximum": 1, "description": "passes at cosine >= this (0.3)"}}},
+    prepare=_prepare_embeddings)
+def embedding_similarity(spec: dict) -> MetricSQL:
+    """Cosine similarity of the output's and the question's (or best expected answer's) embeddings.
+
+    Vectors come from a pluggable encoder (default: HashingEncoder, word uni+bigrams hashed into 512 dims),
+    computed in batches before scoring and cached in the store; the cosine is SQL. A zero vector (an empty
+    text) or a missing vector scores 0. Passes at >= threshold (0.3)."""
+    # The row's columns stay unqualified inside the subquery: `embeddings` has none of the same names.
+    similarity = parse_expression(
+        "(SELECT coalesce(max(CASE WHEN isnan(_cos) THEN 0.0 ELSE _cos END), 0.0) FROM ("
+        "  SELECT list_cosine_similarity(o.vector, t.vector) AS _cos FROM embeddings AS o, embeddings AS t"
+        "  WHERE o.encoder = __key__ AND t.encoder = __key__ AND o.text_hash = sha256(__out__)"
+        "  AND list_contains(list_transform(__targets__, lambda _x: sha256(_x)), t.text_hash)))",
+        key=literal(encoders.encoder_key(spec)),
+        out=output(), targets=_targets(spec))
+    return MetricSQL(value=similarity, passed=exp.GTE(this=col("value"),
+                                                      expression=literal(float(spec.get("threshold", 0.3)))))
