@@ -8,31 +8,12 @@ in a throw-away in-memory DuckDB, so unknown functions and type errors are repor
 """
 from __future__ import annotations
 
-import sqlglot
 from sqlglot import exp
 
 from engine.errors import UserError
 from engine.metrics.base import SCORING_COLUMNS, MetricSQL, metric_kind
 from engine.sql import DIALECT, literal, render
-
-_STATEMENTS = (exp.Query, exp.DDL, exp.DML, exp.Create, exp.Drop, exp.Alter, exp.Insert, exp.Update, exp.Delete,
-               exp.Merge, exp.Command, exp.Set, exp.Pragma, exp.Use, exp.Transaction, exp.Commit, exp.Rollback,
-               exp.Copy, exp.Describe, exp.Attach, exp.Detach, exp.Install, exp.Summarize, exp.Cache, exp.Kill)
-_FORBIDDEN = (
-    ((exp.Subquery, exp.Query), "subqueries"),
-    ((exp.Table, exp.From, exp.Join, exp.Lateral), "table references"),
-    ((exp.Placeholder, exp.Parameter, exp.SessionParameter), "parameters"),
-    ((exp.Star, exp.Columns), "*"),
-    ((exp.AggFunc,), "aggregate functions (the expression is per case)"),
-    ((exp.Window,), "window functions (the expression is per case)"),
-    ((exp.Explode, exp.Unnest), "set-returning functions"),
-)
-# Functions that reach outside the row: files, settings, the catalog, sequences.
-_FORBIDDEN_FUNCTIONS = {"getenv", "current_setting", "query", "query_table", "glob", "load_extension",
-                        "nextval", "currval", "setseed", "checkpoint", "force_checkpoint", "sql_auto_complete",
-                        "which_secret", "sniff_csv", "current_database", "current_schema", "current_schemas"}
-_FORBIDDEN_PREFIXES = ("read_", "parquet_", "duckdb_", "pragma_", "iceberg_", "delta_", "sqlite_", "postgres_",
-                       "mysql_", "json_execute_serialized_sql", "from_")
+from engine.usersql import parse_expression
 
 # The scoring_input columns with their store types (engine/store.py), for binding at validation time.
 _SCORING_TABLE = exp.Schema(this=exp.to_table("scoring_input"), expressions=[
@@ -47,31 +28,8 @@ assert tuple(c.name for c in _SCORING_TABLE.expressions) == SCORING_COLUMNS
 
 def parse_user_expression(text: str) -> tuple[exp.Expression | None, list[str]]:
     """The parsed expression and the problems found (empty when it is acceptable)."""
-    try:
-        trees = [t for t in sqlglot.parse(text, dialect=DIALECT) if t is not None]
-    except sqlglot.errors.SqlglotError as e:
-        return None, [f"not a valid SQL expression: {str(e).splitlines()[0]}"]
-    if len(trees) != 1:
-        return None, [f"must be a single SQL expression, got {len(trees)} statements"]
-    tree = trees[0]
-    if isinstance(tree, _STATEMENTS):
-        return None, [f"must be a scalar expression, not a statement ({tree.key.upper()})"]
-    problems: list[str] = []
-    for node in tree.walk():
-        for classes, what in _FORBIDDEN:
-            if isinstance(node, classes):
-                problems.append(f"{what} are not allowed" if what != "*" else "* is not allowed")
-        if isinstance(node, exp.Column):
-            if node.table:
-                problems.append(f"column '{render(node)}' must be unqualified; for a JSON field write "
-                                f"json_extract_string(metadata, '$.key')")
-            elif node.name.lower() not in SCORING_COLUMNS:
-                problems.append(f"unknown column '{node.name}'; allowed: {', '.join(SCORING_COLUMNS)}")
-        if isinstance(node, exp.Func):
-            name = (node.name if isinstance(node, exp.Anonymous) else node.sql_name()).lower()
-            if name in _FORBIDDEN_FUNCTIONS or name.startswith(_FORBIDDEN_PREFIXES):
-                problems.append(f"function {name}() is not allowed in a metric expression")
-    return tree, list(dict.fromkeys(problems))
+    return parse_expression(text, SCORING_COLUMNS, what="metric expression", per_row="the expression is per case",
+                            hint="; for a JSON field write json_extract_string(metadata, '$.key')")
 
 
 def bind_problems(tree: exp.Expression) -> list[str]:
