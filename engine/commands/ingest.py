@@ -1,0 +1,199 @@
+"""`flywheel ingest`: production traces, feedback and business events into the store.
+
+    flywheel ingest path=FILE|DIR|GLOB [kind=auto|traces|feedback|events] [ingest.format=...] [out=result.json]
+    flywheel ingest export_quarantine=bad.jsonl [ingest.export.batch=ID] [ingest.export.kind=traces]
+
+Exit codes: 0 when the batch loaded (quarantined records are reported, not an error), 2 when an input cannot
+be read at all (nothing is stored then) or the config is wrong.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from rich.table import Table
+
+from engine.commands import Outcome, command
+from engine.config import Composed
+from engine.console import console
+from engine.errors import UserError
+from engine.evaluation import store_path
+from engine.ingest import readers
+from engine.ingest.load import Batch, Options, compile_plan, count_extra_sql
+from engine.ingest.quarantine import export_quarantine
+from engine.ingest.records import KINDS
+from engine.progress import progress_bar
+from engine.provenance import canonical_json, new_run_id, utc_now
+from engine.schemas import all_errors, dotted, validator
+from engine.sql import Plan
+from engine.store import Store
+from engine.validate import checker
+
+COUNTS = ("read", "accepted", "inserted", "duplicates", "quarantined")
+
+
+@checker
+def _check_ingest(composed: Composed, add) -> None:
+    cfg = composed.config
+    block = cfg.get("ingest")
+    if not isinstance(block, dict):
+        return
+    for path, message in all_errors(validator("ingest"), block):
+        add(dotted(path, "ingest"), message)
+    known = {f for k in KINDS.values() for f in k.top_level_fields}
+    for i, name in enumerate((block.get("privacy") or {}).get("redact") or []):
+        top, _, child = str(name).partition(".")
+        if top not in known or (child and top != "attributes"):
+            add(f"ingest.privacy.redact[{i}]", f"'{name}' is not a record field; use a top-level field "
+                                               f"({', '.join(sorted(known))}) or attributes.<key>")
+
+
+def compile_sql(composed: Composed) -> str:
+    return Plan("ingest", tuple(compile_plan(Options.from_config(composed.config)))).to_text()
+
+
+def _sources(cfg: dict, composed: Composed, options: Options) -> list[readers.SourceFile]:
+    raw = cfg.get("path") or (cfg.get("ingest") or {}).get("path")
+    patterns = [raw] if isinstance(raw, str) else list(raw or [])
+    files = readers.discover(patterns, composed.project.dir)
+    sources = []
+    for f in files:
+        try:
+            shown = str(f.relative_to(composed.project.dir))
+        except ValueError:
+            shown = str(f)
+        sources.append(readers.SourceFile(f, shown, readers.detect_format(f, options.format), f.stat().st_size))
+    return sources
+
+
+@command("ingest", "load production traces, feedback and events (JSONL, CSV, Parquet, OTLP); quarantine bad records",
+         compile=compile_sql)
+def ingest(composed: Composed) -> Outcome:
+    cfg = composed.config
+    ing = cfg.get("ingest") or {}
+    options = Options.from_config(cfg)
+    has_path = bool(cfg.get("path") or ing.get("path"))
+    export_to = cfg.get("export_quarantine")
+    if not has_path and not export_to:
+        raise UserError("nothing to ingest: give path=FILE|DIR|GLOB (and kind=traces|feedback|events|auto), "
+                        "or export_quarantine=PATH to write out quarantined records")
+    sources = _sources(cfg, composed, options) if has_path else []
+    path = store_path(cfg, composed.project)
+    result: dict = {"command": "ingest", "store": str(path), "batch_id": None, "kind": options.kind,
+                    "started_at": None, "finished_at": None, "seconds": None, "records_per_second": None,
+                    "privacy": options.privacy_summary(), "files": [], "totals": dict.fromkeys(COUNTS, 0),
+                    "by_kind": {}, "quarantine_reasons": {}, "unknown_fields_kept": 0, "export": None}
+    with Store.open(path) as store:
+        if sources:
+            _ingest(store, sources, options, cfg, result)
+        if export_to:
+            out = Path(export_to).expanduser()
+            out = out if out.is_absolute() else composed.project.dir / out
+            exp_cfg = ing.get("export") or {}
+            result["export"] = export_quarantine(store.con, out, batch=exp_cfg.get("batch"),
+                                                 kind=exp_cfg.get("kind"),
+                                                 include_resolved=bool(exp_cfg.get("include_resolved")))
+            console.print(f"exported {result['export']['records']} quarantined record(s) to {out} "
+                          f"(reasons in {result['export']['reasons_path']}); fix them and run "
+                          f"`flywheel ingest path={export_to}`")
+    return Outcome(0, result, "ingest_result")
+
+
+def _ingest(store: Store, sources: list[readers.SourceFile], options: Options, cfg: dict, result: dict) -> None:
+    batch_id = new_run_id("ingest")
+    started = utc_now()
+    clock = time.perf_counter()
+    show = bool((cfg.get("run") or {}).get("progress", True))
+    total_bytes = sum(s.size for s in sources)
+    interactive = console.is_terminal
+    with progress_bar(f"ingest {len(sources)} file(s)", total=total_bytes, enabled=show and interactive) as advance:
+        done: dict[str, int] = {}
+
+        def on_chunk(source: readers.SourceFile, n_records: int, bytes_done: int) -> None:
+            advance(max(0, bytes_done - done.get(source.shown, 0)))
+            done[source.shown] = bytes_done
+            if show and not interactive:  # logs and pipes get a line per chunk
+                console.print(f"  {source.shown}: {n_records:,} records read "
+                              f"({bytes_done * 100 // max(source.size, 1)}%)", highlight=False)
+
+        try:
+            with store.transaction() as con:
+                batch = Batch(con, options, batch_id, started, on_chunk)
+                files = batch.run(sources)
+                finished = utc_now()
+                earlier = {}
+                for f in files:
+                    rows = con.execute("SELECT DISTINCT batch_id FROM ingest_batches WHERE file_sha256 = ? "
+                                       "ORDER BY batch_id", [f.sha256]).fetchall() if f.sha256 else []
+                    earlier[f.path] = [r[0] for r in rows]
+                for f in files:
+                    f.previously_ingested_in = earlier[f.path]
+                    con.execute("INSERT INTO ingest_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                [batch_id, f.path, f.sha256, f.bytes, f.format, started, finished, f.read,
+                                 f.accepted, f.inserted, f.duplicates, f.quarantined,
+                                 canonical_json({"kind": options.kind, "format": options.format,
+                                                 "unknown_fields": options.unknown_fields,
+                                                 "privacy": options.privacy_summary()})])
+                kept = 0
+                if options.unknown_fields == "keep":
+                    for kind in batch.kinds:
+                        kept += con.execute(count_extra_sql(KINDS[kind]), {"batch_id": batch_id}).fetchall()[0][0]
+        except readers.UnreadableFile as e:
+            raise UserError(f"{e}; nothing was stored (set ingest.on_unreadable_file=quarantine to load the other "
+                            f"files and quarantine this one)") from e
+    seconds = time.perf_counter() - clock
+    result.update(batch_id=batch_id, started_at=started.isoformat(), finished_at=finished.isoformat(),
+                  seconds=round(seconds, 3), unknown_fields_kept=kept,
+                  quarantine_reasons=batch.quarantine_reasons, files=[f.to_json() for f in files])
+    totals = dict.fromkeys(COUNTS, 0)
+    by_kind: dict[str, dict[str, int]] = {}
+    for f in files:
+        for key in COUNTS:
+            totals[key] += getattr(f, key)
+        for kind, counts in f.by_kind.items():
+            agg = by_kind.setdefault(kind, dict.fromkeys(COUNTS, 0))
+            for key in COUNTS:
+                agg[key] += counts[key]
+    result["totals"] = totals
+    result["by_kind"] = by_kind
+    result["records_per_second"] = round(totals["read"] / seconds, 1) if seconds > 0 else None
+    _print(result, store, batch_id, int((cfg.get("ingest") or {}).get("show_reasons", 5)))
+
+
+def _print(result: dict, store: Store, batch_id: str, show_reasons: int) -> None:
+    t = result["totals"]
+    table = Table(title=f"ingest batch {batch_id}", title_justify="left")
+    table.add_column("file")
+    table.add_column("format")
+    for key in COUNTS:
+        table.add_column(key, justify="right")
+    for f in result["files"]:
+        table.add_row(f["path"], f["format"], *[f"{f[k]:,}" for k in COUNTS])
+    if len(result["files"]) > 1:
+        table.add_row("[bold]total[/]", "", *[f"[bold]{t[k]:,}[/]" for k in COUNTS])
+    console.print(table)
+    rate = result["records_per_second"]
+    console.print(f"{t['read']:,} read = {t['accepted']:,} accepted + {t['quarantined']:,} quarantined; "
+                  f"{t['inserted']:,} new, {t['duplicates']:,} duplicate(s) already stored or repeated"
+                  + (f"; {rate:,.0f} records/s" if rate else ""), highlight=False)
+    if t["read"] and t["inserted"] == 0 and t["duplicates"] == t["accepted"] and t["accepted"]:
+        console.print("nothing new: every accepted record was already in the store", highlight=False)
+    for f in result["files"]:
+        if f["previously_ingested_in"]:
+            console.print(f"{f['path']}: the same file (sha256 {f['sha256'][:12]}) was ingested before in "
+                          f"{', '.join(f['previously_ingested_in'])}", highlight=False)
+    if result["unknown_fields_kept"]:
+        console.print(f"{result['unknown_fields_kept']:,} accepted record(s) carry fields the schema does not name; "
+                      f"kept in the `extra` column", highlight=False)
+    if not t["quarantined"] or not show_reasons:
+        return
+    console.print(f"[bold yellow]{t['quarantined']:,} quarantined[/] (table `quarantine`, batch {batch_id}):")
+    for reason, n in list(result["quarantine_reasons"].items())[:20]:
+        rows = store.con.execute(
+            "SELECT source_file, source_line, source_item FROM quarantine WHERE batch_id = ? AND list_contains(reasons, ?) "
+            "ORDER BY source_file, source_line, source_item LIMIT ?", [batch_id, reason, show_reasons]).fetchall()
+        where = ", ".join(f"{r[0]}:{r[1] if r[1] is not None else '-'}" + (f"#{r[2]}" if r[2] is not None else "")
+                          for r in rows)
+        console.print(f"  {n:,} x {reason}  [dim]({where}{', ...' if n > len(rows) else ''})[/]", highlight=False)
+    console.print("export them with `flywheel ingest export_quarantine=PATH`, fix, and ingest the file again",
+                  highlight=False)

@@ -1,0 +1,397 @@
+"""Input files -> chunks of raw records (Arrow tables), streamed with bounded memory.
+
+Every reader yields `Chunk`s: an Arrow table with one row per record read:
+
+    line     BIGINT   1-based line in the file (CSV: the line the row starts on; Parquet: the row number)
+    item     INTEGER  the record's position inside an OTLP line (NULL for one-record-per-line formats)
+    kind     VARCHAR  the record kind when the reader knows it (OTLP spans/events, a CSV header); else NULL
+    problem  VARCHAR  why the reader could not take the record as it is (bad UTF-8, ragged CSV row); else NULL
+    raw      VARCHAR  the record as JSON text (JSONL: the line itself, zero-copy)
+
+Validation is not done here: the chunk goes to DuckDB as a whole (engine/ingest/load.py).
+An empty line is not a record. A file that cannot be read at all raises UnreadableFile.
+"""
+from __future__ import annotations
+
+import csv
+import glob as globlib
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pyarrow as pa
+
+from engine.errors import UserError
+
+FORMATS = ("jsonl", "csv", "parquet", "otlp")
+_EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet",
+               ".pq": "parquet"}
+CHUNK_SCHEMA = pa.schema([("line", pa.int64()), ("item", pa.int32()), ("kind", pa.string()),
+                          ("problem", pa.string()), ("raw", pa.large_string())])
+
+
+class UnreadableFile(Exception):
+    """The whole file cannot be read (truncated Parquet, not a file, permission)."""
+
+
+@dataclass
+class Chunk:
+    table: pa.Table
+    bytes_done: int  # progress within the file
+
+
+@dataclass
+class SourceFile:
+    path: Path
+    shown: str  # as the user named it (relative to the project when possible)
+    format: str
+    size: int
+    sha256: str | None = None
+    digest: Any = field(default=None, repr=False)
+
+
+def discover(patterns: list[str], project_dir: Path) -> list[Path]:
+    """Files named by paths, directories (recursively: the files with a known extension) or globs."""
+    found: list[Path] = []
+    for pattern in patterns:
+        p = Path(pattern).expanduser()
+        p = p if p.is_absolute() else project_dir / p
+        if any(ch in pattern for ch in "*?["):
+            matches = sorted(Path(m) for m in globlib.glob(str(p), recursive=True) if Path(m).is_file())
+            if not matches:
+                raise UserError(f"ingest path '{pattern}': the glob matches no file")
+            found.extend(matches)
+        elif p.is_dir():
+            matches = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in _EXTENSIONS)
+            if not matches:
+                raise UserError(f"ingest path '{pattern}': the directory holds no "
+                                f"{'/'.join(sorted(_EXTENSIONS))} file")
+            found.extend(matches)
+        elif p.is_file():
+            found.append(p)
+        else:
+            raise UserError(f"ingest path '{pattern}': no such file or directory ({p})")
+    unique: list[Path] = []
+    for f in found:
+        if f.resolve() not in {u.resolve() for u in unique}:
+            unique.append(f)
+    return unique
+
+
+def detect_format(path: Path, declared: str = "auto") -> str:
+    if declared != "auto":
+        return declared
+    fmt = _EXTENSIONS.get(path.suffix.lower())
+    if fmt is None:
+        raise UserError(f"{path}: cannot tell the format from the extension '{path.suffix}'; "
+                        f"set ingest.format to one of {', '.join(FORMATS)}")
+    if fmt == "jsonl":
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+        if b'"resourceSpans"' in head or b'"resource_spans"' in head:
+            return "otlp"
+    return fmt
+
+
+def _nulls(n: int, type_: pa.DataType = pa.string()) -> pa.Array:
+    return pa.nulls(n, type_)
+
+
+def _table(lines: np.ndarray | list[int], raw: pa.Array | list[str], kind: list | None = None,
+           problem: list | None = None, item: list | None = None) -> pa.Table:
+    n = len(raw)
+    return pa.Table.from_arrays([
+        pa.array(lines, pa.int64()),
+        pa.array(item, pa.int32()) if item is not None else _nulls(n, pa.int32()),
+        pa.array(kind, pa.string()) if kind is not None else _nulls(n),
+        pa.array(problem, pa.string()) if problem is not None else _nulls(n),
+        raw if isinstance(raw, (pa.Array, pa.ChunkedArray)) else pa.array(raw, pa.large_string()),
+    ], schema=CHUNK_SCHEMA)
+
+
+class _Rows:
+    """Records of one chunk as they are read (the slow paths: OTLP, CSV)."""
+
+    def __init__(self) -> None:
+        self.lines: list[int] = []
+        self.items: list[int | None] = []
+        self.kinds: list[str | None] = []
+        self.problems: list[str | None] = []
+        self.raws: list[str] = []
+
+    def add(self, line: int, raw: str, kind: str | None = None, problem: str | None = None,
+            item: int | None = None) -> None:
+        self.lines.append(line)
+        self.items.append(item)
+        self.kinds.append(kind)
+        self.problems.append(problem)
+        self.raws.append(raw)
+
+    def __len__(self) -> int:
+        return len(self.raws)
+
+    def table(self) -> pa.Table:
+        return _table(self.lines, self.raws, kind=self.kinds, problem=self.problems, item=self.items)
+
+
+def _byte_blocks(source: SourceFile, chunk_bytes: int) -> Iterator[tuple[bytes, int, int]]:
+    """(block of whole lines, bytes done, lines in earlier blocks); hashes the file on the way."""
+    digest = hashlib.sha256()
+    done = 0
+    with open(source.path, "rb") as f:
+        carry = b""
+        while True:
+            block = f.read(chunk_bytes)
+            digest.update(block)  # releases the GIL for large buffers
+            done += len(block)
+            if not block:
+                if carry:
+                    yield carry, done, 0
+                break
+            data = carry + block if carry else block
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                carry = data
+                continue
+            carry = data[cut + 1:]
+            yield data[: cut + 1], done, 0
+    source.sha256 = digest.hexdigest()
+
+
+def _split_lines(data: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end (exclusive, newline and CR stripped) byte offsets of every line in `data`."""
+    buf = np.frombuffer(data, dtype=np.uint8)
+    nl = np.flatnonzero(buf == 10)
+    if len(data) and data[-1:] != b"\n":  # last line without a newline
+        nl = np.append(nl, len(data))
+    starts = np.empty(len(nl), dtype=np.int64)
+    if len(nl):
+        starts[0] = 0
+        starts[1:] = nl[:-1] + 1
+    ends = nl.astype(np.int64)
+    has_cr = (ends > starts) & (buf[np.maximum(ends - 1, 0)] == 13)
+    ends = ends - has_cr
+    return starts, ends
+
+
+def read_jsonl(source: SourceFile, chunk_bytes: int) -> Iterator[Chunk]:
+    line0 = 1
+    for data, done, _ in _byte_blocks(source, chunk_bytes):
+        starts, ends = _split_lines(data)
+        n_lines = len(starts)
+        keep = np.flatnonzero(ends > starts)  # an empty line is not a record
+        line_numbers = line0 + keep
+        line0 += n_lines
+        if len(keep) == 0:
+            yield Chunk(_table([], []), done)
+            continue
+        if len(keep) == n_lines:
+            # Fast path, no empty line: the values are contiguous slices of `data` (zero copy), each keeping
+            # its line break, which JSON parsing ignores and the quarantine trims.
+            offsets = np.empty(n_lines + 1, dtype=np.int64)
+            offsets[:-1] = starts
+            offsets[-1] = len(data)
+            raw = pa.LargeStringArray.from_buffers(n_lines, pa.py_buffer(offsets), pa.py_buffer(data))
+            try:
+                raw.validate(full=True)  # the UTF-8 check, vectorised
+                yield Chunk(_table(line_numbers, raw), done)
+                continue
+            except pa.ArrowInvalid:
+                pass
+        yield Chunk(_decode_lines(data, starts[keep], ends[keep], line_numbers), done)
+
+
+def _decode_lines(data: bytes, starts: np.ndarray, ends: np.ndarray, lines: np.ndarray) -> pa.Table:
+    """The slow path (a chunk with bad UTF-8 or empty lines): decode line by line, flag bad bytes."""
+    raw: list[str] = []
+    problem: list[str | None] = []
+    for s, e in zip(starts.tolist(), ends.tolist()):
+        piece = data[s:e]
+        try:
+            raw.append(piece.decode("utf-8"))
+            problem.append(None)
+        except UnicodeDecodeError as err:
+            raw.append(piece.decode("utf-8", errors="replace"))
+            problem.append(f"not valid UTF-8: byte 0x{piece[err.start]:02X} at column {err.start + 1} "
+                           f"(is the file in another encoding, e.g. latin-1?)")
+    return _table(lines, raw, problem=problem)
+
+
+def read_otlp(source: SourceFile, chunk_bytes: int) -> Iterator[Chunk]:
+    """OTLP/JSON: one ExportTraceServiceRequest per line (the OTel file exporter), or one pretty-printed
+    document per file. Each GenAI span becomes a trace record; its feedback/evaluation events become
+    feedback records (engine/ingest/otel.py)."""
+    from engine.ingest.otel import convert_request
+
+    with open(source.path, "rb") as f:
+        first = b""
+        for first in f:
+            if first.strip():
+                break
+    whole_document = False
+    try:
+        json.loads(first)
+    except ValueError:
+        whole_document = first.strip().startswith(b"{")  # a pretty-printed document spans many lines
+    if whole_document:
+        data = source.path.read_bytes()
+        source.sha256 = hashlib.sha256(data).hexdigest()
+        blocks: Iterator[tuple[bytes, int, int]] = iter([(data, len(data), 0)])
+    else:
+        blocks = _byte_blocks(source, chunk_bytes)
+    line0 = 1
+    for data, done, _ in blocks:
+        pieces = [data] if whole_document else data.split(b"\n")
+        rows = _Rows()
+        for offset, piece in enumerate(pieces):
+            line = line0 + offset
+            if not piece.strip():
+                continue
+            try:
+                text = piece.decode("utf-8")
+            except UnicodeDecodeError:
+                rows.add(line, piece.decode("utf-8", errors="replace"), "traces", "not valid UTF-8")
+                continue
+            try:
+                request = json.loads(text)
+            except ValueError as err:
+                rows.add(line, text.rstrip("\r"), "traces", f"invalid OTLP JSON: {err}")
+                continue
+            for item, (kind, record, problem) in enumerate(convert_request(request), start=1):
+                rows.add(line, json.dumps(record, ensure_ascii=False), kind, problem, item)
+        line0 += 1 if whole_document else len(pieces) - (1 if pieces and pieces[-1] == b"" else 0)
+        yield Chunk(rows.table(), done)
+
+
+def _coerce(value: str, types: set[str]) -> Any:
+    """A CSV cell as the JSON value the schema expects, when it reads as one; else the text unchanged."""
+    if "integer" in types or "number" in types:
+        try:
+            number = float(value)
+            if number == number and abs(number) != float("inf"):
+                return int(number) if number.is_integer() and "." not in value and "e" not in value.lower() \
+                    else number
+        except ValueError:
+            pass
+    if "boolean" in types and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    if "object" in types and value.lstrip().startswith("{"):
+        try:
+            return json.loads(value)
+        except ValueError:
+            pass
+    return value
+
+
+def read_csv(source: SourceFile, chunk_rows: int, field_types: dict[str, dict[str, set[str]]],
+             kind: str | None) -> Iterator[Chunk]:
+    """CSV with a header. Cells are typed by the record schema (numbers, JSON objects); an empty cell is an
+    absent field; a column `attributes.topic` fills attributes.topic. `field_types` maps kind -> field -> types."""
+    digest = hashlib.sha256()
+    with open(source.path, "rb") as fb:
+        for block in iter(lambda: fb.read(1 << 24), b""):
+            digest.update(block)
+    source.sha256 = digest.hexdigest()
+    with open(source.path, encoding="utf-8", errors="surrogateescape", newline="") as f:
+        reader = csv.reader(f)
+        try:
+            header = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            raise UnreadableFile(f"cannot read the CSV header: {e}") from e
+        header = [h.strip().lstrip("\ufeff") for h in header]
+        file_kind = kind or _kind_from_header(header, field_types)
+        types = field_types.get(file_kind or "", {})
+        previous_end = reader.line_num
+        rows = _Rows()
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as e:
+                rows.add(previous_end + 1, "", file_kind, f"unreadable CSV row: {e}")
+                previous_end = reader.line_num
+                continue
+            start = previous_end + 1
+            previous_end = reader.line_num
+            if not row or all(not cell for cell in row) and len(row) <= 1:
+                continue
+            text = ",".join(row)
+            problem = None
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                problem = "not valid UTF-8 (is the file in another encoding, e.g. latin-1?)"
+                row = [c.encode("utf-8", "surrogateescape").decode("utf-8", "replace") for c in row]
+            if problem is None and len(row) != len(header):
+                problem = f"row has {len(row)} fields, the header has {len(header)}"
+            record: dict[str, Any] = {}
+            if problem is None:
+                for name, cell in zip(header, row):
+                    if cell == "":
+                        continue
+                    if "." in name:
+                        parent, child = name.split(".", 1)
+                        target = record.setdefault(parent, {})
+                        if isinstance(target, dict):
+                            target[child] = cell
+                        continue
+                    record[name] = _coerce(cell, types.get(name, set()))
+                raw = json.dumps(record, ensure_ascii=False)
+            else:
+                raw = json.dumps(dict(zip(header, row)) if len(row) == len(header) else row, ensure_ascii=False)
+            rows.add(start, raw, file_kind, problem)
+            if len(rows) >= chunk_rows:
+                yield Chunk(rows.table(), f.buffer.tell())
+                rows = _Rows()
+        if len(rows):
+            yield Chunk(rows.table(), source.size)
+
+
+def _kind_from_header(header: list[str], field_types: dict[str, dict[str, set[str]]]) -> str | None:
+    from engine.ingest.records import KINDS
+
+    columns = {h.split(".", 1)[0] for h in header}
+    for kind in KINDS.values():
+        if set(kind.marker) <= columns:
+            return kind.name
+    return None
+
+
+def read_parquet(source: SourceFile, chunk_rows: int, con) -> Iterator[Chunk]:
+    """Parquet, streamed by record batches; each row becomes JSON text in DuckDB (to_json)."""
+    import pyarrow.parquet as pq
+
+    digest = hashlib.sha256()
+    with open(source.path, "rb") as fb:
+        for block in iter(lambda: fb.read(1 << 24), b""):
+            digest.update(block)
+    source.sha256 = digest.hexdigest()
+    try:
+        pf = pq.ParquetFile(source.path)
+        total = pf.metadata.num_rows
+        row0 = 1
+        for batch in pf.iter_batches(batch_size=chunk_rows):
+            rows = pa.Table.from_batches([batch])
+            raw = _rows_as_json(con, rows)
+            yield Chunk(_table(np.arange(row0, row0 + rows.num_rows), raw),
+                        int(source.size * min(1.0, (row0 + rows.num_rows - 1) / max(total, 1))))
+            row0 += rows.num_rows
+    except (pa.ArrowInvalid, OSError) as e:
+        raise UnreadableFile(f"not a readable Parquet file: {e}") from e
+
+
+def _rows_as_json(con, rows: pa.Table) -> pa.Array:
+    from engine.ingest.load import rows_to_json_sql
+
+    con.register("flywheel_parquet_rows", rows)
+    try:
+        out = con.execute(rows_to_json_sql("flywheel_parquet_rows")).to_arrow_table()
+    finally:
+        con.unregister("flywheel_parquet_rows")
+    return out.column(0).combine_chunks().cast(pa.large_string())

@@ -1,0 +1,361 @@
+"""JSON Schema -> SQL predicates over a column of raw JSON text.
+
+The record schemas in schemas/ (trace, feedback, event) are the single source of truth for what a valid record
+is. Instead of running a validator per record in Python, this module walks a schema once and produces SQL
+expressions that DuckDB evaluates over a whole chunk of records:
+
+* every path the schema names is read out of the raw text by two multi-path calls, one pass each:
+  `json_type(raw, ['$."a"', '$."b"."c"', ...])` (the JSON type per path, NULL when absent) and
+  `json_extract_string(raw, [...])` (the value: strings unescaped, numbers as text);
+* each schema keyword becomes one `Check`: a violation predicate over those two lists (a comparison of
+  short values, no further parsing) plus the reason text shown for a rejected record.
+
+Supported keywords: type, enum, const, required, properties, additionalProperties (false), minimum, maximum,
+exclusiveMinimum, exclusiveMaximum, minLength, maxLength, pattern, format (date-time), allOf, if/then/else.
+Anything else raises at compile time, so a schema edit can never silently weaken the checks. The decisions
+agree with `jsonschema` (Draft 2020-12) with format checking on; tests/ingest/test_schema_sql.py holds the
+two side by side, and benchmarks/bench_ingest.py compares them on a million records.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from sqlglot import exp
+
+from engine.sql import literal, parse_expression
+
+_ANNOTATIONS = {"$schema", "$id", "title", "description", "default", "examples", "$comment"}
+_SUPPORTED = _ANNOTATIONS | {
+    "type", "enum", "const", "required", "properties", "additionalProperties", "minimum", "maximum",
+    "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength", "pattern", "format", "allOf",
+    "if", "then", "else"}
+_JSON_TYPES = ("string", "integer", "number", "boolean", "object", "array", "null")
+
+
+@lru_cache(maxsize=None)
+def _template(template: str) -> exp.Expression:
+    return parse_expression(template)
+
+
+def _e(template: str, **parts: exp.Expression) -> exp.Expression:
+    """parse_expression with the parsed template cached: the compiler instantiates a few templates many times."""
+    def substitute(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Column) and not node.table:
+            name = node.name
+            if name.startswith("__") and name.endswith("__") and name[2:-2] in parts:
+                return parts[name[2:-2]].copy()
+        return node
+
+    return _template(template).transform(substitute)  # transform copies the template
+
+
+def _or(items: list[exp.Expression]) -> exp.Expression:
+    if not items:
+        return exp.false()
+    out = items[0]
+    for item in items[1:]:
+        out = exp.Or(this=out, expression=item)  # no copies: each item is a fresh tree
+    return exp.Paren(this=out)
+
+
+def _and(items: list[exp.Expression]) -> exp.Expression:
+    if not items:
+        return exp.true()
+    out = items[0]
+    for item in items[1:]:
+        out = exp.And(this=out, expression=item)
+    return exp.Paren(this=out)
+
+
+def json_path(path: tuple[str, ...]) -> str:
+    """`("attributes", "topic")` -> `$."attributes"."topic"` (quoted: any key is safe)."""
+    return "$" + "".join("." + json.dumps(p, ensure_ascii=False) for p in path)
+
+
+def dotted(path: tuple[str, ...]) -> str:
+    return ".".join(path) if path else "<record>"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One schema rule: `violation` is true for a record that breaks it; `reason` explains it (SQL text value)."""
+
+    path: tuple[str, ...]
+    keyword: str
+    violation: exp.Expression
+    reason: exp.Expression
+
+
+class Value:
+    """SQL views of the JSON value at one path. The query holds two lists per record, from one pass each:
+    fw_t = json_type(raw, paths) (VARCHAR, BIGINT, UBIGINT, DOUBLE, BOOLEAN, NULL, OBJECT, ARRAY; NULL when
+    the path is absent) and fw_w = json_extract_string(raw, paths) (strings unescaped, numbers and objects as
+    JSON text). Every check is then a comparison on short values: no per-check parsing."""
+
+    def __init__(self, rec: "RecordSQL | None", index: int, raw: exp.Expression | None = None):
+        self.rec = rec
+        self.i = index
+        self._raw = raw  # index 0: the record itself
+
+    def _item(self, column: exp.Expression) -> exp.Expression:
+        # sqlglot holds list indexes 0-based and renders DuckDB's 1-based form.
+        return exp.Bracket(this=column.copy(), expressions=[exp.Literal.number(self.i - 1)])
+
+    @property
+    def type_name(self) -> exp.Expression:
+        return self._item(self.rec.types)
+
+    @property
+    def node(self) -> exp.Expression:
+        """The value as text (a string unescaped, anything else as JSON)."""
+        return self._raw.copy() if self._raw is not None else self._item(self.rec.strings)
+
+    def _t(self, template: str) -> exp.Expression:
+        return _e(template, t=self.type_name)
+
+    @property
+    def present(self) -> exp.Expression:
+        return self._t("__t__ IS NOT NULL")
+
+    @property
+    def is_null(self) -> exp.Expression:
+        return self._t("__t__ = 'NULL'")
+
+    @property
+    def is_string(self) -> exp.Expression:
+        return self._t("__t__ = 'VARCHAR'")
+
+    @property
+    def is_object(self) -> exp.Expression:
+        return self._t("__t__ = 'OBJECT'")
+
+    @property
+    def is_array(self) -> exp.Expression:
+        return self._t("__t__ = 'ARRAY'")
+
+    @property
+    def is_boolean(self) -> exp.Expression:
+        return self._t("__t__ = 'BOOLEAN'")
+
+    @property
+    def is_number(self) -> exp.Expression:
+        return self._t("__t__ IN ('BIGINT', 'UBIGINT', 'DOUBLE')")
+
+    @property
+    def is_integer(self) -> exp.Expression:
+        # Draft 2020-12: 1.0 is an integer, i.e. a number whose value has no fractional part.
+        return _e("(__t__ IN ('BIGINT', 'UBIGINT') OR (__t__ = 'DOUBLE' AND __n__ = trunc(__n__)))",
+                  t=self.type_name, n=self.number)
+
+    def is_type(self, name: str) -> exp.Expression:
+        return {"string": lambda: self.is_string, "integer": lambda: self.is_integer,
+                "number": lambda: self.is_number, "boolean": lambda: self.is_boolean,
+                "object": lambda: self.is_object, "array": lambda: self.is_array,
+                "null": lambda: self.is_null}[name]()
+
+    @property
+    def text(self) -> exp.Expression:
+        """The unescaped string (meaningful where is_string)."""
+        return self.node
+
+    @property
+    def number(self) -> exp.Expression:
+        """The value as DOUBLE (meaningful where is_number)."""
+        return _e("TRY_CAST(__w__ AS DOUBLE)", w=self.node)
+
+    @property
+    def kind_name(self) -> exp.Expression:
+        """The JSON type of the value, for messages."""
+        return self._t("CASE __t__ WHEN 'VARCHAR' THEN 'string' WHEN 'NULL' THEN 'null' WHEN 'OBJECT' THEN 'object' "
+                       "WHEN 'ARRAY' THEN 'array' WHEN 'BOOLEAN' THEN 'boolean' ELSE 'number' END")
+
+    @property
+    def shown(self) -> exp.Expression:
+        """The value as it appears in the record, cut to 60 characters, for messages."""
+        return _e("CASE WHEN __t__ = 'NULL' THEN 'null' WHEN length(__x__) > 60 THEN __x__[1:57] || '...' ELSE __x__ END",
+                  t=self.type_name, x=_e("CASE WHEN __t__ = 'VARCHAR' THEN '\"' || __w__ || '\"' ELSE __w__ END",
+                                         t=self.type_name, w=self.node))
+
+
+@dataclass
+class RecordSQL:
+    """The compiled form of a record schema: two lists per record (`extract()`) and one Check per rule."""
+
+    schema_name: str
+    raw: exp.Expression  # the raw JSON text column
+    paths: list[tuple[str, ...]] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+    types: exp.Expression = field(default_factory=lambda: exp.column("fw_t"))  # column: json_type list
+    strings: exp.Expression = field(default_factory=lambda: exp.column("fw_w"))  # column: json_extract_string list
+
+    def index(self, path: tuple[str, ...]) -> int:
+        if path not in self.paths:
+            self.paths.append(path)
+        return self.paths.index(path) + 1
+
+    def value(self, path: tuple[str, ...]) -> Value:
+        if not path:
+            return Value(None, 0, self.raw)
+        return Value(self, self.index(path))
+
+    def _paths(self) -> exp.Expression:
+        return exp.Array(expressions=[exp.Literal.string(json_path(p)) for p in self.paths])
+
+    def extract(self) -> tuple[exp.Expression, exp.Expression]:
+        """(json_type list, json_extract_string list); both NULL when the text is not valid JSON."""
+        # Guarded by json_valid, not try(): DuckDB re-runs a vector row by row when an error is caught, so
+        # one broken line per 2,048 would make every vector slow.
+        return (_e("CASE WHEN json_valid(__raw__) THEN json_type(__raw__, __paths__) END", raw=self.raw,
+                   paths=self._paths()),
+                _e("CASE WHEN json_valid(__raw__) THEN json_extract_string(__raw__, __paths__) END", raw=self.raw,
+                   paths=self._paths()))
+
+    @property
+    def not_json(self) -> exp.Expression:
+        return _e("__v__ IS NULL", v=self.types)
+
+    @property
+    def not_object(self) -> exp.Expression:
+        return _e("NOT starts_with(ltrim(__raw__), '{')", raw=self.raw)
+
+    def ok(self) -> exp.Expression:
+        """True for a record that passes every check (evaluated for every record: kept cheap)."""
+        broken = _or([self.not_json, self.not_object] + [c.violation for c in self.checks])
+        return _e("coalesce(NOT __b__, false)", b=broken)
+
+    def reasons(self) -> exp.Expression:
+        """The list of reasons a record fails (evaluated only for rejected records)."""
+        detail = [exp.If(this=c.violation, true=c.reason) for c in self.checks]
+        items = exp.Array(expressions=[exp.Case(ifs=[d]) for d in detail])
+        listed = _e("list_filter(__items__, lambda r: r IS NOT NULL)", items=items)
+        return exp.Case(ifs=[
+            exp.If(this=self.not_json, true=exp.Array(expressions=[literal("invalid JSON")])),
+            exp.If(this=self.not_object, true=exp.Array(expressions=[literal("not a JSON object")]))],
+            default=listed)
+
+
+def compile_schema(schema: dict, raw: exp.Expression, schema_name: str = "") -> RecordSQL:
+    """`raw`: the column of JSON text. The query must put `extract()` in the columns fw_t and fw_w."""
+    rec = RecordSQL(schema_name, raw)
+    rec.checks = _compile(schema, (), rec, guard=[])
+    return rec
+
+
+def _msg(*parts: exp.Expression | str) -> exp.Expression:
+    nodes = [literal(p) if isinstance(p, str) else p for p in parts]
+    out = nodes[0]
+    for n in nodes[1:]:
+        out = exp.DPipe(this=out, expression=n, safe=True)
+    return out
+
+
+def _types_of(schema: dict) -> list[str] | None:
+    t = schema.get("type")
+    if t is None:
+        return None
+    types = [t] if isinstance(t, str) else list(t)
+    for name in types:
+        if name not in _JSON_TYPES:
+            raise ValueError(f"unsupported JSON type {name!r}")
+    return types
+
+
+def _matches_value(v: Value, value: Any) -> exp.Expression:
+    if value is None:
+        return v.is_null
+    if isinstance(value, bool):
+        return _e("__v__ = __lit__", v=v.node, lit=literal("true" if value else "false"))
+    if isinstance(value, (int, float)):
+        return _and([v.is_number, _e("__n__ = __lit__", n=v.number, lit=literal(value))])
+    if isinstance(value, str):
+        return _and([v.is_string, _e("__s__ = __lit__", s=v.text, lit=literal(value))])
+    raise ValueError(f"unsupported enum/const value {value!r}")
+
+
+def _compile(schema: dict | bool, path: tuple[str, ...], rec: RecordSQL, guard: list[exp.Expression]) -> list[Check]:
+    """Checks for `schema` applied to the value at `path`, each applying only where `guard` holds."""
+    if schema is True or schema == {}:
+        return []
+    if schema is False:
+        raise ValueError("a `false` schema is not supported")
+    unknown = set(schema) - _SUPPORTED
+    if unknown:
+        raise ValueError(f"schema keyword(s) {sorted(unknown)} at {dotted(path)} have no SQL translation")
+    v = rec.value(path)
+    where = dotted(path)
+    checks: list[Check] = []
+
+    def add(keyword: str, condition: exp.Expression, reason: exp.Expression, needs_present: bool = True) -> None:
+        parts = list(guard) + ([v.present] if needs_present and path else []) + [condition]
+        checks.append(Check(path, keyword, _e("coalesce(__c__, false)", c=_and(parts)), reason))
+
+    types = _types_of(schema)
+    if types is not None and not (not path and types == ["object"]):  # the record itself: see not_object
+        allowed = _or([v.is_type(t) for t in types])
+        add("type", exp.not_(allowed), _msg(f"{where}: expected {' or '.join(types)}, got ", v.kind_name))
+
+    if "enum" in schema or "const" in schema:
+        values = schema["enum"] if "enum" in schema else [schema["const"]]
+        allowed = _or([_matches_value(v, x) for x in values])
+        names = ", ".join("null" if x is None else str(x) for x in values)
+        keyword = "enum" if "enum" in schema else "const"
+        add(keyword, exp.not_(allowed), _msg(f"{where}: ", v.shown, f" is not allowed; allowed: {names}"))
+
+    bounds = [("minimum", "<"), ("exclusiveMinimum", "<="), ("maximum", ">"), ("exclusiveMaximum", ">=")]
+    for keyword, op in bounds:
+        if keyword in schema:
+            limit = schema[keyword]
+            cond = _and([v.is_number, _e(f"__n__ {op} __lit__", n=v.number, lit=literal(limit))])
+            word = {"minimum": "below the minimum", "exclusiveMinimum": "not above",
+                    "maximum": "above the maximum", "exclusiveMaximum": "not below"}[keyword]
+            add(keyword, cond, _msg(f"{where}: ", v.shown, f" is {word} {limit}"))
+
+    if "minLength" in schema:
+        n = int(schema["minLength"])
+        add("minLength", _and([v.is_string, _e("length(__s__) < __n__", s=v.text, n=literal(n))]),
+            _msg(f"{where}: shorter than {n} character(s)"))
+    if "maxLength" in schema:
+        n = int(schema["maxLength"])
+        add("maxLength", _and([v.is_string, _e("length(__s__) > __n__", s=v.text, n=literal(n))]),
+            _msg(f"{where}: longer than {n} characters"))
+    if "pattern" in schema:
+        add("pattern", _and([v.is_string, _e("NOT regexp_matches(__s__, __p__)", s=v.text,
+                                                 p=literal(schema["pattern"]))]),
+            _msg(f"{where}: ", v.shown, f" does not match the pattern {schema['pattern']}"))
+    if schema.get("format") == "date-time":
+        add("format", _and([v.is_string, _e("TRY_CAST(__s__ AS TIMESTAMPTZ) IS NULL", s=v.text)]),
+            _msg(f"{where}: ", v.shown, " is not a valid date-time"))
+    elif "format" in schema:
+        raise ValueError(f"format {schema['format']!r} at {where} has no SQL translation")
+
+    obj_guard = list(guard) + ([v.present, v.is_object] if path else [])
+    for name in schema.get("required", []):
+        child = rec.value(path + (name,))
+        checks.append(Check(path + (name,), "required", _and(obj_guard + [exp.not_(child.present)]),
+                            literal(f"{dotted(path + (name,))}: required but missing")))
+    for name, sub in (schema.get("properties") or {}).items():
+        checks.extend(_compile(sub, path + (name,), rec, obj_guard))
+    extra = schema.get("additionalProperties", True)
+    if extra is False:
+        known = exp.Array(expressions=[literal(k) for k in (schema.get("properties") or {})])
+        keys = _e("json_keys(__v__)", v=v.node)
+        unknown_keys = _e("list_filter(__k__, lambda k: NOT list_contains(__known__, k))", k=keys, known=known)
+        checks.append(Check(path, "additionalProperties",
+                            _and(obj_guard + [_e("len(__u__) > 0", u=unknown_keys)]),
+                            _msg(f"{where}: unknown field(s) ", _e("array_to_string(__u__, ', ')", u=unknown_keys))))
+    elif extra is not True:
+        raise ValueError(f"additionalProperties at {where}: only true/false have a SQL translation")
+
+    for sub in schema.get("allOf", []):
+        checks.extend(_compile(sub, path, rec, guard))
+    if "if" in schema:
+        cond_checks = _compile(schema["if"], path, rec, [])
+        holds = exp.not_(_or([c.violation for c in cond_checks]))
+        if "then" in schema:
+            checks.extend(_compile(schema["then"], path, rec, list(guard) + [holds]))
+        if "else" in schema:
+            checks.extend(_compile(schema["else"], path, rec, list(guard) + [exp.not_(holds)]))
+    return checks
