@@ -50,9 +50,10 @@ def default_aggregate(spec: dict) -> str:
     return spec.get("aggregate") or registry.get("metric", spec["kind"]).fn.default_aggregate
 
 
-def _score_statement(name: str, spec: dict) -> Statement:
+def scored_select(name: str, spec: dict, source: exp.Select) -> exp.Select:
+    """A metric applied to any relation shaped like scoring_input (a run's cases, or production traces):
+    its rows with `value`, `passed` and `detail` computed. An errored row fails unless the kind scores errors."""
     m = metric_sql(name, spec)
-    source = scoring_source(spec)
     if m.passed is not None:
         passed = m.passed
     elif "threshold" in spec:
@@ -73,10 +74,16 @@ def _score_statement(name: str, spec: dict) -> Statement:
         final_passed = exp.and_(not_errored, exp.func("coalesce", passed, literal(False)))
         final_detail = exp.Case().when(errored, exp.DPipe(this=literal("errored: "), expression=exp.column("error"))
                                        ).else_(exp.column("metric_detail"))
-    select = exp.select(
-        param("run_id"), exp.column("dataset"), exp.column("dataset_version"), exp.column("case_id"),
-        exp.column("repeat"), literal(name), exp.column("value"), final_passed, final_detail,
+    return exp.select(
+        exp.column("dataset"), exp.column("dataset_version"), exp.column("case_id"), exp.column("repeat"),
+        exp.column("value"), exp.alias_(final_passed, "passed"), exp.alias_(final_detail, "detail"),
     ).from_(valued.subquery("valued"))
+
+
+def _score_statement(name: str, spec: dict) -> Statement:
+    rows = scored_select(name, spec, scoring_source(spec)).subquery("scored")
+    select = exp.select(param("run_id"), "dataset", "dataset_version", "case_id", "repeat", literal(name), "value",
+                        "passed", "detail").from_(rows)
     insert = exp.insert(select, "scores", columns=["run_id", "dataset", "dataset_version", "case_id", "repeat",
                                                     "metric", "value", "passed", "detail"])
     return Statement(f"score:{name}", insert, ("run_id", "repeats"),

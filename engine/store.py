@@ -218,6 +218,47 @@ MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
             promoted_at TIMESTAMPTZ NOT NULL
         )""",
     )),
+    (5, "monitoring: runs, results as a time series, stored reference profiles, live scores", (
+        """CREATE TABLE monitor_runs (
+            run_id VARCHAR PRIMARY KEY,
+            started_at TIMESTAMPTZ NOT NULL,
+            finished_at TIMESTAMPTZ NOT NULL,
+            config_hash VARCHAR NOT NULL,         -- the monitor policy that produced the results
+            git_commit VARCHAR,
+            healthy BOOLEAN NOT NULL,             -- no blocking alert
+            n_alerts INTEGER NOT NULL,
+            result JSON NOT NULL
+        )""",
+        """CREATE TABLE monitor_results (
+            run_id VARCHAR NOT NULL,
+            section VARCHAR NOT NULL,             -- drift | kpi | parity | online
+            name VARCHAR NOT NULL,                -- the rule, KPI or parity check
+            model VARCHAR,                        -- model version, when the result is per model
+            window_start TIMESTAMPTZ,             -- NULL: the whole current period
+            statistic DOUBLE,
+            p_value DOUBLE,
+            threshold DOUBLE,
+            alert BOOLEAN NOT NULL,
+            severity VARCHAR NOT NULL,
+            details JSON
+        )""",
+        """CREATE TABLE reference_profiles (
+            profile_key VARCHAR PRIMARY KEY,      -- hash of the feature, the reference definition and its data
+            feature VARCHAR NOT NULL,
+            profile JSON NOT NULL,                -- bins and reference proportions, fitted once
+            created_at TIMESTAMPTZ NOT NULL
+        )""",
+        """CREATE TABLE live_scores (
+            trace_id VARCHAR NOT NULL,
+            metric VARCHAR NOT NULL,
+            metrics_hash VARCHAR NOT NULL,        -- the metric definition (same as in the lab)
+            value DOUBLE,
+            passed BOOLEAN NOT NULL,
+            detail VARCHAR,
+            scored_at TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (trace_id, metric, metrics_hash)
+        )""",
+    )),
     (3, "metric extras: judgements, embeddings", (
         """CREATE TABLE judgements (
             run_id VARCHAR NOT NULL,
@@ -260,6 +301,7 @@ class Store:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             con = duckdb.connect(str(path), read_only=read_only)
+            con.execute("SET TimeZone = 'UTC'")  # windows (date_trunc) and reports are in UTC everywhere
         except duckdb.IOException as e:
             if "lock" in str(e).lower():
                 raise UserError(f"the store {path} is in use by another flywheel process "

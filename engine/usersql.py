@@ -50,6 +50,8 @@ def parse_expression(text: str, columns: tuple[str, ...], *, aggregates: bool = 
     allowed = {c.lower() for c in columns}
     problems: list[str] = []
     for node in tree.walk():
+        if aggregates and isinstance(node, exp.Star) and isinstance(node.parent, exp.Count):
+            continue  # count(*) in a KPI aggregate
         for classes, name in _FORBIDDEN:
             if isinstance(node, classes):
                 name = name.format(per_row=f" ({per_row})")

@@ -1,0 +1,23 @@
+"""`flywheel monitor`: Loop 2 over the stored traces, feedback and events; exit 1 on a blocking alert."""
+from __future__ import annotations
+
+from engine.commands import Outcome, command
+from engine.config import Composed
+from engine.evaluation import store_path
+from engine.monitor.report import print_monitor
+from engine.monitor.run import compile_plan, run_monitor
+from engine.store import Store
+
+
+def compile_sql(composed: Composed) -> str:
+    return compile_plan(composed.config).to_text()
+
+
+@command("monitor", "Loop 2: drift, online scores, KPIs, ROI and prod-lab parity; exit 1 on a blocking alert",
+         compile=compile_sql)
+def monitor(composed: Composed) -> Outcome:
+    cfg = composed.config
+    with Store.open(store_path(cfg, composed.project)) as store:
+        outcome = run_monitor(store, cfg, composed.project.dir)
+    print_monitor(outcome.result)
+    return Outcome(0 if outcome.healthy else 1, outcome.result, "monitor_result")

@@ -1,0 +1,125 @@
+"""KPIs (business, usage, efficacy, ROI): named aggregates over traces, feedback or events, combined by a value
+expression, per window, per model version and over the whole current period (which the target is checked on).
+
+    conversion_rate:
+      aggregates:
+        conversions: {from: events, agg: "count(DISTINCT user_id)", where: "type = 'conversion'"}
+        signups: {from: events, agg: "count(DISTINCT user_id)", where: "type = 'signup'"}
+      value: "conversions / nullif(signups, 0)"
+      target: {op: ">=", value: 0.08}
+
+Every aggregate is computed over its table's rows in the current period; traces are restricted to the monitored
+model, feedback to feedback on those traces, events to the period only (events carry no model). A KPI is broken
+down per model version when all its aggregates come from traces or feedback.
+"""
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass, field
+
+from sqlglot import exp
+
+from engine.monitor.sources import TABLE_COLUMNS, in_period, traces_in_scope, user_expression
+from engine.sql import Statement, parse
+
+OPS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt, "==": operator.eq}
+GROUPINGS = ("overall", "window", "model")
+
+
+def _rows(table: str, cfg: dict) -> exp.Select:
+    """The rows of one source table in the current period, each with its window and (where known) model."""
+    scoped = traces_in_scope(cfg)
+    ts = exp.column("timestamp", table="x", quoted=True)
+    if table == "traces":
+        rel = exp.select("x.*", exp.alias_(exp.column("model_version", table="x"), "model_key")).from_(
+            scoped.subquery("x"))
+    elif table == "feedback":
+        rel = (exp.select("x.*", exp.alias_(exp.column("model_version", table="t"), "model_key"),
+                          exp.alias_(exp.column("window_start", table="t"), "trace_window"))
+               .from_(exp.table_("feedback").as_("x"))
+               .join(scoped.subquery("t"), on="t.trace_id = x.trace_id", join_type="inner"))
+    else:
+        rel = exp.select("x.*", exp.alias_(exp.Null(), "model_key")).from_(exp.table_("events").as_("x"))
+    # each row's own time decides its window (feedback may come a day after its trace)
+    win = parse(f"""SELECT date_trunc('{cfg.get("window", "day")}', x."timestamp")""").expressions[0]
+    return rel.select(exp.alias_(win, "kpi_window")).where(in_period(ts, "cur_start", "cur_end"))
+
+
+def aggregate_query(name: str, agg: dict, cfg: dict, grouping: str) -> exp.Select:
+    columns = TABLE_COLUMNS[agg["from"]]
+    value = user_expression(agg["agg"], columns, aggregates=True, what=f"KPI aggregate '{name}'")
+    rows = _rows(agg["from"], cfg)
+    if agg.get("where"):
+        rows = rows.where(user_expression(agg["where"], columns, what=f"KPI filter of '{name}'"))
+    key = {"overall": exp.Null(), "window": exp.column("kpi_window"), "model": exp.column("model_key")}[grouping]
+    select = exp.select(exp.alias_(key, "grp"), exp.alias_(value, "v")).from_(rows.subquery("r"))
+    return select.group_by(exp.column("grp")) if grouping != "overall" else select
+
+
+def kpi_statement(name: str, kpi: dict, cfg: dict, grouping: str) -> Statement:
+    """One row per group (window, model version, or one overall row) with every aggregate and the value."""
+    names = list(kpi["aggregates"])
+    value = user_expression(kpi["value"], tuple(names), what=f"KPI value of '{name}'")
+    groups = exp.union(*[exp.select("grp").from_(aggregate_query(a, kpi["aggregates"][a], cfg, grouping)
+                                                   .subquery(f"g_{i}")) for i, a in enumerate(names)], distinct=True) \
+        if len(names) > 1 else exp.select("grp").from_(aggregate_query(names[0], kpi["aggregates"][names[0]], cfg,
+                                                                      grouping).subquery("g_0"))
+    select = exp.select(exp.column("grp", table="k")).from_(groups.subquery("k"))
+    for i, agg_name in enumerate(names):
+        sub = aggregate_query(agg_name, kpi["aggregates"][agg_name], cfg, grouping).subquery(f"a_{i}")
+        cond = exp.column("grp", table=f"a_{i}").eq(exp.column("grp", table="k")) if grouping != "overall" \
+            else exp.true()
+        select = select.select(exp.alias_(exp.column("v", table=f"a_{i}"), agg_name)).join(sub, on=cond,
+                                                                                            join_type="left")
+    outer = exp.select("*", exp.alias_(exp.cast(value, "DOUBLE"), "kpi_value")).from_(select.subquery("named"))
+    if grouping != "overall":
+        outer = outer.where(exp.column("grp").is_(exp.null()).not_()).order_by("grp")
+    return Statement(f"kpi.{name}.{grouping}", outer, ("cur_start", "cur_end"), kpi.get("description", ""))
+
+
+def can_split_by_model(kpi: dict) -> bool:
+    return all(a["from"] in ("traces", "feedback") for a in kpi["aggregates"].values())
+
+
+def statements(name: str, kpi: dict, cfg: dict) -> list[Statement]:
+    groupings = ["overall", "window"] + (["model"] if can_split_by_model(kpi) else [])
+    return [kpi_statement(name, kpi, cfg, g) for g in groupings]
+
+
+@dataclass
+class KPIResult:
+    name: str
+    category: str
+    severity: str
+    target: dict
+    value: float | None
+    status: str  # ok | alert | error
+    message: str
+    windows: list[dict] = field(default_factory=list)
+    models: list[dict] = field(default_factory=list)
+    aggregates: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+
+def judge(name: str, kpi: dict, rows: dict[str, list[dict]]) -> KPIResult:
+    target = kpi.get("target") or {}
+    overall = rows["overall"][0] if rows["overall"] else {}
+    value = overall.get("kpi_value")
+    check = OPS.get(target.get("op", ""))
+    windows = [{"window": r["grp"].isoformat(), "value": r["kpi_value"],
+                "meets_target": None if r["kpi_value"] is None or not check else check(r["kpi_value"], target["value"])}
+               for r in rows["window"]]
+    models = [{"model": r["grp"], "value": r["kpi_value"]} for r in rows.get("model", [])]
+    aggregates = {k: v for k, v in overall.items() if k not in ("grp", "kpi_value")}
+    result = KPIResult(name, kpi.get("category", "business"), kpi.get("severity", "warn"), target, value, "ok", "",
+                       windows, models, aggregates)
+    if value is None:
+        result.status, result.message = "error", "cannot compute: no data in the current period"
+    elif check and not check(value, target["value"]):
+        result.status = "alert"
+        result.message = f"{value:.4g} misses the target {target['op']} {target['value']:g}"
+    else:
+        result.message = f"{value:.4g} meets the target {target.get('op', '')} {target.get('value', '')}".strip()
+    return result

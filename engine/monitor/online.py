@@ -1,0 +1,70 @@
+"""Online scoring: the lab's reference-free metrics applied to a deterministic sample of production traces.
+
+The sample is a hash of (salt, trace_id) below `rate`: reproducible, and nested as the rate grows (every trace
+sampled at 10 % is also sampled at 20 %). Scores are stored in `live_scores` keyed by the metric definition's
+hash, so lab and live numbers come from the same definition, and a trace is never scored twice for it. Kinds
+that need a Python step (an LLM judge, an embedding encoder) are not supported online yet: validation says so.
+"""
+from __future__ import annotations
+
+from sqlglot import exp
+
+from engine.compiler import scored_select
+from engine.monitor.sources import traces_in_scope
+from engine.provenance import content_hash
+from engine.sql import Statement, literal, parse
+
+BUCKETS = 1_000_000
+
+
+def metric_hash(spec: dict) -> str:
+    return content_hash(spec)
+
+
+def sampled(cfg: dict, online: dict) -> exp.Expression:
+    """hash(salt, trace_id) in [0, 1) below the rate; md5 keeps it stable across DuckDB versions."""
+    threshold = int(round(float(online.get("rate", 0.1)) * BUCKETS))
+    return parse(f"SELECT md5_number(__salt__ || t.trace_id) % {BUCKETS} < {threshold}").expressions[0].transform(
+        lambda n: literal(str(online.get("salt", "flywheel"))) if isinstance(n, exp.Column) and n.name == "__salt__"
+        else n)
+
+
+def traces_as_scoring_input(cfg: dict, online: dict, metric: str, mhash: str) -> exp.Select:
+    """Sampled traces in scope not yet scored for this metric definition, shaped like scoring_input."""
+    source = parse("""
+        SELECT 'production' AS dataset, NULL::VARCHAR AS dataset_version, t.trace_id AS case_id,
+               t.input AS input_text, []::VARCHAR[] AS expected_answers, NULL::JSON AS expected,
+               coalesce(TRY_CAST(json_extract(t.attributes, '$.context') AS VARCHAR[]), []::VARCHAR[]) AS context,
+               list_filter([t.topic], lambda x: x IS NOT NULL) AS tags, '{}'::JSON AS metadata, 0 AS repeat,
+               t.output AS output_text, t.error, t.latency_ms, t.prompt_tokens::INTEGER AS prompt_tokens,
+               t.completion_tokens::INTEGER AS completion_tokens, t.cost
+        FROM (SELECT 1) AS t""").from_(traces_in_scope(cfg).subquery("t"))
+    done = (exp.select("1").from_(exp.table_("live_scores").as_("ls"))
+            .where(exp.and_(exp.column("trace_id", table="ls").eq(exp.column("trace_id", table="t")),
+                            exp.column("metric", table="ls").eq(literal(metric)),
+                            exp.column("metrics_hash", table="ls").eq(literal(mhash)))))
+    return source.where(exp.and_(sampled(cfg, online), exp.Exists(this=done).not_()))
+
+
+def score_statement(cfg: dict, online: dict, metric: str, spec: dict) -> Statement:
+    mhash = metric_hash(spec)
+    rows = scored_select(metric, spec, traces_as_scoring_input(cfg, online, metric, mhash)).subquery("scored")
+    select = exp.select("case_id", literal(metric), literal(mhash), "value", "passed", "detail",
+                        exp.func("now")).from_(rows)
+    insert = exp.insert(select, "live_scores", columns=["trace_id", "metric", "metrics_hash", "value", "passed",
+                                                         "detail", "scored_at"])
+    return Statement(f"online.{metric}", insert, (), f"score sampled production traces with '{metric}'")
+
+
+SUMMARY = """
+SELECT ls.metric, count(*) AS n, avg(ls.value) AS mean, avg(CASE WHEN ls.passed THEN 1.0 ELSE 0.0 END) AS pass_rate
+FROM live_scores AS ls JOIN (SELECT 1) AS t ON t.trace_id = ls.trace_id
+WHERE t."timestamp" >= $cur_start AND t."timestamp" < $cur_end AND list_contains($pairs, ls.metric || ':' || ls.metrics_hash)
+GROUP BY ls.metric ORDER BY ls.metric"""
+
+
+def summary_statement(cfg: dict) -> Statement:
+    tree = parse(SUMMARY)
+    tree.find(exp.Join).set("this", traces_in_scope(cfg).subquery("t"))
+    return Statement("online.summary", tree, ("cur_start", "cur_end", "pairs"),
+                     "live scores in the current period, per metric")

@@ -1,0 +1,130 @@
+"""The monitored traffic as SQL: traces in scope, their windows, features, and the reference and current periods.
+
+Periods travel as bound parameters ($ref_start, $ref_end, $cur_start, $cur_end: UTC timestamps) so that the
+compiled plan does not depend on the data; `periods()` computes them from the stored traces and the config.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlglot import exp
+
+from engine.errors import UserError
+from engine.sql import literal, parse
+from engine.usersql import parse_expression
+
+TRACE_COLUMNS = ("trace_id", "session_id", "user_id", "timestamp", "model", "model_version", "input", "output",
+                 "latency_ms", "prompt_tokens", "completion_tokens", "cost", "error", "topic", "channel", "locale",
+                 "feature", "attributes")
+FEEDBACK_COLUMNS = ("feedback_id", "trace_id", "session_id", "user_id", "timestamp", "kind", "rating", "thumbs",
+                    "signal", "correction", "ticket_id", "metric", "value", "label", "comment", "score",
+                    "attributes")
+EVENT_COLUMNS = ("event_id", "user_id", "session_id", "trace_id", "timestamp", "type", "amount", "currency", "value",
+                 "attributes")
+TABLE_COLUMNS = {"traces": TRACE_COLUMNS, "feedback": FEEDBACK_COLUMNS, "events": EVENT_COLUMNS}
+WINDOWS = ("hour", "day", "week")
+
+
+def user_expression(text: str, columns: tuple[str, ...], *, aggregates: bool = False, what: str) -> exp.Expression:
+    tree, problems = parse_expression(text, columns, aggregates=aggregates, what=what)
+    if problems:
+        raise UserError(f"{what} {text!r}: {problems[0]}")
+    return tree
+
+
+def traces_in_scope(cfg: dict) -> exp.Select:
+    """Traces of the monitored model (if one is named) within the configured start/end, with their window."""
+    select = parse(f"""SELECT t.*, date_trunc('{_window(cfg)}', t."timestamp") AS window_start FROM traces AS t""")
+    conditions = []
+    if cfg.get("model"):
+        conditions.append(exp.column("model", table="t").eq(literal(cfg["model"])))
+    if cfg.get("start"):
+        conditions.append(exp.column("timestamp", table="t", quoted=True) >= exp.cast(literal(str(cfg["start"])), "TIMESTAMPTZ"))
+    if cfg.get("end"):
+        conditions.append(exp.column("timestamp", table="t", quoted=True) < exp.cast(literal(str(cfg["end"])), "TIMESTAMPTZ"))
+    return select.where(exp.and_(*conditions)) if conditions else select
+
+
+def _window(cfg: dict) -> str:
+    window = cfg.get("window", "day")
+    if window not in WINDOWS:  # validated earlier; this keeps the f-string above safe on its own
+        raise UserError(f"monitor.window: {window!r} is not one of {', '.join(WINDOWS)}")
+    return window
+
+
+def in_period(column: exp.Expression, start_param: str, end_param: str) -> exp.Expression:
+    return exp.and_(column >= exp.Placeholder(this=start_param), column < exp.Placeholder(this=end_param))
+
+
+def feature_relation(cfg: dict, feature: dict, metrics_hashes: dict[str, str]) -> exp.Select:
+    """SELECT window_start, <feature> AS x over the traces in scope (all periods; callers filter)."""
+    base = traces_in_scope(cfg).subquery("t")
+    if "score" in feature:
+        metric = feature["score"]
+        return (exp.select("t.window_start", "t.\"timestamp\"", exp.alias_(exp.column("value", table="ls"), "x"))
+                .from_(base)
+                .join(exp.table_("live_scores").as_("ls"),
+                      on=exp.and_(exp.column("trace_id", table="ls").eq(exp.column("trace_id", table="t")),
+                                  exp.column("metric", table="ls").eq(literal(metric)),
+                                  exp.column("metrics_hash", table="ls").eq(literal(metrics_hashes.get(metric, "")))),
+                      join_type="inner"))
+    expr = user_expression(feature["expr"], TRACE_COLUMNS, what="monitor feature expression")
+    return exp.select("t.window_start", "t.\"timestamp\"", exp.alias_(expr, "x")).from_(base)
+
+
+def golden_relation(dataset_version_param: str = "golden_version") -> exp.Select:
+    """Golden cases shaped like traces (input features only): the reference of `reference.kind: golden`."""
+    return parse(f"""
+        SELECT NULL::VARCHAR AS trace_id, NULL::VARCHAR AS session_id, NULL::VARCHAR AS user_id,
+               NULL::TIMESTAMPTZ AS "timestamp", NULL::VARCHAR AS model, NULL::VARCHAR AS model_version,
+               input_text AS input, NULL::VARCHAR AS output, NULL::DOUBLE AS latency_ms,
+               NULL::BIGINT AS prompt_tokens, NULL::BIGINT AS completion_tokens, NULL::DOUBLE AS cost,
+               NULL::VARCHAR AS error, tags[1] AS topic, NULL::VARCHAR AS channel, NULL::VARCHAR AS locale,
+               NULL::VARCHAR AS feature, metadata AS attributes
+        FROM cases WHERE dataset_version = ${dataset_version_param}""")
+
+
+@dataclass(frozen=True)
+class Periods:
+    """The reference and current periods, [start, end) in UTC. For `previous`, each window's reference is the
+    window before it and the reference period is empty."""
+
+    first: datetime | None  # first and last trace in scope
+    last: datetime | None
+    ref_start: datetime | None
+    ref_end: datetime | None
+    cur_start: datetime | None
+    cur_end: datetime | None
+
+    def params(self) -> dict:
+        return {"ref_start": self.ref_start, "ref_end": self.ref_end, "cur_start": self.cur_start,
+                "cur_end": self.cur_end}
+
+    def to_json(self) -> dict:
+        return {k: (v.isoformat() if v else None) for k, v in self.__dict__.items()}
+
+
+def periods(con, cfg: dict) -> Periods:
+    scope = traces_in_scope(cfg).subquery("t")
+    first, last = con.execute(exp.select('min("timestamp")', 'max("timestamp")').from_(scope).sql("duckdb")
+                              ).fetchall()[0]
+    if first is None:
+        return Periods(None, None, None, None, None, None)
+    end = last + timedelta(microseconds=1)
+    ref = cfg.get("reference") or {"kind": "first_days", "days": 7}
+    kind = ref.get("kind", "first_days")
+    if kind == "first_days":
+        day0 = first.replace(hour=0, minute=0, second=0, microsecond=0)
+        split = day0 + timedelta(days=int(ref.get("days", 7)))
+        return Periods(first, last, first, split, split, end)
+    if kind == "window":
+        start, stop = _ts(ref["start"], first), _ts(ref["end"], first)
+        return Periods(first, last, start, stop, stop, end)
+    # golden / previous: every window of the traffic is current
+    return Periods(first, last, None, None, first, end)
+
+
+def _ts(value, like: datetime) -> datetime:
+    parsed = datetime.fromisoformat(str(value))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=like.tzinfo)
