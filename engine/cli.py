@@ -95,7 +95,14 @@ def run_command(cmd: Command, options: dict, overrides: list[str]) -> int:
         if cmd.sweep is None:
             raise UserError(f"`flywheel {cmd.name}` does not run sweeps (-m)")
         return cmd.sweep(options, overrides)
+    args: list[str] = []
+    if cmd.positional:
+        args = [o for o in overrides if "=" not in o]
+        overrides = [o for o in overrides if "=" in o]
     composed = prepare(options, overrides)
+    if args:
+        from dataclasses import replace
+        composed = replace(composed, args=tuple(args))
     outcome = cmd.run(composed)
     write_out(outcome, composed)
     return outcome.exit_code

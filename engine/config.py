@@ -73,6 +73,7 @@ class Composed:
     loaded: tuple[tuple[str, str], ...]  # (config path like "metrics/mini", package like "metrics"), in order
     overrides: tuple[str, ...]
     project: Project
+    args: tuple[str, ...] = ()  # positional arguments of commands that take them (`datasets diff A B`)
 
     def source_of(self, key_path: str) -> str:
         """The config file (or command-line override) a dotted key path most likely came from."""

@@ -138,3 +138,37 @@ def store_version(store: Store, dataset: DatasetVersion, parent: str | None = No
                     "expected::JSON, expected_answers, context, tags, metadata::JSON, input_hash FROM new_cases")
         con.unregister("new_cases")
     return True
+
+
+def lineage(store: Store, version: str) -> list[str]:
+    """The version and its ancestors (parent_version chain), newest first."""
+    chain, seen = [], set()
+    while version and version not in seen:
+        seen.add(version)
+        chain.append(version)
+        row = store.con.execute("SELECT parent_version FROM dataset_versions WHERE dataset_version = ?",
+                                [version]).fetchall()
+        version = row[0][0] if row else None
+    return chain
+
+
+def follow_head(store: Store, dataset: DatasetVersion, spec: dict, project_dir: Path) -> DatasetVersion:
+    """The bridge's latest version of this dataset when it grew from the configured file's content (so the
+    next gate includes the production cases automatically); the configured version otherwise.
+
+    `follow_bridge: false` in the dataset config pins the configured file."""
+    if spec.get("follow_bridge", True) is False:
+        return dataset
+    row = store.con.execute("SELECT dataset_version, path FROM dataset_heads WHERE name = ?",
+                            [dataset.name]).fetchall()
+    if not row or row[0][0] == dataset.version:
+        return dataset
+    head_version, path = row[0]
+    if dataset.version not in lineage(store, head_version):
+        return dataset  # the configured file changed since the bridge grew it: the file wins
+    head = load_file(dataset.name, resolve_data_path(path, project_dir), path)
+    if head.version != head_version:
+        raise UserError(f"dataset '{dataset.name}': the bridge's version file {path} was modified "
+                        f"(content {head.version}, recorded {head_version}); restore it or set "
+                        f"dataset.{dataset.name}.follow_bridge=false")
+    return head

@@ -50,6 +50,23 @@ class EvalRun:
         }
 
 
+def follow_bridge_heads(store: Store, datasets: list[ds.DatasetVersion], cfg: dict, project: Project
+                        ) -> list[ds.DatasetVersion]:
+    """Swap in the bridge's newer version of a dataset (production cases added), saying so."""
+    from engine.console import console
+
+    out = []
+    for d in datasets:
+        head = ds.follow_head(store, d, cfg["dataset"].get(d.name, {}), project.dir)
+        if head is not d:
+            added = len(head.cases) - len(d.cases)
+            console.print(f"[magenta]{d.name}[/]: using the bridge's version {head.version} "
+                          f"({len(head.cases)} cases, {added:+d} from production since {d.version})")
+            ds.store_version(store, head)
+        out.append(head)
+    return out
+
+
 def metrics_hash(metrics: dict) -> str:
     return content_hash(metrics)
 
@@ -65,6 +82,7 @@ def evaluate_model(store: Store, model_spec: dict, datasets: list[ds.DatasetVers
     plan = compile_evaluate(cfg["metrics"])
     for dataset in datasets:
         ds.store_version(store, dataset)
+    datasets = follow_bridge_heads(store, datasets, cfg, project)
     run_id = new_run_id(command)
     started = utc_now()
     commit = git_commit(project.dir)

@@ -259,6 +259,23 @@ MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
             PRIMARY KEY (trace_id, metric, metrics_hash)
         )""",
     )),
+    (6, "the bridge: exports and dataset heads", (
+        """CREATE TABLE bridge_exports (
+            export_id VARCHAR NOT NULL,
+            trace_id VARCHAR NOT NULL,
+            policy VARCHAR NOT NULL,              -- the sampling policy that selected the trace
+            text_hash VARCHAR NOT NULL,           -- normalised input: deduplication across exports
+            destination VARCHAR NOT NULL,         -- training | golden | label_queue
+            config_hash VARCHAR NOT NULL,
+            exported_at TIMESTAMPTZ NOT NULL
+        )""",
+        """CREATE TABLE dataset_heads (
+            name VARCHAR PRIMARY KEY,             -- a golden dataset grown by the bridge
+            dataset_version VARCHAR NOT NULL,     -- its latest version (a content hash in dataset_versions)
+            path VARCHAR NOT NULL,                -- the JSONL file of that version
+            updated_at TIMESTAMPTZ NOT NULL
+        )""",
+    )),
     (3, "metric extras: judgements, embeddings", (
         """CREATE TABLE judgements (
             run_id VARCHAR NOT NULL,
@@ -291,6 +308,7 @@ class Store:
     def __init__(self, con: duckdb.DuckDBPyConnection, path: Path):
         self.con = con
         self.path = path
+        self._depth = 0  # open transaction blocks
 
     @classmethod
     @contextmanager
@@ -346,7 +364,17 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One transaction; a nested block joins the outer one (DuckDB has no nested transactions), so a
+        step that is atomic on its own stays atomic inside a larger unit of work."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self.con
+            finally:
+                self._depth -= 1
+            return
         self.con.execute("BEGIN TRANSACTION")
+        self._depth = 1
         try:
             yield self.con
         except BaseException:
@@ -354,3 +382,5 @@ class Store:
             raise
         else:
             self.con.execute("COMMIT")
+        finally:
+            self._depth = 0

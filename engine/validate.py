@@ -24,6 +24,7 @@ def checker(fn: Checker) -> Checker:
 
 def validate(composed: Composed) -> None:
     """Raise ConfigError listing every problem; return None when the config is valid."""
+    import engine.bridge.config  # noqa: F401  (registers the bridge checker)
     import engine.gate.validation  # noqa: F401  (registers the gate checker)
     import engine.monitor.config  # noqa: F401  (registers the monitor checker)
     import engine.metrics  # noqa: F401  (metric kinds must be registered before checking names)

@@ -23,21 +23,22 @@ class Command:
     run: Callable[[Composed], Outcome]
     compile: Callable[[Composed], str] | None = None  # the SQL it would run, for `flywheel compile NAME`
     sweep: Callable[[dict, list[str]], int] | None = None  # Hydra multirun (-m), for commands that support it
+    positional: bool = False  # takes positional arguments (words without `=`) before its overrides
 
 
 COMMANDS: dict[str, Command] = {}
 
 
 def command(name: str, summary: str, compile: Callable[[Composed], str] | None = None,
-            sweep: Callable[[dict, list[str]], int] | None = None):
+            sweep: Callable[[dict, list[str]], int] | None = None, positional: bool = False):
     def decorator(fn: Callable[[Composed], Outcome]) -> Callable[[Composed], Outcome]:
-        COMMANDS[name] = Command(name, summary, fn, compile, sweep)
+        COMMANDS[name] = Command(name, summary, fn, compile, sweep, positional)
         return fn
 
     return decorator
 
 
 def load_all() -> dict[str, Command]:
-    from engine.commands import demo, evaluate, gate, monitor  # noqa: F401
+    from engine.commands import bridge, datasets, demo, evaluate, gate, monitor  # noqa: F401
     from engine.commands import ingest, simulate  # noqa: F401
     return COMMANDS

@@ -8,7 +8,7 @@ from pathlib import Path
 from engine.commands import Outcome, command
 from engine.config import Composed
 from engine.errors import UserError
-from engine.evaluation import EvalRun, evaluate_model, load_datasets, metrics_hash, store_path
+from engine.evaluation import EvalRun, evaluate_model, follow_bridge_heads, load_datasets, metrics_hash, store_path
 from engine.gate.decide import compile_plan, decide
 from engine.gate.promotion import current_blessed, promote
 from engine.gate.report import junit_xml, markdown, print_gate
@@ -81,7 +81,7 @@ def run_gate(composed: Composed, store: Store) -> tuple[dict, dict]:
         versions = c_run["dataset_versions"]
         challenger_spec = cfg["challenger"]
     else:
-        datasets = load_datasets(cfg, composed.project)
+        datasets = follow_bridge_heads(store, load_datasets(cfg, composed.project), cfg, composed.project)
         baseline_spec, source = resolve_baseline(store, composed)
         b = evaluate_model(store, baseline_spec, datasets, cfg, composed.project, command="gate")
         c = evaluate_model(store, cfg["challenger"], datasets, cfg, composed.project, command="gate")

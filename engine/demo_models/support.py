@@ -242,7 +242,7 @@ class BM25Answerer(_SupportModel):
                  safety_filter: bool = True, price_per_1k_tokens: float = 0.002, k1: float = 1.2, b: float = 0.75,
                  stemming: bool = True, title_weight: int = 2, article_weight: float = 1.0,
                  answer_sentences: int = 1, keyword_fallback: bool = False,
-                 max_passage_words: int | None = None) -> None:
+                 max_passage_words: int | None = None, max_query_words: int | None = None) -> None:
         super().__init__(kb_path, top_k, min_score, safety_filter, price_per_1k_tokens)
         self.k1, self.b = float(k1), float(b)
         self.stemming = bool(stemming)
@@ -250,6 +250,9 @@ class BM25Answerer(_SupportModel):
         self.article_weight = float(article_weight)
         self.answer_sentences = max(1, int(answer_sentences))
         self.max_passage_words = int(max_passage_words) if max_passage_words else None
+        # A latency shortcut: retrieve with the first N words of the question only. Harmless on short questions,
+        # it loses the question itself when users write a long preamble first.
+        self.max_query_words = int(max_query_words) if max_query_words else None
         self._fallback = (KeywordAnswerer(kb_path=kb_path, safety_filter=safety_filter,
                                           price_per_1k_tokens=price_per_1k_tokens) if keyword_fallback else None)
         self.keyword_fallback = bool(keyword_fallback)
@@ -291,6 +294,8 @@ class BM25Answerer(_SupportModel):
         return score
 
     def _answer(self, question: str) -> tuple[str | None, list[str]]:
+        if self.max_query_words:
+            question = " ".join(question.split()[: self.max_query_words])
         q = self._terms(question)
         scores = [self._bm25(q, tf, n, self._avg_doc_len) for tf, n in zip(self._doc_tf, self._doc_len)]
         ranked = sorted(range(len(self.articles)), key=lambda i: -scores[i])[: self.top_k]

@@ -34,7 +34,7 @@ def _job_project() -> Project:
 
 
 def _seed_private_store(store, main_store: Path) -> None:
-    """Copy what the job may reuse from the main store: cached outputs and blessed baselines."""
+    """Copy what the job may reuse from the main store: cached outputs, blessed baselines, dataset versions."""
     if not main_store.exists():
         return
     con = store.con
@@ -42,6 +42,10 @@ def _seed_private_store(store, main_store: Path) -> None:
     try:
         con.execute("INSERT INTO outputs SELECT * FROM main_store.outputs WHERE error IS NULL")
         con.execute("INSERT INTO blessed_baselines SELECT * FROM main_store.blessed_baselines")
+        # the bridge's dataset versions and heads, so the job follows them like a single gate does
+        con.execute("INSERT INTO dataset_versions SELECT * FROM main_store.dataset_versions")
+        con.execute("INSERT INTO cases SELECT * FROM main_store.cases")
+        con.execute("INSERT INTO dataset_heads SELECT * FROM main_store.dataset_heads")
     finally:
         con.execute("DETACH main_store")
 

@@ -1,0 +1,325 @@
+"""`flywheel bridge`: sample production traces into a training export, and turn production failures into a new
+immutable version of a golden dataset (corrections as ground truth; the rest into a label queue)."""
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+from sqlglot import exp
+
+from engine import datasets as ds
+from engine.bridge.redact import redact
+from engine.bridge.sampling import compile_policy
+from engine.bridge.texts import text_hash
+from engine.errors import UserError
+from engine.executor import execute
+from engine.monitor.sources import traces_in_scope
+from engine.paths import resolve_data_path
+from engine.provenance import canonical_json, content_hash, utc_now
+from engine.sql import Plan, Statement, literal, parse, render
+from engine.store import Store
+
+SELECTED = "bridge_selected"
+
+
+def traces_relation(cfg: dict) -> exp.Select:
+    bridge = cfg["bridge"]
+    scope = {"window": (cfg.get("monitor") or {}).get("window", "day"), "start": bridge.get("start"),
+             "end": bridge.get("end")}
+    return traces_in_scope(scope)
+
+
+def selection_statement(cfg: dict) -> Statement:
+    """Every policy's selection, each trace kept under the first policy (config order) that selected it."""
+    bridge = cfg["bridge"]
+    traces = traces_relation(cfg)
+    parts = []
+    for i, (name, policy) in enumerate((bridge.get("policies") or {}).items()):
+        q = compile_policy(name, policy, traces, str(bridge.get("salt", "bridge")))
+        parts.append(exp.select("trace_id", "ord", "policy", exp.alias_(literal(i), "policy_order"))
+                     .from_(q.subquery(f"p{i}")))
+    union = parts[0]
+    for p in parts[1:]:
+        union = exp.union(union, p, distinct=False)
+    ranked = parse(f"""
+        CREATE OR REPLACE TEMP TABLE {SELECTED} AS
+        SELECT s.trace_id, s.policy, s.policy_order, s.ord, t.input, t.output, t.topic, t.user_id, t.model,
+               t.model_version, t."timestamp", t.attributes, __hash__ AS text_hash
+        FROM (SELECT 1) AS s JOIN traces AS t ON t.trace_id = s.trace_id
+        QUALIFY row_number() OVER (PARTITION BY s.trace_id ORDER BY s.policy_order, s.ord) = 1""")
+    ranked = ranked.transform(lambda n: text_hash(exp.column("input", table="t"))
+                              if isinstance(n, exp.Column) and n.name == "__hash__" else n)
+    ranked.find(exp.Select).from_(union.subquery("s"), copy=False)
+    return Statement("select", ranked, (), "every policy's sample; a trace counts under its first policy")
+
+
+def golden_hashes_statement() -> Statement:
+    """The normalised inputs of every golden case of every stored version: the leakage guard's list."""
+    tree = exp.select(exp.alias_(text_hash(exp.column("input_text")), "text_hash")).from_("cases").distinct()
+    return Statement("golden_hashes", tree)
+
+
+def training_statement(cfg: dict) -> Statement:
+    """Selected traces that may leave the store for training: not a golden case (leakage guard), not exported
+    before, one per normalised input; PII redacted; the correction (if any) as the target."""
+    export = cfg["bridge"].get("export") or {}
+    pii = list((export.get("redact") or {}).get("pii") or [])
+    tree = parse(f"""
+        SELECT s.trace_id, s.policy, s.topic, s.model, s.model_version, s."timestamp", s.text_hash,
+               __input__ AS input, __output__ AS output,
+               coalesce(__correction__, __output__) AS target,
+               CASE WHEN c.correction IS NOT NULL THEN 'correction' ELSE 'model_output' END AS target_source
+        FROM {SELECTED} AS s
+        LEFT JOIN (SELECT trace_id, arg_max(correction, "timestamp") AS correction FROM feedback
+                   WHERE kind = 'correction' AND correction IS NOT NULL GROUP BY trace_id) AS c
+          ON c.trace_id = s.trace_id
+        WHERE s.text_hash NOT IN (SELECT text_hash FROM golden_hashes)
+          AND s.text_hash NOT IN (SELECT text_hash FROM bridge_exports WHERE destination = 'training')
+        QUALIFY row_number() OVER (PARTITION BY s.text_hash ORDER BY s.policy_order, s.ord, s.trace_id) = 1
+        ORDER BY s.policy_order, s.ord, s.trace_id""")
+
+    def sub(n):
+        if isinstance(n, exp.Column) and n.name in ("__input__", "__output__", "__correction__"):
+            source = {"__input__": exp.column("input", table="s"), "__output__": exp.column("output", table="s"),
+                      "__correction__": exp.column("correction", table="c")}[n.name]
+            return redact(source, pii)
+        return n
+    return Statement("training", tree.transform(sub), (), "the training export (before layout)")
+
+
+def candidates_statement(cfg: dict) -> Statement:
+    """Production failures that become golden cases: from the declared policies, new to the dataset."""
+    pii = list(((cfg["bridge"].get("export") or {}).get("redact") or {}).get("pii") or [])
+    tree = parse(f"""
+        SELECT s.trace_id, s.policy, s.topic, s.model, s.model_version, s."timestamp", s.text_hash,
+               __input__ AS input, __output__ AS output, __correction__ AS correction, c.feedback_id
+        FROM {SELECTED} AS s
+        LEFT JOIN (SELECT trace_id, arg_max(correction, "timestamp") AS correction,
+                          arg_max(feedback_id, "timestamp") AS feedback_id FROM feedback
+                   WHERE kind = 'correction' AND correction IS NOT NULL GROUP BY trace_id) AS c
+          ON c.trace_id = s.trace_id
+        WHERE s.policy IN (SELECT unnest($policies))
+          AND s.text_hash NOT IN (SELECT text_hash FROM parent_hashes)
+          AND s.text_hash NOT IN (SELECT text_hash FROM bridge_exports WHERE destination IN ('golden', 'label_queue'))
+        QUALIFY row_number() OVER (PARTITION BY s.text_hash ORDER BY c.correction IS NULL, s.ord, s.trace_id) = 1
+        ORDER BY s.ord, s.trace_id""")
+
+    def sub(n):
+        if isinstance(n, exp.Column) and n.name in ("__input__", "__output__", "__correction__"):
+            source = {"__input__": exp.column("input", table="s"), "__output__": exp.column("output", table="s"),
+                      "__correction__": exp.column("correction", table="c")}[n.name]
+            return redact(source, pii)
+        return n
+    return Statement("candidates", tree.transform(sub), ("policies",), "failures into golden cases")
+
+
+def compile_plan(cfg: dict) -> Plan:
+    return Plan("bridge", (selection_statement(cfg), golden_hashes_statement(), training_statement(cfg),
+                           candidates_statement(cfg)))
+
+
+def _write_training(con, rows_sql: str, path: Path, export: dict, meta: dict) -> int:
+    """Write the export with DuckDB (JSONL or Parquet), each record with its provenance."""
+    layout = export.get("layout", "chat")
+    dropped = set((export.get("redact") or {}).get("fields") or [])
+    base = f"SELECT * FROM ({rows_sql})"
+    common = (f"trace_id, policy, '{meta['config_hash']}' AS config_hash, "
+              f"'{meta['exported_at']}' AS exported_at, '{meta['export_id']}' AS export_id, topic, target_source")
+    if "model" not in dropped:
+        common += ", model, model_version"
+    if layout == "chat":
+        body = (f"SELECT {common}, [{{'role': 'user', 'content': input}}, "
+                f"{{'role': 'assistant', 'content': target}}] AS messages FROM ({base})")
+    else:
+        body = f"SELECT {common}, input, output, target FROM ({base})"
+    fmt = "PARQUET" if export.get("format", "jsonl") == "parquet" else "JSON"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # meta values are our own ids/timestamps; the path is quoted: no user text is formatted into this statement
+    con.execute(f"COPY ({body}) TO '{str(path).replace(chr(39), chr(39) * 2)}' (FORMAT {fmt})")
+    return con.execute(f"SELECT count(*) FROM ({base})").fetchall()[0][0]
+
+
+def run_bridge(store: Store, cfg: dict, project_dir: Path, import_labels: str | None = None) -> dict:
+    bridge = cfg["bridge"]
+    con = store.con
+    export_id = f"bridge-{utc_now().strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    exported_at = utc_now().isoformat()
+    config_hash = content_hash(bridge)
+    out_dir = resolve_data_path(bridge.get("out_dir", "data/bridge"), project_dir)
+    golden_cfg = bridge.get("golden") or {}
+    name = golden_cfg.get("dataset")
+    parent = _parent_dataset(store, cfg, project_dir, name) if name else None
+    result = {"command": "bridge", "export_id": export_id, "config_hash": config_hash, "exported_at": exported_at,
+              "policies": {}, "training": None, "golden": None, "store": str(store.path)}
+    if import_labels:
+        result["golden"] = _import_labels(store, project_dir, import_labels, parent, out_dir, export_id, config_hash)
+        return result
+
+    plan = compile_plan(cfg)
+    execute(con, plan.statements[0], {})
+    con.execute(f"CREATE OR REPLACE TEMP TABLE golden_hashes AS {plan.statements[1].sql()}")
+    for policy, n in con.execute(f"SELECT policy, count(*) FROM {SELECTED} GROUP BY 1").fetchall():
+        result["policies"][policy] = {"selected": n}
+    for policy in bridge.get("policies") or {}:
+        result["policies"].setdefault(policy, {"selected": 0})
+
+    # training export
+    export = bridge.get("export") or {}
+    training_sql = plan.statements[2].sql()
+    suffix = "parquet" if export.get("format", "jsonl") == "parquet" else "jsonl"
+    path = out_dir / f"training-{export_id}.{suffix}"
+    meta = {"config_hash": config_hash, "exported_at": exported_at, "export_id": export_id}
+    with store.transaction():
+        n = _write_training(con, training_sql, path, export, meta)
+        leaked = con.execute(f"SELECT count(*) FROM ({training_sql}) WHERE text_hash IN "
+                             f"(SELECT text_hash FROM golden_hashes)").fetchall()[0][0]
+        if leaked:  # cannot happen by construction; if it ever does, nothing leaves the store
+            path.unlink(missing_ok=True)
+            raise RuntimeError(f"leakage guard: {leaked} exported records match golden cases; export removed")
+        con.execute(f"INSERT INTO bridge_exports SELECT '{export_id}', trace_id, policy, text_hash, 'training', "
+                    f"'{config_hash}', now() FROM ({training_sql})")
+    excluded = con.execute(f"SELECT count(*) FROM {SELECTED} WHERE text_hash IN (SELECT text_hash FROM "
+                           f"golden_hashes)").fetchall()[0][0]
+    result["training"] = {"path": str(path), "records": n, "format": suffix, "layout": export.get("layout", "chat"),
+                          "excluded_golden_matches": excluded}
+
+    # failures into golden cases
+    if name:
+        result["golden"] = _grow_golden(store, plan.statements[3], golden_cfg, parent, out_dir, export_id,
+                                        config_hash)
+    return result
+
+
+def _parent_dataset(store: Store, cfg: dict, project_dir: Path, name: str) -> ds.DatasetVersion:
+    spec = (cfg.get("dataset") or {}).get(name)
+    if spec is None:
+        raise UserError(f"bridge.golden.dataset: '{name}' is not a selected dataset "
+                        f"(selected: {', '.join(cfg.get('dataset') or {})})")
+    base = ds.load(name, spec, project_dir)
+    ds.store_version(store, base)
+    return ds.follow_head(store, base, spec, project_dir)
+
+
+def _grow_golden(store: Store, statement: Statement, golden_cfg: dict, parent: ds.DatasetVersion, out_dir: Path,
+                 export_id: str, config_hash: str) -> dict:
+    con = store.con
+    hashes = [c.input_text for c in parent.cases]
+    con.execute("CREATE OR REPLACE TEMP TABLE parent_hashes AS SELECT "
+                + render(text_hash(exp.column("t"))) + " AS text_hash FROM (SELECT unnest($texts) AS t)",
+                {"texts": hashes})
+    rows = execute(con, statement, {"policies": list(golden_cfg.get("from_policies") or [])})
+    labelled = [r for r in rows if r["correction"]]
+    unlabelled = [r for r in rows if not r["correction"]] if golden_cfg.get("label_queue", True) else []
+    new_cases = [_case(r, r["correction"], "correction") for r in labelled]
+    out = {"dataset": parent.name, "parent_version": parent.version, "candidates": len(rows),
+           "added": len(new_cases), "label_queue": None, "version": parent.version, "path": None}
+    with store.transaction():
+        if new_cases:
+            version = _new_version(store, parent, new_cases, out_dir, export_id)
+            out.update(version=version.version, path=version.source)
+        if unlabelled:
+            queue = out_dir / f"label_queue-{export_id}.jsonl"
+            queue.parent.mkdir(parents=True, exist_ok=True)
+            queue.write_text("".join(json.dumps(_queue_row(r), ensure_ascii=False) + "\n" for r in unlabelled),
+                             encoding="utf-8")
+            out["label_queue"] = {"path": str(queue), "records": len(unlabelled)}
+        for r in labelled + unlabelled:
+            con.execute("INSERT INTO bridge_exports VALUES (?, ?, ?, ?, ?, ?, now())",
+                        [export_id, r["trace_id"], r["policy"], r["text_hash"],
+                         "golden" if r["correction"] else "label_queue", config_hash])
+    out["cases_from_production"] = sum(1 for c in _all_cases(store, out["version"])
+                                       if (c.get("metadata") or {}).get("origin") == "production")
+    return out
+
+
+def _case(row: dict, expected: str, ground_truth: str) -> dict:
+    return {"id": f"prod-{row['trace_id']}", "input": row["input"], "expected": expected,
+            "tags": [row["topic"]] if row.get("topic") else [],
+            "metadata": {"origin": "production", "trace_id": row["trace_id"], "policy": row["policy"],
+                         "ground_truth": ground_truth, "model": row.get("model"),
+                         "model_version": row.get("model_version"),
+                         "timestamp": row["timestamp"].isoformat() if row.get("timestamp") else None,
+                         "feedback_id": row.get("feedback_id"), "model_output": row.get("output")}}
+
+
+def _queue_row(row: dict) -> dict:
+    """A label-queue record: fill in `expected` (or set `reject: true`) and import the file back."""
+    case = _case(row, None, "label")
+    return {**case, "reject": False}
+
+
+def _new_version(store: Store, parent: ds.DatasetVersion, new_cases: list[dict], out_dir: Path, export_id: str
+                 ) -> ds.DatasetVersion:
+    """parent's cases + the new ones, written to a JSONL file, loaded back through the normal validation,
+    stored as an immutable version (content hash) whose parent is recorded; the dataset's head moves to it."""
+    existing = {c.case_id for c in parent.cases}
+    records = [_record(c) for c in parent.cases] + [c for c in new_cases if c["id"] not in existing]
+    tmp = out_dir / "golden" / f".{parent.name}-{export_id}.jsonl"
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    loaded = ds.load_file(parent.name, tmp, str(tmp))
+    final = out_dir / "golden" / f"{parent.name}-{loaded.version}.jsonl"
+    tmp.replace(final)
+    version = ds.load_file(parent.name, final, str(final))
+    ds.store_version(store, version, parent=parent.version, provenance={"export_id": export_id,
+                                                                         "added": len(records) - len(parent.cases)})
+    store.con.execute("INSERT OR REPLACE INTO dataset_heads VALUES (?, ?, ?, now())",
+                      [parent.name, version.version, str(final)])
+    return version
+
+
+def _record(case: ds.Case) -> dict:
+    out = {"id": case.case_id, "input": case.input}
+    if case.expected is not None:
+        out["expected"] = case.expected
+    if case.context:
+        out["context"] = list(case.context)
+    if case.tags:
+        out["tags"] = list(case.tags)
+    if case.metadata:
+        out["metadata"] = case.metadata
+    return out
+
+
+def _all_cases(store: Store, version: str) -> list[dict]:
+    return [{"metadata": json.loads(m)} for (m,) in store.con.execute(
+        "SELECT metadata FROM cases WHERE dataset_version = ?", [version]).fetchall()]
+
+
+def _import_labels(store: Store, project_dir: Path, path: str, parent: ds.DatasetVersion, out_dir: Path,
+                   export_id: str, config_hash: str) -> dict:
+    """A completed label queue: rows with an `expected` answer become cases; `reject: true` rows are skipped."""
+    file = resolve_data_path(path, project_dir)
+    if not file.is_file():
+        raise UserError(f"import_labels: file not found: {path} ({file})")
+    problems, accepted, rejected, pending = [], [], 0, 0
+    for line_no, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            problems.append(f"{path}:{line_no}: invalid JSON: {e.msg}")
+            continue
+        if not isinstance(row, dict) or not isinstance(row.get("id"), str) or "input" not in row:
+            problems.append(f"{path}:{line_no}: a label-queue record needs `id` and `input`")
+            continue
+        if row.get("reject"):
+            rejected += 1
+            continue
+        if row.get("expected") in (None, ""):
+            pending += 1
+            continue
+        case = {k: row[k] for k in ("id", "input", "expected", "context", "tags", "metadata") if k in row}
+        case.setdefault("metadata", {})["ground_truth"] = "label"
+        accepted.append(case)
+    if problems:
+        raise UserError(f"{len(problems)} bad record(s) in the label file:\n  " + "\n  ".join(problems[:20]))
+    out = {"dataset": parent.name, "parent_version": parent.version, "imported": len(accepted),
+           "rejected": rejected, "still_unlabelled": pending, "version": parent.version, "path": None}
+    if accepted:
+        with store.transaction():
+            version = _new_version(store, parent, accepted, out_dir, export_id)
+        out.update(version=version.version, path=version.source)
+    return out

@@ -1,0 +1,105 @@
+"""`flywheel datasets list | diff A B`: the stored golden dataset versions and what changed between two."""
+from __future__ import annotations
+
+import json
+
+from rich.table import Table
+
+from engine.commands import Outcome, command
+from engine.config import Composed
+from engine.console import console
+from engine.errors import UserError
+from engine.evaluation import store_path
+from engine.store import Store
+
+
+def resolve_version(store: Store, ref: str) -> str:
+    """A version id, a unique prefix of one, or NAME@head (the bridge's latest) / NAME@latest."""
+    if "@" in ref:
+        name, which = ref.split("@", 1)
+        if which == "head":
+            row = store.con.execute("SELECT dataset_version FROM dataset_heads WHERE name = ?", [name]).fetchall()
+        else:
+            row = store.con.execute("SELECT dataset_version FROM dataset_versions WHERE name = ? "
+                                    "ORDER BY created_at DESC LIMIT 1", [name]).fetchall()
+        if not row:
+            raise UserError(f"no stored version for '{ref}'")
+        return row[0][0]
+    rows = store.con.execute("SELECT dataset_version FROM dataset_versions WHERE starts_with(dataset_version, ?)",
+                             [ref]).fetchall()
+    if len(rows) != 1:
+        known = [v for (v,) in store.con.execute("SELECT dataset_version FROM dataset_versions").fetchall()]
+        raise UserError(f"'{ref}' matches {len(rows)} stored dataset versions; known: {', '.join(known) or 'none'}")
+    return rows[0][0]
+
+
+def cases_of(store: Store, version: str) -> dict[str, dict]:
+    rows = store.con.execute("SELECT case_id, input, expected, context, tags, metadata FROM cases "
+                             "WHERE dataset_version = ? ORDER BY position", [version]).fetchall()
+    return {r[0]: {"input": json.loads(r[1]), "expected": json.loads(r[2]) if r[2] else None, "context": r[3],
+                   "tags": r[4], "metadata": json.loads(r[5])} for r in rows}
+
+
+def diff(store: Store, a: str, b: str) -> dict:
+    va, vb = resolve_version(store, a), resolve_version(store, b)
+    ca, cb = cases_of(store, va), cases_of(store, vb)
+    added = [{"case_id": k, **v} for k, v in cb.items() if k not in ca]
+    removed = [{"case_id": k, **v} for k, v in ca.items() if k not in cb]
+    changed = [{"case_id": k, "fields": sorted(f for f in cb[k] if cb[k][f] != ca[k][f])}
+               for k in cb if k in ca and cb[k] != ca[k]]
+    return {"command": "datasets_diff", "a": va, "b": vb, "n_a": len(ca), "n_b": len(cb), "added": added,
+            "removed": removed, "changed": changed}
+
+
+def print_diff(result: dict) -> None:
+    console.print(f"{result['a']} ({result['n_a']} cases) -> {result['b']} ({result['n_b']} cases): "
+                  f"{len(result['added'])} added, {len(result['removed'])} removed, {len(result['changed'])} changed")
+    if result["added"]:
+        t = Table(title="added", title_justify="left")
+        for c in ("case", "origin", "tags", "input", "expected"):
+            t.add_column(c, overflow="fold")
+        for c in result["added"][:50]:
+            meta = c["metadata"] or {}
+            origin = meta.get("origin", "") + (f" ({meta['trace_id']})" if meta.get("trace_id") else "")
+            t.add_row(c["case_id"], origin, ",".join(c["tags"] or []), str(c["input"])[:80], str(c["expected"])[:40])
+        console.print(t)
+    for c in result["removed"][:50]:
+        console.print(f"[red]- {c['case_id']}[/]")
+    for c in result["changed"][:50]:
+        console.print(f"[yellow]~ {c['case_id']}[/]: {', '.join(c['fields'])}")
+
+
+def list_versions(store: Store) -> dict:
+    rows = store.con.execute("""
+        SELECT v.name, v.dataset_version, v.n_cases, v.parent_version, v.created_at, v.source,
+               h.dataset_version IS NOT NULL AS is_head
+        FROM dataset_versions v LEFT JOIN dataset_heads h ON h.dataset_version = v.dataset_version
+        ORDER BY v.name, v.created_at""").fetchall()
+    return {"command": "datasets_list", "versions": [
+        {"name": r[0], "version": r[1], "n_cases": r[2], "parent": r[3], "created_at": r[4].isoformat(),
+         "source": r[5], "head": r[6]} for r in rows]}
+
+
+def run(composed: Composed, args: list[str]) -> Outcome:
+    with Store.open(store_path(composed.config, composed.project)) as store:
+        if args[:1] == ["list"] and len(args) == 1:
+            result = list_versions(store)
+            t = Table(title="Dataset versions", title_justify="left")
+            for c in ("name", "version", "cases", "parent", "created", "head"):
+                t.add_column(c)
+            for v in result["versions"]:
+                t.add_row(v["name"], v["version"], str(v["n_cases"]), v["parent"] or "", v["created_at"][:19],
+                          "*" if v["head"] else "")
+            console.print(t)
+            return Outcome(0, result)
+        if args[:1] == ["diff"] and len(args) == 3:
+            result = diff(store, args[1], args[2])
+            print_diff(result)
+            return Outcome(0, result, "datasets_diff")
+    raise UserError("usage: flywheel datasets list | flywheel datasets diff A B "
+                    "(A, B: a version id or prefix, NAME@head or NAME@latest)")
+
+
+@command("datasets", "list stored golden dataset versions; `datasets diff A B` shows what changed", positional=True)
+def datasets(composed: Composed) -> Outcome:
+    return run(composed, list(composed.args))
