@@ -83,10 +83,10 @@ def write_out(outcome: Outcome, composed: Composed) -> None:
     console.print(f"result written to {path}")
 
 
-def prepare(options: dict, overrides: list[str]) -> Composed:
+def prepare(options: dict, overrides: list[str], cmd: Command) -> Composed:
     project = find_project(options["project"], options["conf"])
     composed = compose(project, overrides)
-    validate(composed)
+    validate(composed, cmd.sections)
     return composed
 
 
@@ -99,7 +99,7 @@ def run_command(cmd: Command, options: dict, overrides: list[str]) -> int:
     if cmd.positional:
         args = [o for o in overrides if "=" not in o]
         overrides = [o for o in overrides if "=" in o]
-    composed = prepare(options, overrides)
+    composed = prepare(options, overrides, cmd)
     if args:
         from dataclasses import replace
         composed = replace(composed, args=tuple(args))
@@ -120,7 +120,7 @@ def run_compile(argv: list[str]) -> int:
     if cmd is None or cmd.compile is None:
         allowed = [n for n, c in commands.items() if c.compile]
         raise UserError(f"cannot compile '{name}'; commands with SQL: {', '.join(allowed)}")
-    composed = prepare(options, overrides)
+    composed = prepare(options, overrides, cmd)
     sys.stdout.write(cmd.compile(composed))
     return 0
 

@@ -12,18 +12,25 @@ from engine.config import Composed
 from engine.errors import ConfigError, ConfigProblem, did_you_mean
 from engine.schemas import all_errors, dotted, validator, validator_for
 
-# Later features add checkers for their own config parts (gate, monitor, bridge).
+# Features add checkers for their own config section (gate, monitor, bridge, ...). A command validates the
+# sections it reads, so a project that only evaluates is not held up by a monitor policy it never runs.
 Checker = Callable[[Composed, Callable[[str, str], None]], None]
-_CHECKERS: list[Checker] = []
+_CHECKERS: list[tuple[str | None, Checker]] = []
 
 
-def checker(fn: Checker) -> Checker:
-    _CHECKERS.append(fn)
-    return fn
+def checker(fn: Checker | None = None, *, section: str | None = None):
+    """Register a config check; `section` names the config section it checks (None: always run)."""
+    def register(f: Checker) -> Checker:
+        _CHECKERS.append((section, f))
+        return f
+    return register(fn) if fn is not None else register
 
 
-def validate(composed: Composed) -> None:
-    """Raise ConfigError listing every problem; return None when the config is valid."""
+def validate(composed: Composed, sections: tuple[str, ...] | None = None) -> None:
+    """Raise ConfigError listing every problem; return None when the config is valid.
+
+    `sections`: the optional config sections the command uses (gate, monitor, bridge, ingest, simulate);
+    None checks them all. The core (store, datasets, models, metrics) is always checked."""
     import engine.bridge.config  # noqa: F401  (registers the bridge checker)
     import engine.gate.validation  # noqa: F401  (registers the gate checker)
     import engine.monitor.config  # noqa: F401  (registers the monitor checker)
@@ -52,8 +59,9 @@ def validate(composed: Composed) -> None:
             check("model", cfg[slot], slot)
     _check_metrics(cfg, composed.known_dataset_names(), add)
     _check_duplicate_names(composed, add)
-    for extra in _CHECKERS:
-        extra(composed, add)
+    for section, extra in _CHECKERS:
+        if section is None or sections is None or section in sections:
+            extra(composed, add)
     if problems:
         raise ConfigError(problems)
 

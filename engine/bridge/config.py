@@ -7,7 +7,7 @@ from engine.schemas import all_errors, dotted, validator, validator_for
 from engine.validate import checker
 
 
-@checker
+@checker(section="bridge")
 def check_bridge(composed, add) -> None:
     import engine.bridge.sampling  # noqa: F401  (registers the samplers)
 

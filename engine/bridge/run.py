@@ -158,11 +158,18 @@ def run_bridge(store: Store, cfg: dict, project_dir: Path, import_labels: str | 
 
     plan = compile_plan(cfg)
     execute(con, plan.statements[0], {})
-    con.execute(f"CREATE OR REPLACE TEMP TABLE golden_hashes AS {plan.statements[1].sql()}")
     for policy, n in con.execute(f"SELECT policy, count(*) FROM {SELECTED} GROUP BY 1").fetchall():
         result["policies"][policy] = {"selected": n}
     for policy in bridge.get("policies") or {}:
         result["policies"].setdefault(policy, {"selected": 0})
+
+    # failures into golden cases first: they are test cases from now on, so the training export must not hold
+    # them, nor the failures waiting in the label queue
+    if name:
+        result["golden"] = _grow_golden(store, plan.statements[3], golden_cfg, parent, out_dir, export_id,
+                                        config_hash)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE golden_hashes AS {plan.statements[1].sql()} UNION "
+                f"SELECT text_hash FROM bridge_exports WHERE destination IN ('golden', 'label_queue')")
 
     # training export
     export = bridge.get("export") or {}
@@ -172,9 +179,8 @@ def run_bridge(store: Store, cfg: dict, project_dir: Path, import_labels: str | 
     meta = {"config_hash": config_hash, "exported_at": exported_at, "export_id": export_id}
     with store.transaction():
         n = _write_training(con, training_sql, path, export, meta)
-        leaked = con.execute(f"SELECT count(*) FROM ({training_sql}) WHERE text_hash IN "
-                             f"(SELECT text_hash FROM golden_hashes)").fetchall()[0][0]
-        if leaked:  # cannot happen by construction; if it ever does, nothing leaves the store
+        leaked = _leaks(con, path, suffix) if n else 0
+        if leaked:  # the query excludes them; this re-reads what was written, so a bug cannot leak silently
             path.unlink(missing_ok=True)
             raise RuntimeError(f"leakage guard: {leaked} exported records match golden cases; export removed")
         con.execute(f"INSERT INTO bridge_exports SELECT '{export_id}', trace_id, policy, text_hash, 'training', "
@@ -183,12 +189,21 @@ def run_bridge(store: Store, cfg: dict, project_dir: Path, import_labels: str | 
                            f"golden_hashes)").fetchall()[0][0]
     result["training"] = {"path": str(path), "records": n, "format": suffix, "layout": export.get("layout", "chat"),
                           "excluded_golden_matches": excluded}
-
-    # failures into golden cases
-    if name:
-        result["golden"] = _grow_golden(store, plan.statements[3], golden_cfg, parent, out_dir, export_id,
-                                        config_hash)
     return result
+
+
+def _leaks(con, path: Path, suffix: str) -> int:
+    """Exported records whose trace's original input is a golden case: read back from the written file."""
+    reader = "read_parquet" if suffix == "parquet" else "read_json_auto"
+    quoted = "'" + str(path).replace("'", "''") + "'"
+    check = exp.select("count(*)").from_(exp.Table(this=exp.Anonymous(this=reader, expressions=[parse(quoted)]),
+                                                   alias=exp.TableAlias(this=exp.to_identifier("e")))).join(
+        exp.table_("traces").as_("t"), on="t.trace_id = e.trace_id").where(
+        exp.column("text_hash", table="g").is_(exp.null()).not_()).join(
+        exp.table_("golden_hashes").as_("g"), on=exp.EQ(this=exp.column("text_hash", table="g"),
+                                                        expression=text_hash(exp.column("input", table="t"))),
+        join_type="left")
+    return con.execute(render(check)).fetchall()[0][0]
 
 
 def _parent_dataset(store: Store, cfg: dict, project_dir: Path, name: str) -> ds.DatasetVersion:

@@ -101,7 +101,7 @@ def failure_first(policy: dict, traces: exp.Select, salt: str) -> exp.Select:
         n_signals = exp.Add(this=n_signals, expression=exp.cast(c.copy(), "INT"))
     h = hash_of(salt)
     # more signals first; the hash breaks ties
-    order = exp.Add(this=exp.Mul(this=exp.paren(exp.Sub(this=literal(100), expression=n_signals)),
+    order = exp.Add(this=exp.Mul(this=exp.paren(exp.Sub(this=literal(100), expression=exp.paren(n_signals))),
                                  expression=literal(BUCKETS)), expression=h)
     return _from(traces).select(exp.alias_(order, "ord")).where(exp.or_(*conditions))
 

@@ -24,15 +24,17 @@ class Command:
     compile: Callable[[Composed], str] | None = None  # the SQL it would run, for `flywheel compile NAME`
     sweep: Callable[[dict, list[str]], int] | None = None  # Hydra multirun (-m), for commands that support it
     positional: bool = False  # takes positional arguments (words without `=`) before its overrides
+    sections: tuple[str, ...] | None = ()  # optional config sections it reads and validates (None: all)
 
 
 COMMANDS: dict[str, Command] = {}
 
 
 def command(name: str, summary: str, compile: Callable[[Composed], str] | None = None,
-            sweep: Callable[[dict, list[str]], int] | None = None, positional: bool = False):
+            sweep: Callable[[dict, list[str]], int] | None = None, positional: bool = False,
+            sections: tuple[str, ...] | None = ()):
     def decorator(fn: Callable[[Composed], Outcome]) -> Callable[[Composed], Outcome]:
-        COMMANDS[name] = Command(name, summary, fn, compile, sweep, positional)
+        COMMANDS[name] = Command(name, summary, fn, compile, sweep, positional, sections)
         return fn
 
     return decorator

@@ -16,7 +16,7 @@ def compile_sql(composed: Composed) -> str:
 
 
 @command("bridge", "the Bridge: sampled production traces into training data, failures into golden cases",
-         compile=compile_sql)
+         compile=compile_sql, sections=("bridge", "monitor"))
 def bridge(composed: Composed) -> Outcome:
     cfg = composed.config
     with Store.open(store_path(cfg, composed.project)) as store:

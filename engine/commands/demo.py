@@ -65,7 +65,7 @@ def _gate_finding(result: dict) -> str:
     return text
 
 
-@command("demo", "the whole flywheel on the bundled data, end to end, narrated")
+@command("demo", "the whole flywheel on the bundled data, end to end, narrated", sections=None)
 def demo(composed: Composed) -> Outcome:
     started = time.perf_counter()
     demo_dir = composed.project.dir / ".flywheel" / "demo"

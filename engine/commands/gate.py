@@ -125,7 +125,7 @@ def sweep(options: dict, overrides: list[str]) -> int:
 
 
 @command("gate", "Loop 1: baseline vs challenger through every gate rule; PASS (exit 0) or BLOCKED (exit 1)",
-         compile=compile_sql, sweep=sweep)
+         compile=compile_sql, sweep=sweep, sections=("gate",))
 def gate(composed: Composed) -> Outcome:
     cfg = composed.config
     path = store_path(cfg, composed.project)

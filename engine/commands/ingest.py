@@ -32,7 +32,7 @@ from engine.validate import checker
 COUNTS = ("read", "accepted", "inserted", "duplicates", "quarantined")
 
 
-@checker
+@checker(section="ingest")
 def _check_ingest(composed: Composed, add) -> None:
     cfg = composed.config
     block = cfg.get("ingest")
@@ -67,7 +67,7 @@ def _sources(cfg: dict, composed: Composed, options: Options) -> list[readers.So
 
 
 @command("ingest", "load production traces, feedback and events (JSONL, CSV, Parquet, OTLP); quarantine bad records",
-         compile=compile_sql)
+         compile=compile_sql, sections=("ingest",))
 def ingest(composed: Composed) -> Outcome:
     cfg = composed.config
     ing = cfg.get("ingest") or {}

@@ -17,7 +17,7 @@ from engine.simulate import Simulator
 from engine.validate import checker
 
 
-@checker
+@checker(section="simulate")
 def _check_simulate(composed: Composed, add) -> None:
     block = composed.config.get("simulate")
     if isinstance(block, dict):
@@ -25,7 +25,7 @@ def _check_simulate(composed: Composed, add) -> None:
             add(dotted(path, "simulate"), message)
 
 
-@command("simulate", "write realistic production traffic (traces, feedback, events) for the demo domain")
+@command("simulate", "write realistic production traffic (traces, feedback, events) for the demo domain", sections=("simulate",))
 def simulate(composed: Composed) -> Outcome:
     cfg = composed.config
     spec = cfg["simulate"]

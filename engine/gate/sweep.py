@@ -66,7 +66,7 @@ def job(cfg) -> None:  # called by Hydra in the job process (in-process or a job
         # Hydra composed this job's config already; a second compose is impossible while Hydra is running.
         plain = OmegaConf.to_container(cfg, resolve=True)
         composed = Composed(plain, (), tuple(overrides), _job_project())
-        validate(composed)
+        validate(composed, ("gate",))
         with Store.open(out_dir / "job.duckdb") as store:
             _seed_private_store(store, Path(os.environ[ENV_MAIN_STORE]))
             result, _ = run_gate(composed, store)
@@ -99,7 +99,7 @@ def run_sweep(options: dict, overrides: list[str]) -> int:
     first = [o if "=" not in o else o.split("=", 1)[0] + "=" + _first_value(o.split("=", 1)[1]) for o in overrides
              if not o.startswith("hydra")]
     composed = compose(project, first)
-    validate(composed)
+    validate(composed, ("gate",))
     main_store = store_path(composed.config, project)
     with Store.open(main_store):
         pass  # create or migrate it now, so jobs can attach it read-only

@@ -7,7 +7,7 @@ from engine.schemas import all_errors, dotted, validator, validator_for
 from engine.validate import checker
 
 
-@checker
+@checker(section="gate")
 def check_gate(composed, add) -> None:
     import engine.gate.rules  # noqa: F401
 

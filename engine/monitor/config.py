@@ -11,7 +11,7 @@ from engine.validate import checker
 RESERVED = {"grp", "kpi_value", "window_start", "x"}  # column names the compiled KPI and feature SQL use
 
 
-@checker
+@checker(section="monitor")
 def check_monitor(composed, add) -> None:
     cfg = composed.config
     monitor = cfg.get("monitor")

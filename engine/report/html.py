@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
 
-_BUILDERS = ("engine.report.gate_html", "engine.report.sweep_html")
+_BUILDERS = ("engine.report.gate_html", "engine.report.sweep_html", "engine.report.monitor_html")
 PAGES: dict[str, Callable[..., Page]] = {}
 
 
@@ -147,7 +147,7 @@ main{padding:8px 28px 40px;max-width:1500px}
 section{background:#fff;border:1px solid var(--line);border-radius:6px;padding:16px 18px;margin:16px 0}
 .prov{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;margin:10px 0 0;font-size:13px}
 .prov dt{color:var(--muted)}.prov dd{margin:0;font-family:ui-monospace,Menlo,Consolas,monospace;word-break:break-all}
-.muted{color:var(--muted)}
+.muted{color:var(--muted)}.nowrap{white-space:nowrap}
 .badge{display:inline-block;padding:0 6px;border-radius:3px;font-size:12px;font-weight:600;color:#fff}
 .badge.ok{background:var(--ok)}.badge.bad{background:var(--bad)}.badge.warn{background:var(--warn)}
 .badge.prod{background:var(--prod)}.badge.tag{background:#e9ecef;color:#333;font-weight:400}

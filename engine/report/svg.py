@@ -13,6 +13,7 @@ BASELINE_COLOUR = "#9aa5b1"
 CHALLENGER_COLOUR = "#2f6fde"
 PALETTE = ("#2f6fde", "#d9480f", "#2b8a3e", "#7048e8", "#c2255c", "#0b7285", "#e67700", "#495057")
 VERDICT_COLOUR = {"PASS": "#2b8a3e", "BLOCKED": "#c92a2a", "ERROR": "#868e96"}
+ALERT_COLOUR = "#c92a2a"
 FONT = 'font-family="system-ui, sans-serif" font-size="12"'
 
 
@@ -93,9 +94,10 @@ def _whisker(x1: float, x2: float, y: float, colour: str, vertical: bool = False
 
 def grouped_bars(title: str, groups: list[tuple[str, list[Bar]]], series: list[tuple[str, str]],
                  unit_interval: bool = False, width: int = 860, label_width: int | None = None,
-                 flagged: set[str] = frozenset()) -> str:
+                 flagged: set[str] = frozenset(), rule: float | None = None, rule_label: str = "") -> str:
     """Horizontal bars, one group per label (e.g. a capability tag), one bar per series (baseline,
-    challenger), each with its confidence interval as a whisker. Labels in `flagged` are drawn in red."""
+    challenger), each with its confidence interval as a whisker. Labels in `flagged` are drawn in red; `rule`
+    draws a dashed vertical line at that value (a tolerance)."""
     bar_h, gap, top, axis_h = 14, 10, 28, 24
     if label_width is None:  # about 7 px per character at 12 px, within reason
         label_width = min(max([90, *(7 * len(label) + 16 for label, _ in groups)]), 340)
@@ -104,7 +106,7 @@ def grouped_bars(title: str, groups: list[tuple[str, list[Bar]]], series: list[t
     group_h = len(series) * bar_h + gap
     height = top + len(groups) * group_h + axis_h
     values = [v for _, bars in groups for b in bars for v in (b.value, b.low, b.high) if v is not None]
-    lo, hi = nice_domain(values, unit_interval)
+    lo, hi = nice_domain(values + ([rule] if rule is not None else []), unit_interval)
 
     def x(v: float) -> float:
         return label_width + (min(max(v, lo), hi) - lo) / (hi - lo) * plot_w
@@ -125,6 +127,11 @@ def grouped_bars(title: str, groups: list[tuple[str, list[Bar]]], series: list[t
                     f'<text x="{x(t):.1f}" y="{axis_y + 14}" text-anchor="middle" fill="#555">{fmt(t)}</text>')
     if lo < 0 < hi:
         body.append(f'<line x1="{x(0):.1f}" y1="{top - 4}" x2="{x(0):.1f}" y2="{axis_y}" stroke="#333"/>')
+    if rule is not None:
+        body.append(f'<line class="rule" x1="{x(rule):.1f}" y1="{top - 6}" x2="{x(rule):.1f}" y2="{axis_y}" '
+                    f'stroke="{ALERT_COLOUR}" stroke-width="1.5" stroke-dasharray="5 4"/>'
+                    f'<text x="{x(rule) + 4:.1f}" y="{axis_y - 4}" fill="{ALERT_COLOUR}">{escape(rule_label)} '
+                    f"{fmt(rule)}</text>")
     for gi, (label, bars) in enumerate(groups):
         gy = top + gi * group_h
         colour = "#c92a2a" if label in flagged else "#222"
@@ -211,3 +218,118 @@ def scatter(title: str, points: list[Point], x_label: str, y_label: str, referen
         body.append(f'<circle cx="{cx:.1f}" cy="{py(p.y):.1f}" r="5" fill="{colour}" stroke="#fff">'
                     f"<title>{escape(p.label)}: {fmt(p.y)}</title></circle>")
     return _svg(width, height, title, body, "scatter")
+
+
+def line_chart(title: str, categories: list[str], points: list[Point], y_label: str, line: float | None = None,
+               line_label: str = "", marker: str | None = None, marker_label: str = "",
+               tick_labels: list[str] | None = None, unit_interval: bool = False, width: int = 720,
+               height: int = 260) -> str:
+    """A series over ordered categories (time windows): points joined in order, broken where a category has no
+    point, with optional vertical whiskers; `line` is a dashed horizontal line (a threshold, a target, a lab
+    rate) and `marker` a vertical line at one category (the first alert). An infinite value is drawn at the top
+    of the axis and labelled so."""
+    # the line's label sits right of the plot, where no point can hide it
+    left, right, top, bottom = 62, (16 + 7 * len(line_label) if line is not None else 16), 22, 44
+    plot_w, plot_h = width - left - right, height - top - bottom
+    slot = plot_w / max(len(categories), 1)
+    index = {c: i for i, c in enumerate(categories)}
+    finite = [v for p in points for v in (p.y, p.low, p.high) if v is not None and math.isfinite(v)]
+    lo, hi = nice_domain(finite + ([line] if line is not None else []), unit_interval)
+
+    def px(category: str) -> float:
+        return left + (index[category] + 0.5) * slot
+
+    def py(v: float) -> float:
+        v = min(max(v, lo), hi) if math.isfinite(v) else (hi if v > 0 else lo)
+        return top + plot_h - (v - lo) / (hi - lo) * plot_h
+
+    body = [f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#ccd"/>']
+    for t in ticks(lo, hi):
+        body.append(f'<line x1="{left}" y1="{py(t):.1f}" x2="{left + plot_w}" y2="{py(t):.1f}" stroke="#e3e6ea"/>'
+                    f'<text x="{left - 6}" y="{py(t) + 4:.1f}" text-anchor="end" fill="#555">{fmt(t)}</text>')
+    labels = tick_labels or categories
+    every = max(1, math.ceil(len(categories) / max(plot_w // 64, 1)))
+    for i, (category, label) in enumerate(zip(categories, labels)):
+        if i % every == 0:
+            body.append(f'<text x="{px(category):.1f}" y="{top + plot_h + 16}" text-anchor="middle" fill="#555">'
+                        f"{escape(label)}</text>")
+    body.append(f'<text transform="translate(13 {top + plot_h / 2:.1f}) rotate(-90)" text-anchor="middle">'
+                f"{escape(y_label)}</text>")
+    if lo < 0 < hi:
+        body.append(f'<line x1="{left}" y1="{py(0):.1f}" x2="{left + plot_w}" y2="{py(0):.1f}" stroke="#333"/>')
+    if marker is not None and marker in index:
+        x = px(marker)
+        body.append(f'<g class="marker" data-category="{escape(marker)}"><title>{escape(marker_label)}: '
+                    f'{escape(marker)}</title><line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{top + plot_h}" '
+                    f'stroke="{ALERT_COLOUR}" stroke-width="1.5" stroke-dasharray="2 3"/>'
+                    f'<text x="{x + 4:.1f}" y="{top - 6}" fill="{ALERT_COLOUR}">{escape(marker_label)}</text></g>')
+    if line is not None:
+        body.append(f'<line class="rule" x1="{left}" y1="{py(line):.1f}" x2="{left + plot_w}" y2="{py(line):.1f}" '
+                    f'stroke="#495057" stroke-width="1.5" stroke-dasharray="6 4"/>'
+                    f'<text x="{left + plot_w + 6}" y="{py(line) + 4:.1f}" fill="#333">{escape(line_label)}</text>')
+    ordered = sorted((p for p in points if p.y is not None and str(p.x) in index), key=lambda p: index[str(p.x)])
+    runs: list[list[Point]] = []
+    for p in ordered:  # a run of consecutive categories is one stroke
+        if runs and index[str(p.x)] == index[str(runs[-1][-1].x)] + 1:
+            runs[-1].append(p)
+        else:
+            runs.append([p])
+    for run in (r for r in runs if len(r) > 1):
+        path = "M" + "L".join(f"{px(str(p.x)):.1f} {py(p.y):.1f}" for p in run)
+        body.append(f'<path d="{path}" stroke="{PALETTE[0]}" stroke-width="1.5" fill="none" opacity="0.7"/>')
+    radius = 5 if len(categories) <= 40 else 3
+    for p in ordered:
+        colour, x = p.colour or PALETTE[0], px(str(p.x))
+        if p.low is not None and p.high is not None:
+            body.append(_whisker(py(p.low), py(p.high), x, colour, vertical=True))
+        shown = fmt(p.y) if math.isfinite(p.y) else "∞"
+        body.append(f'<circle cx="{x:.1f}" cy="{py(p.y):.1f}" r="{radius}" fill="{colour}" stroke="#fff">'
+                    f"<title>{escape(p.label)}: {shown}</title></circle>")
+        if not math.isfinite(p.y):
+            body.append(f'<text x="{x + 7:.1f}" y="{py(p.y) + 4:.1f}" fill="{colour}">∞</text>')
+    return _svg(width, height, title, body, "line")
+
+
+def histogram(title: str, labels: list[str], series: list[tuple[str, str, list[float | None]]],
+              y_label: str = "share", width: int = 720, height: int = 260) -> str:
+    """Vertical bars per bin (or category), one bar per series side by side: (name, colour, heights)."""
+    long_labels = max((len(label) for label in labels), default=0) * 7 > width / max(len(labels), 1) - 6
+    left, right, top = 62, 16, 30
+    bottom = 30 + (min(max((len(label) for label in labels), default=0), 24) * 4.2 if long_labels else 0)
+    plot_w, plot_h = width - left - right, height - top - bottom
+    values = [v for _, _, heights in series for v in heights if v is not None]
+    lo, hi = nice_domain(values, unit_interval=False)
+    slot = plot_w / max(len(labels), 1)
+    bar_w = slot * 0.8 / max(len(series), 1)
+
+    def py(v: float) -> float:
+        return top + plot_h - (v - lo) / (hi - lo) * plot_h
+
+    body = [f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#ccd"/>']
+    lx = left
+    for name, colour, _ in series:
+        body.append(f'<rect x="{lx}" y="6" width="12" height="12" fill="{colour}"/>'
+                    f'<text x="{lx + 16}" y="16">{escape(name)}</text>')
+        lx += 30 + 7 * len(name)
+    for t in ticks(lo, hi):
+        body.append(f'<line x1="{left}" y1="{py(t):.1f}" x2="{left + plot_w}" y2="{py(t):.1f}" stroke="#e3e6ea"/>'
+                    f'<text x="{left - 6}" y="{py(t) + 4:.1f}" text-anchor="end" fill="#555">{fmt(t)}</text>')
+    body.append(f'<text transform="translate(13 {top + plot_h / 2:.1f}) rotate(-90)" text-anchor="middle">'
+                f"{escape(y_label)}</text>")
+    for i, label in enumerate(labels):
+        cx = left + (i + 0.5) * slot
+        if long_labels:
+            body.append(f'<text transform="translate({cx:.1f} {top + plot_h + 12}) rotate(-35)" text-anchor="end" '
+                        f'fill="#555">{escape(label)}</text>')
+        else:
+            body.append(f'<text x="{cx:.1f}" y="{top + plot_h + 16}" text-anchor="middle" fill="#555">'
+                        f"{escape(label)}</text>")
+        for si, (name, colour, heights) in enumerate(series):
+            v = heights[i] if i < len(heights) else None
+            if v is None:
+                continue
+            x = cx - slot * 0.4 + si * bar_w
+            body.append(f'<rect x="{x:.1f}" y="{py(v):.1f}" width="{max(bar_w - 1, 1):.1f}" '
+                        f'height="{max(py(lo) - py(v), 0.5):.1f}" fill="{colour}"><title>{escape(name)} '
+                        f"{escape(label)}: {fmt(v)}</title></rect>")
+    return _svg(width, height, title, body, "histogram")
