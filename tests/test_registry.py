@@ -44,3 +44,32 @@ def test_every_kind_compiles_from_a_minimal_config(kind):
     entry = registry.get("metric", kind)
     assert list(validator_for(entry.schema).iter_errors(spec)) == []
     assert entry.fn(spec).value is not None
+
+
+# Every other registered kind (gate rules, drift tests, samplers) meets the same bar.
+import engine.bridge.sampling  # noqa: E402,F401
+import engine.gate.rules  # noqa: E402,F401
+import engine.monitor.stattests  # noqa: E402,F401
+
+OTHER = [(k, n) for k in ("gate_rule", "drift_test", "sampler") for n in registry.names(k)]
+# the test projects' configs (tests/fixtures/**/*.yaml) are test inputs too
+FIXTURE_CONFIGS = "\n".join(p.read_text(encoding="utf-8") for p in (TESTS / "fixtures").rglob("*.yaml"))
+
+
+def test_every_family_is_registered():
+    assert set(registry.names("gate_rule")) == {"threshold", "all_pass", "improvement", "no_regression"}
+    assert {"psi", "ks", "wasserstein", "jensen_shannon", "chi_square", "kl", "hellinger",
+            "share_change"} <= set(registry.names("drift_test"))
+    assert {"hash_rate", "stratified", "failure_first", "low_score", "drift_segment",
+            "disagreement"} <= set(registry.names("sampler"))
+
+
+@pytest.mark.parametrize("kind,name", OTHER)
+def test_every_other_kind_has_a_docstring_a_schema_and_a_test(kind, name):
+    entry = registry.get(kind, name)
+    assert entry.description, f"{kind} '{name}' has no docstring"
+    assert entry.schema.get("properties"), f"{kind} '{name}' has no JSON schema properties"
+    validator_for(entry.schema).check_schema(entry.schema)
+    assert re.search(rf"""["']{re.escape(name)}["']|(kind|test): {re.escape(name)}\b""",
+                     TEST_SOURCES + FIXTURE_CONFIGS), \
+        f"no test under tests/ mentions {kind} '{name}'"

@@ -83,3 +83,29 @@ def test_disagreement_between_online_score_and_feedback(traffic):
     add_feedback(traffic, "t012", "thumbs", thumbs="down")  # agree (both fail)
     got = select(traffic, {"kind": "disagreement", "a": "online:relevance", "b": "feedback"})
     assert got == ["t010"]
+
+
+def test_low_score_takes_the_lowest_live_scores_below_the_bound(traffic):
+    traffic.con.execute("INSERT INTO live_scores VALUES ('t020', 'relevance', 'h', 0.05, FALSE, NULL, now()), "
+                        "('t021', 'relevance', 'h', 0.2, FALSE, NULL, now()), "
+                        "('t022', 'relevance', 'h', 0.8, TRUE, NULL, now()), "
+                        "('t023', 'safety', 'h', 0.0, FALSE, NULL, now())")
+    got = select(traffic, {"kind": "low_score", "metric": "relevance", "below": 0.3})
+    assert got == ["t020", "t021"]
+
+
+def test_drift_segment_takes_the_windows_the_latest_monitor_run_flagged(traffic):
+    con = traffic.con
+    con.execute("INSERT INTO monitor_runs VALUES ('old', now() - INTERVAL 1 DAY, now() - INTERVAL 1 DAY, 'h', NULL, "
+                "FALSE, 1, '{}'), ('new', now(), now(), 'h', NULL, FALSE, 1, '{}')")
+    con.execute("INSERT INTO monitor_results VALUES "
+                "('new', 'drift', 'input_length_psi', NULL, TIMESTAMPTZ '2025-03-04 00:00:00+00', 1, NULL, 0.2, TRUE, "
+                "'blocking', NULL), "
+                "('new', 'drift', 'input_length_psi', NULL, TIMESTAMPTZ '2025-03-05 00:00:00+00', 0.1, NULL, 0.2, "
+                "FALSE, 'blocking', NULL), "
+                "('old', 'drift', 'input_length_psi', NULL, TIMESTAMPTZ '2025-03-06 00:00:00+00', 1, NULL, 0.2, TRUE, "
+                "'blocking', NULL)")
+    got = select(traffic, {"kind": "drift_segment", "rule": "input_length_psi"})
+    days = {d for (d,) in con.execute("SELECT DISTINCT extract(day FROM \"timestamp\") FROM traces WHERE "
+                                      "list_contains($ids, trace_id)", {"ids": got}).fetchall()}
+    assert days == {4} and len(got) == 10  # day index 3 (March 4th) only: 10 of the 100 traces
