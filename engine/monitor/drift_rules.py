@@ -17,7 +17,7 @@ from sqlglot import exp
 from engine.monitor.drift import DriftSpec, ReferenceProfile, compute_drift, fit_reference
 from engine.monitor.sources import Periods, feature_relation, golden_relation, in_period, user_expression, TRACE_COLUMNS
 from engine.provenance import canonical_json, content_hash, utc_now
-from engine.sql import literal
+from engine.sql import literal, parse_expression, render
 
 RULE_KEYS = ("feature", "threshold", "p_value", "sigma", "severity", "description")
 
@@ -33,7 +33,8 @@ class DriftRuleResult:
     message: str
     windows: list[dict] = field(default_factory=list)  # window, statistic, p_value, n, alert
     first_alert: str | None = None
-    reference: dict = field(default_factory=dict)
+    reference: dict = field(default_factory=dict)  # the fitted bins: labels, proportions, n
+    current: dict = field(default_factory=dict)  # the whole current period in the same bins
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
@@ -107,6 +108,7 @@ def evaluate_rule(con, name: str, rule: dict, cfg: dict, periods: Periods, metri
             profile = _profile(con, key, reference, spec, rule["feature"])
             result.reference = {"n": profile.n, "n_missing": profile.n_missing, "labels": list(profile.labels),
                                 "proportions": list(profile.proportions)}
+            result.current = current_distribution(con, current, profile)
             rows = compute_drift(con, [spec], current, profile=profile, reference=reference, value="x",
                                  window="window_start")
             if kind == "sigma":
@@ -139,6 +141,28 @@ def evaluate_rule(con, name: str, rule: dict, cfg: dict, periods: Periods, metri
     else:
         result.message = f"no drift in {len(result.windows)} windows ({spec.test}, bound {bound:.4g})"
     return result
+
+
+def current_distribution(con, current: exp.Expression, profile: ReferenceProfile) -> dict:
+    """The current period's values in the reference's bins (numeric: np.digitize over the cut points;
+    categorical: the reference's categories, then any new ones), for reports."""
+    x = exp.column("x")
+    if profile.kind == "numeric":
+        key = parse_expression("len(list_filter(__cuts__, lambda c: CAST(__x__ AS DOUBLE) >= c))",
+                               cuts=literal([float(c) for c in profile.cuts]), x=x)
+        keep = exp.and_(x.copy().is_(exp.null()).not_(),
+                        exp.Not(this=exp.func("isnan", exp.cast(x.copy(), "DOUBLE"))))
+    else:
+        key = exp.cast(x, "VARCHAR")
+        keep = x.copy().is_(exp.null()).not_()
+    rows = con.execute(render(exp.select(exp.alias_(key, "k"), "count(*)").from_(current.subquery("c"))
+                              .where(keep).group_by("k"))).fetchall()
+    counts = {k: n for k, n in rows}
+    keys = list(profile.keys) + sorted(k for k in counts if k not in set(profile.keys))
+    labels = list(profile.labels) + [str(k) for k in keys[len(profile.keys):]]
+    total = sum(counts.values())
+    return {"n": total, "labels": labels,
+            "proportions": [counts.get(k, 0) / total if total else 0.0 for k in keys]}
 
 
 def _sigma_bound(con, spec: DriftSpec, profile: ReferenceProfile, reference: exp.Expression, k: float

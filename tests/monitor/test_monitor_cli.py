@@ -56,6 +56,13 @@ def test_monitor_flags_the_injected_drift_from_its_day_on_and_not_before(monitor
         assert before and not any(w["alert"] for w in before)
         assert after and all(w["alert"] for w in after)
     assert {"drift.input_length_psi", "drift.topic_mix"} <= set(result["blocking_alerts"])
+    # the current period in the reference's bins, for the report's histograms: the new feature's topic is a
+    # category the reference never saw
+    topic = rule(result, "topic_mix")
+    assert topic["current"]["labels"][:len(topic["reference"]["labels"])] == topic["reference"]["labels"]
+    assert "product" in topic["current"]["labels"] and "product" not in topic["reference"]["labels"]
+    assert sum(topic["current"]["proportions"]) == pytest.approx(1.0)
+    assert sum(topic["reference"]["proportions"]) == pytest.approx(1.0)
 
 
 def test_parity_gap_names_the_failure_mode(monitored):
