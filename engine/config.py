@@ -108,7 +108,7 @@ def compose(project: Project, overrides: list[str]) -> Composed:
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
     from hydra.types import RunMode
-    from omegaconf import OmegaConf, open_dict
+    from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     full_overrides = hydra_overrides(project, overrides)

@@ -16,7 +16,7 @@ from engine.errors import UserError
 from engine.executor import execute
 from engine.monitor.sources import traces_in_scope
 from engine.paths import resolve_data_path
-from engine.provenance import canonical_json, content_hash, utc_now
+from engine.provenance import content_hash, utc_now
 from engine.sql import Plan, Statement, literal, parse, render
 from engine.store import Store
 
@@ -60,6 +60,18 @@ def golden_hashes_statement() -> Statement:
     return Statement("golden_hashes", tree)
 
 
+def _redacted(tree: exp.Expression, pii: list[str]) -> exp.Expression:
+    """Fill the template's __input__, __output__ and __correction__ with the PII-redacted columns."""
+    sources = {"__input__": ("input", "s"), "__output__": ("output", "s"), "__correction__": ("correction", "c")}
+
+    def sub(n):
+        if isinstance(n, exp.Column) and n.name in sources:
+            name, table = sources[n.name]
+            return redact(exp.column(name, table=table), pii)
+        return n
+    return tree.transform(sub)
+
+
 def training_statement(cfg: dict) -> Statement:
     """Selected traces that may leave the store for training: not a golden case (leakage guard), not exported
     before, one per normalised input; PII redacted; the correction (if any) as the target."""
@@ -78,14 +90,7 @@ def training_statement(cfg: dict) -> Statement:
           AND s.text_hash NOT IN (SELECT text_hash FROM bridge_exports WHERE destination = 'training')
         QUALIFY row_number() OVER (PARTITION BY s.text_hash ORDER BY s.policy_order, s.ord, s.trace_id) = 1
         ORDER BY s.policy_order, s.ord, s.trace_id""")
-
-    def sub(n):
-        if isinstance(n, exp.Column) and n.name in ("__input__", "__output__", "__correction__"):
-            source = {"__input__": exp.column("input", table="s"), "__output__": exp.column("output", table="s"),
-                      "__correction__": exp.column("correction", table="c")}[n.name]
-            return redact(source, pii)
-        return n
-    return Statement("training", tree.transform(sub), (), "the training export (before layout)")
+    return Statement("training", _redacted(tree, pii), (), "the training export (before layout)")
 
 
 def candidates_statement(cfg: dict) -> Statement:
@@ -104,14 +109,7 @@ def candidates_statement(cfg: dict) -> Statement:
           AND s.text_hash NOT IN (SELECT text_hash FROM bridge_exports WHERE destination IN ('golden', 'label_queue'))
         QUALIFY row_number() OVER (PARTITION BY s.text_hash ORDER BY c.correction IS NULL, s.ord, s.trace_id) = 1
         ORDER BY s.ord, s.trace_id""")
-
-    def sub(n):
-        if isinstance(n, exp.Column) and n.name in ("__input__", "__output__", "__correction__"):
-            source = {"__input__": exp.column("input", table="s"), "__output__": exp.column("output", table="s"),
-                      "__correction__": exp.column("correction", table="c")}[n.name]
-            return redact(source, pii)
-        return n
-    return Statement("candidates", tree.transform(sub), ("policies",), "failures into golden cases")
+    return Statement("candidates", _redacted(tree, pii), ("policies",), "failures into golden cases")
 
 
 def compile_plan(cfg: dict) -> Plan:

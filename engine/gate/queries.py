@@ -89,7 +89,7 @@ def paired(metric: str, reducer: str, rule: dict) -> exp.Select:
 
 def with_outputs(select: exp.Select, alias: str) -> exp.Select:
     """Add the baseline's and the challenger's first output to case rows (for regression listings)."""
-    template = parse(f"""
+    template = parse("""
         SELECT q.*, c.input_text, c.expected, c.metadata, bo.output_text AS baseline_output, bo.error AS baseline_error,
                co.output_text AS challenger_output, co.error AS challenger_error
         FROM (SELECT 1) AS q

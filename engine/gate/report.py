@@ -8,6 +8,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from engine.console import console
+from engine.report import is_production
 
 STATUS_STYLE = {"pass": "green", "fail": "red", "error": "bold red"}
 
@@ -23,16 +24,6 @@ def _short(text, width: int = 70) -> str:
 
 def _value(v) -> str:
     return "-" if v is None else f"{v:.4g}"
-
-
-def _is_production(case: dict) -> bool:
-    meta = case.get("metadata")
-    if isinstance(meta, str):
-        try:
-            meta = json.loads(meta)
-        except ValueError:
-            return False
-    return isinstance(meta, dict) and meta.get("origin") == "production"
 
 
 def print_gate(result: dict) -> None:
@@ -57,7 +48,7 @@ def print_gate(result: dict) -> None:
         for col in ("case", "tags", "input", "expected", "baseline", "challenger"):
             cases.add_column(col, overflow="fold")
         for case in r["cases"][:20]:
-            origin = " [magenta](from production)[/]" if _is_production(case) else ""
+            origin = " [magenta](from production)[/]" if is_production(case) else ""
             challenger_text = case.get("challenger_output") or f"ERROR: {case.get('challenger_error')}"
             if r["kind"] != "no_regression" and case.get("c_detail"):
                 challenger_text = f"{_short(challenger_text, 50)} [dim]({case['c_detail']})[/]"
@@ -113,7 +104,7 @@ def markdown(result: dict) -> str:
             lines += ["", f"<details><summary>{r['name']}: {len(r['cases'])} case(s)</summary>", "",
                       "| case | input | expected | baseline | challenger |", "|---|---|---|---|---|"]
             for case in r["cases"][:50]:
-                prod = " (production)" if _is_production(case) else ""
+                prod = " (production)" if is_production(case) else ""
                 lines.append(f"| `{case['case_id']}`{prod} | {_short(case.get('input_text'), 60)} | "
                              f"{_short(case.get('expected'), 30)} | {_short(case.get('baseline_output'), 50)} | "
                              f"{_short(case.get('challenger_output') or case.get('challenger_error'), 50)} |"

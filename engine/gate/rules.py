@@ -141,7 +141,7 @@ def improvement(name: str, rule: dict, reducer: str, aggregate: str) -> RuleSQL:
     """Challenger minus baseline >= min_delta on paired cases, optionally significant (McNemar or bootstrap)."""
     pairs = q.paired(rule["metric"], reducer, rule).subquery("p")
     value_diff = "CASE WHEN b_value IS NULL THEN NULL ELSE coalesce(c_value, 0) - coalesce(b_value, 0) END"
-    summary = parse(f"""
+    summary = parse("""
         SELECT count(*) AS n, count(b_value) AS n_paired, avg(c_value) AS c_mean, avg(b_value) AS b_mean,
                count(*) FILTER (WHERE b_passed AND NOT c_passed) AS b10,
                count(*) FILTER (WHERE NOT b_passed AND c_passed) AS b01

@@ -14,7 +14,6 @@ import uuid
 from pathlib import Path
 
 from engine.config import ENTRY_CONFIG, LAUNCHER_DIR, Composed, Project, compose, find_project, hydra_overrides
-from engine.console import console
 from engine.errors import UserError
 
 ENV_PROJECT = "FLYWHEEL_PROJECT_DIR"

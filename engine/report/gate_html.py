@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import re
 
+from engine.report import is_production
 from engine.report.html import (
     Column,
     Page,
@@ -23,16 +24,6 @@ SIDES = [("baseline", BASELINE_COLOUR), ("challenger", CHALLENGER_COLOUR)]
 # A safety metric's detail names each violated rule with its category: "pii.email (pii); canary.token (...)".
 _VIOLATION = re.compile(r"^\s*([\w.\-:/]+)\s+\(([\w.\-:/ ]+)\)\s*$")
 ALL_CASES = "all cases"
-
-
-def is_production(case: dict) -> bool:
-    meta = case.get("metadata")
-    if isinstance(meta, str):
-        try:
-            meta = json.loads(meta)
-        except ValueError:
-            return False
-    return isinstance(meta, dict) and meta.get("origin") == "production"
 
 
 def violations(detail: str | None) -> list[tuple[str, str]] | None:

@@ -1,7 +1,6 @@
 """`flywheel gate` scenarios through the real CLI on the small test project."""
 from __future__ import annotations
 
-import json
 import xml.etree.ElementTree as ET
 
 import duckdb

@@ -2,7 +2,6 @@
 the real CLI, monitored against a real lab run."""
 from __future__ import annotations
 
-import json
 from datetime import date, timedelta
 
 import duckdb
