@@ -92,15 +92,31 @@ def rank(entries: list[dict], metric: str | None) -> list[dict]:
     return [dict(e, rank=i + 1) for i, e in enumerate(sorted(entries, key=key))]
 
 
+def _shown_columns(entries: list[dict], cfg: dict, main: str | None, limit: int = 4) -> list[str]:
+    """The deltas worth a column: the main metric first, then the metrics the gate's rules use, on the datasets
+    they scope (every delta stays in the JSON and HTML leaderboards)."""
+    present = sorted({k for e in entries for k in e["deltas"]})
+    wanted: list[str] = []
+    rules = list((cfg.get("gate") or {}).get("rules", {}).values())
+    rules.sort(key=lambda r: r.get("metric") != main)
+    for rule in rules:
+        for key in present:
+            dataset, metric = key.split(".", 1)
+            scoped = not rule.get("datasets") or dataset in rule["datasets"]
+            if metric == rule.get("metric") and scoped and key not in wanted:
+                wanted.append(key)
+    return (wanted or present)[:limit]
+
+
 def print_leaderboard(leaderboard: dict, cfg: dict) -> None:
     entries = leaderboard["entries"]
-    columns = sorted({k for e in entries for k in e["deltas"]})
+    columns = _shown_columns(entries, cfg, leaderboard.get("main_metric"))
     table = Table(title=f"Sweep leaderboard ({len(entries)} challengers)", title_justify="left")
     for col in ("#", "challenger", "swept", "verdict", *[f"Δ {c}" for c in columns], "failed rules"):
         table.add_column(col, overflow="fold")
     for e in entries:
         style = "green" if e["verdict"] == "PASS" else "red"
-        table.add_row(str(e["rank"]), e["challenger"] or "-", " ".join(e["swept"]), f"[{style}]{e['verdict']}[/]",
+        table.add_row(str(e["rank"]), e["challenger"] or "-", " ".join(o.replace("model@", "") for o in e["swept"]), f"[{style}]{e['verdict']}[/]",
                       *[("-" if e["deltas"].get(c) is None else f"{e['deltas'][c]:+.3f}") for c in columns],
                       ", ".join(e["failed_rules"]) or (e.get("error") or ""))
     console.print(table)
