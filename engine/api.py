@@ -49,7 +49,7 @@ def query(sql: str, params: dict | None = None, project_dir: str | Path | None =
     """A read-only query on the project's store, as a Polars DataFrame."""
     composed = config([], project_dir)
     with Store.open(store_path(composed.config, composed.project), read_only=True) as store:
-        return pl.from_arrow(store.con.execute(sql, params or {}).to_arrow_table())
+        return pl.from_arrow(store.con.sql(sql, params=params or None).to_arrow_table())
 
 
 def table(name: str, project_dir: str | Path | None = None) -> pl.DataFrame:
