@@ -22,8 +22,10 @@ demo: $(STAMP)
 browser:
 	@bash .ci/browser --quiet
 
+# --dist loadfile keeps a module's tests on one worker, so its module-scoped fixtures (a simulated month of
+# traffic, say) are built once, not once per worker.
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -n 2 -rs tests
+	$(BIN)/python -m pytest -n 2 --dist loadfile -rs --durations=15 tests
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_metrics.py
