@@ -1,6 +1,9 @@
 """Loop 2 monitoring. Importing this package registers the drift test kinds ("drift_test", name).
 
-`engine.monitor.drift` is the API: `fit_reference` (the reference profile, plain data), `compile_drift`
-(pure: the SQL), `compute_drift` (run on DuckDB, p-values in Python) -> `DriftResult`s.
+`engine.monitor.drift` is the API: `compute_drift_many` (every drift test of several features over the same
+current / reference relations: fits the missing reference profiles, reads each relation once, returns
+`DriftResult`s and the profiles), `fit_reference` / `fit_references` (reference profiles, plain data),
+`compute_drift` (one feature), `compile_drift_many` / `compile_drift` (pure: the SQL; `compile_drift` is the
+all-SQL plan).
 """
 from engine.monitor import stattests  # noqa: F401  (registers the drift_test kinds)

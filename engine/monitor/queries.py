@@ -11,11 +11,23 @@ Two query shapes cover every test, each computing its statistics for every windo
   every equal value) and `gap` is the distance to the next value, so sup |F_ref - F_cur| and the integral of
   |F_ref - F_cur| are a max and a sum.
 
+The batch path (`engine.monitor.drift.compute_drift_many`, several features over the same relations) reads
+each relation with at most three statements and leaves the rest to small data:
+
+* `values_query`: the numeric features' values (and the window), fetched through Arrow into numpy and sorted
+  there (the KS / Wasserstein kernels, the exact quantile cut points and the bin counts all use the sorted
+  sample);
+* `grouped_counts_query`: value counts per (feature, window, value) of the categorical features, and of numeric
+  features with few distinct values, for all those features in one statement (NULL counts the missing);
+* `bin_stats_query`: the binned tests' aggregates over a small registered table of per-bin counts for every
+  (feature, window), one statement for all features.
+
 Internal column names are lower-case and distinct from each other, so DuckDB's case-insensitive identifiers
 cannot collide; the caller's columns are only read through the quoted `value` and `window` names.
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from sqlglot import exp
@@ -27,6 +39,11 @@ def as_query(source: exp.Expression | str) -> exp.Expression:
     """A query AST from an AST, a SQL query written by code, or a bare table name."""
     if isinstance(source, exp.Expression):
         return source
+    return _parsed_query(source).copy()
+
+
+@lru_cache(maxsize=256)
+def _parsed_query(source: str) -> exp.Expression:
     tree = parse(source)
     if isinstance(tree, exp.Column) and not tree.table:
         return exp.select("*").from_(exp.to_table(tree.name, quoted=True))
@@ -42,8 +59,8 @@ def clean_value(kind: str, column: exp.Expression) -> exp.Expression:
     """The compared value: DOUBLE with NaN turned into NULL (numeric), or VARCHAR (categorical)."""
     if kind == "categorical":
         return exp.cast(column, "VARCHAR")
-    return parse_expression("CASE WHEN isnan(CAST(__x__ AS DOUBLE)) THEN NULL ELSE CAST(__x__ AS DOUBLE) END",
-                            x=column)
+    return exp.Case(ifs=[exp.If(this=exp.func("isnan", exp.cast(column.copy(), "DOUBLE")), true=exp.Null())],
+                    default=exp.cast(column, "DOUBLE"))
 
 
 def source(query: exp.Expression, kind: str, value: str, window: str | None) -> exp.Expression:
@@ -147,6 +164,94 @@ def ecdf_query(current: exp.Expression, reference: exp.Expression, columns: dict
         query = query.with_("counted", parse("SELECT w, v, sum(is_cur) AS c_cur, count(*) - sum(is_cur) AS c_ref "
                                              "FROM merged GROUP BY w, v"))
     return query.with_("cdf", cdf).with_("agg", agg)
+
+
+# ---- the batch path ------------------------------------------------------------------------------------------
+BINS_RELATION = "__flywheel_drift_bins"  # the registered per-bin counts table that `bin_stats_query` reads
+
+
+@lru_cache(maxsize=64)
+def _template(text: str) -> exp.Expression:
+    return parse(text)
+
+
+def template(text: str) -> exp.Expression:
+    """A parsed query template written in this module (parsed once, copied on use: parsing is slow)."""
+    return _template(text).copy()
+
+
+def _read(query: exp.Expression | str, cte: str = "s") -> exp.Expression:
+    return as_query(query).subquery(cte)
+
+
+def values_query(source_: exp.Expression | str, values: list[str], window: str | None) -> exp.Expression:
+    """SELECT <window> AS w, CAST(<value_i> AS DOUBLE) AS v<i> ...: the numeric features' raw values (NULL and
+    NaN are dropped in numpy after the Arrow fetch, where they cost nothing)."""
+    w = exp.column(window, table="s", quoted=True) if window else exp.Literal.number(0)
+    cols = [exp.alias_(w, "w")]
+    cols += [exp.alias_(exp.cast(exp.column(v, table="s", quoted=True), "DOUBLE"), f"v{i}")
+             for i, v in enumerate(values)]
+    return exp.select(*cols, copy=False).from_(_read(source_), copy=False)
+
+
+def grouped_counts_query(source_: exp.Expression | str, items: list[tuple[int, str]], kind: str,
+                         window: str | None) -> exp.Expression:
+    """Per (feature f, window w, value v): count c, for every (f, value column) in `items`, in one statement.
+
+    `kind` "categorical" counts VARCHAR values, "numeric" DOUBLE values with NaN as NULL; v NULL is the missing.
+    GROUP BY uses positions: the caller's relation may have columns named like the aliases. Without a window
+    column w is the constant 0 and is left out of the key (a constant key column costs ~20 %)."""
+    w = exp.column(window, table="s", quoted=True) if window else exp.Literal.number(0)
+    branches = []
+    for f, value in items:
+        v = clean_value(kind, exp.column(value, table="s", quoted=True))
+        branches.append(exp.select(exp.alias_(exp.Literal.number(f), "f"), exp.alias_(w.copy(), "w"),
+                                   exp.alias_(v, "v"), exp.alias_(exp.Count(this=exp.Star()), "c"), copy=False)
+                        .from_(_read(source_), copy=False)
+                        .group_by(*([exp.Literal.number(2)] if window else []), exp.Literal.number(3), copy=False))
+    query = branches[0]
+    for b in branches[1:]:
+        query = exp.union(query, b, distinct=False, copy=False)
+    return query
+
+
+def ordered_windows_query(source_: exp.Expression | str, window: str) -> exp.Expression:
+    """The distinct windows of the current sample in result order (NULL first), with their row counts."""
+    w = exp.column(window, table="s", quoted=True)
+    return (exp.select(exp.alias_(w, "w"), "count(*) AS n_rows", copy=False).from_(_read(source_), copy=False)
+            .group_by(exp.Literal.number(1), copy=False)
+            .order_by(exp.Ordered(this=exp.Literal.number(1), nulls_first=True), copy=False))
+
+
+def bin_stats_query(epsilon: float, columns: dict[str, exp.Expression],
+                    relation: str = BINS_RELATION) -> exp.Expression:
+    """Per (feature f, window wi): the number of bins and every requested aggregate over the bin table.
+
+    `relation` holds one row per (f, wi, bin): label, current count o, reference count r, current size n and
+    reference size m (all bins of a comparison present, zeros included), so the smoothing and the aggregates
+    are exactly those of `binned_query`."""
+    query = template(
+        "WITH g AS (SELECT b.*, count(*) OVER (PARTITION BY b.f, b.wi) AS k FROM __rel__ AS b), "
+        "dist AS (SELECT g.*, (g.r / g.m + __eps__) / (1 + g.k * __eps__) AS p, "
+        "(g.o / NULLIF(g.n, 0) + __eps__) / (1 + g.k * __eps__) AS q, "
+        "g.r / g.m AS p_raw, g.o / NULLIF(g.n, 0) AS q_raw FROM g) "
+        "SELECT f, wi, count(*) AS bins FROM dist GROUP BY f, wi")
+    eps = double(epsilon)
+
+    def substitute(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Column) and not node.table and node.name == "__eps__":
+            return eps.copy()
+        if isinstance(node, exp.Table) and node.name == "__rel__":
+            return exp.to_table(relation, quoted=True).as_("b")
+        return node
+
+    query = query.transform(substitute, copy=False)
+    return query.select(*[exp.alias_(e.copy(), name) for name, e in columns.items()], copy=False)
+
+
+def fetch_arrow(con, query: exp.Expression):
+    """Run one query and return its result as a pyarrow Table (zero-copy into numpy for numeric columns)."""
+    return con.sql(render(query)).to_arrow_table()
 
 
 def fetch(con, query: exp.Expression) -> list[dict[str, Any]]:
