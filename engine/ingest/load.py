@@ -3,25 +3,31 @@
 The statements (all sqlglot ASTs, rendered by engine.sql):
 
   detect      kind=auto: which kind each record is, from its marker fields (one JSON parse)
-  validate    per chunk and kind: schema checks derived from schemas/<kind>.schema.json, typed columns,
-              privacy (salted hash, redaction), key and record hash -> a staging table
+  insert      per chunk and kind: the schema checks derived from schemas/<kind>.schema.json, and the records
+              that pass them, typed, privacy-treated (salted hash, redaction), with key and record hash, straight
+              into the kind's table; it returns which records went in. The others are set aside (pending).
+  validate    once per batch: the same checks on the set-aside records, with every reason -> a staging table
   quarantine  rejected staged records -> quarantine (with file, line, raw and every reason)
-  insert      accepted records whose key is new (not stored, first in the batch) -> the kind's table
-  outcome     every accepted record against the stored one with its key: inserted | duplicate | conflict
-  conflicts   same key, different content -> quarantine ("conflicting duplicate"); exact repeats are
-              duplicates: accepted, counted, not inserted
+  settle      the batch's records whose key is stored already or came earlier in the batch (file, line, item
+              order): duplicate (same content) or conflict (other content)
+  drop        those leave the kind's table again: the record stored first stays
+  conflicts   conflicts -> quarantine ("conflicting duplicate"), their raw text read again from the file;
+              exact repeats are duplicates: accepted, counted, not inserted
 
+Only rejected records are explained in detail; an accepted record costs one pass of the checks.
 Counting rule, per file and per kind:  read = accepted + quarantined,  accepted = inserted + duplicates.
 A batch is one DuckDB transaction: killed half way, the store holds none of it.
 """
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any, Callable
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 from sqlglot import exp
 
@@ -33,9 +39,11 @@ from engine.schemas import load_schema
 from engine.sql import Statement, literal, param, parse, render
 
 CHUNK = "fw_chunk"
+PENDING = "fw_pending"  # records of the batch that did not pass the checks, until validate explains them
 FILES = "fw_files"
 CONTROL = {"fw_file", "fw_line", "fw_item", "fw_raw", "fw_ok", "fw_reasons", "fw_key", "fw_hash"}
 UNKNOWN_FIELDS = ("keep", "ignore", "quarantine")
+SCAN_BATCH_ROWS = 16_384
 
 
 @dataclass(frozen=True)
@@ -89,8 +97,16 @@ class KindSQL:
     """The compiled statements for one record kind under given options."""
 
     kind: RecordKind
-    rec: RecordSQL
     options: Options
+
+    @cached_property
+    def rec(self) -> RecordSQL:
+        """The checks compiled from the kind's schema (only the statements that validate need them)."""
+        rec = compile_schema(load_schema(self.kind.schema), _col("raw"), self.kind.schema, split=True)
+        # Typed columns may name paths the checks do not (none today): registered before extraction is built.
+        for c in self.kind.columns:
+            rec.value(c.path)
+        return rec
 
     @property
     def stage(self) -> str:
@@ -142,22 +158,27 @@ class KindSQL:
         fields = self.kind.top_level_fields
         remove = literal(json.dumps({k: None for k in fields}))
         known = exp.Array(expressions=[literal(k) for k in fields])
-        # json_keys is one more parse; the merge patch (slow) runs only on records that have unknown keys.
-        return _e("CASE WHEN starts_with(ltrim(__raw__), '{') AND json_valid(__raw__) "
-                  "AND NOT list_has_all(__known__, json_keys(__raw__)) "
-                  "THEN nullif(CAST(json_merge_patch(CAST(__raw__ AS JSON), __rm__) AS VARCHAR), '{}') END",
-                  raw=_col("raw"), rm=remove, known=known)
+        # More keys (fw_k) than known fields present: an unknown or a repeated key. Only those records pay for
+        # another parse (json_keys) and the slow merge patch; nested CASEs, as DuckDB evaluates every operand
+        # of an AND.
+        return _e("CASE WHEN fw_k > __n__ THEN CASE WHEN NOT list_has_all(__known__, json_keys(__raw__)) "
+                  "THEN nullif(CAST(json_merge_patch(CAST(__raw__ AS JSON), __rm__) AS VARCHAR), '{}') END END",
+                  n=self.rec.present_count(fields), raw=_col("raw"), rm=remove, known=known)
 
-    def validate(self, where: exp.Expression | None = None) -> Statement:
-        """INSERT INTO the staging table: one row per record of the chunk, with its verdict and typed columns.
+    def _verdict(self, where: exp.Expression | None, pending: bool = False
+                 ) -> tuple[dict[str, exp.Expression], list[tuple[str, exp.Select]]]:
+        """The columns every record of the chunk (or, `pending`, every record set aside for its reasons) gets,
+        and the CTEs they are computed in.
 
         fw_in (materialised: DuckDB would otherwise inline the JSON passes into every check that uses them)
-        reads each record once per list: fw_t (types), fw_w (values), fw_extra (unknown fields, when kept).
-        fw_checked adds the verdict; the outer query the reasons (rejected records only), key, hash and the
-        typed, privacy-treated columns.
+        reads each record once per list: fw_t (types), fw_w (values) and, unless unknown fields are ignored,
+        fw_k (the number of keys). fw_cols splits the lists into one column per path (and DOUBLE values where
+        checks compare numbers), so that the checks compare plain columns; fw_checked adds the unknown fields
+        and the verdict fw_ok. The returned expressions (over fw_checked) are the reasons (rejected records
+        only), key, hash and the typed, privacy-treated columns.
         """
         rec = self.rec
-        typed = [exp.alias_(self._typed(c), c.name, quoted=True) for c in self.kind.columns]
+        out: dict[str, exp.Expression] = {c.name: self._typed(c) for c in self.kind.columns}
         key_value = rec.value((self.kind.key,))
         ok = _e("__p__ IS NULL AND __ok__", p=_col("fw_problem"), ok=rec.ok())
         if self.options.unknown_fields == "quarantine":
@@ -166,34 +187,78 @@ class KindSQL:
         if self.options.unknown_fields == "quarantine":
             reasons = _e("CASE WHEN __x__ IS NULL THEN __r__ ELSE list_concat(__r__, ['unknown field(s): ' || "
                          "array_to_string(json_keys(__x__), ', ')]) END", x=_col("fw_extra"), r=reasons)
-        reasons = _e("CASE WHEN __ok__ THEN NULL WHEN __p__ IS NOT NULL THEN [__p__] ELSE __r__ END",
-                     ok=_col("fw_ok"), p=_col("fw_problem"), r=reasons)
+        out["fw_reasons"] = _e("CASE WHEN __ok__ THEN NULL WHEN __p__ IS NOT NULL THEN [__p__] ELSE __r__ END",
+                               ok=_col("fw_ok"), p=_col("fw_problem"), r=reasons)
+        content_key = _e("'h-' || md5(CAST(json(__raw__) AS VARCHAR))", raw=_col("raw"))
+        out["fw_key"] = _e("CASE WHEN __s__ THEN __t__ WHEN __ok__ THEN __h__ END", s=key_value.is_string,
+                           t=key_value.text, ok=_col("fw_ok"), h=content_key)
+        out["fw_hash"] = _e("hash(fw_t, fw_w)") if self.options.unknown_fields == "ignore" else \
+            _e("hash(fw_t, fw_w, fw_extra)")
+        extra = self._extra()
         types, strings = rec.extract()
         inner = exp.select(
-            exp.alias_(param("file_id"), "fw_file"), exp.alias_(_col("line"), "fw_line"),
+            _col("fw_file") if pending else exp.alias_(param("file_id"), "fw_file"),
+            exp.alias_(_col("line"), "fw_line"),
             exp.alias_(_col("item"), "fw_item"), exp.alias_(_col("problem"), "fw_problem"), _col("raw"),
-            exp.alias_(types, "fw_t"), exp.alias_(strings, "fw_w"), exp.alias_(self._extra(), "fw_extra"),
-        ).from_(CHUNK)
+            exp.alias_(types, "fw_t"), exp.alias_(strings, "fw_w"),
+        ).from_(PENDING if pending else CHUNK)
+        if self.options.unknown_fields != "ignore":
+            inner = inner.select(exp.alias_(_e("CASE WHEN json_valid(raw) THEN len(json_keys(raw)) END"), "fw_k"))
         if where is not None:
             inner = inner.where(where)
-        checked = exp.select("*", exp.alias_(ok, "fw_ok")).from_("fw_in")
-        content_key = _e("'h-' || md5(CAST(json(__raw__) AS VARCHAR))", raw=_col("raw"))
-        key = _e("CASE WHEN __s__ THEN __t__ WHEN __ok__ THEN __h__ END", s=key_value.is_string, t=key_value.text,
-                 ok=_col("fw_ok"), h=content_key)
-        hashed = _e("hash(fw_t, fw_w)") if self.options.unknown_fields == "ignore" else \
-            _e("hash(fw_t, fw_w, fw_extra)")
-        # Every staged row keeps its raw text: rejected ones for the quarantine, accepted ones for the rare
-        # conflicting duplicate (same key, other content), which is quarantined as read.
+        cols = exp.select("*", *rec.split_columns()).from_("fw_in")  # after every check and typed column
+        checked = exp.select("*", exp.alias_(extra, "fw_extra")).from_("fw_cols")
+        checked = exp.select("*", exp.alias_(ok, "fw_ok")).from_(checked.subquery("fw_x"))
+        return out, [("fw_in", inner), ("fw_cols", cols), ("fw_checked", checked)]
+
+    @staticmethod
+    def _with(query: exp.Select, ctes: list[tuple[str, exp.Select]]) -> exp.Select:
+        for name, cte in ctes:
+            query = query.with_(name, as_=cte, materialized=True if name == "fw_in" else None)
+        return query
+
+    def _params(self, *names: str) -> tuple[str, ...]:
+        return names + (("salt",) if self.options.salt and self.options.hash_fields else ())
+
+    def insert_accepted(self, where: exp.Expression | None = None) -> Statement:
+        """INSERT INTO the kind's table every record of the chunk that passes the checks, typed, straight away.
+
+        RETURNING tells which records went in: the others are explained by `validate`. Keys already stored or
+        repeated in the batch are settled at the end of the batch (`settle`)."""
+        k = self.kind
+        out, ctes = self._verdict(where)
+        typed = exp.select(*[exp.alias_(out[c.name], c.name, quoted=True) for c in k.columns],
+                           exp.alias_(out["fw_key"], "fw_key"), exp.alias_(out["fw_hash"], "fw_hash"),
+                           exp.alias_(_col("fw_extra"), "fw_extra"), _col("fw_line"), _col("fw_item")).from_(
+            "fw_checked").where(_col("fw_ok"))
+        a = "fw_a"
+        values = [_col("fw_key", a) if c.name == k.key else _col(c.name, a) for c in k.columns]
+        values += [d for _, d in k_derived(k, a)]
+        values += [_col("fw_extra", a), _col("fw_hash", a), param("batch_id"), param("path"), _col("fw_line", a),
+                   _col("fw_item", a)]
+        query = self._with(exp.select(*values).from_(typed.subquery(a)), ctes)
+        tree = exp.Insert(this=exp.Schema(this=exp.to_table(k.table),
+                                          expressions=[exp.to_identifier(n, quoted=True) for n in _targets(k)]),
+                          expression=query,
+                          returning=exp.Returning(expressions=[exp.column("source_line"), exp.column("source_item")]))
+        return Statement(f"insert_{k.name}", tree, self._params("file_id", "batch_id", "path"),
+                         f"records that pass the {len(self.rec.checks)} checks, typed, into {k.table}")
+
+    def validate(self) -> Statement:
+        """INSERT INTO the staging table the records `insert_accepted` did not take (set aside in the pending
+        table as the chunks go), with the verdict and every reason: the same checks, run once per batch."""
+        out, ctes = self._verdict(_e("fw_kind = __k__", k=literal(self.kind.name)), pending=True)
         select = [_col("fw_file"), _col("fw_line"), _col("fw_item"), exp.alias_(_col("raw"), "fw_raw"),
-                  _col("fw_ok"), exp.alias_(reasons, "fw_reasons"), exp.alias_(key, "fw_key"),
-                  exp.alias_(hashed, "fw_hash")] + typed + [exp.alias_(_col("fw_extra"), "extra")]
-        query = exp.select(*select).from_("fw_checked")
-        query = query.with_("fw_in", as_=inner, materialized=True).with_("fw_checked", as_=checked)
+                  _col("fw_ok"), exp.alias_(out["fw_reasons"], "fw_reasons"), exp.alias_(out["fw_key"], "fw_key"),
+                  exp.alias_(out["fw_hash"], "fw_hash")] + \
+            [exp.alias_(out[c.name], c.name, quoted=True) for c in self.kind.columns] + \
+            [exp.alias_(_col("fw_extra"), "extra")]
+        query = self._with(exp.select(*select).from_("fw_checked"), ctes)
         columns = [exp.to_identifier(n, quoted=True) for n, _ in self.stage_columns()]
         tree = exp.Insert(this=exp.Schema(this=exp.to_table(self.stage), expressions=columns), expression=query)
-        params = ("file_id", "salt") if self.options.salt and self.options.hash_fields else ("file_id",)
-        return Statement(f"validate_{self.kind.name}", tree, params,
-                         f"{len(rec.checks)} checks derived from schemas/{self.kind.schema}.schema.json")
+        return Statement(f"validate_{self.kind.name}", tree, self._params(),
+                         f"{len(self.rec.checks)} checks derived from schemas/{self.kind.schema}.schema.json, "
+                         f"with every reason, for the records insert_{self.kind.name} did not take")
 
     def quarantine_rejected(self) -> Statement:
         s = "fw_s"
@@ -207,69 +272,81 @@ class KindSQL:
         return Statement(f"quarantine_{self.kind.name}", _insert_quarantine(query), ("batch_id", "now"),
                          "rejected records, with every reason")
 
-    def insert_new(self) -> Statement:
-        k = self.kind
-        s, t = "fw_s", "fw_t"
-        targets = [c.name for c in k.columns] + [n for n, _ in k_derived(k)] + \
-            ["extra", "record_hash", "batch_id", "source_file", "source_line", "source_item"]
-        values: list[exp.Expression] = []
-        for c in k.columns:
-            values.append(_col("fw_key", s) if c.name == k.key else _col(c.name, s))
-        values += [d for _, d in k_derived(k, s)]
-        values += [_col("extra", s), _col("fw_hash", s), param("batch_id"), _col("fw_path", "fw_f"),
-                   _col("fw_line", s), _col("fw_item", s)]
-        stored = exp.select("1").from_(exp.to_table(k.table).as_(t)).where(
-            exp.EQ(this=_col(k.key, t), expression=_col("fw_key", s)))
-        first = _e("row_number() OVER (PARTITION BY fw_s.fw_key ORDER BY fw_s.fw_file, fw_s.fw_line, fw_s.fw_item) = 1")
-        query = exp.select(*values).from_(exp.to_table(self.stage).as_(s)).join(
-            exp.to_table(FILES).as_("fw_f"), on=_e("fw_f.fw_file = fw_s.fw_file")).where(
-            exp.and_(_col("fw_ok", s), exp.not_(exp.Exists(this=stored)))).qualify(first)
-        tree = exp.Insert(this=exp.Schema(this=exp.to_table(k.table),
-                                          expressions=[exp.to_identifier(n, quoted=True) for n in targets]),
-                          expression=query)
-        return Statement(f"insert_{k.name}", tree, ("batch_id",),
-                         "accepted records whose key is new: not stored, first in the batch")
+    @property
+    def settled(self) -> str:
+        return f"fw_settle_{self.kind.name}"
 
-    def _outcome_query(self) -> exp.Select:
+    def settle(self) -> Statement:
+        """The batch's records whose key was stored before or came earlier in the batch (file, line, item
+        order): each is a duplicate (same content as that record) or a conflict (other content)."""
         k = self.kind
-        outcome = _e("CASE WHEN fw_t.batch_id = $batch_id AND fw_t.source_file = fw_f.fw_path "
-                     "AND fw_t.source_line IS NOT DISTINCT FROM fw_s.fw_line "
-                     "AND fw_t.source_item IS NOT DISTINCT FROM fw_s.fw_item THEN 'inserted' "
-                     "WHEN fw_t.record_hash = fw_s.fw_hash THEN 'duplicate' ELSE 'conflict' END")
-        return exp.select(_col("fw_file", "fw_s"), exp.alias_(outcome, "fw_outcome")).from_(
-            exp.to_table(self.stage).as_("fw_s")).join(
-            exp.to_table(FILES).as_("fw_f"), on=_e("fw_f.fw_file = fw_s.fw_file")).join(
-            exp.to_table(k.table).as_("fw_t"), on=exp.EQ(this=_col(k.key, "fw_t"), expression=_col("fw_key", "fw_s"))
-        ).where(_col("fw_ok", "fw_s"))
+        key = exp.to_identifier(k.key, quoted=True).sql(dialect="duckdb")
+        table = exp.to_table(k.table).sql(dialect="duckdb")
+        tree = parse(f"""
+            CREATE OR REPLACE TEMPORARY TABLE {self.settled} AS
+            WITH fw_m AS (
+                SELECT t.{key} AS fw_key, t.record_hash AS fw_hash, f.fw_file, t.source_line AS fw_line,
+                       t.source_item AS fw_item, t.source_file AS fw_path
+                FROM {table} AS t JOIN {FILES} AS f ON f.fw_path = t.source_file WHERE t.batch_id = $batch_id),
+            fw_o AS (
+                SELECT o.{key} AS fw_key, o.record_hash AS fw_hash, o.source_file || ':' ||
+                       coalesce(CAST(o.source_line AS VARCHAR), '?') || ' (batch ' || o.batch_id || ')' AS fw_at
+                FROM {table} AS o WHERE o.batch_id <> $batch_id AND o.{key} IN (SELECT fw_key FROM fw_m)
+                QUALIFY row_number() OVER (PARTITION BY o.{key} ORDER BY o.batch_id, o.source_file, o.source_line,
+                                           o.source_item) = 1),
+            fw_r AS (
+                SELECT *, row_number() OVER (PARTITION BY fw_key ORDER BY fw_file, fw_line, fw_item) AS fw_rank
+                FROM fw_m WHERE fw_key IN (SELECT fw_key FROM fw_m GROUP BY fw_key HAVING count(*) > 1
+                                           UNION ALL SELECT fw_key FROM fw_o)),
+            fw_first AS (
+                SELECT fw_key, fw_hash, fw_path || ':' || coalesce(CAST(fw_line AS VARCHAR), '?') || ' in this batch'
+                       AS fw_at FROM fw_r WHERE fw_rank = 1)
+            SELECT r.fw_file, r.fw_line, r.fw_item, r.fw_key,
+                   CASE WHEN r.fw_hash = coalesce(o.fw_hash, f.fw_hash) THEN 'duplicate' ELSE 'conflict' END
+                   AS fw_outcome, coalesce(o.fw_at, f.fw_at) AS fw_at
+            FROM fw_r AS r LEFT JOIN fw_o AS o ON o.fw_key = r.fw_key LEFT JOIN fw_first AS f ON f.fw_key = r.fw_key
+            WHERE o.fw_key IS NOT NULL OR r.fw_rank > 1""")
+        return Statement(f"settle_{k.name}", tree, ("batch_id",),
+                         "accepted records whose key is stored or came earlier in the batch: duplicate or conflict")
 
-    def outcome_counts(self) -> Statement:
-        q = self._outcome_query()
-        tree = exp.select(_col("fw_file"), _col("fw_outcome"), exp.alias_(exp.Count(this=exp.Star()), "n")).from_(
-            q.subquery("fw_o")).group_by(_col("fw_file"), _col("fw_outcome"))
-        return Statement(f"outcome_{self.kind.name}", tree, ("batch_id",),
-                         "each accepted record: inserted, duplicate (same content) or conflict")
+    def settled_counts(self) -> Statement:
+        tree = parse(f"SELECT fw_file, fw_outcome, count(*) AS n FROM {self.settled} GROUP BY fw_file, fw_outcome")
+        return Statement(f"settled_{self.kind.name}", tree, (), "")
+
+    def drop_settled(self) -> Statement:
+        """Duplicates and conflicts leave the table: the record stored first stays."""
+        tree = parse(f"""
+            DELETE FROM {exp.to_table(self.kind.table).sql(dialect="duckdb")} AS t
+            USING {self.settled} AS s, {FILES} AS f
+            WHERE t.batch_id = $batch_id AND f.fw_file = s.fw_file AND t.source_file = f.fw_path
+              AND t.source_line IS NOT DISTINCT FROM s.fw_line AND t.source_item IS NOT DISTINCT FROM s.fw_item""")
+        return Statement(f"drop_{self.kind.name}", tree, ("batch_id",),
+                         "duplicates and conflicts out of the table: the record stored first stays")
 
     def quarantine_conflicts(self) -> Statement:
-        k = self.kind
-        q = self._outcome_query()
-        q = q.select(_col("fw_line", "fw_s"), _col("fw_item", "fw_s"), _col("fw_raw", "fw_s"), _col("fw_key", "fw_s"),
-                     exp.alias_(_col("fw_path", "fw_f"), "fw_path"),
-                     exp.alias_(_e("fw_t.source_file || ':' || coalesce(CAST(fw_t.source_line AS VARCHAR), '?') "
-                                   "|| CASE WHEN fw_t.batch_id = $batch_id THEN ' in this batch' "
-                                   "ELSE ' (batch ' || fw_t.batch_id || ')' END"), "fw_first"))
-        reason = _e("['conflicting duplicate: ' || __key__ || ' ' || fw_c.fw_key || ' is already taken by "
-                    "different content at ' || fw_c.fw_first]", key=literal(k.key))
-        query = exp.select(param("batch_id"), literal(k.name), _col("fw_path", "fw_c"), _col("fw_line", "fw_c"),
-                           _col("fw_item", "fw_c"), _e("rtrim(fw_c.fw_raw, chr(10) || chr(13))"), reason,
-                           _col("fw_key", "fw_c"),
-                           param("now")).from_(q.subquery("fw_c")).where(_e("fw_c.fw_outcome = 'conflict'"))
-        return Statement(f"conflicts_{k.name}", _insert_quarantine(query), ("batch_id", "now"),
-                         "same key, different content: quarantined, the stored record is kept")
+        """Conflicting duplicates of one file into the quarantine, as read: their raw text comes from reading
+        the file again (conflicts are rare; the batch keeps no copy of accepted records)."""
+        reason = _e("['conflicting duplicate: ' || __key__ || ' ' || fw_s.fw_key || ' is already taken by "
+                    "different content at ' || fw_s.fw_at]", key=literal(self.kind.key))
+        query = exp.select(param("batch_id"), literal(self.kind.name), param("path"), _col("line", "fw_c"),
+                           _col("item", "fw_c"), _e("rtrim(fw_c.raw, chr(10) || chr(13))"), reason,
+                           _col("fw_key", "fw_s"), param("now")).from_(exp.to_table(CHUNK).as_("fw_c")).join(
+            exp.to_table(self.settled).as_("fw_s"),
+            on=_e("fw_s.fw_file = $file_id AND fw_s.fw_outcome = 'conflict' AND fw_s.fw_line = fw_c.line "
+                  "AND fw_s.fw_item IS NOT DISTINCT FROM fw_c.item"))
+        return Statement(f"conflicts_{self.kind.name}", _insert_quarantine(query),
+                         ("batch_id", "path", "now", "file_id"),
+                         "same key, different content: quarantined as read, the stored record is kept")
 
     def rejected_counts(self) -> Statement:
         tree = parse(f"SELECT fw_file, count(*) FILTER (WHERE NOT fw_ok) AS rejected, count(*) AS staged "
                      f"FROM {self.stage} GROUP BY fw_file")
         return Statement(f"rejected_{self.kind.name}", tree, (), "")
+
+
+def _targets(kind: RecordKind) -> list[str]:
+    return [c.name for c in kind.columns] + [n for n, _ in k_derived(kind)] + \
+        ["extra", "record_hash", "batch_id", "source_file", "source_line", "source_item"]
 
 
 def k_derived(kind: RecordKind, table: str | None = None) -> list[tuple[str, exp.Expression]]:
@@ -323,20 +400,60 @@ def rows_to_json_sql(table: str) -> str:
     return render(parse(f"SELECT CAST(to_json(fw_row) AS VARCHAR) AS raw FROM {table} AS fw_row"))
 
 
+_COMPILING = threading.Lock()  # one compilation at a time: a caller waits for one under way instead of redoing it
+
+
+def insert_sql(kind: str, options: Options, only_that_kind: bool) -> str:
+    """The rendered insert_accepted statement (compiling it takes a while: once per process)."""
+    with _COMPILING:
+        return _insert_sql(kind, options, only_that_kind)
+
+
 @lru_cache(maxsize=None)
-def validate_sql(kind: str, options: Options, only_that_kind: bool) -> str:
-    """The rendered validation statement (compiling it takes a while: done once per process)."""
+def _insert_sql(kind: str, options: Options, only_that_kind: bool) -> str:
     where = _e("kind = __k__", k=literal(kind)) if only_that_kind else None
-    return kind_sql(KINDS[kind], options).validate(where=where).sql()
+    return kind_sql(KINDS[kind], options).insert_accepted(where=where).sql()
+
+
+def validate_sql(kind: str, options: Options) -> str:
+    """The rendered validate statement (once per process, as insert_sql)."""
+    with _COMPILING:
+        return _validate_sql(kind, options)
+
+
+@lru_cache(maxsize=None)
+def _validate_sql(kind: str, options: Options) -> str:
+    return kind_sql(KINDS[kind], options).validate().sql()
+
+
+def batch_sql(kind: str, options: Options) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """The other statements of a batch, rendered, with their parameters: {KindSQL method: (sql, params)}."""
+    with _COMPILING:
+        return _batch_sql(kind, options)
+
+
+@lru_cache(maxsize=None)
+def _batch_sql(kind: str, options: Options) -> dict[str, tuple[str, tuple[str, ...]]]:
+    ks = kind_sql(KINDS[kind], options)
+    statements = {"rejected_counts": ks.rejected_counts(),
+                  "quarantine_rejected": ks.quarantine_rejected(), "settle": ks.settle(),
+                  "settled_counts": ks.settled_counts(), "drop_settled": ks.drop_settled(),
+                  "quarantine_conflicts": ks.quarantine_conflicts()}
+    return {name: (st.sql(), st.params) for name, st in statements.items()}
+
+
+def _compile_ahead(kinds: tuple[str, ...], options: Options) -> None:
+    """The statements a batch will most likely run (kind=auto: those of a file of one kind), compiled ahead."""
+    for name in kinds:
+        insert_sql(name, options, False)
+    for name in kinds:
+        batch_sql(name, options)
+    if len(kinds) == 1:
+        validate_sql(kinds[0], options)
 
 
 def kind_sql(kind: RecordKind, options: Options) -> KindSQL:
-    rec = compile_schema(load_schema(kind.schema), _col("raw"), kind.schema)
-    ks = KindSQL(kind, rec, options)
-    # Typed columns may name paths the checks do not (none today); register them before extraction is built.
-    for c in kind.columns:
-        rec.value(c.path)
-    return ks
+    return KindSQL(kind, options)
 
 
 def compile_plan(options: Options) -> list[Statement]:
@@ -347,8 +464,8 @@ def compile_plan(options: Options) -> list[Statement]:
         statements += [detect_sql(), quarantine_undetected()]
     for name in kinds:
         ks = kind_sql(KINDS[name], options)
-        statements += [ks.create_stage(), ks.validate(), ks.quarantine_rejected(), ks.insert_new(),
-                       ks.outcome_counts(), ks.quarantine_conflicts()]
+        statements += [ks.create_stage(), ks.insert_accepted(), ks.validate(), ks.quarantine_rejected(),
+                       ks.settle(), ks.drop_settled(), ks.quarantine_conflicts()]
     return statements
 
 
@@ -402,9 +519,13 @@ class Batch:
         self.batch_id = batch_id
         self.now = now
         self.on_chunk = on_chunk or (lambda source, n_records, bytes_done: None)
-        self.kinds = {name: kind_sql(KINDS[name], options)
-                      for name in (KINDS if options.kind == "auto" else [options.kind])}
+        self.kinds = list(KINDS) if options.kind == "auto" else [options.kind]
+        # Compiling the statements takes a while: done in a thread while the first chunk is read and checked.
+        threading.Thread(target=_compile_ahead, args=(tuple(self.kinds), options), name="flywheel-ingest-compile",
+                         daemon=True).start()
         self.files: list[FileCounts] = []
+        self.sources: dict[int, readers.SourceFile] = {}
+        self.accepted: dict[tuple[int, str], int] = {}  # (file id, kind) -> records that went straight in
         self.quarantine_reasons: dict[str, int] = {}
 
     def params(self, **extra: Any) -> dict[str, Any]:
@@ -414,12 +535,14 @@ class Batch:
         con = self.con
         con.execute("SET TimeZone = 'UTC'")  # a timestamp without an offset is UTC
         con.execute(render(parse(f"CREATE OR REPLACE TEMPORARY TABLE {FILES} (fw_file INTEGER, fw_path VARCHAR)")))
-        for ks in self.kinds.values():
-            con.execute(ks.create_stage().sql())
-        self._prepared = {name: validate_sql(name, self.options, False) for name in self.kinds}
+        for name in self.kinds:
+            con.execute(kind_sql(KINDS[name], self.options).create_stage().sql())  # needs no compiled checks
+        con.execute(render(parse(f"CREATE OR REPLACE TEMPORARY TABLE {PENDING} (fw_file INTEGER, fw_kind VARCHAR, "
+                                 f"line BIGINT, item INTEGER, problem VARCHAR, raw VARCHAR)")))
         for file_id, source in enumerate(sources, start=1):
             counts = FileCounts(source.shown, source.format, bytes=source.size)
             self.files.append(counts)
+            self.sources[file_id] = source
             con.execute(render(parse(f"INSERT INTO {FILES} VALUES ($file_id, $path)")),
                         {"file_id": file_id, "path": source.shown})
             try:
@@ -446,12 +569,13 @@ class Batch:
     def _chunks(self, source: readers.SourceFile):
         o = self.options
         if source.format == "jsonl":
-            return readers.read_jsonl(source, o.chunk_bytes)
+            return readers.prefetched(readers.read_jsonl(source, o.chunk_bytes))
         if source.format == "otlp":
-            return readers.read_otlp(source, o.chunk_bytes)
+            return readers.prefetched(readers.read_otlp(source, o.chunk_bytes))
         if source.format == "csv":
             types = {name: _field_types(KINDS[name]) for name in KINDS}
-            return readers.read_csv(source, o.chunk_rows, types, None if o.kind == "auto" else o.kind)
+            return readers.prefetched(readers.read_csv(source, o.chunk_rows, types,
+                                                       None if o.kind == "auto" else o.kind))
         if source.format == "parquet":
             return readers.read_parquet(source, o.chunk_rows, self.con)
         raise ValueError(source.format)
@@ -460,11 +584,13 @@ class Batch:
         con = self.con
         if table.num_rows == 0:
             return
+        # DuckDB scans an Arrow table one record batch per thread: slices (zero copy) let every thread work.
+        table = pa.Table.from_batches(table.to_batches(max_chunksize=SCAN_BATCH_ROWS), table.schema)
         con.register(CHUNK, table)
         try:
             if self.options.kind != "auto":
                 if table.column("kind").null_count == table.num_rows:
-                    con.execute(self._prepared[self.options.kind], self._bind(file_id))
+                    self._validate(self.options.kind, table, file_id, source, only_that_kind=False)
                 else:  # OTLP: spans and their feedback events; only the declared kind is wanted
                     self._route(table, file_id, source, counts, only=self.options.kind)
                 return
@@ -488,7 +614,7 @@ class Batch:
             if len(named) <= 1:
                 kind = named[0] if named else None
                 if kind is not None:
-                    con.execute(self._prepared[kind], self._bind(file_id))
+                    self._validate(kind, table, file_id, source, only_that_kind=False)
                     return
         detected = con.sql(detect.sql()).to_arrow_table()
         if only is not None:  # records of another kind than the declared one are not this ingest's business
@@ -507,13 +633,41 @@ class Batch:
                 counts.add("unknown", "quarantined", undetected)
             con.unregister(CHUNK)
             con.register(CHUNK, detected)
-            for name in kinds & set(self.kinds):
-                con.execute(validate_sql(name, self.options, True), self._bind(file_id))
+            for name in sorted(kinds & set(self.kinds)):
+                self._validate(name, detected, file_id, source, only_that_kind=True)
         finally:
             _unregister(con, "fw_detected")
 
-    def _bind(self, file_id: int) -> dict[str, Any]:
-        bound: dict[str, Any] = {"file_id": file_id}
+    def _validate(self, name: str, table: pa.Table, file_id: int, source: readers.SourceFile,
+                  only_that_kind: bool) -> None:
+        """The records of kind `name` in the chunk (registered as CHUNK: `table`): those that pass the checks go
+        straight into the kind's table; the others (usually few) are set aside in the pending table, for
+        `validate` to explain at the end of the batch."""
+        con = self.con
+        insert = insert_sql(name, self.options, only_that_kind)
+        got = con.execute(insert, {**self._bind(file_id), "batch_id": self.batch_id,
+                                   "path": source.shown}).fetchnumpy()
+        n_got = len(got["source_line"])
+        self.accepted[(file_id, name)] = self.accepted.get((file_id, name), 0) + n_got
+        if only_that_kind:
+            import pyarrow.compute as pc
+            candidates = pc.fill_null(pc.equal(table.column("kind"), name), False).to_numpy(zero_copy_only=False)
+        else:
+            candidates = np.ones(table.num_rows, dtype=bool)
+        if n_got == int(candidates.sum()):
+            return
+        read = _positions(table.column("line").to_numpy(), table.column("item").fill_null(-1).to_numpy())
+        went_in = _positions(np.asarray(got["source_line"]), np.ma.filled(got["source_item"], -1))
+        rest = table.filter(pa.array(candidates & ~np.isin(read, went_in)))  # filter, unlike take, keeps chunks
+        con.register("fw_rest", rest)
+        try:
+            con.execute(render(parse(f"INSERT INTO {PENDING} SELECT $file_id, $kind, line, item, problem, raw "
+                                     f"FROM fw_rest")), {"file_id": file_id, "kind": name})
+        finally:
+            _unregister(con, "fw_rest")
+
+    def _bind(self, file_id: int | None) -> dict[str, Any]:
+        bound: dict[str, Any] = {} if file_id is None else {"file_id": file_id}
         if self.options.salt and self.options.hash_fields:
             bound["salt"] = self.options.salt
         return bound
@@ -521,32 +675,85 @@ class Batch:
     def _finalize(self) -> None:
         con = self.con
         by_id = {i: f for i, f in enumerate(self.files, start=1)}
-        for name, ks in self.kinds.items():
-            for file_id, rejected, staged in _run(con, ks.rejected_counts(), {}):
+        for (file_id, name), n in self.accepted.items():
+            by_id[file_id].add(name, "read", n)
+        pending = dict(con.execute(render(parse(f"SELECT fw_kind, count(*) FROM {PENDING} GROUP BY fw_kind")))
+                       .fetchall())
+        for name in self.kinds:
+            if pending.get(name):
+                con.execute(validate_sql(name, self.options), self._bind(None))
+            rejected_total = 0
+            for file_id, rejected, staged in self._run(name, "rejected_counts"):
+                if rejected != staged:  # insert_accepted and validate apply the same checks: a bug if they differ
+                    raise AssertionError(f"{name}: {staged - rejected} record(s) passed the checks on the second try")
                 f = by_id[file_id]
                 f.add(name, "read", staged)
                 f.add(name, "quarantined", rejected)
                 f.quarantined += rejected
-            _run(con, ks.quarantine_rejected(), self.params())
-            _run(con, ks.insert_new(), self.params())
-            for file_id, outcome, n in _run(con, ks.outcome_counts(), self.params()):
+                rejected_total += rejected
+            if rejected_total:
+                self._run(name, "quarantine_rejected")
+            if not any(n for (_, kind), n in self.accepted.items() if kind == name):
+                continue
+            self._run(name, "settle")
+            settled: dict[int, dict[str, int]] = {}
+            for file_id, outcome, n in self._run(name, "settled_counts"):
+                settled.setdefault(file_id, {})[outcome] = n
+            for (file_id, kind), n in self.accepted.items():
+                if kind != name:
+                    continue
                 f = by_id[file_id]
-                if outcome == "inserted":
-                    f.inserted += n
-                    f.add(name, "inserted", n)
-                elif outcome == "duplicate":
-                    f.duplicates += n
-                    f.add(name, "duplicates", n)
-                else:
-                    f.quarantined += n
-                    f.add(name, "quarantined", n)
-            _run(con, ks.quarantine_conflicts(), self.params())
+                duplicates = settled.get(file_id, {}).get("duplicate", 0)
+                conflicts = settled.get(file_id, {}).get("conflict", 0)
+                f.inserted += n - duplicates - conflicts
+                f.add(name, "inserted", n - duplicates - conflicts)
+                f.duplicates += duplicates
+                f.add(name, "duplicates", duplicates)
+                f.quarantined += conflicts
+                f.add(name, "quarantined", conflicts)
+            if settled:
+                self._run(name, "drop_settled")
+            for file_id in sorted(i for i, outcomes in settled.items() if outcomes.get("conflict")):
+                self._quarantine_conflicts(name, file_id)
         for f in self.files:
             if f.read != f.accepted + f.quarantined:  # the counting rule is the contract: a bug if broken
                 raise AssertionError(f"{f.path}: read {f.read} != accepted {f.accepted} + quarantined {f.quarantined}")
         rows = con.execute("SELECT r, count(*) FROM (SELECT unnest(reasons) AS r FROM quarantine WHERE batch_id = ?) "
                            "GROUP BY r ORDER BY count(*) DESC, r", [self.batch_id]).fetchall()
         self.quarantine_reasons = {r: n for r, n in rows}
+
+    def _sql(self, kind: str, statement: str) -> tuple[str, tuple[str, ...]]:
+        return batch_sql(kind, self.options)[statement]
+
+    def _run(self, kind: str, statement: str, **extra: Any) -> list[tuple]:
+        sql, names = self._sql(kind, statement)
+        params = self.params(**extra)
+        return self.con.execute(sql, {n: params[n] for n in names}).fetchall()
+
+    def _quarantine_conflicts(self, kind: str, file_id: int) -> None:
+        """Conflicting records are quarantined as read: the file is read again for their raw text (the batch
+        keeps no copy of accepted records). A file that changed meanwhile fails the batch."""
+        source = self.sources[file_id]
+        first_read = source.sha256
+        for chunk in self._chunks(source):
+            if chunk.table.num_rows == 0:
+                continue
+            self.con.register(CHUNK, chunk.table)
+            try:
+                self._run(kind, "quarantine_conflicts", path=source.shown, file_id=file_id)
+            finally:
+                _unregister(self.con, CHUNK)
+        if source.sha256 != first_read:
+            raise readers.UnreadableFile(f"{source.shown}: the file changed while it was being ingested")
+
+
+def _positions(lines: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """(line, item) pairs (item -1 when there is none) as one int64 each, to compare sets of records."""
+    lines = lines.astype(np.int64)
+    items = items.astype(np.int64) + 1
+    if len(items) and (items.max() >= 1 << 24 or lines.max() >= 1 << 39):
+        raise AssertionError("a line or item number beyond what a record position can hold")
+    return lines << 24 | items
 
 
 def _unregister(con: duckdb.DuckDBPyConnection, name: str) -> None:

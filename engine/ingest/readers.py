@@ -17,6 +17,7 @@ import csv
 import glob as globlib
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -31,6 +32,9 @@ _EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": 
                ".pq": "parquet"}
 CHUNK_SCHEMA = pa.schema([("line", pa.int64()), ("item", pa.int32()), ("kind", pa.string()),
                           ("problem", pa.string()), ("raw", pa.large_string())])
+
+
+FIRST_BLOCK_BYTES = 4 << 20
 
 
 class UnreadableFile(Exception):
@@ -51,6 +55,52 @@ class SourceFile:
     size: int
     sha256: str | None = None
     digest: Any = field(default=None, repr=False)
+
+
+def prefetched(chunks: Iterator[Chunk], depth: int = 1) -> Iterator[Chunk]:
+    """The chunks of `chunks`, read ahead in a thread: the next chunk is read, hashed and split while DuckDB
+    validates the current one (both release the GIL). At most `depth` chunks wait, so memory stays bounded;
+    an error in the reader is raised here, in order."""
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                while not stop.is_set():
+                    try:
+                        q.put((chunk, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put((done, None))
+        except BaseException as e:  # handed to the consumer, which raises it
+            q.put((done, e))
+
+    worker = threading.Thread(target=produce, name="flywheel-ingest-reader", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, error = q.get()
+            if error is not None:
+                raise error
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a producer waiting on a full queue, then let it finish
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                pass
+            worker.join(timeout=0.05)
 
 
 def discover(patterns: list[str], project_dir: Path) -> list[Path]:
@@ -137,35 +187,50 @@ class _Rows:
         return _table(self.lines, self.raws, kind=self.kinds, problem=self.problems, item=self.items)
 
 
-def _byte_blocks(source: SourceFile, chunk_bytes: int) -> Iterator[tuple[bytes, int, int]]:
-    """(block of whole lines, bytes done, lines in earlier blocks); hashes the file on the way."""
+def _byte_blocks(source: SourceFile, chunk_bytes: int) -> Iterator[tuple[memoryview, int, int]]:
+    """(block of whole lines, bytes done, lines in earlier blocks); hashes the file on the way.
+
+    Each block is a fresh buffer (the Arrow chunk made from it references it without copying): the part of a
+    line cut by the previous block, then the file read straight into it. Blocks start small and grow to
+    `chunk_bytes`, so that validation starts early while the next blocks are read (see prefetched)."""
     digest = hashlib.sha256()
     done = 0
-    with open(source.path, "rb") as f:
-        carry = b""
+    carry = b""
+    want = min(chunk_bytes, FIRST_BLOCK_BYTES)
+    with open(source.path, "rb", buffering=0) as f:
+        size = os.fstat(f.fileno()).st_size
         while True:
-            block = f.read(chunk_bytes)
-            digest.update(block)  # releases the GIL for large buffers
-            done += len(block)
-            if not block:
+            buf = bytearray(len(carry) + min(want, max(size - done, 0) + (1 << 16)))
+            want = min(chunk_bytes, want * 4)
+            view = memoryview(buf)
+            view[: len(carry)] = carry
+            end = len(carry)
+            while end < len(buf):
+                n = f.readinto(view[end:])
+                if not n:
+                    break
+                end += n
+            fresh = end - len(carry)
+            digest.update(view[len(carry): end])  # releases the GIL for large buffers
+            done += fresh
+            if not fresh:
                 if carry:
-                    yield carry, done, 0
+                    yield memoryview(carry), done, 0
                 break
-            data = carry + block if carry else block
-            cut = data.rfind(b"\n")
+            cut = buf.rfind(b"\n", 0, end)
             if cut < 0:
-                carry = data
+                carry = bytes(view[:end])
                 continue
-            carry = data[cut + 1:]
-            yield data[: cut + 1], done, 0
+            carry = bytes(view[cut + 1: end])
+            yield view[: cut + 1], done, 0
     source.sha256 = digest.hexdigest()
 
 
-def _split_lines(data: bytes) -> tuple[np.ndarray, np.ndarray]:
+def _split_lines(data: bytes | memoryview) -> tuple[np.ndarray, np.ndarray]:
     """Start and end (exclusive, newline and CR stripped) byte offsets of every line in `data`."""
     buf = np.frombuffer(data, dtype=np.uint8)
     nl = np.flatnonzero(buf == 10)
-    if len(data) and data[-1:] != b"\n":  # last line without a newline
+    if len(data) and buf[-1] != 10:  # last line without a newline
         nl = np.append(nl, len(data))
     starts = np.empty(len(nl), dtype=np.int64)
     if len(nl):
@@ -204,12 +269,12 @@ def read_jsonl(source: SourceFile, chunk_bytes: int) -> Iterator[Chunk]:
         yield Chunk(_decode_lines(data, starts[keep], ends[keep], line_numbers), done)
 
 
-def _decode_lines(data: bytes, starts: np.ndarray, ends: np.ndarray, lines: np.ndarray) -> pa.Table:
+def _decode_lines(data: bytes | memoryview, starts: np.ndarray, ends: np.ndarray, lines: np.ndarray) -> pa.Table:
     """The slow path (a chunk with bad UTF-8 or empty lines): decode line by line, flag bad bytes."""
     raw: list[str] = []
     problem: list[str | None] = []
     for s, e in zip(starts.tolist(), ends.tolist()):
-        piece = data[s:e]
+        piece = bytes(data[s:e])
         try:
             raw.append(piece.decode("utf-8"))
             problem.append(None)
@@ -244,7 +309,7 @@ def read_otlp(source: SourceFile, chunk_bytes: int) -> Iterator[Chunk]:
         blocks = _byte_blocks(source, chunk_bytes)
     line0 = 1
     for data, done, _ in blocks:
-        pieces = [data] if whole_document else data.split(b"\n")
+        pieces = [data] if whole_document else bytes(data).split(b"\n")
         rows = _Rows()
         for offset, piece in enumerate(pieces):
             line = line0 + offset

@@ -46,7 +46,10 @@ def _e(template: str, **parts: exp.Expression) -> exp.Expression:
         if isinstance(node, exp.Column) and not node.table:
             name = node.name
             if name.startswith("__") and name.endswith("__") and name[2:-2] in parts:
-                return parts[name[2:-2]].copy()
+                part = parts[name[2:-2]]
+                # A part already placed in a tree is copied; a fresh one is used as it is (then it has a parent,
+                # so a second use copies it): compiling a schema makes thousands of these substitutions.
+                return part.copy() if part.parent is not None else part
         return node
 
     return _template(template).transform(substitute)  # transform copies the template
@@ -101,6 +104,8 @@ class Value:
         self._raw = raw  # index 0: the record itself
 
     def _item(self, column: exp.Expression) -> exp.Expression:
+        if self.rec.split:  # one column per path, extracted once (see RecordSQL.split_columns)
+            return exp.column(f"{column.name}_{self.i}")
         # sqlglot holds list indexes 0-based and renders DuckDB's 1-based form.
         return exp.Bracket(this=column.copy(), expressions=[exp.Literal.number(self.i - 1)])
 
@@ -164,6 +169,9 @@ class Value:
     @property
     def number(self) -> exp.Expression:
         """The value as DOUBLE (meaningful where is_number)."""
+        if self.rec is not None and self.rec.split:
+            self.rec.numbers.add(self.i)
+            return exp.column(f"fw_n_{self.i}")
         return _e("TRY_CAST(__w__ AS DOUBLE)", w=self.node)
 
     @property
@@ -190,6 +198,10 @@ class RecordSQL:
     checks: list[Check] = field(default_factory=list)
     types: exp.Expression = field(default_factory=lambda: exp.column("fw_t"))  # column: json_type list
     strings: exp.Expression = field(default_factory=lambda: exp.column("fw_w"))  # column: json_extract_string list
+    # split: the checks read one column per path (fw_t_<i>, fw_w_<i>, fw_n_<i>) that the query extracts from the
+    # lists once, instead of indexing the lists in every check (see split_columns).
+    split: bool = False
+    numbers: set[int] = field(default_factory=set)  # split: the paths whose value is also needed as DOUBLE
 
     def index(self, path: tuple[str, ...]) -> int:
         if path not in self.paths:
@@ -212,6 +224,27 @@ class RecordSQL:
                    paths=self._paths()),
                 _e("CASE WHEN json_valid(__raw__) THEN json_extract_string(__raw__, __paths__) END", raw=self.raw,
                    paths=self._paths()))
+
+    def split_columns(self) -> list[exp.Expression]:
+        """split: each path's type, text and (where a check compares numbers) DOUBLE value as its own column.
+
+        Call it after every check and typed column is built: they register the numbers they need."""
+        def item(column: str, i: int) -> exp.Expression:
+            return exp.Bracket(this=exp.column(column), expressions=[exp.Literal.number(i - 1)])
+
+        n = len(self.paths)
+        out: list[exp.Expression] = [exp.alias_(item("fw_t", i), f"fw_t_{i}") for i in range(1, n + 1)]
+        out += [exp.alias_(item("fw_w", i), f"fw_w_{i}") for i in range(1, n + 1)]
+        out += [exp.alias_(_e("TRY_CAST(__w__ AS DOUBLE)", w=item("fw_w", i)), f"fw_n_{i}")
+                for i in sorted(self.numbers)]
+        return out
+
+    def present_count(self, names: tuple[str, ...]) -> exp.Expression:
+        """How many of the top-level fields `names` a record has (not counting repeated keys)."""
+        top = [i for i, p in enumerate(self.paths, start=1) if len(p) == 1 and p[0] in names]
+        if not top:
+            return literal(0)
+        return exp.Paren(this=_sum([_e("CAST(__t__ IS NOT NULL AS INTEGER)", t=Value(self, i).type_name) for i in top]))
 
     @property
     def not_json(self) -> exp.Expression:
@@ -237,9 +270,17 @@ class RecordSQL:
             default=listed)
 
 
-def compile_schema(schema: dict, raw: exp.Expression, schema_name: str = "") -> RecordSQL:
-    """`raw`: the column of JSON text. The query must put `extract()` in the columns fw_t and fw_w."""
-    rec = RecordSQL(schema_name, raw)
+def _sum(items: list[exp.Expression]) -> exp.Expression:
+    out = items[0]
+    for item in items[1:]:
+        out = exp.Add(this=out, expression=item)
+    return out
+
+
+def compile_schema(schema: dict, raw: exp.Expression, schema_name: str = "", split: bool = False) -> RecordSQL:
+    """`raw`: the column of JSON text. The query must put `extract()` in the columns fw_t and fw_w (and, when
+    `split`, `split_columns()` over them)."""
+    rec = RecordSQL(schema_name, raw, split=split)
     rec.checks = _compile(schema, (), rec, guard=[])
     return rec
 
