@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine import jsonlines
 from engine.errors import UserError
 from engine.paths import resolve_data_path
 from engine.provenance import canonical_json, content_hash, utc_now
@@ -67,16 +68,16 @@ def load_file(name: str, path: Path, shown_path: str) -> DatasetVersion:
     seen: dict[str, int] = {}
     check = validator("case")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = jsonlines.read_text(path)
     except UnicodeDecodeError as e:
         raise UserError(f"{shown_path}: not UTF-8 text ({e.reason} at byte {e.start})") from e
-    for line_no, line in enumerate(text.splitlines(), start=1):
+    for line_no, line in jsonlines.split_lines(text):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            problems.append(f"{shown_path}:{line_no}: invalid JSON: {e.msg} (column {e.colno})")
+            record = jsonlines.loads_strict(line)
+        except jsonlines.StrictJSONError as e:
+            problems.append(f"{shown_path}:{line_no}: {e.reason}")
             continue
         errors = all_errors(check, record)
         if errors:

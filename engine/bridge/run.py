@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlglot import exp
 
-from engine import datasets as ds
+from engine import datasets as ds, jsonlines
 from engine.bridge.redact import redact
 from engine.bridge.sampling import compile_policy
 from engine.bridge.texts import text_hash
@@ -307,13 +307,17 @@ def _import_labels(store: Store, project_dir: Path, path: str, parent: ds.Datase
     if not file.is_file():
         raise UserError(f"import_labels: file not found: {path} ({file})")
     problems, accepted, rejected, pending = [], [], 0, 0
-    for line_no, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
+    try:
+        text = jsonlines.read_text(file)
+    except UnicodeDecodeError as e:
+        raise UserError(f"import_labels: {path} is not UTF-8 text ({e.reason} at byte {e.start})") from e
+    for line_no, line in jsonlines.split_lines(text):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            problems.append(f"{path}:{line_no}: invalid JSON: {e.msg}")
+            row = jsonlines.loads_strict(line)
+        except jsonlines.StrictJSONError as e:
+            problems.append(f"{path}:{line_no}: {e.reason}")
             continue
         if not isinstance(row, dict) or not isinstance(row.get("id"), str) or "input" not in row:
             problems.append(f"{path}:{line_no}: a label-queue record needs `id` and `input`")
