@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 from rich.markup import escape
 
@@ -15,6 +14,8 @@ from engine.commands import Command, Outcome, load_all
 from engine.config import Composed, compose, find_project
 from engine.console import console, err_console
 from engine.errors import UserError
+from engine.outputs import check_output_paths, output_path, write_text
+from engine.redaction import scrub_value
 from engine.schemas import all_errors, dotted, validator
 from engine.validate import validate
 
@@ -76,10 +77,8 @@ def write_out(outcome: Outcome, composed: Composed) -> None:
         if problems:  # our own result breaking its schema is a bug, not a user error
             raise AssertionError(f"result does not match {outcome.result_schema}: "
                                  + "; ".join(f"{dotted(p)}: {m}" for p, m in problems[:5]))
-    path = Path(out).expanduser()
-    path = path if path.is_absolute() else composed.project.dir / path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(outcome.result, indent=2, default=str) + "\n", encoding="utf-8")
+    path = output_path(out, composed.project.dir)
+    write_text(path, json.dumps(scrub_value(outcome.result), indent=2, default=str) + "\n")
     console.print(f"result written to {path}")
 
 
@@ -87,6 +86,7 @@ def prepare(options: dict, overrides: list[str], cmd: Command) -> Composed:
     project = find_project(options["project"], options["conf"])
     composed = compose(project, overrides)
     validate(composed, cmd.sections)
+    check_output_paths(composed, cmd.name)
     return composed
 
 

@@ -10,7 +10,8 @@ from engine.config import Project
 from engine.executor import execute
 from engine.metrics.base import PrepareContext, prepare_metrics
 from engine.models import build_adapter, fingerprint
-from engine.provenance import canonical_json, content_hash, git_commit, new_run_id, utc_now
+from engine.provenance import canonical_json, content_hash, git_commit, new_run_id, stored_config, utc_now
+from engine.provenance import config_hash as provenance_hash
 from engine.runner import CallStats, call_model
 from engine.store import Store
 
@@ -87,14 +88,14 @@ def evaluate_model(store: Store, model_spec: dict, datasets: list[ds.DatasetVers
     started = utc_now()
     commit = git_commit(project.dir)
     versions = {d.name: d.version for d in datasets}
-    config_hash = content_hash(cfg)
+    config_hash = provenance_hash(cfg)
     m_hash = metrics_hash(cfg["metrics"])
     repeats = int(model_spec.get("repeats", 1))
     with store.transaction() as con:
         con.execute("INSERT INTO runs (run_id, command, model_name, model_fingerprint, config_hash, metrics_hash, "
                     "dataset_versions, git_commit, started_at, status, config) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                     [run_id, command, model_spec["name"], fp, config_hash, m_hash, canonical_json(versions), commit,
-                     started, "running", canonical_json(cfg)])
+                     started, "running", stored_config(cfg)])
         con.executemany("INSERT INTO run_cases VALUES (?, ?, ?, ?, ?)",
                         [(run_id, d.name, d.version, c.case_id, c.input_hash) for d in datasets for c in d.cases])
     all_cases = [c for d in datasets for c in d.cases]

@@ -19,6 +19,21 @@ def content_hash(value: Any, length: int = 16) -> str:
     return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()[:length]
 
 
+def stored_config(config: Any) -> str:
+    """A config (or part of one) as stored in the store and results: canonical JSON, secrets as fingerprints."""
+    from engine.redaction import redact
+
+    return canonical_json(redact(config))
+
+
+def config_hash(config: Any) -> str:
+    """The provenance hash of a config: of its stored form, so that it changes when a secret changes but
+    cannot be used to test guesses of the secret faster than its fingerprint allows."""
+    from engine.redaction import redact
+
+    return content_hash(redact(config))
+
+
 def new_run_id(command: str) -> str:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     return f"{command}-{stamp}-{uuid.uuid4().hex[:8]}"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -27,6 +28,7 @@ from typing import Any, Callable, TextIO
 import numpy as np
 
 from engine.models import ModelRequest, build_adapter, fingerprint
+from engine.outputs import open_atomic
 from engine.paths import bundled_datasets_dir
 
 AREAS = ("billing", "account", "policy", "integrations", "troubleshooting", "scheduling")
@@ -210,17 +212,14 @@ class Simulator:
     def run(self, out_dir: Path) -> dict:
         out_dir.mkdir(parents=True, exist_ok=True)
         paths = {name: out_dir / f"{name}.jsonl" for name in ("traces", "traces_otlp", "feedback", "events")}
-        files = {name: open(p, "w", encoding="utf-8", newline="\n") for name, p in paths.items()}
-        try:
+        with ExitStack() as stack:  # each file is published (renamed into place) only if the run completes
+            files = {name: stack.enter_context(open_atomic(p, newline="\n")) for name, p in paths.items()}
             for day in range(int(self.spec["days"])):
                 self._day(day, files)
                 self.on_day(day, self.counts)
                 limit = self.spec.get("max_traces")
                 if limit and self.counts.traces >= int(limit):
                     break
-        finally:
-            for f in files.values():
-                f.close()
         return {name: str(p) for name, p in paths.items()}
 
     def _day(self, day: int, files: dict[str, TextIO]) -> None:

@@ -16,7 +16,8 @@ from engine.errors import UserError
 from engine.executor import execute
 from engine.monitor.sources import traces_in_scope
 from engine.paths import resolve_data_path
-from engine.provenance import content_hash, utc_now
+from engine.provenance import config_hash as provenance_hash
+from engine.provenance import utc_now
 from engine.sql import Plan, Statement, literal, parse, render
 from engine.store import Store
 
@@ -143,7 +144,7 @@ def run_bridge(store: Store, cfg: dict, project_dir: Path, import_labels: str | 
     con = store.con
     export_id = f"bridge-{utc_now().strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
     exported_at = utc_now().isoformat()
-    config_hash = content_hash(bridge)
+    config_hash = provenance_hash(bridge)
     out_dir = resolve_data_path(bridge.get("out_dir", "data/bridge"), project_dir)
     golden_cfg = bridge.get("golden") or {}
     name = golden_cfg.get("dataset")

@@ -12,7 +12,9 @@ from engine.evaluation import EvalRun, evaluate_model, follow_bridge_heads, load
 from engine.gate.decide import compile_plan, decide
 from engine.gate.promotion import current_blessed, promote
 from engine.gate.report import junit_xml, markdown, print_gate
-from engine.provenance import canonical_json, content_hash, git_commit, utc_now
+from engine.outputs import output_path, write_text
+from engine.provenance import canonical_json, config_hash, git_commit, stored_config, utc_now
+from engine.redaction import scrub_value
 from engine.report.html import write_html
 from engine.report.summary import per_tag_summary
 from engine.store import Store
@@ -97,7 +99,7 @@ def run_gate(composed: Composed, store: Store) -> tuple[dict, dict]:
         "baseline": baseline,
         "challenger": challenger,
         "dataset_versions": versions,
-        "gate_config_hash": content_hash(gate),
+        "gate_config_hash": config_hash(gate),
         "metrics_hash": metrics_hash(cfg["metrics"]),
         "git_commit": git_commit(composed.project.dir),
         "decided_at": decided_at.isoformat(),
@@ -115,7 +117,7 @@ def run_gate(composed: Composed, store: Store) -> tuple[dict, dict]:
         con.execute("INSERT INTO gate_decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [result["decision_id"], baseline["run_id"], challenger["run_id"], baseline["name"],
                      challenger["name"], outcome.verdict, result["gate_config_hash"], result["git_commit"],
-                     decided_at, canonical_json(gate), canonical_json(result)])
+                     decided_at, stored_config(gate), canonical_json(scrub_value(result))])
     return result, challenger_spec
 
 
@@ -145,10 +147,6 @@ def gate(composed: Composed) -> Outcome:
 def write_ci_files(result: dict, cfg: dict, project_dir: Path) -> None:
     for key, render in (("junit", junit_xml), ("markdown", markdown)):
         if cfg.get(key):
-            target = Path(cfg[key]).expanduser()
-            target = target if target.is_absolute() else project_dir / target
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(render(result), encoding="utf-8")
+            write_text(output_path(cfg[key], project_dir), render(scrub_value(result)))
     if cfg.get("report"):
-        target = Path(cfg["report"]).expanduser()
-        write_html(target if target.is_absolute() else project_dir / target, result)
+        write_html(output_path(cfg["report"], project_dir), result)

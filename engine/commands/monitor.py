@@ -1,14 +1,13 @@
 """`flywheel monitor`: Loop 2 over the stored traces, feedback and events; exit 1 on a blocking alert."""
 from __future__ import annotations
 
-from pathlib import Path
-
 from engine.commands import Outcome, command
 from engine.config import Composed
 from engine.console import console
 from engine.evaluation import store_path
 from engine.monitor.report import print_monitor
 from engine.monitor.run import compile_plan, run_monitor
+from engine.outputs import output_path
 from engine.report.html import write_html
 from engine.store import Store
 
@@ -25,7 +24,6 @@ def monitor(composed: Composed) -> Outcome:
         outcome = run_monitor(store, cfg, composed.project.dir)
     print_monitor(outcome.result)
     if cfg.get("report"):
-        target = Path(cfg["report"]).expanduser()
-        target = write_html(target if target.is_absolute() else composed.project.dir / target, outcome.result)
+        target = write_html(output_path(cfg["report"], composed.project.dir), outcome.result)
         console.print(f"report written to {target}", markup=False, highlight=False)
     return Outcome(0 if outcome.healthy else 1, outcome.result, "monitor_result")

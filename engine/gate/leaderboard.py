@@ -8,6 +8,8 @@ from rich.table import Table
 
 from engine.console import console
 from engine.gate.sweep import EXPORTED, _quote
+from engine.outputs import output_path, write_text
+from engine.redaction import scrub_value
 from engine.report.html import write_html
 from engine.schemas import all_errors, validator
 from engine.store import Store
@@ -54,17 +56,14 @@ def merge_and_rank(sweep_dir: Path, main_store: Path, cfg: dict) -> int:
                    "entries": rank(entries, main_metric(cfg))}
     problems = all_errors(validator("leaderboard"), leaderboard)
     assert not problems, f"leaderboard does not match its schema: {problems[:3]}"
-    (sweep_dir / "leaderboard.json").write_text(json.dumps(leaderboard, indent=2), encoding="utf-8")
+    write_text(sweep_dir / "leaderboard.json", json.dumps(scrub_value(leaderboard), indent=2))
     print_leaderboard(leaderboard, cfg)
     if cfg.get("out"):
-        out = Path(cfg["out"])
-        out = out if out.is_absolute() else main_store.parent.parent / out
-        out.write_text(json.dumps(leaderboard, indent=2), encoding="utf-8")
+        out = write_text(output_path(cfg["out"], sweep_dir.parents[2]),
+                         json.dumps(scrub_value(leaderboard), indent=2) + "\n")
         console.print(f"result written to {out}")
     if cfg.get("report"):
-        report = Path(cfg["report"]).expanduser()
-        report = write_html(report if report.is_absolute() else sweep_dir.parents[2] / report, leaderboard,
-                            job_results=records)
+        report = write_html(output_path(cfg["report"], sweep_dir.parents[2]), leaderboard, job_results=records)
         console.print(f"report written to {report}")
     return 0 if any(e["verdict"] == "PASS" for e in entries) else 1
 

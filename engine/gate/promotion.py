@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from engine.provenance import canonical_json, utc_now
+from engine.provenance import stored_config, utc_now
 from engine.store import Store
 
 
@@ -21,5 +21,5 @@ def promote(store: Store, model_spec: dict, fingerprint: str, decision_id: str) 
     with store.transaction() as con:
         version = con.execute("SELECT coalesce(max(version), 0) + 1 FROM blessed_baselines").fetchall()[0][0]
         con.execute("INSERT INTO blessed_baselines VALUES (?, ?, ?, ?, ?, ?)",
-                    [version, model_spec["name"], fingerprint, canonical_json(model_spec), decision_id, utc_now()])
+                    [version, model_spec["name"], fingerprint, stored_config(model_spec), decision_id, utc_now()])
     return version

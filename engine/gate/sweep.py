@@ -15,6 +15,8 @@ from pathlib import Path
 
 from engine.config import ENTRY_CONFIG, LAUNCHER_DIR, Composed, Project, compose, find_project, hydra_overrides
 from engine.errors import UserError
+from engine.outputs import check_output_paths, write_text
+from engine.redaction import scrub_value
 
 ENV_PROJECT = "FLYWHEEL_PROJECT_DIR"
 ENV_CONF = "FLYWHEEL_CONF_DIR"
@@ -81,7 +83,7 @@ def job(cfg) -> None:  # called by Hydra in the job process (in-process or a job
         record["result"] = result
     except UserError as e:
         record["error"] = str(e)
-    (out_dir / "job_result.json").write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
+    write_text(out_dir / "job_result.json", json.dumps(scrub_value(record), indent=2, default=str))
 
 
 def run_sweep(options: dict, overrides: list[str]) -> int:
@@ -99,6 +101,7 @@ def run_sweep(options: dict, overrides: list[str]) -> int:
              if not o.startswith("hydra")]
     composed = compose(project, first)
     validate(composed, ("gate",))
+    check_output_paths(composed, "gate")
     main_store = store_path(composed.config, project)
     with Store.open(main_store):
         pass  # create or migrate it now, so jobs can attach it read-only

@@ -17,6 +17,7 @@ import duckdb
 from sqlglot import exp
 
 from engine.ingest.records import KINDS
+from engine.outputs import open_atomic, quarantine_reasons_path
 from engine.sql import parse_expression, render
 
 
@@ -54,9 +55,8 @@ def export_quarantine(con: duckdb.DuckDBPyConnection, path: Path, batch: str | N
                       include_resolved: bool = False) -> dict:
     sql, params = export_sql(batch, kind, include_resolved)
     rows = con.execute(sql, params).fetchall()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    reasons_path = path.with_name(path.stem + ".reasons.jsonl")
-    with open(path, "w", encoding="utf-8") as out, open(reasons_path, "w", encoding="utf-8") as why:
+    reasons_path = quarantine_reasons_path(path)
+    with open_atomic(path) as out, open_atomic(reasons_path) as why:
         for line, (kind_, source_file, source_line, source_item, raw, reasons, batch_id, key) in enumerate(rows, 1):
             out.write(raw.replace("\n", " ") + "\n")
             why.write(json.dumps({"line": line, "kind": kind_, "source_file": source_file,

@@ -10,7 +10,7 @@ from engine.monitor import kpis as kpi_mod
 from engine.monitor import online, parity
 from engine.monitor.drift_rules import evaluate_rule
 from engine.monitor.sources import periods as compute_periods
-from engine.provenance import canonical_json, content_hash, git_commit, utc_now
+from engine.provenance import canonical_json, config_hash, git_commit, utc_now
 from engine.sql import Plan, Statement
 from engine.store import Store
 
@@ -97,7 +97,7 @@ def run_monitor(store: Store, cfg: dict, project_dir) -> MonitorOutcome:
         "healthy": not blocking,
         "blocking_alerts": blocking,
         "warnings": [f"{section}.{a['name']}" for section, a in alerts if a["severity"] != "blocking"],
-        "config_hash": content_hash(monitor),
+        "config_hash": config_hash(monitor),
         "git_commit": git_commit(project_dir),
         "started_at": started.isoformat(),
         "window": monitor.get("window", "day"),

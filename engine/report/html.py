@@ -269,6 +269,7 @@ def render_html(result: dict, **context) -> str:
 
 
 def write_html(target: Path, result: dict, **context) -> Path:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(render_html(result, **context), encoding="utf-8")
-    return target
+    from engine.outputs import write_text
+    from engine.redaction import scrub_value
+
+    return write_text(target, render_html(scrub_value(result), **context))

@@ -1,0 +1,92 @@
+"""Secrets never leave the process in clear: configs are stored and printed with secrets as fingerprints.
+
+A config value is secret when it was resolved from the environment (`${oc.env:...}`, found at compose time,
+engine/config.py) or when its key is named like one (salt, key, token, secret, password, credentials, ...). Its
+fingerprint ("pbkdf2-sha256:3f9a1c2b7d4e") identifies it, so two runs can be compared and a config hash still
+changes when the secret does, without giving it away: the fingerprint is a slow key derivation, so guessing a
+weak secret from it costs ten thousand hashes per guess, not one.
+
+Clear secret values the process knows (environment-resolved config values, API keys read by model adapters)
+are also registered here, and `scrub` replaces them in any text about to be written or stored.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+import threading
+from typing import Any
+
+_SECRET_NAME = re.compile(
+    r"(?:^|_)(salt|key|token|secret|secrets|password|passwd|passphrase|credential|credentials|apikey|"
+    r"api_key|private_key|access_key)$")
+_MIN_SCRUB_LENGTH = 6  # shorter registered values are fingerprinted in configs but not searched for in text
+_lock = threading.Lock()
+_secrets: set[str] = set()
+
+
+def is_secret_key(key: object) -> bool:
+    """True for keys named like a secret: salt, api_key, authToken, client_secret, db_password, ..."""
+    if not isinstance(key, str):
+        return False
+    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", key).lower().replace("-", "_")
+    return _SECRET_NAME.search(snake) is not None
+
+
+@functools.lru_cache(maxsize=256)
+def _derive(text: str) -> str:
+    return hashlib.pbkdf2_hmac("sha256", text.encode("utf-8"), b"flywheel-secret-fingerprint", 10_000).hex()[:12]
+
+
+def fingerprint(value: Any) -> str:
+    """A stable, non-reversible stand-in for a secret value."""
+    return f"pbkdf2-sha256:{_derive(str(value))}"
+
+
+def register_secret(value: Any) -> None:
+    """Remember a clear secret value so that `redact` and `scrub` hide it wherever it turns up."""
+    if value is None or isinstance(value, bool):
+        return
+    text = str(value)
+    if text:
+        with _lock:
+            _secrets.add(text)
+
+
+def registered_secrets() -> frozenset[str]:
+    with _lock:
+        return frozenset(_secrets)
+
+
+def redact(value: Any, *, secret: bool = False) -> Any:
+    """A copy of a config (or any JSON-able value) with every secret replaced by its fingerprint."""
+    if isinstance(value, dict):
+        return {k: redact(v, secret=secret or is_secret_key(k)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact(v, secret=secret) for v in value]
+    if value is None or isinstance(value, bool):
+        return value  # nothing to hide in a null or a flag
+    if secret or (isinstance(value, (str, int, float)) and str(value) in registered_secrets()):
+        return fingerprint(value)
+    return value
+
+
+def scrub(text: str) -> str:
+    """`text` with every registered secret value replaced by its fingerprint (longest first)."""
+    if not isinstance(text, str):
+        return text
+    for value in sorted(registered_secrets(), key=len, reverse=True):
+        if len(value) >= _MIN_SCRUB_LENGTH and value in text:
+            text = text.replace(value, fingerprint(value))
+    return text
+
+
+def scrub_value(value: Any) -> Any:
+    """`scrub` applied to every string inside a JSON-able value (keys included)."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {scrub(k) if isinstance(k, str) else k: scrub_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [scrub_value(v) for v in value]
+    return value
