@@ -10,6 +10,13 @@ Failure policy (a case never raises; every failure is `ModelResponse.failed(reas
     malformed body (reason starts with "malformed response:").
 Latency: for a success, the wall time of the successful attempt only (what the model took, not our
 waits); for a failure, the wall time from the first attempt until giving up, backoff waits included.
+
+Credentials: the API key is sent only to the configured host. Redirects are followed here, not by urllib:
+a 307/308 is re-sent (same method and body) to its Location, up to 5 times, with the Authorization header
+only when the new URL is on the same host and not a downgrade from https to http; a 301/302/303 (which would
+turn the POST into a GET) fails with the new address. A response that echoes the key (in the answer, an
+error body, an id) has it replaced by its fingerprint before anything is returned, so it is never stored,
+scored or reported; the key is also registered with engine/redaction.py so no written file holds it.
 """
 from __future__ import annotations
 
@@ -20,6 +27,7 @@ import math
 import os
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -27,6 +35,22 @@ from typing import Callable
 
 from engine.errors import UserError
 from engine.models.base import ModelRequest, ModelResponse
+from engine.redaction import fingerprint, register_secret
+
+_MAX_REDIRECTS = 5
+_CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "api-key", "x-api-key"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """urllib would re-send every header to wherever a redirect points; ChatCompletionsAdapter._post
+    follows redirects itself and decides which headers go along."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None  # the 3xx then surfaces as an HTTPError
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
 
 
 class _Retry(Exception):
@@ -39,6 +63,12 @@ class _Fail(Exception):
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
+
+
+class _Redirect(Exception):
+    def __init__(self, code: int, location: str):
+        super().__init__(f"HTTP {code} -> {location}")
+        self.code, self.location = code, location
 
 
 class ChatCompletionsAdapter:
@@ -83,6 +113,7 @@ class ChatCompletionsAdapter:
                     f"model '{name}': environment variable {api_key_env} (api_key_env) is not set or empty; "
                     f"export it with the API key for {base_url}"
                 )
+            register_secret(self._api_key)
         self.name = name
         self.base_url = base_url.rstrip("/")
         self.model = model
@@ -156,12 +187,35 @@ class ChatCompletionsAdapter:
         headers = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": "flywheel"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
-        req = urllib.request.Request(self._url, data=body, headers=headers, method="POST")
+        url = self._url
+        for _ in range(_MAX_REDIRECTS + 1):
+            try:
+                return self._post_once(url, body, headers)
+            except _Redirect as r:
+                target = urllib.parse.urljoin(url, r.location)
+                if urllib.parse.urlsplit(target).scheme not in _DEFAULT_PORTS:
+                    raise _Fail(f"HTTP {r.code} redirect to {target!r}: not an http(s) URL") from None
+                if r.code not in (307, 308):
+                    raise _Fail(f"HTTP {r.code}: the endpoint moved to {target}; a POST cannot follow this "
+                                f"redirect, set base_url to the new address") from None
+                if not _keeps_credentials(url, target):
+                    headers = {k: v for k, v in headers.items() if k.lower() not in _CREDENTIAL_HEADERS}
+                url = target
+        raise _Fail(f"more than {_MAX_REDIRECTS} redirects from {self._url}")
+
+    def _post_once(self, url: str, body: bytes, headers: dict) -> bytes:
+        req = urllib.request.Request(url, data=body, headers=headers, method="POST")
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
+            with _OPENER.open(req, timeout=self.timeout_s) as resp:
                 return resp.read()
         except urllib.error.HTTPError as e:
-            detail = _excerpt(_read_quietly(e))
+            if e.code in (301, 302, 303, 307, 308):
+                location = e.headers.get("Location")
+                _read_quietly(e)
+                if not location:
+                    raise _Fail(f"HTTP {e.code} redirect without a Location header") from None
+                raise _Redirect(e.code, location) from None
+            detail = self._scrub(_excerpt(_read_quietly(e)))
             reason = f"HTTP {e.code}" + (f": {detail}" if detail else "")
             if e.code == 429 or e.code >= 500:
                 retry_after = _retry_after_s(e.headers.get("Retry-After")) if e.code in (429, 503) else None
@@ -176,9 +230,15 @@ class ChatCompletionsAdapter:
         except (OSError, http.client.HTTPException) as e:  # reset, dropped connection, bad status line...
             raise _Retry(f"connection error: {e!r}") from None
 
+    def _scrub(self, text):
+        """`text` with the API key replaced by its fingerprint, should the server have echoed it."""
+        if self._api_key and isinstance(text, str) and self._api_key in text:
+            return text.replace(self._api_key, fingerprint(self._api_key))
+        return text
+
     def _parse(self, raw: bytes, latency_ms: float, attempts: int) -> ModelResponse:
         def malformed(why: str) -> ModelResponse:
-            return ModelResponse.failed(f"malformed response: {why}", latency_ms)
+            return ModelResponse.failed(self._scrub(f"malformed response: {why}"), latency_ms)
 
         try:
             data = json.loads(raw)
@@ -196,12 +256,13 @@ class ChatCompletionsAdapter:
         prompt_tokens = _int_or_none(usage.get("prompt_tokens"))
         completion_tokens = _int_or_none(usage.get("completion_tokens"))
         return ModelResponse(
-            output_text=content,
+            output_text=self._scrub(content),
             latency_ms=latency_ms,
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
             cost=self._cost(prompt_tokens, completion_tokens),
-            raw={"attempts": attempts, "id": data.get("id"), "finish_reason": choice.get("finish_reason")},
+            raw={"attempts": attempts, "id": self._scrub(data.get("id")),
+                 "finish_reason": self._scrub(choice.get("finish_reason"))},
         )
 
     def _cost(self, prompt_tokens: int | None, completion_tokens: int | None) -> float | None:
@@ -231,6 +292,18 @@ def _retry_after_s(value: str | None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
     return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+def _keeps_credentials(origin: str, target: str) -> bool:
+    """Credentials follow a redirect only to the same host (and port), never from https down to http."""
+    a, b = urllib.parse.urlsplit(origin), urllib.parse.urlsplit(target)
+    if (a.hostname or "").lower() != (b.hostname or "").lower():
+        return False
+    if a.scheme == "https" and b.scheme != "https":
+        return False
+    port_a = a.port or _DEFAULT_PORTS.get(a.scheme)
+    port_b = b.port or _DEFAULT_PORTS.get(b.scheme)
+    return port_a == port_b or (a.scheme, b.scheme, port_a, port_b) == ("http", "https", 80, 443)
 
 
 def _int_or_none(value) -> int | None:

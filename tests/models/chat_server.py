@@ -9,7 +9,11 @@ arrives concurrently in any order:
         ...  # unscripted prompts get Reply.ok(f"echo: {prompt}")
 
 Every request is recorded (path, headers, parsed JSON body) and the peak number of requests being
-handled at once is tracked, to check a client's concurrency bound.
+handled at once is tracked, to check a client's concurrency bound. Any path ending in /chat/completions is
+served, so a redirect may point at another path of the same server.
+
+    server.script("moved", Reply.redirect(other.base_url + "/chat/completions"), Reply.ok("here"))
+    server.script("leak", Reply.echo_header("Authorization"))     # the answer quotes the request's header
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ class Reply:
     body: bytes = b""
     headers: dict = field(default_factory=dict)
     delay_s: float = 0.0  # wait before answering (to overlap requests, or outlast a client timeout)
+    echo: str | None = None  # a request header quoted in the answer (content and id), or in the error body
 
     @classmethod
     def ok(cls, content: str, prompt_tokens: int = 10, completion_tokens: int = 5, delay_s: float = 0.0) -> "Reply":
@@ -50,6 +55,27 @@ class Reply:
     def error(cls, status: int, retry_after: str | None = None) -> "Reply":
         headers = {"Retry-After": retry_after} if retry_after is not None else {}
         return cls(status, json.dumps({"error": {"message": f"scripted {status}"}}).encode(), headers)
+
+    @classmethod
+    def redirect(cls, location: str, status: int = 307) -> "Reply":
+        return cls(status, b"", {"Location": location})
+
+    @classmethod
+    def echo_header(cls, header: str, status: int = 200) -> "Reply":
+        return cls(status, echo=header)
+
+    def rendered(self, request_headers) -> "Reply":
+        """This reply with the echoed header's value filled in."""
+        if self.echo is None:
+            return self
+        value = request_headers.get(self.echo, "")
+        if self.status != 200:
+            return Reply(self.status, json.dumps({"error": {"message": f"bad {self.echo}: {value}"}}).encode(),
+                         {"Content-Type": "application/json"})
+        reply = Reply.ok(f"you sent {self.echo}: {value}")
+        body = json.loads(reply.body)
+        body["id"] = f"chatcmpl-{value}"
+        return Reply.json(body)
 
     @classmethod
     def raw(cls, text: str, status: int = 200) -> "Reply":
@@ -131,7 +157,8 @@ class ChatServer:
                     server._in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server._in_flight)
                 try:
-                    reply = server._next_reply(body) if self.path == "/v1/chat/completions" else Reply.error(404)
+                    served = self.path.split("?")[0].endswith("/chat/completions")
+                    reply = server._next_reply(body).rendered(self.headers) if served else Reply.error(404)
                     if reply.delay_s:
                         server._closing.wait(reply.delay_s)
                 finally:
@@ -148,6 +175,13 @@ class ChatServer:
                     self.wfile.write(reply.body)
                 except OSError:
                     pass  # the client gave up (timeout) and closed the socket
+
+            def do_GET(self):  # recorded too: a client that turns a redirected POST into a GET shows here
+                with server._lock:
+                    server.requests.append(Recorded(self.path, dict(self.headers), None))
+                self.send_response(405)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
 
             def log_message(self, *args):  # keep test output quiet
                 pass
