@@ -81,6 +81,37 @@ def scrub(text: str) -> str:
     return text
 
 
+def redact_message(message: str, key_path: str, config: Any) -> str:
+    """A config error message about `key_path` without the clear value of a secret it may quote."""
+    message = scrub(message)
+    segments = [s for s in re.split(r"[.\[\]]", key_path) if s]
+    if not any(is_secret_key(s) for s in segments):
+        return message
+    value = config
+    for segment in segments:
+        if isinstance(value, dict) and segment in value:
+            value = value[segment]
+        elif isinstance(value, list) and segment.isdigit() and int(segment) < len(value):
+            value = value[int(segment)]
+        else:
+            return message
+    for leaf in _leaves(value):
+        if leaf is not None and not isinstance(leaf, bool) and str(leaf) and str(leaf) in message:
+            message = message.replace(str(leaf), fingerprint(leaf))
+    return message
+
+
+def _leaves(value: Any):
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _leaves(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _leaves(v)
+    else:
+        yield value
+
+
 def scrub_value(value: Any) -> Any:
     """`scrub` applied to every string inside a JSON-able value (keys included)."""
     if isinstance(value, str):

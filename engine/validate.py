@@ -10,6 +10,7 @@ from typing import Callable
 from engine import registry
 from engine.config import Composed
 from engine.errors import ConfigError, ConfigProblem, did_you_mean
+from engine.redaction import redact_message
 from engine.schemas import all_errors, dotted, validator, validator_for
 
 # Features add checkers for their own config section (gate, monitor, bridge, ...). A command validates the
@@ -39,7 +40,10 @@ def validate(composed: Composed, sections: tuple[str, ...] | None = None) -> Non
     problems: list[ConfigProblem] = []
 
     def add(key_path: str, message: str) -> None:
-        problems.append(ConfigProblem(composed.source_of(key_path), key_path, message))
+        # an error must not print a secret, neither in its message nor in the override it names
+        source = redact_message(composed.source_of(key_path), key_path, composed.config)
+        message = redact_message(message, key_path, composed.config)
+        problems.append(ConfigProblem(source, key_path, message))
 
     def check(schema_name: str, value: object, prefix: str) -> None:
         for path, message in all_errors(validator(schema_name), value):

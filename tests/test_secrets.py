@@ -51,6 +51,14 @@ def test_the_provenance_hash_changes_with_the_secret_and_only_with_it():
     assert config_hash(one) != config_hash({"ingest": {"privacy": {"salt": "b-salt"}}, "out": None})
 
 
+def test_a_config_error_does_not_print_the_secret_it_is_about(cli, project):
+    r = cli("ingest", "ingest.privacy.salt=12345678", "path=data/mini.jsonl", cwd=project)
+    assert r.code == 2, r
+    out = r.stdout + r.stderr
+    assert "@ ingest.privacy.salt: expected" in out and fingerprint(12345678) in out, out
+    assert "12345678" not in out
+
+
 def _leaks(root: Path, secret: str, store: Path) -> list[str]:
     """Every place under `root` (files, and rows of every table of the store) holding `secret` in clear."""
     found = [str(p) for p in root.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
