@@ -71,14 +71,18 @@ def redact(value: Any, *, secret: bool = False) -> Any:
     return value
 
 
-def scrub(text: str) -> str:
+def scrub(text: str, _secrets: list[str] | None = None) -> str:
     """`text` with every registered secret value replaced by its fingerprint (longest first)."""
     if not isinstance(text, str):
         return text
-    for value in sorted(registered_secrets(), key=len, reverse=True):
-        if len(value) >= _MIN_SCRUB_LENGTH and value in text:
+    for value in _searched() if _secrets is None else _secrets:
+        if value in text:
             text = text.replace(value, fingerprint(value))
     return text
+
+
+def _searched() -> list[str]:
+    return sorted((v for v in registered_secrets() if len(v) >= _MIN_SCRUB_LENGTH), key=len, reverse=True)
 
 
 def redact_message(message: str, key_path: str, config: Any) -> str:
@@ -112,12 +116,15 @@ def _leaves(value: Any):
         yield value
 
 
-def scrub_value(value: Any) -> Any:
+def scrub_value(value: Any, _secrets: list[str] | None = None) -> Any:
     """`scrub` applied to every string inside a JSON-able value (keys included)."""
+    secrets = _searched() if _secrets is None else _secrets
+    if not secrets:
+        return value
     if isinstance(value, str):
-        return scrub(value)
+        return scrub(value, secrets)
     if isinstance(value, dict):
-        return {scrub(k) if isinstance(k, str) else k: scrub_value(v) for k, v in value.items()}
+        return {scrub(k, secrets): scrub_value(v, secrets) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [scrub_value(v) for v in value]
+        return [scrub_value(v, secrets) for v in value]
     return value
