@@ -17,6 +17,7 @@ from engine.config import Composed, compose, find_project
 from engine.errors import UserError
 from engine.evaluation import store_path
 from engine.store import Store
+from engine.outputs import check_output_paths
 from engine.validate import validate
 
 
@@ -41,6 +42,7 @@ def run(command: str, overrides: list[str] | None = None, project_dir: str | Pat
     project = find_project(str(project_dir) if project_dir else None, str(conf_dir) if conf_dir else None)
     composed = compose(project, list(overrides or []) + ["run.progress=false"])
     validate(composed, commands[command].sections)
+    check_output_paths(composed, command)  # report=, junit=, ... as the CLI checks them
     outcome = commands[command].run(composed)
     return {**outcome.result, "exit_code": outcome.exit_code}
 
