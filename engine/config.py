@@ -8,6 +8,7 @@ so a project's `conf/config.yaml` is used when present and the bundled one other
 from __future__ import annotations
 
 import re
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,19 @@ class Composed:
                 if found:
                     out.append((config_path.rsplit("/", 1)[1], found))
         return out
+
+
+# The config the running command validated: lets code far from the CLI (a model adapter failing to import its
+# `_target_`) name the YAML file and key a value came from.
+_ACTIVE: ContextVar[Composed | None] = ContextVar("flywheel_active_config", default=None)
+
+
+def activate(composed: Composed) -> None:
+    _ACTIVE.set(composed)
+
+
+def active_config() -> Composed | None:
+    return _ACTIVE.get()
 
 
 def compose(project: Project, overrides: list[str]) -> Composed:

@@ -7,6 +7,7 @@ from pathlib import Path
 from rich.table import Table
 
 from engine.console import console
+from engine.report.layout import fit
 from engine.gate.sweep import EXPORTED, _quote
 from engine.report.html import write_html
 from engine.schemas import all_errors, validator
@@ -119,5 +120,5 @@ def print_leaderboard(leaderboard: dict, cfg: dict) -> None:
         table.add_row(str(e["rank"]), e["challenger"] or "-", " ".join(o.replace("model@", "") for o in e["swept"]), f"[{style}]{e['verdict']}[/]",
                       *[("-" if e["deltas"].get(c) is None else f"{e['deltas'][c]:+.3f}") for c in columns],
                       ", ".join(e["failed_rules"]) or (e.get("error") or ""))
-    console.print(table)
+    console.print(fit(table))
     console.print(f"leaderboard written to {leaderboard['sweep_dir']}/leaderboard.json")

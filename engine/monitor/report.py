@@ -5,6 +5,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from engine.console import console
+from engine.report.layout import fit
 
 STYLE = {"ok": "green", "alert": "red", "error": "bold red"}
 
@@ -32,7 +33,7 @@ def print_monitor(result: dict) -> None:
         for m in result["online"]["metrics"]:
             t.add_row(m["metric"], str(m["n"]), str(result["online"]["newly_scored"].get(m["metric"], 0)),
                       _num(m["mean"]), _num(m["pass_rate"], ".3f"))
-        console.print(t)
+        console.print(fit(t))
     t = Table(title="Drift", title_justify="left")
     for c in ("rule", "feature", "test", "threshold", "status", "first alert", "detail"):
         t.add_column(c, overflow="fold")
@@ -42,7 +43,7 @@ def print_monitor(result: dict) -> None:
                                                   is not None else "")
         t.add_row(d["name"], d["feature"], d["test"], bound, _status(d["status"], d["severity"]),
                   (d["first_alert"] or "")[:16], d["message"])
-    console.print(t)
+    console.print(fit(t))
     t = Table(title="KPIs (current period)", title_justify="left")
     for c in ("kpi", "category", "value", "target", "status", "detail"):
         t.add_column(c, overflow="fold")
@@ -50,7 +51,7 @@ def print_monitor(result: dict) -> None:
         target = f"{k['target'].get('op', '')} {k['target'].get('value', '')}" if k["target"] else "-"
         t.add_row(k["name"], k["category"], _num(k["value"]), target, _status(k["status"], k["severity"]),
                   k["message"])
-    console.print(t)
+    console.print(fit(t))
     for r in result["parity"]:
         lines = [r["message"]]
         for s in r["slices"][:6]:
