@@ -169,7 +169,67 @@ def _defines(path: Path, key: str) -> bool:
     return bool(key) and re.search(rf"^{re.escape(key)}\s*:", path.read_text(encoding="utf-8"), re.M) is not None
 
 
+_PARENT = re.compile(r"(\.[^.\[]*|\[[^\]]*\])$")
+
+
+def _is_group_selection(override: str, project: Project) -> bool:
+    """`challenger=x`, `dataset=[a,b]`, `model@baseline=y`: picks config files, it sets no value itself."""
+    key = override.lstrip("+~").split("=", 1)[0]
+    group = key.split("@", 1)[0]
+    if group in _MODEL_SLOTS:
+        return True
+    return "." not in group and any((root / group).is_dir() for root in project.search_path())
+
+
+def key_origins(composed: Composed) -> dict[str, str]:
+    """dotted key path -> the config file (or command-line override) that set it last, for every key of every
+    loaded file. Files are read in Hydra's merge order (`loaded`), so a later file overriding a key wins; a list
+    is one value (Hydra replaces lists whole)."""
+    import yaml
+
+    origins: dict[str, str] = {}
+
+    def record(prefix: str, node: dict, shown: str) -> None:
+        for key, value in node.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            origins[path] = shown
+            if isinstance(value, dict):
+                record(path, value, shown)
+
+    for config_path, package in composed.loaded:
+        path = find_config_file(composed.project, config_path)
+        if path is None:
+            continue
+        content = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if isinstance(content, dict):
+            record(package, {k: v for k, v in content.items() if k != "defaults"}, _display(path, composed.project))
+    for ov in composed.overrides:
+        if _is_group_selection(ov, composed.project) or ov.startswith("~"):
+            continue
+        key = ov.lstrip("+").split("=", 1)[0]
+        shown = f"<command line: {ov}>"
+        for path in [p for p in origins if p.startswith(key + ".")]:
+            origins[path] = shown
+        origins[key] = shown
+    return origins
+
+
 def source_of(key_path: str, composed: Composed) -> str:
+    """The file (or command-line override) that set `key_path`, or that defines its nearest parent."""
+    origins = key_origins(composed)
+    probe = key_path
+    while probe:
+        if probe in origins:
+            return origins[probe]
+        shorter = _PARENT.sub("", probe)
+        if shorter == probe:
+            break
+        probe = shorter
+    return _guess_source(key_path, composed)
+
+
+def _guess_source(key_path: str, composed: Composed) -> str:
+    """Without the loaded files (a sweep job's config): the override naming the key, else the longest package."""
     for ov in composed.overrides:
         key = ov.lstrip("+~").split("=", 1)[0]
         if key == key_path or key_path.startswith(key + ".") or key_path.startswith(key + "["):
