@@ -23,6 +23,8 @@ ENTRY_CONFIG = "flywheel"
 # `challenger` node); the same for `baseline`. `challenger.params.top_k=3` is a value override and is kept.
 _MODEL_SLOTS = ("challenger", "baseline")
 _SLOT_OVERRIDE = re.compile(r"^(?P<prefix>[~+]{0,2})(?P<slot>challenger|baseline)=(?P<value>.*)$")
+# `report=PATH` is shorthand for `report.path=PATH` (the report section also holds `show_pii`).
+_REPORT_OVERRIDE = re.compile(r"^(?P<prefix>\+{0,2})report=(?P<value>[^{].*|)$")
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,9 @@ def rewrite_overrides(overrides: list[str]) -> list[str]:
     out = []
     for ov in overrides:
         m = _SLOT_OVERRIDE.match(ov)
-        out.append(f"{m['prefix']}model@{m['slot']}={m['value']}" if m else ov)
+        r = _REPORT_OVERRIDE.match(ov)
+        out.append(f"{m['prefix']}model@{m['slot']}={m['value']}" if m else
+                   f"report.path={r['value']}" if r else ov)
     return out
 
 
@@ -203,7 +207,7 @@ def key_origins(composed: Composed) -> dict[str, str]:
         content = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         if isinstance(content, dict):
             record(package, {k: v for k, v in content.items() if k != "defaults"}, _display(path, composed.project))
-    for ov in composed.overrides:
+    for ov in rewrite_overrides(list(composed.overrides)):
         if _is_group_selection(ov, composed.project) or ov.startswith("~"):
             continue
         key = ov.lstrip("+").split("=", 1)[0]

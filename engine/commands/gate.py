@@ -13,7 +13,7 @@ from engine.gate.decide import compile_plan, decide
 from engine.gate.promotion import current_blessed, promote
 from engine.gate.report import junit_xml, markdown, print_gate
 from engine.provenance import canonical_json, content_hash, git_commit, utc_now
-from engine.report.html import write_html
+from engine.report.html import report_options, report_path, write_html
 from engine.report.summary import per_tag_summary
 from engine.store import Store
 
@@ -110,7 +110,7 @@ def run_gate(composed: Composed, store: Store) -> tuple[dict, dict]:
         "store": str(store.path),
     }
     result["per_tag"] = per_tag_summary(store.con, baseline["run_id"], challenger["run_id"],
-                                        gate.get("reducer", "all"))
+                                        gate.get("reducer", "all"), cfg["metrics"])
     with store.transaction() as con:
         con.execute("INSERT INTO gate_decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [result["decision_id"], baseline["run_id"], challenger["run_id"], baseline["name"],
@@ -149,6 +149,6 @@ def write_ci_files(result: dict, cfg: dict, project_dir: Path) -> None:
             target = target if target.is_absolute() else project_dir / target
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(render(result), encoding="utf-8")
-    if cfg.get("report"):
-        target = Path(cfg["report"]).expanduser()
-        write_html(target if target.is_absolute() else project_dir / target, result)
+    if report_path(cfg):
+        target = Path(report_path(cfg)).expanduser()
+        write_html(target if target.is_absolute() else project_dir / target, result, **report_options(cfg))

@@ -9,7 +9,7 @@ from engine.console import console
 from engine.evaluation import store_path
 from engine.monitor.report import print_monitor
 from engine.monitor.run import compile_plan, run_monitor
-from engine.report.html import write_html
+from engine.report.html import report_path, write_html
 from engine.store import Store
 
 
@@ -24,8 +24,8 @@ def monitor(composed: Composed) -> Outcome:
     with Store.open(store_path(cfg, composed.project)) as store:
         outcome = run_monitor(store, cfg, composed.project.dir)
     print_monitor(outcome.result)
-    if cfg.get("report"):
-        target = Path(cfg["report"]).expanduser()
+    if report_path(cfg):
+        target = Path(report_path(cfg)).expanduser()
         target = write_html(target if target.is_absolute() else composed.project.dir / target, outcome.result)
         console.print(f"report written to {target}", markup=False, highlight=False)
     return Outcome(0 if outcome.healthy else 1, outcome.result, "monitor_result")

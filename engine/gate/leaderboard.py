@@ -9,7 +9,7 @@ from rich.table import Table
 from engine.console import console
 from engine.report.layout import fit
 from engine.gate.sweep import EXPORTED, _quote
-from engine.report.html import write_html
+from engine.report.html import report_path, write_html
 from engine.schemas import all_errors, validator
 from engine.store import Store
 
@@ -62,8 +62,8 @@ def merge_and_rank(sweep_dir: Path, main_store: Path, cfg: dict) -> int:
         out = out if out.is_absolute() else main_store.parent.parent / out
         out.write_text(json.dumps(leaderboard, indent=2), encoding="utf-8")
         console.print(f"result written to {out}")
-    if cfg.get("report"):
-        report = Path(cfg["report"]).expanduser()
+    if report_path(cfg):
+        report = Path(report_path(cfg)).expanduser()
         report = write_html(report if report.is_absolute() else sweep_dir.parents[2] / report, leaderboard,
                             job_results=records)
         console.print(f"report written to {report}")

@@ -5,6 +5,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from engine.console import console
+from engine.report import live_source_text
 from engine.report.layout import fit
 
 STYLE = {"ok": "green", "alert": "red", "error": "bold red"}
@@ -53,7 +54,7 @@ def print_monitor(result: dict) -> None:
                   k["message"])
     console.print(fit(t))
     for r in result["parity"]:
-        lines = [r["message"]]
+        lines = [r["message"], live_source_text(r)]
         for s in r["slices"][:6]:
             lines.append(f"  {s['slice']:<16} lab {s['lab']['rate']:.1%} (n={s['lab']['n']})  live "
                          f"{s['live']['rate']:.1%} (n={s['live']['n']}, 95% CI {s['live']['ci'][0]:.1%}-"
