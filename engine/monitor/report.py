@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
 from engine.console import console
 from engine.report import live_source_text
@@ -59,7 +60,9 @@ def print_monitor(result: dict) -> None:
             lines.append(f"  {s['slice']:<16} lab {s['lab']['rate']:.1%} (n={s['lab']['n']})  live "
                          f"{s['live']['rate']:.1%} (n={s['live']['n']}, 95% CI {s['live']['ci'][0]:.1%}-"
                          f"{s['live']['ci'][1]:.1%})  gap {s['gap']:+.1%}")
-        console.print(Panel("\n".join(lines), title=f"Prod-lab parity: {r['name']} / {r['model']} ({r['model_version']}) "
+        # Text that wraps inside the panel: the console's soft wrap would otherwise crop long lines at its border
+        body = Text("\n".join(lines), no_wrap=False, overflow="fold")
+        console.print(Panel(body, title=f"Prod-lab parity: {r['name']} / {r['model']} ({r['model_version']}) "
                             f"{_status(r['status'], r['severity'])}", title_align="left"))
     verdict = "[bold green]HEALTHY[/]" if result["healthy"] else "[bold red]ALERT[/]"
     console.print(f"{verdict}: {len(result['blocking_alerts'])} blocking alert(s)"
