@@ -29,6 +29,7 @@ Options:
   --project DIR   the project directory (default: the current directory); holds the store and conf/
   --conf DIR      the project's config tree (default: DIR/conf when it exists); searched before the bundled one
   -m, --multirun  run a Hydra sweep over comma-separated override values (commands that support it)
+  --cfg job       print the composed config (and the file each key comes from) instead of running
   key=value       Hydra overrides, e.g. model=bm25_clean dataset=support_qa out=result.json
 
 Exit codes: 0 ok / PASS / healthy, 1 BLOCKED / alert, 2 bad config or input.
@@ -52,6 +53,16 @@ def parse_args(argv: list[str]) -> tuple[dict, list[str]]:
             options["help"] = True
         elif arg in ("-m", "--multirun"):
             options["multirun"] = True
+        elif arg in ("--cfg", "-c"):  # Hydra's flag: print the config instead of running (job | all)
+            if i + 1 >= len(argv) or argv[i + 1] not in ("job", "all"):
+                raise UserError(f"{arg} takes `job` (or `all`): `flywheel <command> [overrides] --cfg job` prints "
+                                "the composed config; Hydra's own runtime config (`hydra`) is not shown")
+            options["cfg"] = argv[i + 1]
+            i += 1
+        elif arg.startswith("--cfg="):
+            options["cfg"] = arg.split("=", 1)[1]
+        elif arg == "--resolve":  # Hydra's flag; Flywheel's printed config is always resolved
+            pass
         elif arg in ("--project", "--conf"):
             if i + 1 >= len(argv):
                 raise UserError(f"{arg} needs a directory")
@@ -91,6 +102,11 @@ def prepare(options: dict, overrides: list[str], cmd: Command) -> Composed:
 
 
 def run_command(cmd: Command, options: dict, overrides: list[str]) -> int:
+    if options.get("cfg"):
+        from engine.commands.config_cmd import show
+        if options["cfg"] not in ("job", "all"):
+            raise UserError(f"--cfg {options['cfg']}: use --cfg job")
+        return show(cmd.name, {**options, "multirun": False}, [o for o in overrides if "=" in o or o[:1] in "+~"])
     if options["multirun"]:
         if cmd.sweep is None:
             raise UserError(f"`flywheel {cmd.name}` does not run sweeps (-m)")
@@ -139,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         if cmd is None:
             from engine.errors import did_you_mean
             raise UserError(f"unknown command '{name}'; {did_you_mean(name, list(commands) + ['compile'])}")
+        if cmd.main is not None:  # init, config: their own arguments
+            return cmd.main(rest)
         options, overrides = parse_args(rest)
         if options["help"]:
             sys.stdout.write(f"flywheel {name}: {cmd.summary}\n\n" + usage())

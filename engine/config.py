@@ -8,6 +8,7 @@ so a project's `conf/config.yaml` is used when present and the bundled one other
 from __future__ import annotations
 
 import re
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ ENTRY_CONFIG = "flywheel"
 # `challenger` node); the same for `baseline`. `challenger.params.top_k=3` is a value override and is kept.
 _MODEL_SLOTS = ("challenger", "baseline")
 _SLOT_OVERRIDE = re.compile(r"^(?P<prefix>[~+]{0,2})(?P<slot>challenger|baseline)=(?P<value>.*)$")
+# `report=PATH` is shorthand for `report.path=PATH` (the report section also holds `show_pii`).
+_REPORT_OVERRIDE = re.compile(r"^(?P<prefix>\+{0,2})report=(?P<value>[^{].*|)$")
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,9 @@ def rewrite_overrides(overrides: list[str]) -> list[str]:
     out = []
     for ov in overrides:
         m = _SLOT_OVERRIDE.match(ov)
-        out.append(f"{m['prefix']}model@{m['slot']}={m['value']}" if m else ov)
+        r = _REPORT_OVERRIDE.match(ov)
+        out.append(f"{m['prefix']}model@{m['slot']}={m['value']}" if m else
+                   f"report.path={r['value']}" if r else ov)
     return out
 
 
@@ -100,6 +105,19 @@ class Composed:
                 if found:
                     out.append((config_path.rsplit("/", 1)[1], found))
         return out
+
+
+# The config the running command validated: lets code far from the CLI (a model adapter failing to import its
+# `_target_`) name the YAML file and key a value came from.
+_ACTIVE: ContextVar[Composed | None] = ContextVar("flywheel_active_config", default=None)
+
+
+def activate(composed: Composed) -> None:
+    _ACTIVE.set(composed)
+
+
+def active_config() -> Composed | None:
+    return _ACTIVE.get()
 
 
 def compose(project: Project, overrides: list[str]) -> Composed:
@@ -211,7 +229,67 @@ def _defines(path: Path, key: str) -> bool:
     return bool(key) and re.search(rf"^{re.escape(key)}\s*:", path.read_text(encoding="utf-8"), re.M) is not None
 
 
+_PARENT = re.compile(r"(\.[^.\[]*|\[[^\]]*\])$")
+
+
+def _is_group_selection(override: str, project: Project) -> bool:
+    """`challenger=x`, `dataset=[a,b]`, `model@baseline=y`: picks config files, it sets no value itself."""
+    key = override.lstrip("+~").split("=", 1)[0]
+    group = key.split("@", 1)[0]
+    if group in _MODEL_SLOTS:
+        return True
+    return "." not in group and any((root / group).is_dir() for root in project.search_path())
+
+
+def key_origins(composed: Composed) -> dict[str, str]:
+    """dotted key path -> the config file (or command-line override) that set it last, for every key of every
+    loaded file. Files are read in Hydra's merge order (`loaded`), so a later file overriding a key wins; a list
+    is one value (Hydra replaces lists whole)."""
+    import yaml
+
+    origins: dict[str, str] = {}
+
+    def record(prefix: str, node: dict, shown: str) -> None:
+        for key, value in node.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            origins[path] = shown
+            if isinstance(value, dict):
+                record(path, value, shown)
+
+    for config_path, package in composed.loaded:
+        path = find_config_file(composed.project, config_path)
+        if path is None:
+            continue
+        content = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if isinstance(content, dict):
+            record(package, {k: v for k, v in content.items() if k != "defaults"}, _display(path, composed.project))
+    for ov in rewrite_overrides(list(composed.overrides)):
+        if _is_group_selection(ov, composed.project) or ov.startswith("~"):
+            continue
+        key = ov.lstrip("+").split("=", 1)[0]
+        shown = f"<command line: {ov}>"
+        for path in [p for p in origins if p.startswith(key + ".")]:
+            origins[path] = shown
+        origins[key] = shown
+    return origins
+
+
 def source_of(key_path: str, composed: Composed) -> str:
+    """The file (or command-line override) that set `key_path`, or that defines its nearest parent."""
+    origins = key_origins(composed)
+    probe = key_path
+    while probe:
+        if probe in origins:
+            return origins[probe]
+        shorter = _PARENT.sub("", probe)
+        if shorter == probe:
+            break
+        probe = shorter
+    return _guess_source(key_path, composed)
+
+
+def _guess_source(key_path: str, composed: Composed) -> str:
+    """Without the loaded files (a sweep job's config): the override naming the key, else the longest package."""
     for ov in composed.overrides:
         key = ov.lstrip("+~").split("=", 1)[0]
         if key == key_path or key_path.startswith(key + ".") or key_path.startswith(key + "["):

@@ -10,6 +10,7 @@ from engine.config import Project
 from engine.executor import execute
 from engine.metrics.base import PrepareContext, prepare_metrics
 from engine.models import build_adapter, fingerprint
+from engine.models.errors import error_summary
 from engine.provenance import canonical_json, content_hash, git_commit, new_run_id, stored_config, utc_now
 from engine.provenance import config_hash as provenance_hash
 from engine.runner import CallStats, call_model
@@ -32,6 +33,7 @@ class EvalRun:
     aggregates: dict[str, str] = field(default_factory=dict)  # metric -> declared aggregate
     # dataset-level reports of some metric kinds: section ("classification", "regression") -> metric -> rows
     reports: dict[str, dict[str, list[dict]]] = field(default_factory=dict)
+    error_messages: list[dict] = field(default_factory=list)  # errored calls grouped by message (models/errors.py)
 
     def to_json(self) -> dict:
         return {
@@ -45,6 +47,7 @@ class EvalRun:
             "finished_at": self.finished_at,
             "calls": {"needed": self.calls.needed, "cached": self.calls.cached, "called": self.calls.called,
                       "errors": self.calls.errors},
+            "error_messages": self.error_messages,
             "aggregates": self.aggregates,
             "summary": self.summary,
             **self.reports,
@@ -117,11 +120,12 @@ def evaluate_model(store: Store, model_spec: dict, datasets: list[ds.DatasetVers
         n_errors = con.execute("SELECT count(*) FROM outputs o JOIN run_cases rc ON o.input_hash = rc.input_hash "
                                "WHERE rc.run_id = ? AND o.model_fingerprint = ? AND o.error IS NOT NULL "
                                "AND o.repeat < ?", [run_id, fp, repeats]).fetchall()[0][0]
+        error_messages = error_summary(con, run_id, fp, repeats) if n_errors else []
         con.execute("UPDATE runs SET status = 'ok', finished_at = ?, n_cases = ?, n_model_calls = ?, n_errors = ? "
                     "WHERE run_id = ?", [finished, len(all_cases), stats.called, n_errors, run_id])
     return EvalRun(run_id, model_spec["name"], fp, versions, config_hash, m_hash, commit, started.isoformat(),
                    finished.isoformat(), stats, [_plain(r) for r in summary],
-                   {name: default_aggregate(spec) for name, spec in cfg["metrics"].items()}, reports)
+                   {name: default_aggregate(spec) for name, spec in cfg["metrics"].items()}, reports, error_messages)
 
 
 def _plain(row: dict) -> dict:

@@ -44,9 +44,12 @@ def check_output_paths(composed, command: str | None = None) -> None:
     base = composed.project.dir
     outputs: list[tuple[str, Path]] = []
     for key in OUTPUT_KEYS:
-        if cfg.get(key):
-            path = output_path(str(cfg[key]), base)
-            outputs.append((f"{key}={cfg[key]}", path))
+        value = cfg.get(key)
+        if isinstance(value, dict):  # `report: {path: ..., show_pii: ...}`
+            key, value = f"{key}.path", value.get("path")
+        if value:
+            path = output_path(str(value), base)
+            outputs.append((f"{key}={value}", path))
             if key == "export_quarantine":
                 outputs.append((f"{key}={cfg[key]} (its reasons file)", quarantine_reasons_path(path)))
     if command == "simulate" and isinstance(cfg.get("simulate"), dict):

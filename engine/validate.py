@@ -8,7 +8,7 @@ import re
 from typing import Callable
 
 from engine import registry
-from engine.config import Composed
+from engine.config import Composed, activate
 from engine.errors import ConfigError, ConfigProblem, did_you_mean
 from engine.redaction import redact_message
 from engine.schemas import all_errors, dotted, validator, validator_for
@@ -37,6 +37,7 @@ def validate(composed: Composed, sections: tuple[str, ...] | None = None) -> Non
     import engine.monitor.config  # noqa: F401  (registers the monitor checker)
     import engine.metrics  # noqa: F401  (metric kinds must be registered before checking names)
 
+    activate(composed)
     problems: list[ConfigProblem] = []
 
     def add(key_path: str, message: str) -> None:

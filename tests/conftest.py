@@ -46,7 +46,7 @@ def run_cli(*args: str, cwd: Path, env: dict | None = None, timeout: float = 300
             out_path = Path(a[4:]) if Path(a[4:]).is_absolute() else cwd / a[4:]
     full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
     cmd = [sys.executable, "-m", "engine", *args]
-    if args and args[0] not in ("--help", "-h", "help") and "run.progress=false" not in args:
+    if args and args[0] not in ("--help", "-h", "help", "init") and "run.progress=false" not in args:
         cmd.append("run.progress=false")
     proc = subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
     return CLIResult(proc, out_path)

@@ -25,6 +25,8 @@ class Command:
     sweep: Callable[[dict, list[str]], int] | None = None  # Hydra multirun (-m), for commands that support it
     positional: bool = False  # takes positional arguments (words without `=`) before its overrides
     sections: tuple[str, ...] | None = ()  # optional config sections it reads and validates (None: all)
+    # Commands that do not run on a composed config (`init`, `config`) parse their own arguments: argv -> exit code.
+    main: Callable[[list[str]], int] | None = None
 
 
 COMMANDS: dict[str, Command] = {}
@@ -40,7 +42,20 @@ def command(name: str, summary: str, compile: Callable[[Composed], str] | None =
     return decorator
 
 
+def standalone(name: str, summary: str):
+    """Register a command that parses its own arguments (`fn(argv) -> exit code`)."""
+    def decorator(fn: Callable[[list[str]], int]) -> Callable[[list[str]], int]:
+        COMMANDS[name] = Command(name, summary, run=_not_composed, main=fn)
+        return fn
+
+    return decorator
+
+
+def _not_composed(composed: Composed) -> Outcome:
+    raise AssertionError("a standalone command is run through Command.main")
+
+
 def load_all() -> dict[str, Command]:
     from engine.commands import bridge, datasets, demo, evaluate, gate, monitor  # noqa: F401
-    from engine.commands import ingest, simulate  # noqa: F401
+    from engine.commands import config_cmd, ingest, init, simulate  # noqa: F401
     return COMMANDS

@@ -7,6 +7,7 @@ from engine.bridge.run import compile_plan, run_bridge
 from engine.commands import Outcome, command
 from engine.config import Composed
 from engine.console import console
+from engine.report.layout import fit
 from engine.evaluation import store_path
 from engine.store import Store
 
@@ -32,7 +33,7 @@ def print_bridge(result: dict) -> None:
         t.add_column("selected", justify="right")
         for name, p in result["policies"].items():
             t.add_row(name, str(p["selected"]))
-        console.print(t)
+        console.print(fit(t))
     training = result.get("training")
     if training:
         console.print(f"training export: {training['records']} records ({training['format']}, {training['layout']} "

@@ -8,6 +8,7 @@ from rich.table import Table
 from engine.commands import Outcome, command
 from engine.config import Composed
 from engine.console import console
+from engine.report.layout import fit
 from engine.errors import UserError
 from engine.evaluation import store_path
 from engine.store import Store
@@ -62,7 +63,7 @@ def print_diff(result: dict) -> None:
             meta = c["metadata"] or {}
             origin = meta.get("origin", "") + (f" ({meta['trace_id']})" if meta.get("trace_id") else "")
             t.add_row(c["case_id"], origin, ",".join(c["tags"] or []), str(c["input"])[:80], str(c["expected"])[:40])
-        console.print(t)
+        console.print(fit(t))
     for c in result["removed"][:50]:
         console.print(f"[red]- {c['case_id']}[/]")
     for c in result["changed"][:50]:
@@ -90,7 +91,7 @@ def run(composed: Composed, args: list[str]) -> Outcome:
             for v in result["versions"]:
                 t.add_row(v["name"], v["version"], str(v["n_cases"]), v["parent"] or "", v["created_at"][:19],
                           "*" if v["head"] else "")
-            console.print(t)
+            console.print(fit(t))
             return Outcome(0, result)
         if args[:1] == ["diff"] and len(args) == 3:
             result = diff(store, args[1], args[2])

@@ -17,6 +17,7 @@ from rich.table import Table
 from engine.commands import Outcome, command, load_all
 from engine.config import Composed, Project, compose
 from engine.console import console
+from engine.report.layout import fit
 from engine.validate import validate
 
 
@@ -144,7 +145,7 @@ def demo(composed: Composed) -> Outcome:
         summary.add_column(col, overflow="fold")
     for step in run.steps:
         summary.add_row(step["title"], str(step["exit_code"]), f"{step['seconds']:.1f}", step["finding"])
-    console.print(summary)
+    console.print(fit(summary))
     reports = sorted(str(p) for p in out.glob("*.html"))
     console.print("outputs: " + str(out))
     for path in reports:

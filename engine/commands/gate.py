@@ -15,7 +15,7 @@ from engine.gate.report import junit_xml, markdown, print_gate
 from engine.outputs import output_path, write_text
 from engine.provenance import canonical_json, config_hash, git_commit, stored_config, utc_now
 from engine.redaction import scrub_value
-from engine.report.html import write_html
+from engine.report.html import report_options, report_path, write_html
 from engine.report.summary import per_tag_summary
 from engine.store import Store
 
@@ -66,7 +66,7 @@ def check_comparable(baseline: dict, challenger: dict) -> None:
 def _side(run: EvalRun | dict, source: str) -> dict:
     if isinstance(run, EvalRun):
         return {"name": run.model_name, "run_id": run.run_id, "fingerprint": run.model_fingerprint, "source": source,
-                "calls": run.to_json()["calls"]}
+                "calls": run.to_json()["calls"], "error_messages": run.error_messages}
     return {"name": run["name"], "run_id": run["run_id"], "fingerprint": run["fingerprint"], "source": source}
 
 
@@ -112,7 +112,7 @@ def run_gate(composed: Composed, store: Store) -> tuple[dict, dict]:
         "store": str(store.path),
     }
     result["per_tag"] = per_tag_summary(store.con, baseline["run_id"], challenger["run_id"],
-                                        gate.get("reducer", "all"))
+                                        gate.get("reducer", "all"), cfg["metrics"])
     with store.transaction() as con:
         con.execute("INSERT INTO gate_decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [result["decision_id"], baseline["run_id"], challenger["run_id"], baseline["name"],
@@ -148,5 +148,5 @@ def write_ci_files(result: dict, cfg: dict, project_dir: Path) -> None:
     for key, render in (("junit", junit_xml), ("markdown", markdown)):
         if cfg.get(key):
             write_text(output_path(cfg[key], project_dir), render(scrub_value(result)))
-    if cfg.get("report"):
-        write_html(output_path(cfg["report"], project_dir), result)
+    if report_path(cfg):
+        write_html(output_path(report_path(cfg), project_dir), result, **report_options(cfg))

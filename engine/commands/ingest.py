@@ -16,6 +16,7 @@ from rich.table import Table
 from engine.commands import Outcome, command
 from engine.config import Composed
 from engine.console import console
+from engine.report.layout import fit
 from engine.errors import UserError
 from engine.evaluation import store_path
 from engine.ingest import readers
@@ -171,7 +172,7 @@ def _print(result: dict, store: Store, batch_id: str, show_reasons: int) -> None
         table.add_row(f["path"], f["format"], *[f"{f[k]:,}" for k in COUNTS])
     if len(result["files"]) > 1:
         table.add_row("[bold]total[/]", "", *[f"[bold]{t[k]:,}[/]" for k in COUNTS])
-    console.print(table)
+    console.print(fit(table))
     rate = result["records_per_second"]
     console.print(f"{t['read']:,} read = {t['accepted']:,} accepted + {t['quarantined']:,} quarantined; "
                   f"{t['inserted']:,} new, {t['duplicates']:,} duplicate(s) already stored or repeated"

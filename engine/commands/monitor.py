@@ -8,7 +8,7 @@ from engine.evaluation import store_path
 from engine.monitor.report import print_monitor
 from engine.monitor.run import compile_plan, run_monitor
 from engine.outputs import output_path
-from engine.report.html import write_html
+from engine.report.html import report_path, write_html
 from engine.store import Store
 
 
@@ -23,7 +23,7 @@ def monitor(composed: Composed) -> Outcome:
     with Store.open(store_path(cfg, composed.project)) as store:
         outcome = run_monitor(store, cfg, composed.project.dir)
     print_monitor(outcome.result)
-    if cfg.get("report"):
-        target = write_html(output_path(cfg["report"], composed.project.dir), outcome.result)
+    if report_path(cfg):
+        target = write_html(output_path(report_path(cfg), composed.project.dir), outcome.result)
         console.print(f"report written to {target}", markup=False, highlight=False)
     return Outcome(0 if outcome.healthy else 1, outcome.result, "monitor_result")

@@ -7,10 +7,11 @@ from pathlib import Path
 from rich.table import Table
 
 from engine.console import console
+from engine.report.layout import fit
 from engine.gate.sweep import EXPORTED, _quote
 from engine.outputs import output_path, write_text
 from engine.redaction import scrub_value
-from engine.report.html import write_html
+from engine.report.html import report_path, write_html
 from engine.schemas import all_errors, validator
 from engine.store import Store
 
@@ -62,8 +63,8 @@ def merge_and_rank(sweep_dir: Path, main_store: Path, cfg: dict) -> int:
         out = write_text(output_path(cfg["out"], sweep_dir.parents[2]),
                          json.dumps(scrub_value(leaderboard), indent=2) + "\n")
         console.print(f"result written to {out}")
-    if cfg.get("report"):
-        report = write_html(output_path(cfg["report"], sweep_dir.parents[2]), leaderboard, job_results=records)
+    if report_path(cfg):
+        report = write_html(output_path(report_path(cfg), sweep_dir.parents[2]), leaderboard, job_results=records)
         console.print(f"report written to {report}")
     return 0 if any(e["verdict"] == "PASS" for e in entries) else 1
 
@@ -118,5 +119,5 @@ def print_leaderboard(leaderboard: dict, cfg: dict) -> None:
         table.add_row(str(e["rank"]), e["challenger"] or "-", " ".join(o.replace("model@", "") for o in e["swept"]), f"[{style}]{e['verdict']}[/]",
                       *[("-" if e["deltas"].get(c) is None else f"{e['deltas'][c]:+.3f}") for c in columns],
                       ", ".join(e["failed_rules"]) or (e.get("error") or ""))
-    console.print(table)
+    console.print(fit(table))
     console.print(f"leaderboard written to {leaderboard['sweep_dir']}/leaderboard.json")

@@ -8,6 +8,8 @@ from rich.panel import Panel
 from rich.table import Table
 
 from engine.console import console
+from engine.report.layout import fit
+from engine.report.terminal import print_model_errors
 from engine.report import is_production
 
 STATUS_STYLE = {"pass": "green", "fail": "red", "error": "bold red"}
@@ -38,7 +40,9 @@ def print_gate(result: dict) -> None:
                       _value(r["value"]), r["bound"], r["message"])
     title = (f"[{style}]{verdict}[/]  challenger [bold]{c['name']}[/] vs baseline [bold]{b['name']}[/] "
              f"({b['source']})")
-    console.print(Panel(table, title=title, title_align="left", border_style="green" if verdict == "PASS" else "red"))
+    console.print(Panel(fit(table), title=title, title_align="left", border_style="green" if verdict == "PASS" else "red"))
+    for side in (b, c):
+        print_model_errors(side["name"], side.get("error_messages") or [])
     for r in result["rules"]:
         if not r["cases"]:
             continue
@@ -57,7 +61,7 @@ def print_gate(result: dict) -> None:
                           _short(challenger_text, 90))
         if len(r["cases"]) > 20:
             cases.caption = f"... {len(r['cases']) - 20} more in the JSON result (out=PATH)"
-        console.print(cases)
+        console.print(fit(cases))
     if result["flaky"]:
         console.print(f"[yellow]{len(result['flaky'])} flaky case result(s)[/] (passed in some repeats only): "
                       + ", ".join(f"{f['metric']}:{f['case_id']}" for f in result["flaky"][:10]))

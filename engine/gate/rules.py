@@ -105,7 +105,8 @@ def threshold(name: str, rule: dict, reducer: str, aggregate: str) -> RuleSQL:
         if n == 0 or value is None:
             return _result(ctx, "error", None, bound, "no challenger scores in scope: cannot compute")
         ok = OPS[rule["op"]](value, rule["bound"])
-        return _result(ctx, "pass" if ok else "fail", value, bound, f"{agg} = {value:.4g} over {n} cases")
+        return _result(ctx, "pass" if ok else "fail", value, bound, f"{agg} = {value:.4g} over {n} cases",
+                       stats={"aggregate": agg, "op": rule["op"], "bound": float(rule["bound"]), "n": n})
 
     return RuleSQL({"aggregate": query}, judge)
 

@@ -1,30 +1,48 @@
 """A model written in Python: `_target_` names a class or factory; the object is called with a batch."""
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from engine.config import active_config
 from engine.errors import UserError
+from engine.models.importing import ImportFailure, call_factory, load_object
 from engine.models.base import ModelRequest, ModelResponse
 
 
-def _load_target(target: str, params: dict, project_dir: Path) -> Any:
-    from hydra.utils import get_object
+def _find_key(node: Any, name: str, target: str, params: dict, path: str = "") -> list[tuple[int, str]]:
+    """(match quality, key path) of every model block in the config with this name and `_target_`."""
+    found: list[tuple[int, str]] = []
+    if isinstance(node, dict):
+        if node.get("_target_") == target and node.get("name", name) == name:
+            found.append((0 if (node.get("params") or {}) == params else 1, path))
+        for key, value in node.items():
+            if isinstance(value, (dict, list)) and key != "params":
+                found += _find_key(value, name, target, params, f"{path}.{key}" if path else str(key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            found += _find_key(value, name, target, params, f"{path}[{i}]")
+    return found
 
-    # A project's own model code (e.g. `_target_: my_models.Answerer`) lives in the project directory.
-    if str(project_dir) not in sys.path:
-        sys.path.insert(0, str(project_dir))
 
+def model_origin(name: str, target: str, params: dict, field: str = "_target_") -> str:
+    """`conf/model/x.yaml @ challenger._target_` for the model block being built, from the active config."""
+    composed = active_config()
+    matches = sorted(_find_key(composed.config, name, target, params)) if composed else []
+    if not matches:  # e.g. a blessed baseline read back from the store
+        return f"model '{name}' @ {field}"
+    key = f"{matches[0][1]}.{field}"
+    return f"{composed.source_of(key)} @ {key}"
+
+
+def _load_target(name: str, target: str, params: dict, project_dir: Path) -> Any:
     try:
-        factory = get_object(target)
-    except Exception as e:  # ImportError, AttributeError, hydra's own wrapping
-        raise UserError(f"model _target_ '{target}' cannot be imported: {e}") from e
-    try:
-        return factory(**params)
-    except TypeError as e:
-        raise UserError(f"model _target_ '{target}' rejected its params {sorted(params)}: {e}") from e
+        return call_factory(load_object(target, project_dir), params)
+    except ImportFailure as e:
+        field = "params" if e.kind in ("bad_params", "constructor_raised") else "_target_"
+        where = model_origin(name, target, params, field)
+        raise UserError(f"{where}: cannot build model '{name}' from `_target_: {target}`: {e}") from e
 
 
 class PythonCallableAdapter:
@@ -39,7 +57,7 @@ class PythonCallableAdapter:
         self.target = target
         self.params = params
         self.version = version
-        self.model = _load_target(target, params, project_dir)
+        self.model = _load_target(name, target, params, project_dir)
 
     def fingerprint_payload(self) -> dict:
         return {"adapter": "python", "target": self.target, "params": self.params, "version": self.version}

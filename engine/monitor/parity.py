@@ -102,6 +102,8 @@ class ParityResult:
     gap: float | None = None
     slices: list[dict] = field(default_factory=list)  # per slice: lab, live, gap (largest first)
     windows: list[dict] = field(default_factory=list)  # live rate per window
+    lab_metric: str | None = None
+    live_source: str = "feedback"  # where the live rate comes from: feedback | online (the check's `live`)
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
@@ -122,7 +124,8 @@ def judge(name: str, check: dict, live_rows: list[dict], lab_lookup) -> list[Par
         rows = [r for r in live_rows if r["model_version"] == version]
         overall = next(r for r in rows if r["slice"] is None and r["window_start"] is None)
         model_name = overall["model_name"]
-        result = ParityResult(name, model_name, version, severity, tolerance, "ok", "")
+        result = ParityResult(name, model_name, version, severity, tolerance, "ok", "",
+                              lab_metric=check["lab_metric"], live_source=check.get("live", "feedback"))
         result.live = _rate(overall["k"], overall["n"])
         result.windows = [{"window": r["window_start"].isoformat(), **_rate(r["k"], r["n"])}
                           for r in rows if r["window_start"] is not None]

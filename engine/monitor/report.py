@@ -3,8 +3,11 @@ from __future__ import annotations
 
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
 from engine.console import console
+from engine.report import live_source_text
+from engine.report.layout import fit
 
 STYLE = {"ok": "green", "alert": "red", "error": "bold red"}
 
@@ -32,7 +35,7 @@ def print_monitor(result: dict) -> None:
         for m in result["online"]["metrics"]:
             t.add_row(m["metric"], str(m["n"]), str(result["online"]["newly_scored"].get(m["metric"], 0)),
                       _num(m["mean"]), _num(m["pass_rate"], ".3f"))
-        console.print(t)
+        console.print(fit(t))
     t = Table(title="Drift", title_justify="left")
     for c in ("rule", "feature", "test", "threshold", "status", "first alert", "detail"):
         t.add_column(c, overflow="fold")
@@ -42,7 +45,7 @@ def print_monitor(result: dict) -> None:
                                                   is not None else "")
         t.add_row(d["name"], d["feature"], d["test"], bound, _status(d["status"], d["severity"]),
                   (d["first_alert"] or "")[:16], d["message"])
-    console.print(t)
+    console.print(fit(t))
     t = Table(title="KPIs (current period)", title_justify="left")
     for c in ("kpi", "category", "value", "target", "status", "detail"):
         t.add_column(c, overflow="fold")
@@ -50,14 +53,16 @@ def print_monitor(result: dict) -> None:
         target = f"{k['target'].get('op', '')} {k['target'].get('value', '')}" if k["target"] else "-"
         t.add_row(k["name"], k["category"], _num(k["value"]), target, _status(k["status"], k["severity"]),
                   k["message"])
-    console.print(t)
+    console.print(fit(t))
     for r in result["parity"]:
-        lines = [r["message"]]
+        lines = [r["message"], live_source_text(r)]
         for s in r["slices"][:6]:
             lines.append(f"  {s['slice']:<16} lab {s['lab']['rate']:.1%} (n={s['lab']['n']})  live "
                          f"{s['live']['rate']:.1%} (n={s['live']['n']}, 95% CI {s['live']['ci'][0]:.1%}-"
                          f"{s['live']['ci'][1]:.1%})  gap {s['gap']:+.1%}")
-        console.print(Panel("\n".join(lines), title=f"Prod-lab parity: {r['name']} / {r['model']} ({r['model_version']}) "
+        # Text that wraps inside the panel: the console's soft wrap would otherwise crop long lines at its border
+        body = Text("\n".join(lines), no_wrap=False, overflow="fold")
+        console.print(Panel(body, title=f"Prod-lab parity: {r['name']} / {r['model']} ({r['model_version']}) "
                             f"{_status(r['status'], r['severity'])}", title_align="left"))
     verdict = "[bold green]HEALTHY[/]" if result["healthy"] else "[bold red]ALERT[/]"
     console.print(f"{verdict}: {len(result['blocking_alerts'])} blocking alert(s)"

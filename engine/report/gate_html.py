@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import re
 
+from engine.bridge.redact import redact_text
 from engine.report import is_production
 from engine.report.html import (
     Column,
@@ -21,6 +22,28 @@ from engine.report.html import (
 from engine.report.svg import BASELINE_COLOUR, CHALLENGER_COLOUR, Bar, fmt, grouped_bars
 
 SIDES = [("baseline", BASELINE_COLOUR), ("challenger", CHALLENGER_COLOUR)]
+# Rules and metric charts read accuracy first (what the challenger is for), then safety, then operations.
+RULE_ORDER = {"improvement": 0, "no_regression": 1, "all_pass": 2, "threshold": 3}
+_CASE_TEXT = ("input_text", "baseline_output", "challenger_output", "baseline_error", "challenger_error")
+
+
+def _rule_rank(rule: dict) -> int:
+    return RULE_ORDER.get(rule["kind"], len(RULE_ORDER))
+
+
+def masked(case: dict) -> dict:
+    """The case with emails, phone and card numbers in its input, expected answer and outputs replaced by
+    [EMAIL], [PHONE], [CARD] (the bridge's redaction): a report is shared more widely than the store."""
+    out = dict(case)
+    for key in _CASE_TEXT:
+        if isinstance(out.get(key), str):
+            out[key] = redact_text(out[key])
+    expected = out.get("expected")
+    if isinstance(expected, str):
+        out["expected"] = redact_text(expected)
+    elif isinstance(expected, list):
+        out["expected"] = [redact_text(e) if isinstance(e, str) else e for e in expected]
+    return out
 # A safety metric's detail names each violated rule with its category: "pii.email (pii); canary.token (...)".
 _VIOLATION = re.compile(r"^\s*([\w.\-:/]+)\s+\(([\w.\-:/ ]+)\)\s*$")
 ALL_CASES = "all cases"
@@ -93,11 +116,12 @@ def _case_row(rule: str, case: dict) -> Row:
                id=f"case-{rule}-{case['case_id']}")
 
 
-def case_table(rule: dict) -> str:
-    """The rule's listed cases side by side: input, expected, baseline output, challenger output."""
+def case_table(rule: dict, show_pii: bool = False) -> str:
+    """The rule's listed cases side by side: input, expected, baseline output, challenger output (personal data
+    masked unless `show_pii`)."""
     columns = [Column("case"), Column("input", wide=True), Column("expected", wide=True),
                Column("baseline output", wide=True), Column("challenger output", wide=True)]
-    rows = [_case_row(rule["name"], c) for c in rule["cases"]]
+    rows = [_case_row(rule["name"], c if show_pii else masked(c)) for c in rule["cases"]]
     table_id = f"cases-{rule['name']}"
     return filterable(table_id, rows, table(columns, rows, table_id=table_id, sortable=True))
 
@@ -116,7 +140,7 @@ def rules_section(result: dict) -> Section:
     rows = [Row([f'<a href="#rule-{esc(r["name"])}">{esc(r["name"])}</a>' if r["cases"] else esc(r["name"]),
                  esc(r["kind"]), esc(r["severity"]), (status_badge(r["status"]), r["status"]),
                  (fmt(r["value"]), r["value"] if r["value"] is not None else ""), esc(r["bound"]),
-                 esc(_consequence(r)), esc(r["message"])]) for r in result["rules"]]
+                 esc(_consequence(r)), esc(r["message"])]) for r in sorted(result["rules"], key=_rule_rank)]
     failures = result["blocking_failures"]
     lead = (f"<p>{len(failures)} blocking rule(s) did not pass: {esc(', '.join(failures))}.</p>" if failures
             else "<p>Every blocking rule passed.</p>")
@@ -150,7 +174,27 @@ def _dropped_tags(result: dict) -> dict[str, set[str]]:
     return out
 
 
-def metric_chart(metric: str, cells: list[dict], dropped: set[str]) -> str:
+def threshold_rule(result: dict, metric: str) -> dict | None:
+    """The first threshold rule on the metric whose aggregate and bound the result carries."""
+    return next((r for r in result["rules"] if r["kind"] == "threshold" and r.get("metric") == metric
+                 and "bound" in (r.get("stats") or {})), None)
+
+
+def _bar(cell: dict, aggregate: str) -> Bar:
+    if aggregate == "mean":
+        return Bar(cell["mean"], cell["ci_low"], cell["ci_high"])
+    return Bar(cell.get("pass_rate" if aggregate == "pass_rate" else aggregate))
+
+
+def metric_chart(metric: str, cells: list[dict], dropped: set[str], rule: dict | None = None,
+                 unit: str | None = None) -> str:
+    """Baseline and challenger per capability tag. With a threshold rule on the metric, the bars show the
+    aggregate the rule checks (p95 latency, not the mean) and a dashed line marks its bound."""
+    stats = (rule or {}).get("stats") or {}
+    aggregate = stats.get("aggregate", "mean")
+    if aggregate != "mean" and not any(c.get("pass_rate" if aggregate == "pass_rate" else aggregate)
+                                       is not None for c in cells):
+        aggregate, stats = "mean", {}  # an older result without the aggregate per tag: no line to compare with
     tags = [None] + sorted({c["tag"] for c in cells if c["tag"] is not None})
     groups, flagged = [], set()
     for tag in tags:
@@ -161,20 +205,30 @@ def metric_chart(metric: str, cells: list[dict], dropped: set[str]) -> str:
         label = f"{tag or ALL_CASES} (n={n})"
         if tag in dropped:
             flagged.add(label)
-        groups.append((label, [Bar(sides[s]["mean"], sides[s]["ci_low"], sides[s]["ci_high"]) if s in sides
-                               else Bar(None) for s, _ in SIDES]))
+        groups.append((label, [_bar(sides[s], aggregate) if s in sides else Bar(None) for s, _ in SIDES]))
     binary = all(c["method"] == "wilson" for c in cells)
-    return grouped_bars(f"{metric}: mean per capability tag, baseline vs challenger", groups, SIDES,
-                        unit_interval=binary, flagged=flagged)
+    what = "mean" if aggregate == "mean" else aggregate.replace("_", " ")
+    axis = f"{metric} {what}" + (f" ({unit})" if unit else "")
+    bound = stats.get("bound")
+    rule_label = f"{rule['name']}: {what} {stats['op']} {fmt(bound)}{' ' + unit if unit else ''}" if bound is not None \
+        else ""
+    return grouped_bars(f"{metric}: {what} per capability tag, baseline vs challenger"
+                        + (f" ({unit})" if unit else "") + (f"; dashed line: {rule_label}" if rule_label else ""),
+                        groups, SIDES, unit_interval=binary and aggregate in ("mean", "pass_rate"), flagged=flagged,
+                        rule=bound, rule_label=rule_label, axis_label=axis, unit=unit or "")
 
 
-def metric_table(cells: list[dict]) -> str:
+def metric_table(cells: list[dict], aggregate: str | None = None) -> str:
+    """The numbers behind a metric chart; with `aggregate` (a threshold rule's p95, max, ...) a column for it."""
+    extra = aggregate if aggregate in ("p50", "p95", "p99", "max", "sum") else None
     columns = [Column("tag"), Column("side"), Column("n", numeric=True), Column("mean", numeric=True),
                Column("95% CI", numeric=True), Column("CI method"), Column("pass rate", numeric=True)]
+    columns += [Column(extra, numeric=True)] if extra else []
     rows = [Row([esc(c["tag"] or ALL_CASES), esc(c["side"]), (str(c["n"]), c["n"]),
                  (fmt(c["mean"]), "" if c["mean"] is None else c["mean"]),
                  f"{fmt(c['ci_low'])} – {fmt(c['ci_high'])}" if c["ci_low"] is not None else "–",
-                 esc(c["method"] or "–"), fmt(c["pass_rate"])]) for c in cells]
+                 esc(c["method"] or "–"), fmt(c["pass_rate"])] + ([fmt(c.get(extra))] if extra else []))
+            for c in cells]
     return table(columns, rows)
 
 
@@ -183,14 +237,20 @@ def capabilities_section(result: dict) -> Section | None:
     if not by_metric:
         return None
     dropped = _dropped_tags(result)
-    ruled = list(dict.fromkeys(r["metric"] for r in result["rules"] if r.get("metric") in by_metric))
+    ruled = list(dict.fromkeys(r["metric"] for r in sorted(result["rules"], key=_rule_rank)
+                               if r.get("metric") in by_metric))
     parts = [('<p class="muted">Mean per capability tag for both runs; whiskers are 95% confidence intervals '
               "(Wilson for pass/fail metrics, normal approximation otherwise). A red label is a tag whose mean "
-              "dropped under a no-regression rule.</p>")]
+              "dropped under a no-regression rule. A metric a threshold rule checks is charted by that rule's "
+              "aggregate (e.g. p95), with the rule's bound as a dashed line.</p>")]
+
+    units = {name: m.get("unit") for name, m in ((result.get("per_tag") or {}).get("metrics") or {}).items()}
 
     def block(metric: str) -> str:
-        return (f"<h3>{esc(metric)}</h3>" + metric_chart(metric, by_metric[metric], dropped.get(metric, set()))
-                + details("numbers", metric_table(by_metric[metric])))
+        rule = threshold_rule(result, metric)
+        return (f"<h3>{esc(metric)}</h3>" + metric_chart(metric, by_metric[metric], dropped.get(metric, set()),
+                                                         rule, units.get(metric))
+                + details("numbers", metric_table(by_metric[metric], (rule or {}).get("stats", {}).get("aggregate"))))
 
     parts += [block(m) for m in ruled]
     others = sorted(set(by_metric) - set(ruled))
@@ -222,7 +282,9 @@ def improvement_section(result: dict) -> Section | None:
                 bars.append(Bar(s[side]))
         groups = [(f"{r['metric']} (n={s.get('n', '?')})", bars)]
         if "ci_low" in s:
-            groups.append(("delta", [Bar(None), Bar(s["delta"], s["ci_low"], s["ci_high"], " (bootstrap CI)")]))
+            # the baseline has no delta of its own: its slot stays empty rather than saying "no data"
+            groups.append(("delta (challenger − baseline)", [Bar(None, missing=""),
+                                     Bar(s["delta"], s["ci_low"], s["ci_high"], " (bootstrap CI)")]))
         parts.append(grouped_bars(f"{r['name']}: {r['metric']} baseline vs challenger", groups, SIDES,
                                   unit_interval=False))
         facts = [("delta", fmt(s.get("delta"))), ("improved cases", s.get("improved")),
@@ -233,7 +295,7 @@ def improvement_section(result: dict) -> Section | None:
     return Section("improvement", "Improvement over the baseline", "".join(parts))
 
 
-def regressions_section(result: dict) -> Section | None:
+def regressions_section(result: dict, show_pii: bool = False) -> Section | None:
     rules = [r for r in result["rules"] if r["kind"] == "no_regression"]
     if not rules:
         return None
@@ -255,11 +317,18 @@ def regressions_section(result: dict) -> Section | None:
             parts.append(table(columns, rows, sortable=True, caption="mean per capability tag"))
         if r["cases"]:
             parts.append(f"<p>Regressed cases: the baseline passed, the challenger fails "
-                         f"({len(r['cases'])} listed).</p>" + case_table(r))
+                         f"({len(r['cases'])} listed).</p>" + _pii_note(show_pii) + case_table(r, show_pii))
     return Section("regressions", "Regressions", "".join(parts))
 
 
-def safety_section(result: dict) -> Section | None:
+def _pii_note(show_pii: bool) -> str:
+    if show_pii:
+        return '<p class="muted">Personal data is shown as the model wrote it (report.show_pii=true).</p>'
+    return ('<p class="muted">Emails, phone and card numbers are masked as [EMAIL], [PHONE], [CARD]; '
+            "<code>report.show_pii=true</code> shows them.</p>")
+
+
+def safety_section(result: dict, show_pii: bool = False) -> Section | None:
     rules = [r for r in result["rules"] if r["kind"] == "all_pass"]
     if not rules:
         return None
@@ -284,7 +353,7 @@ def safety_section(result: dict) -> Section | None:
         parts.append(f'<h3 id="rule-{esc(r["name"])}">{esc(r["name"])} on {esc(r.get("metric"))} '
                      f"{status_badge(r['status'])}</h3><p>{esc(r['message'])}</p>")
         if r["cases"]:
-            parts.append(case_table(r))
+            parts.append(_pii_note(show_pii) + case_table(r, show_pii))
     return Section("safety", "Safety and must-pass rules", "".join(parts))
 
 
@@ -314,7 +383,7 @@ def provenance(result: dict) -> list[tuple[str, str]]:
 
 
 @page_for("gate")
-def gate_page(result: dict) -> Page:
+def gate_page(result: dict, show_pii: bool = False) -> Page:
     verdict = result["verdict"]
     b, c = result["baseline"], result["challenger"]
     heading = (f'<span class="verdict">{esc(verdict)}</span> · challenger <code>{esc(c["name"])}</code> '
@@ -323,6 +392,7 @@ def gate_page(result: dict) -> Page:
     lead = (f"{len(failed)} of {sum(1 for r in result['rules'] if r['severity'] == 'blocking')} blocking rules "
             f"did not pass: {esc(', '.join(failed))}" if failed else "every blocking rule passed")
     sections = [s for s in (rules_section(result), improvement_section(result), capabilities_section(result),
-                            regressions_section(result), safety_section(result), flaky_section(result)) if s]
+                            regressions_section(result, show_pii), safety_section(result, show_pii),
+                            flaky_section(result)) if s]
     return Page(f"Flywheel gate {verdict}: {c['name']} vs {b['name']}", "pass" if verdict == "PASS" else "fail",
                 heading, lead, provenance(result), sections)

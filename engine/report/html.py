@@ -268,6 +268,18 @@ def render_html(result: dict, **context) -> str:
     return document(PAGES[command](result, **context))
 
 
+def report_path(cfg: dict) -> str | None:
+    """Where the command's HTML report goes (`report.path`; a plain string from an older config works too)."""
+    report = cfg.get("report")
+    return report.get("path") if isinstance(report, dict) else report
+
+
+def report_options(cfg: dict) -> dict:
+    """The page builders' options from the `report` config section (show_pii)."""
+    report = cfg.get("report")
+    return {"show_pii": bool(report.get("show_pii"))} if isinstance(report, dict) else {}
+
+
 def write_html(target: Path, result: dict, **context) -> Path:
     from engine.outputs import write_text
     from engine.redaction import scrub_value

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+from engine.report import live_source_text
 from engine.report.html import (
     Column,
     Page,
@@ -414,7 +415,8 @@ def parity_block(p: dict, window: str, first_of_name: bool) -> str:
     badge_html, _ = check_badge(p["status"], p["severity"])
     ident = f' id="{esc(anchor("parity", p["name"]))}"' if first_of_name else ""
     title = (f"<h3>{esc(p['name'])} · {esc(p.get('model'))} <code>{esc(p.get('model_version'))}</code> "
-             f"{badge_html}</h3><p>{esc(p['message'])}</p>")
+             f"{badge_html}</h3><p>{esc(p['message'])}</p><p class=\"muted live-source\">"
+             f"{esc(live_source_text(p))}</p>")
     facts = definition_list([("lab", rate_text(p.get("lab"))), ("live", rate_text(p.get("live"))),
                              ("gap (lab − live)", pct(p.get("gap"))), ("tolerance", pct(p.get("tolerance"))),
                              ("lab run", (p.get("lab") or {}).get("run_id") or "–")])
@@ -430,9 +432,10 @@ def parity_section(result: dict) -> Section | None:
     for p in result["parity"]:
         blocks.append(parity_block(p, result["window"], p["name"] not in seen))
         seen.add(p["name"])
-    lead = ("<p>Pass rate of the lab metric in the lab (the model's last evaluation) and live (online scores of "
-            "the current period), with 95% Wilson intervals. The gap is lab minus live: above the tolerance, the "
-            "model works worse in production than the lab says.</p>")
+    sources = sorted({live_source_text(p) for p in result["parity"]})
+    lead = ("<p>Pass rate of the lab metric in the lab (the model's last evaluation) and live in the current "
+            f"period ({esc('; '.join(sources))}), with 95% Wilson intervals. The gap is lab minus live: above the "
+            "tolerance, the model works worse in production than the lab says.</p>")
     return Section("parity", "Prod-lab parity", lead + "".join(blocks))
 
 

@@ -12,6 +12,11 @@ Confidence intervals:
   with a single value there is no interval).
 Repeats of one case (flaky models) are first averaged per case, and a case passes by the gate's reducer.
 Errored cases count in `n` and fail; a NULL value is left out of the mean.
+
+Each cell also carries the per-case value's p50, p95, p99, max and sum (computed as the gate's `threshold`
+rule computes them, `quantile_cont` over per-case values), so a report can chart the aggregate a threshold
+rule checks (p95 latency per tag against the rule's bound), and `metrics` gives each metric's kind, declared
+aggregate and unit (latency in ms, tokens, ...) for axis labels.
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ from sqlglot import exp
 from engine.executor import execute
 from engine.sql import Statement, parse, parse_expression
 
+QUANTILES = ("p50", "p95", "p99", "max", "sum")
 Z95 = 1.959963984540054  # the standard normal's 97.5th percentile
 
 # Reducers of one case's repeats to one pass/fail (the gate's `reducer` option).
@@ -56,7 +62,9 @@ SELECT side, metric, tag,
        avg(value) AS mean_value,
        stddev_samp(value) AS sd_value,
        coalesce(bool_and(value = 0 OR value = 1), FALSE) AS is_binary,
-       avg(CASE WHEN passed THEN 1.0 ELSE 0.0 END) AS pass_rate
+       avg(CASE WHEN passed THEN 1.0 ELSE 0.0 END) AS pass_rate,
+       quantile_cont(value, 0.5) AS p50, quantile_cont(value, 0.95) AS p95, quantile_cont(value, 0.99) AS p99,
+       max(value) AS max, sum(value) AS sum
 FROM cells
 GROUP BY side, metric, tag
 ORDER BY metric, tag NULLS FIRST, side
@@ -94,7 +102,8 @@ def summarise_row(row: dict) -> dict:
     """One query row -> one plain summary cell with its confidence interval."""
     mean, n_valued = row["mean_value"], row["n_valued"]
     cell = {"metric": row["metric"], "tag": row["tag"], "side": row["side"], "n": row["n"],
-            "mean": mean, "ci_low": None, "ci_high": None, "method": None, "pass_rate": row["pass_rate"]}
+            "mean": mean, "ci_low": None, "ci_high": None, "method": None, "pass_rate": row["pass_rate"],
+            **{k: (float(row[k]) if row[k] is not None else None) for k in QUANTILES}}
     if mean is None:
         return cell
     if row["is_binary"]:
@@ -106,8 +115,30 @@ def summarise_row(row: dict) -> dict:
     return cell
 
 
+def metric_unit(spec: dict) -> str | None:
+    """The unit of a metric's values, for axis labels: None for scores and rates (0..1 or counts of cases)."""
+    kind = spec.get("kind")
+    if kind == "latency":
+        return "ms"
+    if kind == "tokens":
+        return "tokens"
+    if kind == "output_length":
+        return spec.get("unit", "characters")
+    if kind == "cost":
+        return "cost units"
+    return None
+
+
 def per_tag_summary(con: duckdb.DuckDBPyConnection, baseline_run: str, challenger_run: str,
-                    reducer: str = "all") -> dict:
-    """Metric x tag x side summary of two stored runs (plain, JSON-serialisable; see the module docstring)."""
+                    reducer: str = "all", metrics: dict | None = None) -> dict:
+    """Metric x tag x side summary of two stored runs (plain, JSON-serialisable; see the module docstring).
+
+    `metrics`: the metric config, to describe each metric (kind, declared aggregate, unit) in the summary."""
+    from engine.compiler import default_aggregate
+
     rows = execute(con, per_tag_statement(reducer), {"baseline_run": baseline_run, "challenger_run": challenger_run})
-    return {"confidence": 0.95, "rows": [summarise_row(r) for r in rows]}
+    summary = {"confidence": 0.95, "rows": [summarise_row(r) for r in rows]}
+    if metrics:
+        summary["metrics"] = {name: {"kind": spec["kind"], "aggregate": default_aggregate(spec),
+                                     "unit": metric_unit(spec)} for name, spec in metrics.items()}
+    return summary

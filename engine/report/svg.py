@@ -25,6 +25,7 @@ class Bar:
     low: float | None = None
     high: float | None = None
     note: str = ""
+    missing: str = "no data"  # shown where a value is None; "" leaves the slot empty (nothing to compare)
 
 
 @dataclass(frozen=True)
@@ -94,11 +95,14 @@ def _whisker(x1: float, x2: float, y: float, colour: str, vertical: bool = False
 
 def grouped_bars(title: str, groups: list[tuple[str, list[Bar]]], series: list[tuple[str, str]],
                  unit_interval: bool = False, width: int = 860, label_width: int | None = None,
-                 flagged: set[str] = frozenset(), rule: float | None = None, rule_label: str = "") -> str:
+                 flagged: set[str] = frozenset(), rule: float | None = None, rule_label: str = "",
+                 axis_label: str = "", unit: str = "") -> str:
     """Horizontal bars, one group per label (e.g. a capability tag), one bar per series (baseline,
     challenger), each with its confidence interval as a whisker. Labels in `flagged` are drawn in red; `rule`
-    draws a dashed vertical line at that value (a tolerance)."""
-    bar_h, gap, top, axis_h = 14, 10, 28, 24
+    draws a dashed vertical line at that value (a tolerance, a gate rule's bound) labelled above the plot.
+    `axis_label` names the value axis (with its unit); `unit` follows each printed value."""
+    bar_h, gap, axis_h = 14, 10, 24 + (16 if axis_label else 0)
+    top = 28 + (16 if rule is not None and rule_label else 0)
     if label_width is None:  # about 7 px per character at 12 px, within reason
         label_width = min(max([90, *(7 * len(label) + 16 for label, _ in groups)]), 340)
     value_w = 150
@@ -127,30 +131,42 @@ def grouped_bars(title: str, groups: list[tuple[str, list[Bar]]], series: list[t
                     f'<text x="{x(t):.1f}" y="{axis_y + 14}" text-anchor="middle" fill="#555">{fmt(t)}</text>')
     if lo < 0 < hi:
         body.append(f'<line x1="{x(0):.1f}" y1="{top - 4}" x2="{x(0):.1f}" y2="{axis_y}" stroke="#333"/>')
+    if axis_label:
+        body.append(f'<text class="axis-label" x="{label_width + plot_w / 2:.1f}" y="{axis_y + 30}" '
+                    f'text-anchor="middle" fill="#333">{escape(axis_label)}</text>')
     if rule is not None:
+        # the label sits in its own row above the bars, so no bar or value text can cover it
+        label = rule_label if rule_label and fmt(rule) in rule_label else f"{rule_label} {fmt(rule)}".strip()
+        anchor = "end" if x(rule) > label_width + plot_w / 2 else "start"
         body.append(f'<line class="rule" x1="{x(rule):.1f}" y1="{top - 6}" x2="{x(rule):.1f}" y2="{axis_y}" '
                     f'stroke="{ALERT_COLOUR}" stroke-width="1.5" stroke-dasharray="5 4"/>'
-                    f'<text x="{x(rule) + 4:.1f}" y="{axis_y - 4}" fill="{ALERT_COLOUR}">{escape(rule_label)} '
-                    f"{fmt(rule)}</text>")
+                    f'<text class="rule-label" x="{x(rule) + (-4 if anchor == "end" else 4):.1f}" y="{top - 10}" '
+                    f'text-anchor="{anchor}" fill="{ALERT_COLOUR}">{escape(label)}</text>')
+    suffix = escape(f" {unit}") if unit else ""
     for gi, (label, bars) in enumerate(groups):
         gy = top + gi * group_h
         colour = "#c92a2a" if label in flagged else "#222"
-        body.append(f'<text x="{label_width - 8}" y="{gy + len(series) * bar_h / 2 + 4:.1f}" text-anchor="end" '
+        # centred on the slots that are drawn (an empty slot, `missing=""`, is not part of the group's row)
+        shown = [si for si, bar in enumerate(bars) if bar.value is not None or bar.missing] or [0]
+        label_y = gy + (min(shown) + max(shown) + 1) * bar_h / 2 + 4
+        body.append(f'<text x="{label_width - 8}" y="{label_y:.1f}" text-anchor="end" '
                     f'fill="{colour}">{escape(label)}</text>')
         for si, (bar, (name, fill)) in enumerate(zip(bars, series)):
             y = gy + si * bar_h
             if bar.value is None:
-                body.append(f'<text x="{label_width + 4}" y="{y + 11}" fill="#888">no data</text>')
+                if bar.missing:
+                    body.append(f'<text class="missing" x="{label_width + plot_w + 8}" y="{y + 11}" fill="#888">'
+                                f"{escape(bar.missing)}</text>")
                 continue
             x0, x1 = sorted((x(0.0), x(bar.value)))  # the domain always contains 0
             body.append(f'<rect x="{x0:.1f}" y="{y + 1}" width="{max(x1 - x0, 1):.1f}" height="{bar_h - 2}" '
-                        f'fill="{fill}"><title>{escape(name)} {escape(label)}: {fmt(bar.value)}'
+                        f'fill="{fill}"><title>{escape(name)} {escape(label)}: {fmt(bar.value)}{suffix}'
                         + (f" (95% CI {fmt(bar.low)} to {fmt(bar.high)})" if bar.low is not None else "")
                         + f"{escape(bar.note)}</title></rect>")
             if bar.low is not None and bar.high is not None:
                 body.append(_whisker(x(bar.low), x(bar.high), y + bar_h / 2, "#222"))
             body.append(f'<text x="{label_width + plot_w + 8}" y="{y + 11}" fill="#333">{fmt(bar.value)}'
-                        f'{escape(bar.note)}</text>')
+                        f'{suffix}{escape(bar.note)}</text>')
     return _svg(width, height, title, body, "bars")
 
 

@@ -38,9 +38,11 @@ def _overall(result: dict | None, metric: str | None, side: str) -> dict | None:
 def leaderboard_section(leaderboard: dict, results: dict[int, dict]) -> Section:
     main_key = main_delta_key(leaderboard)
     keys = sorted({k for e in leaderboard["entries"] for k in e["deltas"]}, key=lambda k: (k != main_key, k))
-    columns = [Column("rank", numeric=True), Column("challenger"), Column("swept"), Column("verdict"),
-               *[Column(f"Δ {k}" + (" (main)" if k == main_key else ""), numeric=True) for k in keys],
-               Column("failed rules / error", wide=True), Column("job", numeric=True)]
+    # What decides first (verdict, the rules that failed), then who, then the deltas: with many metrics the
+    # delta columns scroll off to the right, never the verdict.
+    columns = [Column("rank", numeric=True), Column("verdict"), Column("failed rules / error"), Column("challenger"),
+               Column("swept"), *[Column(f"Δ {k}" + (" (main)" if k == main_key else ""), numeric=True) for k in keys],
+               Column("job", numeric=True)]
     rows = []
     for e in leaderboard["entries"]:
         fingerprint = ((results.get(e["job"]) or {}).get("challenger") or {}).get("fingerprint")
@@ -52,10 +54,11 @@ def leaderboard_section(leaderboard: dict, results: dict[int, dict]) -> Section:
             cls = "" if v is None or v == 0 else ("pos" if v > 0 else "neg")
             deltas.append((f'<span class="{cls}">{signed(v)}</span>',
                            "" if v is None else v))
-        rows.append(Row([(str(e["rank"]), e["rank"]), challenger,
+        failed = ", ".join(e["failed_rules"]) or e.get("error") or ""
+        rows.append(Row([(str(e["rank"]), e["rank"]), (badge(e["verdict"], VERDICT_BADGE[e["verdict"]]), e["verdict"]),
+                         esc(failed) if failed else '<span class="muted">none</span>', challenger,
                          " ".join(f"<code>{esc(o)}</code>" for o in e["swept"]) or '<span class="muted">-</span>',
-                         (badge(e["verdict"], VERDICT_BADGE[e["verdict"]]), e["verdict"]), *deltas,
-                         esc(", ".join(e["failed_rules"]) or e.get("error") or ""), (str(e["job"]), e["job"])]))
+                         *deltas, (str(e["job"]), e["job"])]))
     lead = (f"<p>{len(rows)} challengers, ranked PASS first, then by the change in the main metric "
             f"(<code>{esc(leaderboard.get('main_metric'))}</code>). Δ is challenger minus baseline mean. "
             "Click a column header to sort.</p>")

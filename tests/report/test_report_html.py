@@ -178,9 +178,11 @@ def test_sweep_report_ranks_every_challenger_and_charts_each_swept_parameter():
     rows = table_rows(doc, "leaderboard-table")
     assert len(rows) == 5
     heads = [th.text() for th in doc.by_id("leaderboard-table").iter("th")]
-    assert heads[4] == "Δ qa.accuracy (main)"  # the main metric's delta comes first
+    # what decides comes first: the verdict and the failed rules, then who, then the main metric's delta
+    assert heads[:6] == ["rank", "verdict", "failed rules / error", "challenger", "swept", "Δ qa.accuracy (main)"]
     assert "sortable" in doc.by_id("leaderboard-table").attrs["class"]
-    assert [td.text() for td in rows[2].iter("td")][4] == "-0.05"
+    cells = [td.text() for td in rows[2].iter("td")]
+    assert cells[5] == "-0.05" and cells[2] == "no_regressions"
     charts = {next(s.iter("title")).text() for s in doc.iter("svg")}
     assert charts == {"challenger against accuracy", "challenger.params.top_k against accuracy"}
     # without the jobs' results the chart plots the leaderboard's delta; ERROR entries are not plotted
