@@ -99,6 +99,9 @@ def run_command(cmd: Command, options: dict, overrides: list[str]) -> int:
     if cmd.positional:
         args = [o for o in overrides if "=" not in o]
         overrides = [o for o in overrides if "=" in o]
+    if cmd.arguments:
+        args += [o for o in overrides if o.split("=", 1)[0] in cmd.arguments]
+        overrides = [o for o in overrides if o.split("=", 1)[0] not in cmd.arguments]
     composed = prepare(options, overrides, cmd)
     if args:
         from dataclasses import replace

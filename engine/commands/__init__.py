@@ -25,6 +25,9 @@ class Command:
     sweep: Callable[[dict, list[str]], int] | None = None  # Hydra multirun (-m), for commands that support it
     positional: bool = False  # takes positional arguments (words without `=`) before its overrides
     sections: tuple[str, ...] | None = ()  # optional config sections it reads and validates (None: all)
+    # `key=value` words that are the command's own arguments, not Hydra overrides (`whatif gate since=...`,
+    # `rescore run=RUN`); they reach the command in `Composed.args`, after its positional words
+    arguments: tuple[str, ...] = ()
 
 
 COMMANDS: dict[str, Command] = {}
@@ -32,9 +35,9 @@ COMMANDS: dict[str, Command] = {}
 
 def command(name: str, summary: str, compile: Callable[[Composed], str] | None = None,
             sweep: Callable[[dict, list[str]], int] | None = None, positional: bool = False,
-            sections: tuple[str, ...] | None = ()):
+            sections: tuple[str, ...] | None = (), arguments: tuple[str, ...] = ()):
     def decorator(fn: Callable[[Composed], Outcome]) -> Callable[[Composed], Outcome]:
-        COMMANDS[name] = Command(name, summary, fn, compile, sweep, positional, sections)
+        COMMANDS[name] = Command(name, summary, fn, compile, sweep, positional, sections, arguments)
         return fn
 
     return decorator
@@ -43,4 +46,5 @@ def command(name: str, summary: str, compile: Callable[[Composed], str] | None =
 def load_all() -> dict[str, Command]:
     from engine.commands import bridge, datasets, demo, evaluate, gate, monitor  # noqa: F401
     from engine.commands import ingest, simulate  # noqa: F401
+    from engine.commands import rescore, whatif  # noqa: F401
     return COMMANDS
