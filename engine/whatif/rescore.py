@@ -32,7 +32,7 @@ WITH expected AS (
     LEFT JOIN outputs AS o ON o.model_fingerprint = $fingerprint AND o.input_hash = e.input_hash AND o.repeat = e.rep
 )
 SELECT count(*) AS expected, count(*) FILTER (WHERE missing) AS missing, count(*) FILTER (WHERE replaced) AS replaced,
-       list_slice(list(DISTINCT case_id) FILTER (WHERE missing OR replaced), 1, 5) AS examples
+       list_slice(list_sort(list(DISTINCT case_id) FILTER (WHERE missing OR replaced)), 1, 5) AS examples
 FROM found
 """))
 
