@@ -157,9 +157,11 @@ def test_selection_by_limit_since_and_challenger(history):
     assert r.code == 0, r
     assert [d["decision_id"] for d in r.json["decisions"]] == [gates["c5"]["decision_id"], gates["c5_v2"]["decision_id"]]
     since = gates["c3"]["decided_at"]
-    r = run_cli("whatif", "gate", f"since={since}", "out=w.json", cwd=project)
+    r = run_cli("whatif", "gate", f"since={since}", "out=since.json", cwd=project)
+    assert r.code == 0, r
     assert [d["challenger"]["name"] for d in r.json["decisions"]] == ["c3", "c4", "c5", "c5"]
-    r = run_cli("whatif", "gate", "limit=1", "out=w.json", cwd=project)
+    r = run_cli("whatif", "gate", "limit=1", "out=last.json", cwd=project)
+    assert r.code == 0, r
     assert [d["decision_id"] for d in r.json["decisions"]] == [gates["c5_v2"]["decision_id"]]
 
 
@@ -208,8 +210,8 @@ def test_missing_outputs_refuse_only_the_decisions_that_need_re_scoring(history,
                 "WHERE case_id IN ('q02', 'q03'))", [c4])
     con.close()
     # stored scores suffice for a bound edit: c4 is replayed
-    r = run_cli("whatif", "gate", "gate.rules.found_improves.min_delta=0.12", "out=w.json", cwd=project)
-    assert r.json["summary"]["refused"] == 0
+    r = run_cli("whatif", "gate", "gate.rules.found_improves.min_delta=0.12", "out=bound.json", cwd=project)
+    assert r.code == 1 and r.json["summary"]["refused"] == 0, r
     # a new safety rule needs c4's outputs: left out, with the reason, and counted
     r = run_cli("whatif", "gate", CHANGED_PACK, "out=w.json", cwd=project)
     assert r.code == 1, r
