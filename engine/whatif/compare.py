@@ -62,9 +62,6 @@ def _explain(name: str, before: dict | None, after: dict | None) -> str:
         text += f"; {'misses' if m < 0 else 'clears'} it by {_num(abs(m))}"
         if before is not None and before.get("margin") is not None:
             text += f" (was {'-' if before['margin'] < 0 else '+'}{_num(abs(before['margin']))})"
-    significance = (after.get("p_value"), after.get("alpha"))
-    if significance[0] is not None:
-        text += f"; p = {significance[0]:.3g} (alpha {significance[1]:g})"
     return text
 
 

@@ -159,7 +159,7 @@ def summary_line(s: dict) -> str:
     line = (f"this policy flips {s['flipped']} of {s['decisions']} past decision{'s' if s['decisions'] != 1 else ''}: "
             f"{s['newly_blocked']} newly blocked, {s['newly_passing']} newly passing")
     if s["changed"]:
-        line += f"; {s['changed']} more change rule outcomes without changing the verdict"
+        line += f"; rule outcomes change in {s['changed']} more (same verdict)"
     if s["rescored"]:
         line += f"; {s['rescored']} re-scored from stored outputs"
     if s["refused"]:
