@@ -112,9 +112,12 @@ def run_command(cmd: Command, options: dict, overrides: list[str]) -> int:
             raise UserError(f"`flywheel {cmd.name}` does not run sweeps (-m)")
         return cmd.sweep(options, overrides)
     args: list[str] = []
-    if cmd.positional:
-        args = [o for o in overrides if "=" not in o]
-        overrides = [o for o in overrides if "=" in o]
+    if cmd.positional:  # `~key` (Hydra's delete) is an override too
+        args = [o for o in overrides if "=" not in o and not o.startswith("~")]
+        overrides = [o for o in overrides if o not in args]
+    if cmd.arguments:
+        args += [o for o in overrides if o.split("=", 1)[0] in cmd.arguments]
+        overrides = [o for o in overrides if o.split("=", 1)[0] not in cmd.arguments]
     composed = prepare(options, overrides, cmd)
     if args:
         from dataclasses import replace

@@ -297,6 +297,12 @@ MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
             PRIMARY KEY (encoder, text_hash)
         )""",
     )),
+    (60, "what-if: the monitor policy each monitor run was computed with", (
+        """CREATE TABLE monitor_policies (
+            run_id VARCHAR PRIMARY KEY,           -- monitor_runs.run_id
+            policy JSON NOT NULL                  -- {"monitor": the monitor section, "online_metric_hashes": {...}}
+        )""",
+    )),
 ]
 
 SCHEMA_VERSION = max(m[0] for m in MIGRATIONS)

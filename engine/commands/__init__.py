@@ -27,6 +27,9 @@ class Command:
     sections: tuple[str, ...] | None = ()  # optional config sections it reads and validates (None: all)
     # Commands that do not run on a composed config (`init`, `config`) parse their own arguments: argv -> exit code.
     main: Callable[[list[str]], int] | None = None
+    # `key=value` words that are the command's own arguments, not Hydra overrides (`whatif gate since=...`,
+    # `rescore run=RUN`); they reach the command in `Composed.args`, after its positional words
+    arguments: tuple[str, ...] = ()
 
 
 COMMANDS: dict[str, Command] = {}
@@ -34,9 +37,9 @@ COMMANDS: dict[str, Command] = {}
 
 def command(name: str, summary: str, compile: Callable[[Composed], str] | None = None,
             sweep: Callable[[dict, list[str]], int] | None = None, positional: bool = False,
-            sections: tuple[str, ...] | None = ()):
+            sections: tuple[str, ...] | None = (), arguments: tuple[str, ...] = ()):
     def decorator(fn: Callable[[Composed], Outcome]) -> Callable[[Composed], Outcome]:
-        COMMANDS[name] = Command(name, summary, fn, compile, sweep, positional, sections)
+        COMMANDS[name] = Command(name, summary, fn, compile, sweep, positional, sections, arguments)
         return fn
 
     return decorator
@@ -58,4 +61,5 @@ def _not_composed(composed: Composed) -> Outcome:
 def load_all() -> dict[str, Command]:
     from engine.commands import bridge, datasets, demo, evaluate, gate, monitor  # noqa: F401
     from engine.commands import config_cmd, ingest, init, simulate  # noqa: F401
+    from engine.commands import rescore, whatif  # noqa: F401
     return COMMANDS

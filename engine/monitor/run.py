@@ -109,7 +109,7 @@ def run_monitor(store: Store, cfg: dict, project_dir) -> MonitorOutcome:
         "parity": parity_results,
         "store": str(store.path),
     }
-    _append(store, result)
+    _append(store, result, {"monitor": monitor, "online_metric_hashes": hashes})
     return MonitorOutcome(result, not blocking)
 
 
@@ -134,8 +134,9 @@ def _lab_lookup(con, lab_metric: str):
     return lookup
 
 
-def _append(store: Store, result: dict) -> None:
-    """Results as rows of a long time series, plus the run itself, in one transaction."""
+def _append(store: Store, result: dict, policy: dict) -> None:
+    """Results as rows of a long time series, plus the run itself and its policy (what `whatif monitor` needs
+    to tell a bound edit from a changed statistic), in one transaction."""
     rows = []
     rid = result["run_id"]
     for d in result["drift"]:
@@ -164,3 +165,4 @@ def _append(store: Store, result: dict) -> None:
                     [rid, result["started_at"], utc_now(), result["config_hash"], result["git_commit"],
                      result["healthy"], len(result["blocking_alerts"]) + len(result["warnings"]),
                      canonical_json(result)])
+        con.execute("INSERT INTO monitor_policies VALUES (?, ?)", [rid, canonical_json(policy)])

@@ -1,0 +1,172 @@
+"""`flywheel whatif gate`: re-judge stored gate decisions under another policy, with no model calls.
+
+For each selected decision (oldest first) the candidate policy's rules run over the decision's two stored runs:
+stored scores where the metric definition is the one the runs were scored with, re-scored rows from the
+stored outputs where it differs. The outcome is compared with the stored one (the rules it was decided with),
+or with another policy replayed the same way (`against=REV`). A decision that cannot be replayed faithfully
+(a run, dataset version or output no longer stored) is refused with the reason and counted.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from engine.errors import UserError
+from engine.whatif.compare import compare
+from engine.whatif.history import (
+    Selection,
+    StoredDecision,
+    StoredRun,
+    dataset_versions_of,
+    load_runs,
+    refusal,
+    select_decisions,
+    stored_versions,
+)
+from engine.whatif.policy import Policy
+from engine.whatif.replay import CompiledGate, Judged, compile_gate, judge
+from engine.whatif.rescore import Rescorer
+
+
+@dataclass
+class SideReplay:
+    judged: Judged | None
+    metrics: dict[str, dict]  # metric -> hash used, hashes the runs were scored with, source
+    rescored: list[str]
+    refused: str | None = None
+
+
+class Side:
+    """One policy, compiled once, replayed decision after decision."""
+
+    def __init__(self, con, policy: Policy, slot: int):
+        self.con, self.policy = con, policy
+        gate, metrics = policy.config["gate"], policy.config["metrics"]
+        self.compiled: CompiledGate = compile_gate(gate, metrics, f"whatif_rescored_{slot}")
+        self.rescorer = Rescorer(con, metrics, f"whatif_rescored_{slot}")
+
+    def replay(self, decision: StoredDecision, runs: dict[str, StoredRun], with_cases: bool) -> SideReplay:
+        b, c = runs[decision.baseline_run], runs[decision.challenger_run]
+        stored, rescored, used = [], [], {}
+        for m in self.compiled.used_metrics:
+            differs = self.rescorer.differs(m, [b, c])
+            used[m] = {"hash": self.rescorer.hash(m),
+                       "scored_with": {"baseline": b.metric_hash(m), "challenger": c.metric_hash(m)},
+                       "source": "re-scored from stored outputs" if differs else "stored scores"}
+            if not differs:
+                stored.append(m)
+                continue
+            reason = self.rescorer.refusal(m, [b, c])
+            if reason:
+                return SideReplay(None, used, rescored, reason)
+            rescored.append(m)
+        for m in rescored:
+            self.rescorer.rescore(b, m)
+            self.rescorer.rescore(c, m)
+        judged = judge(self.con, self.compiled, b.run_id, c.run_id, stored, rescored, with_cases)
+        return SideReplay(judged, used, rescored)
+
+
+def _record(decision: StoredDecision) -> dict:
+    return {"decision_id": decision.decision_id, "decided_at": decision.decided_at.isoformat(),
+            "baseline": {"name": decision.baseline_model, "run_id": decision.baseline_run},
+            "challenger": {"name": decision.challenger_model, "run_id": decision.challenger_run},
+            "status": "unchanged", "reason": None,
+            "verdict": {"before": decision.verdict, "after": None},
+            "dataset_versions": {}, "metrics": {}, "rescored": [], "changes": [], "rules": []}
+
+
+def replay_decisions(con, candidate: Policy, reference: Policy, selection: Selection) -> dict:
+    """The whole replay as plain data (schemas/whatif_gate_result.schema.json, without the command fields)."""
+    started = time.perf_counter()
+    decisions = select_decisions(con, selection)
+    if not decisions:
+        raise UserError("no stored gate decisions match the selection "
+                        f"({', '.join(f'{k}={v}' for k, v in selection.to_json().items() if v is not None) or 'all'}); "
+                        "run `flywheel gate` first, or widen since=/challenger=")
+    runs = load_runs(con, {r for d in decisions for r in (d.baseline_run, d.challenger_run)})
+    versions = stored_versions(con)
+    after_side = Side(con, candidate, 0)
+    before_side = Side(con, reference, 1) if reference.config is not None else None
+    records, replay_ms = [], []
+    for decision in decisions:
+        t0 = time.perf_counter()
+        rec = _record(decision)
+        records.append(rec)
+        reason = refusal(decision, runs, versions)
+        if reason is None:
+            rec["dataset_versions"] = dataset_versions_of(decision, runs)
+            reason = _replay_one(rec, decision, runs, after_side, before_side)
+        if reason:
+            rec.update(status="refused", reason=reason)
+        replay_ms.append((time.perf_counter() - t0) * 1000)
+    summary = summarise(records)
+    return {"selection": {**selection.to_json(), "matched": len(decisions)},
+            "summary": summary, "summary_line": summary_line(summary),
+            "metric_hashes": after_side.compiled.metric_hashes(),
+            "model_calls": after_side.rescorer.model_calls + (before_side.rescorer.model_calls if before_side else 0),
+            "decisions": records,
+            "timings_ms": {"total": (time.perf_counter() - started) * 1000,
+                           "per_decision_mean": sum(replay_ms) / len(replay_ms)}}
+
+
+def _replay_one(rec: dict, decision: StoredDecision, runs: dict[str, StoredRun], after_side: Side,
+                before_side: Side | None) -> str | None:
+    """Fill `rec` with the comparison; return a refusal reason instead when a side cannot be replayed."""
+    for with_cases in (False, True):
+        after = after_side.replay(decision, runs, with_cases)
+        rec["metrics"], rec["rescored"] = after.metrics, after.rescored
+        if after.refused:
+            return after.refused
+        if before_side is None:
+            b_verdict, b_rules, b_cfg = decision.verdict, decision.rules, decision.gate_config
+        else:
+            before = before_side.replay(decision, runs, with_cases)
+            if before.refused:
+                return f"the reference policy cannot be replayed: {before.refused}"
+            b_verdict, b_rules, b_cfg = before.judged.verdict, before.judged.to_rules_json(), before_side.compiled.gate
+            rec["verdict"]["before"] = b_verdict
+            rec["reference_metrics"], rec["reference_rescored"] = before.metrics, before.rescored
+        comparison = compare(b_verdict, b_rules, b_cfg, after.judged.verdict, after.judged.to_rules_json(),
+                             after_side.compiled.gate)
+        # counts first; only a decision whose outcome changed is judged again to list its offending cases
+        if comparison.status == "unchanged" or with_cases:
+            break
+    rec["status"] = comparison.status
+    rec["verdict"]["after"] = after.judged.verdict
+    rec["changes"] = comparison.changes
+    rec["rules"] = [{"name": r.name, "severity": r.severity, "status": r.status, "value": r.value, "bound": r.bound}
+                    for r in after.judged.rules]
+    return None
+
+
+def summarise(records: list[dict]) -> dict:
+    flipped = [r for r in records if r["status"] == "flipped"]
+    return {
+        "decisions": len(records),
+        "replayed": sum(1 for r in records if r["status"] != "refused"),
+        "flipped": len(flipped),
+        "newly_blocked": sum(1 for r in flipped if r["verdict"]["after"] == "BLOCKED"),
+        "newly_passing": sum(1 for r in flipped if r["verdict"]["after"] == "PASS"),
+        "changed": sum(1 for r in records if r["status"] == "changed"),
+        "unchanged": sum(1 for r in records if r["status"] == "unchanged"),
+        "refused": sum(1 for r in records if r["status"] == "refused"),
+        "rescored": sum(1 for r in records if r["rescored"]),
+    }
+
+
+def summary_line(s: dict) -> str:
+    line = (f"this policy flips {s['flipped']} of {s['decisions']} past decision{'s' if s['decisions'] != 1 else ''}: "
+            f"{s['newly_blocked']} newly blocked, {s['newly_passing']} newly passing")
+    if s["changed"]:
+        line += f"; rule outcomes change in {s['changed']} more (same verdict)"
+    if s["rescored"]:
+        line += f"; {s['rescored']} re-scored from stored outputs"
+    if s["refused"]:
+        line += f"; {s['refused']} could not be replayed (refused, see below)"
+    return line
+
+
+def exit_code(summary: dict) -> int:
+    """0: nothing flips; 1: a verdict or rule outcome flips, or a decision could not be replayed (fail closed)."""
+    return 0 if summary["unchanged"] == summary["decisions"] else 1
