@@ -6,13 +6,33 @@ from rich.table import Table
 
 from engine.console import console
 
-STYLE = {"ok": "green", "alert": "red", "error": "bold red"}
+STYLE = {"ok": "green", "alert": "red", "error": "bold red", "no_data": "bold red"}
 
 
 def _status(status: str, severity: str) -> str:
+    if status == "no_data":  # fails closed whatever the severity
+        return "[bold red]NO DATA[/]"
     shown = status.upper() if status != "alert" or severity == "blocking" else "WARN"
     style = STYLE[status] if severity == "blocking" or status == "ok" else "yellow"
     return f"[{style}]{shown}[/]"
+
+
+def coverage_rows(result: dict) -> list[tuple[str, str, dict]]:
+    """(check, what, coverage) for every section that joins feedback to traces."""
+    rows = []
+    for k in result["kpis"]:
+        for c in k.get("coverage") or []:
+            if c.get("joined"):
+                rows.append((f"kpi.{k['name']}", f"{c['aggregate']}" + (f" ({c['where']})" if c.get("where") else ""),
+                             c))
+    for p in result["parity"]:
+        if p.get("coverage"):
+            rows.append((f"parity.{p['name']}", "scored feedback", p["coverage"]))
+    return rows
+
+
+def _share(c: dict) -> str:
+    return "-" if c["share"] is None else f"{c['share']:.1%}"
 
 
 def _num(v, fmt: str = ".4g") -> str:
@@ -51,15 +71,31 @@ def print_monitor(result: dict) -> None:
         t.add_row(k["name"], k["category"], _num(k["value"]), target, _status(k["status"], k["severity"]),
                   k["message"])
     console.print(t)
+    joins = coverage_rows(result)
+    if joins:
+        t = Table(title=f"Join coverage: feedback naming a monitored trace (current period; warn below "
+                        f"{result.get('min_join_share', 0.9):g})", title_justify="left")
+        for c in ("check", "feedback", "records", "matched", "share", "unmatched ids", "examples"):
+            t.add_column(c, overflow="fold")
+        for check, what, c in joins:
+            low = c["share"] is not None and c["share"] < result.get("min_join_share", 0.9)
+            t.add_row(check, what, f"{c['records']:,}", f"{c['matched']:,}",
+                      f"[{'yellow' if low else 'green'}]{_share(c)}[/]" if c["records"] else "[bold red]-[/]",
+                      f"{c['unmatched_ids']:,}", ", ".join(c["examples"]))
+        console.print(t)
+    for w in result.get("join_warnings") or []:
+        console.print(f"[yellow]join warning[/] {w['check']}: {w['message']}", highlight=False)
     for r in result["parity"]:
         lines = [r["message"]]
         for s in r["slices"][:6]:
             lines.append(f"  {s['slice']:<16} lab {s['lab']['rate']:.1%} (n={s['lab']['n']})  live "
                          f"{s['live']['rate']:.1%} (n={s['live']['n']}, 95% CI {s['live']['ci'][0]:.1%}-"
                          f"{s['live']['ci'][1]:.1%})  gap {s['gap']:+.1%}")
-        console.print(Panel("\n".join(lines), title=f"Prod-lab parity: {r['name']} / {r['model']} ({r['model_version']}) "
+        console.print(Panel("\n".join(lines), title=f"Prod-lab parity: {r['name']} / {r['model'] or 'every model'}"
+                            + (f" ({r['model_version']})" if r["model_version"] else "") + " "
                             f"{_status(r['status'], r['severity'])}", title_align="left"))
     verdict = "[bold green]HEALTHY[/]" if result["healthy"] else "[bold red]ALERT[/]"
     console.print(f"{verdict}: {len(result['blocking_alerts'])} blocking alert(s)"
                   + (f" ({', '.join(result['blocking_alerts'])})" if result["blocking_alerts"] else "")
-                  + f", {len(result['warnings'])} warning(s)")
+                  + f", {len(result['warnings'])} warning(s)"
+                  + (f", {len(result['join_warnings'])} join warning(s)" if result.get("join_warnings") else ""))
