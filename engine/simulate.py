@@ -290,7 +290,7 @@ class Simulator:
                 day_counts["by_topic"][q.topic] = day_counts["by_topic"].get(q.topic, 0) + 1
                 if otlp[k]:
                     trace_hex, span_hex = f"{idx:032x}", f"{idx:016x}"
-                    trace_id = f"{trace_hex}-{span_hex}"
+                    trace_id = trace_hex  # ingest stores an OTel trace under its trace id (engine/ingest/otel.py)
                 else:
                     trace_id = f"tr-{idx:010d}"
                 record = {"trace_id": trace_id, "session_id": session_id, "user_id": user_id,

@@ -303,6 +303,36 @@ MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
             policy JSON NOT NULL                  -- {"monitor": the monitor section, "online_metric_hashes": {...}}
         )""",
     )),
+    (30, "OpenTelemetry ids: span_id beside trace_id; OTLP traces stored as '<traceId>-<spanId>' split in two", (
+        # A trace record's span_id is its answer span (engine/ingest/otel.py); feedback and events may name a
+        # span instead of (or besides) a trace.
+        "ALTER TABLE traces ADD COLUMN span_id VARCHAR",
+        "ALTER TABLE feedback ADD COLUMN span_id VARCHAR",
+        "ALTER TABLE events ADD COLUMN span_id VARCHAR",
+        "ALTER TABLE feedback ALTER COLUMN trace_id DROP NOT NULL",  # a feedback record may name only a span
+        # Before, an OTLP span was stored as trace_id = '<traceId>-<spanId>', so feedback keyed by the OTel trace
+        # id joined nothing. Such rows become (traceId, spanId), and what referenced the old id follows, where
+        # the OTel trace had one stored span and its id is not taken; a trace stored as several spans keeps its
+        # old ids (the monitor still resolves '<traceId>-<spanId>' references to them).
+        """CREATE TEMPORARY TABLE fw_otel_ids AS
+           SELECT t.trace_id AS old_id, split_part(t.trace_id, '-', 1) AS new_id,
+                  split_part(t.trace_id, '-', 2) AS span_id
+           FROM traces AS t
+           WHERE regexp_full_match(t.trace_id, '[0-9a-f]{32}-[0-9a-f]{16}')
+             AND EXISTS (SELECT 1 FROM ingest_batches AS b WHERE b.batch_id = t.batch_id
+                         AND b.source_file = t.source_file AND b.format = 'otlp')
+             AND NOT EXISTS (SELECT 1 FROM traces AS o WHERE o.trace_id = split_part(t.trace_id, '-', 1))
+           QUALIFY count(*) OVER (PARTITION BY split_part(t.trace_id, '-', 1)) = 1""",
+        """UPDATE traces SET trace_id = m.new_id, span_id = m.span_id FROM fw_otel_ids AS m
+           WHERE traces.trace_id = m.old_id""",
+        """UPDATE feedback SET trace_id = m.new_id, span_id = coalesce(feedback.span_id, m.span_id)
+           FROM fw_otel_ids AS m WHERE feedback.trace_id = m.old_id""",
+        """UPDATE events SET trace_id = m.new_id, span_id = coalesce(events.span_id, m.span_id)
+           FROM fw_otel_ids AS m WHERE events.trace_id = m.old_id""",
+        "UPDATE live_scores SET trace_id = m.new_id FROM fw_otel_ids AS m WHERE live_scores.trace_id = m.old_id",
+        "UPDATE bridge_exports SET trace_id = m.new_id FROM fw_otel_ids AS m WHERE bridge_exports.trace_id = m.old_id",
+        "DROP TABLE fw_otel_ids",
+    )),
 ]
 
 SCHEMA_VERSION = max(m[0] for m in MIGRATIONS)

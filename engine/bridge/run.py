@@ -13,6 +13,7 @@ from engine.bridge.redact import redact
 from engine.bridge.sampling import compile_policy
 from engine.bridge.texts import text_hash
 from engine.errors import UserError
+from engine.monitor.sources import with_resolved_feedback
 from engine.executor import execute
 from engine.monitor.sources import traces_in_scope
 from engine.paths import resolve_data_path
@@ -91,7 +92,7 @@ def training_statement(cfg: dict) -> Statement:
           AND s.text_hash NOT IN (SELECT text_hash FROM bridge_exports WHERE destination = 'training')
         QUALIFY row_number() OVER (PARTITION BY s.text_hash ORDER BY s.policy_order, s.ord, s.trace_id) = 1
         ORDER BY s.policy_order, s.ord, s.trace_id""")
-    return Statement("training", _redacted(tree, pii), (), "the training export (before layout)")
+    return Statement("training", with_resolved_feedback(_redacted(tree, pii)), (), "the training export (before layout)")
 
 
 def candidates_statement(cfg: dict) -> Statement:
@@ -110,7 +111,8 @@ def candidates_statement(cfg: dict) -> Statement:
           AND s.text_hash NOT IN (SELECT text_hash FROM bridge_exports WHERE destination IN ('golden', 'label_queue'))
         QUALIFY row_number() OVER (PARTITION BY s.text_hash ORDER BY c.correction IS NULL, s.ord, s.trace_id) = 1
         ORDER BY s.ord, s.trace_id""")
-    return Statement("candidates", _redacted(tree, pii), ("policies",), "failures into golden cases")
+    return Statement("candidates", with_resolved_feedback(_redacted(tree, pii)), ("policies",),
+                     "failures into golden cases")
 
 
 def compile_plan(cfg: dict) -> Plan:

@@ -11,6 +11,7 @@ from typing import Callable
 from sqlglot import exp
 
 from engine import registry
+from engine.monitor.sources import with_resolved_feedback
 from engine.sql import literal, parse
 
 BUCKETS = 1_000_000
@@ -159,6 +160,7 @@ def compile_policy(name: str, policy: dict, traces: exp.Select, salt: str) -> ex
     The hash is salted with the policy's name too: two policies draw independent samples (with one shared
     salt, a hash sample and a stratified sample would both take the lowest hashes and overlap)."""
     query = registry.get("sampler", policy["kind"]).fn(policy, traces, f"{salt}:{name}")
+    query = with_resolved_feedback(query)  # feedback may name its trace by a span id (engine/monitor/sources.py)
     out = exp.select("trace_id", "ord", exp.alias_(literal(name), "policy")).from_(query.subquery("p")).order_by(
         "ord", "trace_id")
     return out.limit(int(policy["limit"])) if policy.get("limit") else out

@@ -21,6 +21,7 @@ from engine.errors import UserError
 from engine.evaluation import store_path
 from engine.ingest import readers
 from engine.ingest.load import Batch, Options, compile_plan, count_extra_sql
+from engine.ingest.otel import print_otlp_summary
 from engine.ingest.quarantine import export_quarantine
 from engine.ingest.records import KINDS
 from engine.progress import progress_bar
@@ -183,6 +184,9 @@ def _print(result: dict, store: Store, batch_id: str, show_reasons: int) -> None
         if f["previously_ingested_in"]:
             console.print(f"{f['path']}: the same file (sha256 {f['sha256'][:12]}) was ingested before in "
                           f"{', '.join(f['previously_ingested_in'])}", highlight=False)
+    for f in result["files"]:
+        if f.get("otlp"):
+            print_otlp_summary(f["path"], f["otlp"])
     if result["unknown_fields_kept"]:
         console.print(f"{result['unknown_fields_kept']:,} accepted record(s) carry fields the schema does not name; "
                       f"kept in the `extra` column", highlight=False)

@@ -485,6 +485,7 @@ class FileCounts:
     unreadable: str | None = None
     previously_ingested_in: list[str] = field(default_factory=list)
     by_kind: dict[str, dict[str, int]] = field(default_factory=dict)
+    otlp: dict | None = None  # OTLP files: spans per layout, traces, skipped spans (engine/ingest/otel.py)
 
     @property
     def accepted(self) -> int:
@@ -501,7 +502,8 @@ class FileCounts:
         return {"path": self.path, "format": self.format, "sha256": self.sha256, "bytes": self.bytes,
                 "read": self.read, "accepted": self.accepted, "inserted": self.inserted,
                 "duplicates": self.duplicates, "quarantined": self.quarantined, "unreadable": self.unreadable,
-                "previously_ingested_in": self.previously_ingested_in, "by_kind": self.by_kind}
+                "previously_ingested_in": self.previously_ingested_in, "by_kind": self.by_kind,
+                **({"otlp": self.otlp} if self.otlp is not None else {})}
 
 
 def _run(con: duckdb.DuckDBPyConnection, st: Statement, params: dict[str, Any]) -> list[tuple]:
@@ -563,6 +565,7 @@ class Batch:
                     {"batch_id": self.batch_id, "path": source.shown, "reason": f"unreadable file: {e}",
                      "now": self.now})
             counts.sha256 = source.sha256
+            counts.otlp = source.otlp
         self._finalize()
         return self.files
 

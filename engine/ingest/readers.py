@@ -55,6 +55,7 @@ class SourceFile:
     size: int
     sha256: str | None = None
     digest: Any = field(default=None, repr=False)
+    otlp: dict | None = None  # OTLP files: what the reader saw (engine/ingest/otel.py OtlpFile.summary)
 
 
 def prefetched(chunks: Iterator[Chunk], depth: int = 1) -> Iterator[Chunk]:
@@ -287,9 +288,11 @@ def _decode_lines(data: bytes | memoryview, starts: np.ndarray, ends: np.ndarray
 
 def read_otlp(source: SourceFile, chunk_bytes: int) -> Iterator[Chunk]:
     """OTLP/JSON: one ExportTraceServiceRequest per line (the OTel file exporter), or one pretty-printed
-    document per file. Each GenAI span becomes a trace record; its feedback/evaluation events become
-    feedback records (engine/ingest/otel.py)."""
-    from engine.ingest.otel import convert_request
+    document per file. Feedback events come as their lines are read; each OTel trace with a GenAI span becomes
+    one trace record once the whole file is read, as its spans may be on several lines (engine/ingest/otel.py).
+    What the file held (spans per attribute layout, traces, spans skipped and why) is left in `source.otlp`."""
+    from engine.ingest.otel import OtlpFile, dumps
+    from engine.jsonlines import BOM, loads_strict
 
     with open(source.path, "rb") as f:
         first = b""
@@ -297,6 +300,7 @@ def read_otlp(source: SourceFile, chunk_bytes: int) -> Iterator[Chunk]:
             if first.strip():
                 break
     whole_document = False
+    first = first.lstrip(b"\xef\xbb\xbf")
     try:
         json.loads(first)
     except ValueError:
@@ -307,7 +311,9 @@ def read_otlp(source: SourceFile, chunk_bytes: int) -> Iterator[Chunk]:
         blocks: Iterator[tuple[bytes, int, int]] = iter([(data, len(data), 0)])
     else:
         blocks = _byte_blocks(source, chunk_bytes)
+    otlp = OtlpFile()
     line0 = 1
+    done = 0
     for data, done, _ in blocks:
         pieces = [data] if whole_document else bytes(data).split(b"\n")
         rows = _Rows()
@@ -321,14 +327,19 @@ def read_otlp(source: SourceFile, chunk_bytes: int) -> Iterator[Chunk]:
                 rows.add(line, piece.decode("utf-8", errors="replace"), "traces", "not valid UTF-8")
                 continue
             try:
-                request = json.loads(text)
+                request = loads_strict(text.lstrip(BOM) if line == 1 else text)
             except ValueError as err:
                 rows.add(line, text.rstrip("\r"), "traces", f"invalid OTLP JSON: {err}")
                 continue
-            for item, (kind, record, problem) in enumerate(convert_request(request), start=1):
-                rows.add(line, json.dumps(record, ensure_ascii=False), kind, problem, item)
+            for at, item, kind, record, problem in otlp.add(request, line):
+                rows.add(at, dumps(record), kind, problem, item)
         line0 += 1 if whole_document else len(pieces) - (1 if pieces and pieces[-1] == b"" else 0)
         yield Chunk(rows.table(), done)
+    rows = _Rows()
+    for at, item, kind, record, problem in otlp.finish():
+        rows.add(at, dumps(record), kind, problem, item)
+    source.otlp = otlp.summary()
+    yield Chunk(rows.table(), done)
 
 
 def _coerce(value: str, types: set[str]) -> Any:

@@ -46,7 +46,7 @@ TRACES = RecordKind(
      _c("completion_tokens", "BIGINT"), _c("cost", "DOUBLE"), _c("error"),
      _c("topic", path=("attributes", "topic")), _c("channel", path=("attributes", "channel")),
      _c("locale", path=("attributes", "locale")), _c("feature", path=("attributes", "feature")),
-     _c("attributes", "JSON")),
+     _c("attributes", "JSON"), _c("span_id")),
     marker=("input",),
     description="one model call in a user session")
 
@@ -54,14 +54,15 @@ FEEDBACK = RecordKind(
     "feedback", "feedback", "feedback", "feedback_id",
     (_c("feedback_id"), _c("trace_id"), _c("session_id"), _c("user_id"), _c("timestamp", "TIMESTAMPTZ"),
      _c("kind"), _c("rating", "BIGINT"), _c("thumbs"), _c("signal"), _c("correction"), _c("ticket_id"),
-     _c("metric"), _c("value", "DOUBLE"), _c("label"), _c("comment"), _c("attributes", "JSON")),
+     _c("metric"), _c("value", "DOUBLE"), _c("label"), _c("comment"), _c("attributes", "JSON"), _c("span_id")),
     marker=("kind",),
     description="a rating, thumbs, ticket, behavioural signal, correction or online evaluation of a trace")
 
 EVENTS = RecordKind(
     "events", "event", "events", "event_id",
     (_c("event_id"), _c("user_id"), _c("session_id"), _c("trace_id"), _c("timestamp", "TIMESTAMPTZ"),
-     _c("type"), _c("amount", "DOUBLE"), _c("currency"), _c("value", "DOUBLE"), _c("attributes", "JSON")),
+     _c("type"), _c("amount", "DOUBLE"), _c("currency"), _c("value", "DOUBLE"), _c("attributes", "JSON"),
+     _c("span_id")),
     marker=("type",),
     description="a business event: signup, conversion, revenue, renewal, cancellation, churn ...")
 

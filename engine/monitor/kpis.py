@@ -9,8 +9,14 @@ expression, per window, per model version and over the whole current period (whi
       target: {op: ">=", value: 0.08}
 
 Every aggregate is computed over its table's rows in the current period; traces are restricted to the monitored
-model, feedback to feedback on those traces, events to the period only (events carry no model). A KPI is broken
-down per model version when all its aggregates come from traces or feedback.
+model, feedback to feedback on those traces (named by trace id or span id, see sources.resolved), events to the
+period only (events carry no model). A KPI is broken down per model version when all its aggregates come from
+traces or feedback.
+
+A KPI computed from nothing is `no_data`, an alert whatever its severity: when a source it aggregates has no row
+in the current period (no monitored trace, no feedback on one, no event), or when the feedback an aggregate
+counts (after its `where`) names no monitored trace at all. Each aggregate reports its rows and, for feedback,
+its join coverage (engine/monitor/joins.py).
 """
 from __future__ import annotations
 
@@ -19,7 +25,8 @@ from dataclasses import dataclass, field
 
 from sqlglot import exp
 
-from engine.monitor.sources import TABLE_COLUMNS, in_period, traces_in_scope, user_expression
+from engine.monitor.joins import Coverage, count_statement, coverage_statement
+from engine.monitor.sources import TABLE_COLUMNS, in_period, resolved, traces_in_scope, user_expression
 from engine.sql import Statement, parse
 
 OPS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt, "==": operator.eq}
@@ -36,7 +43,7 @@ def _rows(table: str, cfg: dict) -> exp.Select:
     elif table == "feedback":
         rel = (exp.select("x.*", exp.alias_(exp.column("model_version", table="t"), "model_key"),
                           exp.alias_(exp.column("window_start", table="t"), "trace_window"))
-               .from_(exp.table_("feedback").as_("x"))
+               .from_(resolved("feedback").subquery("x"))
                .join(scoped.subquery("t"), on="t.trace_id = x.trace_id", join_type="inner"))
     else:
         rel = exp.select("x.*", exp.alias_(exp.Null(), "model_key")).from_(exp.table_("events").as_("x"))
@@ -86,6 +93,25 @@ def statements(name: str, kpi: dict, cfg: dict) -> list[Statement]:
     return [kpi_statement(name, kpi, cfg, g) for g in groupings]
 
 
+def source_statements(kpis: dict, cfg: dict) -> dict[str, Statement]:
+    """Per source table the KPIs read: its rows in the current period (feedback: with its join coverage)."""
+    tables = sorted({a["from"] for kpi in kpis.values() for a in kpi["aggregates"].values()})
+    return {t: coverage_statement(f"kpi_source.{t}", t, cfg) if t == "feedback" else count_statement(
+        f"kpi_source.{t}", t, cfg) for t in tables}
+
+
+def coverage_statements(name: str, kpi: dict, cfg: dict) -> dict[str, Statement]:
+    """The join coverage of each feedback aggregate with a `where` (the others use their source's)."""
+    return {a: coverage_statement(f"kpi.{name}.{a}.coverage", "feedback", cfg, agg["where"],
+                                  what=f"KPI filter of '{name}'")
+            for a, agg in kpi["aggregates"].items() if agg["from"] == "feedback" and agg.get("where")}
+
+
+def source_coverage(table: str, row: dict) -> Coverage | int:
+    """A source statement's row: the feedback join coverage, or the row count of traces/events."""
+    return Coverage.from_row("feedback", "feedback records", row) if table == "feedback" else int(row["n"])
+
+
 @dataclass
 class KPIResult:
     name: str
@@ -93,17 +119,22 @@ class KPIResult:
     severity: str
     target: dict
     value: float | None
-    status: str  # ok | alert | error
+    status: str  # ok | alert | error | no_data
     message: str
     windows: list[dict] = field(default_factory=list)
     models: list[dict] = field(default_factory=list)
     aggregates: dict = field(default_factory=dict)
+    coverage: list[dict] = field(default_factory=list)  # per aggregate: its rows; feedback: its join coverage
+    join_warning: str | None = None
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
 
 
-def judge(name: str, kpi: dict, rows: dict[str, list[dict]]) -> KPIResult:
+def judge(name: str, kpi: dict, rows: dict[str, list[dict]], sources: dict[str, Coverage | int] | None = None,
+          filtered: dict[str, Coverage] | None = None, min_share: float = 0.9) -> KPIResult:
+    """The KPI against its target. `sources` (table -> rows, or feedback's coverage) and `filtered` (aggregate ->
+    coverage after its where) decide no_data and the join warning; without them only the value is judged."""
     target = kpi.get("target") or {}
     overall = rows["overall"][0] if rows["overall"] else {}
     value = overall.get("kpi_value")
@@ -115,7 +146,10 @@ def judge(name: str, kpi: dict, rows: dict[str, list[dict]]) -> KPIResult:
     aggregates = {k: v for k, v in overall.items() if k not in ("grp", "kpi_value")}
     result = KPIResult(name, kpi.get("category", "business"), kpi.get("severity", "warn"), target, value, "ok", "",
                        windows, models, aggregates)
-    if value is None:
+    empty = _coverage(result, kpi, sources or {}, filtered or {}, min_share) if sources is not None else None
+    if empty:
+        result.status, result.message = "no_data", empty
+    elif value is None:
         result.status, result.message = "error", "cannot compute: no data in the current period"
     elif check and not check(value, target["value"]):
         result.status = "alert"
@@ -123,3 +157,33 @@ def judge(name: str, kpi: dict, rows: dict[str, list[dict]]) -> KPIResult:
     else:
         result.message = f"{value:.4g} meets the target {target.get('op', '')} {target.get('value', '')}".strip()
     return result
+
+
+def _coverage(result: KPIResult, kpi: dict, sources: dict, filtered: dict, min_share: float) -> str | None:
+    """Fills result.coverage and result.join_warning; returns why the KPI has no data, or None."""
+    empty: list[str] = []
+    warnings: list[str] = []
+    for agg_name, agg in kpi["aggregates"].items():
+        table = agg["from"]
+        source = sources[table]
+        if table != "feedback":
+            result.coverage.append({"aggregate": agg_name, "from": table, "records": source, "joined": False})
+            if source == 0:
+                empty.append(f"no {'monitored trace' if table == 'traces' else 'event'} in the current period "
+                             f"('{agg_name}')")
+            continue
+        own = filtered.get(agg_name, source)
+        result.coverage.append({"aggregate": agg_name, "from": table, "where": agg.get("where"), "joined": True,
+                                **own.to_json()})
+        if source.matched == 0:
+            empty.append(f"no feedback on a monitored trace in the current period ('{agg_name}': "
+                         f"{source.records:,} feedback record(s), {source.unmatched:,} naming no stored trace"
+                         + (f", e.g. {', '.join(source.examples)}" if source.examples else "") + ")")
+        elif own.records and own.matched == 0:
+            empty.append(f"none of the {own.records:,} feedback record(s) '{agg_name}' counts names a monitored "
+                         f"trace (e.g. {', '.join(own.examples)})")
+        warning = own.warning(min_share)
+        if warning:
+            warnings.append(f"'{agg_name}': {warning}")
+    result.join_warning = "; ".join(dict.fromkeys(warnings)) or None
+    return "no data: " + "; ".join(dict.fromkeys(empty)) if empty else None

@@ -8,6 +8,10 @@ trace model_version, else by model name), overall and per capability tag. Live, 
 * `live: online` — the pass rate of the same metric in the online (live) scores.
 Both come with 95% Wilson intervals. The gap is lab - live; an alert fires when it exceeds `tolerance`, and the
 slices (trace topic = lab tag) with the largest gaps are named.
+
+No live judgement in the current period (no feedback on a monitored trace, feedback keyed by ids that match no
+trace, no live score) gives one result with status `no_data`: an alert, whatever the severity, never a silently
+missing section. With `live: feedback`, the result carries the join coverage of the scored feedback.
 """
 from __future__ import annotations
 
@@ -16,7 +20,8 @@ from dataclasses import dataclass, field
 
 from sqlglot import exp
 
-from engine.monitor.sources import traces_in_scope
+from engine.monitor.joins import Coverage, coverage_statement
+from engine.monitor.sources import traces_in_scope, with_resolved_feedback
 from engine.sql import Statement, parse
 
 MIN_SLICE = 20  # a slice with fewer live judgements is reported but never named as the cause
@@ -60,10 +65,10 @@ def live_judgements(cfg: dict, check: dict, metrics_hashes: dict) -> exp.Select:
         # Only traces with a rating or a thumb count as judged: users give those whether the answer was right or
         # wrong, while corrections and tickets come mostly after wrong answers and would bias the sample. A
         # judged trace fails when any of its feedback is negative, corrections and tickets included.
-        judged = parse("""
+        judged = with_resolved_feedback(parse("""
             SELECT f.trace_id, min(f.score) >= 0.5 AS passed FROM feedback AS f
             WHERE f.score IS NOT NULL GROUP BY f.trace_id
-            HAVING bool_or(f.kind IN ('rating', 'thumbs'))""")
+            HAVING bool_or(f.kind IN ('rating', 'thumbs'))"""))
     else:
         judged = parse("SELECT trace_id, passed FROM live_scores WHERE metric = $lab_metric "
                        "AND metrics_hash = $lab_metric_hash")
@@ -88,6 +93,13 @@ def live_statement(name: str, check: dict, cfg: dict, metrics_hashes: dict) -> S
                      "live pass rates per model version, slice and window")
 
 
+def coverage_of(name: str, check: dict, cfg: dict) -> Statement | None:
+    """The join coverage of the feedback that can judge a trace (feedback with a score), for `live: feedback`."""
+    if check.get("live", "feedback") != "feedback":
+        return None
+    return coverage_statement(f"parity.{name}.coverage", "feedback", cfg, "score IS NOT NULL")
+
+
 @dataclass
 class ParityResult:
     name: str
@@ -95,7 +107,7 @@ class ParityResult:
     model_version: str | None
     severity: str
     tolerance: float
-    status: str  # ok | alert | error
+    status: str  # ok | alert | error | no_data
     message: str
     lab: dict = field(default_factory=dict)  # rate, ci, n, run_id
     live: dict = field(default_factory=dict)
@@ -104,6 +116,8 @@ class ParityResult:
     windows: list[dict] = field(default_factory=list)  # live rate per window
     lab_metric: str | None = None
     live_source: str = "feedback"  # where the live rate comes from: feedback | online (the check's `live`)
+    coverage: dict | None = None  # live: feedback: the join coverage of the scored feedback
+    join_warning: str | None = None
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
@@ -114,10 +128,17 @@ def _rate(k, n) -> dict:
     return {"rate": (k / n) if n else None, "ci": [low, high], "n": int(n), "k": int(k)}
 
 
-def judge(name: str, check: dict, live_rows: list[dict], lab_lookup) -> list[ParityResult]:
-    """One result per model version seen live. `lab_lookup(name, version)` -> (run_id, rows) or None."""
+def judge(name: str, check: dict, live_rows: list[dict], lab_lookup, coverage: Coverage | None = None,
+          min_share: float = 0.9, model: str | None = None) -> list[ParityResult]:
+    """One result per model version seen live (none seen: one no_data result). `lab_lookup(name, version)` ->
+    (run_id, rows) or None."""
     tolerance = float(check.get("tolerance", 0.1))
     severity = check.get("severity", "blocking")
+    warning = coverage.warning(min_share) if coverage is not None else None
+    if not live_rows:
+        result = ParityResult(name, model, None, severity, tolerance, "no_data", _no_live(check, coverage),
+                              coverage=coverage.to_json() if coverage else None, join_warning=warning)
+        return [result]
     out = []
     versions = sorted({r["model_version"] for r in live_rows}, key=str)
     for version in versions:
@@ -125,7 +146,8 @@ def judge(name: str, check: dict, live_rows: list[dict], lab_lookup) -> list[Par
         overall = next(r for r in rows if r["slice"] is None and r["window_start"] is None)
         model_name = overall["model_name"]
         result = ParityResult(name, model_name, version, severity, tolerance, "ok", "",
-                              lab_metric=check["lab_metric"], live_source=check.get("live", "feedback"))
+                              lab_metric=check["lab_metric"], live_source=check.get("live", "feedback"),
+                              coverage=coverage.to_json() if coverage else None, join_warning=warning)
         result.live = _rate(overall["k"], overall["n"])
         result.windows = [{"window": r["window_start"].isoformat(), **_rate(r["k"], r["n"])}
                           for r in rows if r["window_start"] is not None]
@@ -160,3 +182,16 @@ def judge(name: str, check: dict, live_rows: list[dict], lab_lookup) -> list[Par
             result.message = summary
         out.append(result)
     return out
+
+
+def _no_live(check: dict, coverage: Coverage | None) -> str:
+    if check.get("live", "feedback") != "feedback":
+        return (f"no data: no live score of '{check['lab_metric']}' on a monitored trace in the current period "
+                f"(is it in monitor.online.metrics, and online.rate > 0?)")
+    if coverage is None or coverage.records == 0:
+        return "no data: no scored feedback (rating, thumbs) in the current period"
+    if coverage.matched == 0:
+        return (f"no data: none of the {coverage.records:,} scored feedback record(s) of the current period names a "
+                f"monitored trace ({coverage.unmatched_ids:,} unmatched id(s), e.g. {', '.join(coverage.examples)})")
+    return (f"no data: {coverage.matched:,} scored feedback record(s) name a monitored trace, but none is a rating "
+            f"or a thumb on a trace of the current period")

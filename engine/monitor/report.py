@@ -9,13 +9,33 @@ from engine.console import console
 from engine.report import live_source_text
 from engine.report.layout import fit
 
-STYLE = {"ok": "green", "alert": "red", "error": "bold red"}
+STYLE = {"ok": "green", "alert": "red", "error": "bold red", "no_data": "bold red"}
 
 
 def _status(status: str, severity: str) -> str:
+    if status == "no_data":  # fails closed whatever the severity
+        return "[bold red]NO DATA[/]"
     shown = status.upper() if status != "alert" or severity == "blocking" else "WARN"
     style = STYLE[status] if severity == "blocking" or status == "ok" else "yellow"
     return f"[{style}]{shown}[/]"
+
+
+def coverage_rows(result: dict) -> list[tuple[str, str, dict]]:
+    """(check, what, coverage) for every section that joins feedback to traces."""
+    rows = []
+    for k in result["kpis"]:
+        for c in k.get("coverage") or []:
+            if c.get("joined"):
+                rows.append((f"kpi.{k['name']}", f"{c['aggregate']}" + (f" ({c['where']})" if c.get("where") else ""),
+                             c))
+    for p in result["parity"]:
+        if p.get("coverage"):
+            rows.append((f"parity.{p['name']}", "scored feedback", p["coverage"]))
+    return rows
+
+
+def _share(c: dict) -> str:
+    return "-" if c["share"] is None else f"{c['share']:.1%}"
 
 
 def _num(v, fmt: str = ".4g") -> str:
@@ -54,6 +74,20 @@ def print_monitor(result: dict) -> None:
         t.add_row(k["name"], k["category"], _num(k["value"]), target, _status(k["status"], k["severity"]),
                   k["message"])
     console.print(fit(t))
+    joins = coverage_rows(result)
+    if joins:
+        t = Table(title=f"Join coverage: feedback naming a monitored trace (current period; warn below "
+                        f"{result.get('min_join_share', 0.9):g})", title_justify="left")
+        for c in ("check", "feedback", "records", "matched", "share", "unmatched ids"):
+            t.add_column(c, overflow="fold")
+        for check, what, c in joins:  # the unmatched ids' examples are in the join warnings below
+            low = c["share"] is not None and c["share"] < result.get("min_join_share", 0.9)
+            t.add_row(check, what, f"{c['records']:,}", f"{c['matched']:,}",
+                      f"[{'yellow' if low else 'green'}]{_share(c)}[/]" if c["records"] else "-",
+                      f"{c['unmatched_ids']:,}")
+        console.print(fit(t))
+    for w in result.get("join_warnings") or []:
+        console.print(f"[yellow]join warning[/] {w['check']}: {w['message']}", highlight=False)
     for r in result["parity"]:
         lines = [r["message"], live_source_text(r)]
         for s in r["slices"][:6]:
@@ -62,9 +96,11 @@ def print_monitor(result: dict) -> None:
                          f"{s['live']['ci'][1]:.1%})  gap {s['gap']:+.1%}")
         # Text that wraps inside the panel: the console's soft wrap would otherwise crop long lines at its border
         body = Text("\n".join(lines), no_wrap=False, overflow="fold")
-        console.print(Panel(body, title=f"Prod-lab parity: {r['name']} / {r['model']} ({r['model_version']}) "
+        console.print(Panel(body, title=f"Prod-lab parity: {r['name']} / {r['model'] or 'every model'}"
+                            + (f" ({r['model_version']})" if r["model_version"] else "") + " "
                             f"{_status(r['status'], r['severity'])}", title_align="left"))
     verdict = "[bold green]HEALTHY[/]" if result["healthy"] else "[bold red]ALERT[/]"
     console.print(f"{verdict}: {len(result['blocking_alerts'])} blocking alert(s)"
                   + (f" ({', '.join(result['blocking_alerts'])})" if result["blocking_alerts"] else "")
-                  + f", {len(result['warnings'])} warning(s)")
+                  + f", {len(result['warnings'])} warning(s)"
+                  + (f", {len(result['join_warnings'])} join warning(s)" if result.get("join_warnings") else ""))

@@ -9,6 +9,7 @@ from engine.executor import execute
 from engine.monitor import kpis as kpi_mod
 from engine.monitor import online, parity
 from engine.monitor.drift_rules import evaluate_rule
+from engine.monitor.joins import Coverage, min_join_share
 from engine.monitor.sources import periods as compute_periods
 from engine.provenance import canonical_json, config_hash, git_commit, utc_now
 from engine.sql import Plan, Statement
@@ -38,10 +39,16 @@ def compile_plan(cfg: dict) -> Plan:
         current, reference = _relations(monitor, feature, placeholder, online_hashes(cfg), "<golden version>")
         statements.append(Statement(f"drift.{name}.current", current, (), f"{rule['test']} on {rule['feature']}"))
         statements.append(Statement(f"drift.{name}.reference", reference, (), "the reference sample"))
-    for name, kpi in (monitor.get("kpis") or {}).items():
+    kpis = monitor.get("kpis") or {}
+    statements += list(kpi_mod.source_statements(kpis, monitor).values())
+    for name, kpi in kpis.items():
         statements += kpi_mod.statements(name, kpi, monitor)
+        statements += list(kpi_mod.coverage_statements(name, kpi, monitor).values())
     for name, check in (monitor.get("parity") or {}).items():
         statements.append(parity.live_statement(name, check, monitor, online_hashes(cfg)))
+        coverage = parity.coverage_of(name, check, monitor)
+        if coverage is not None:
+            statements.append(coverage)
     return Plan("monitor", tuple(statements))
 
 
@@ -74,29 +81,48 @@ def run_monitor(store: Store, cfg: dict, project_dir) -> MonitorOutcome:
         drift = [evaluate_rule(con, name, rule, cfg["monitor"], periods, hashes, golden_version).to_json()
                  for name, rule in (monitor.get("drift") or {}).items()]
 
-    # 3. KPIs
+    # 3. KPIs, each with the rows of its sources and the join coverage of its feedback
+    min_share = min_join_share(monitor)
+    kpi_cfg = monitor.get("kpis") or {}
+    sources = {t: kpi_mod.source_coverage(t, _one(con, st, params))
+               for t, st in kpi_mod.source_statements(kpi_cfg, monitor).items()}
     kpis = []
-    for name, kpi in (monitor.get("kpis") or {}).items():
+    for name, kpi in kpi_cfg.items():
         rows = {st.name.rsplit(".", 1)[1]: execute(con, st, params) for st in kpi_mod.statements(name, kpi, monitor)}
-        kpis.append(kpi_mod.judge(name, kpi, rows).to_json())
+        filtered = {a: Coverage.from_row("feedback", f"feedback records ({kpi['aggregates'][a]['where']})",
+                                         _one(con, st, params))
+                    for a, st in kpi_mod.coverage_statements(name, kpi, monitor).items()}
+        kpis.append(kpi_mod.judge(name, kpi, rows, sources, filtered, min_share).to_json())
 
     # 4. prod-lab parity
     parity_results = []
     for name, check in (monitor.get("parity") or {}).items():
         p = {**params, "lab_metric": check["lab_metric"], "lab_metric_hash": hashes.get(check["lab_metric"], "")}
-        live_rows = execute(con, parity.live_statement(name, check, monitor, hashes), p)
+        live_rows = execute(con, parity.live_statement(name, check, monitor, hashes), p) if periods.cur_start else []
         lookup = _lab_lookup(con, check["lab_metric"])
-        parity_results += [r.to_json() for r in parity.judge(name, check, live_rows, lookup)]
+        statement = parity.coverage_of(name, check, monitor)
+        coverage = (Coverage.from_row("feedback", "scored feedback records", _one(con, statement, params))
+                    if statement is not None else None)
+        parity_results += [r.to_json() for r in parity.judge(name, check, live_rows, lookup, coverage, min_share,
+                                                             monitor.get("model"))]
 
     alerts = ([("drift", d) for d in drift if d["status"] != "ok"] + [("kpi", k) for k in kpis if k["status"] != "ok"]
               + [("parity", r) for r in parity_results if r["status"] != "ok"])
-    blocking = [f"{section}.{a['name']}" for section, a in alerts if a["severity"] == "blocking"]
+    # no_data fails closed: a figure computed from nothing blocks whatever the check's severity
+    blocking = [f"{section}.{a['name']}" for section, a in alerts
+                if a["severity"] == "blocking" or a["status"] == "no_data"]
+    join_warnings = [{"check": f"{section}.{c['name']}", "message": c["join_warning"]}
+                     for section, c in [("kpi", k) for k in kpis] + [("parity", r) for r in parity_results]
+                     if c.get("join_warning")]
     result = {
         "command": "monitor",
         "run_id": f"monitor-{started.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}",
         "healthy": not blocking,
         "blocking_alerts": blocking,
-        "warnings": [f"{section}.{a['name']}" for section, a in alerts if a["severity"] != "blocking"],
+        "warnings": [f"{section}.{a['name']}" for section, a in alerts
+                     if a["severity"] != "blocking" and a["status"] != "no_data"],
+        "join_warnings": join_warnings,
+        "min_join_share": min_share,
         "config_hash": config_hash(monitor),
         "git_commit": git_commit(project_dir),
         "started_at": started.isoformat(),
@@ -111,6 +137,13 @@ def run_monitor(store: Store, cfg: dict, project_dir) -> MonitorOutcome:
     }
     _append(store, result, {"monitor": monitor, "online_metric_hashes": hashes})
     return MonitorOutcome(result, not blocking)
+
+
+def _one(con, statement: Statement, params: dict) -> dict:
+    """The single row of a coverage or count statement (zeros when there is no current period)."""
+    if params.get("cur_start") is None:
+        return {"matched": 0, "unmatched": 0, "out_of_scope": 0, "unmatched_ids": 0, "examples": [], "n": 0}
+    return execute(con, statement, params)[0]
 
 
 def _golden_version(con, monitor: dict) -> str | None:
@@ -147,14 +180,16 @@ def _append(store: Store, result: dict, policy: dict) -> None:
                                                                            "n": w["n"]})))
     for k in result["kpis"]:
         rows.append((rid, "kpi", k["name"], None, None, k["value"], None, (k["target"] or {}).get("value"),
-                     k["status"] == "alert", k["severity"], canonical_json({"target": k["target"]})))
+                     k["status"] in ("alert", "no_data"), k["severity"], canonical_json({"target": k["target"],
+                                                                                       "status": k["status"]})))
         for w in k["windows"]:
             rows.append((rid, "kpi", k["name"], None, w["window"], w["value"], None,
                          (k["target"] or {}).get("value"), w["meets_target"] is False, k["severity"], None))
     for p in result["parity"]:
         rows.append((rid, "parity", p["name"], p["model_version"], None, p["gap"], None, p["tolerance"],
-                     p["status"] == "alert", p["severity"],
-                     canonical_json({"lab": p["lab"], "live": p["live"], "slices": p["slices"][:5]})))
+                     p["status"] in ("alert", "no_data"), p["severity"],
+                     canonical_json({"lab": p["lab"], "live": p["live"], "slices": p["slices"][:5],
+                                     "status": p["status"], "coverage": p.get("coverage")})))
     for m in result["online"]["metrics"]:
         rows.append((rid, "online", m["metric"], None, None, m["mean"], None, None, False, "info",
                      canonical_json({"n": m["n"], "pass_rate": m["pass_rate"]})))

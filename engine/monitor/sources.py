@@ -16,12 +16,12 @@ from engine.usersql import parse_expression
 
 TRACE_COLUMNS = ("trace_id", "session_id", "user_id", "timestamp", "model", "model_version", "input", "output",
                  "latency_ms", "prompt_tokens", "completion_tokens", "cost", "error", "topic", "channel", "locale",
-                 "feature", "attributes")
+                 "feature", "attributes", "span_id")
 FEEDBACK_COLUMNS = ("feedback_id", "trace_id", "session_id", "user_id", "timestamp", "kind", "rating", "thumbs",
                     "signal", "correction", "ticket_id", "metric", "value", "label", "comment", "score",
-                    "attributes")
+                    "attributes", "span_id")
 EVENT_COLUMNS = ("event_id", "user_id", "session_id", "trace_id", "timestamp", "type", "amount", "currency", "value",
-                 "attributes")
+                 "attributes", "span_id")
 TABLE_COLUMNS = {"traces": TRACE_COLUMNS, "feedback": FEEDBACK_COLUMNS, "events": EVENT_COLUMNS}
 WINDOWS = ("hour", "day", "week")
 
@@ -44,6 +44,45 @@ def traces_in_scope(cfg: dict) -> exp.Select:
     if cfg.get("end"):
         conditions.append(exp.column("timestamp", table="t", quoted=True) < exp.cast(literal(str(cfg["end"])), "TIMESTAMPTZ"))
     return select.where(exp.and_(*conditions)) if conditions else select
+
+
+# Ids other than its trace_id that name a stored trace: its answer span id, and '<traceId>-<spanId>' (how OTLP
+# spans were stored before span_id existed, so references written for that still resolve).
+TRACE_REFS = """
+SELECT ref, min(trace_id) AS trace_id FROM (
+    SELECT span_id AS ref, trace_id FROM traces WHERE span_id IS NOT NULL
+    UNION ALL
+    SELECT trace_id || '-' || span_id AS ref, trace_id FROM traces WHERE span_id IS NOT NULL)
+GROUP BY ref"""
+
+
+def resolved(table: str) -> exp.Select:
+    """`feedback` or `events` with trace_id resolved: a record may name its trace by the trace id or by a span id
+    (in trace_id or span_id). Adds fw_ref (the id as written) and fw_matched (it names a stored trace); an
+    unresolved record keeps its trace_id as written.
+
+    Every join of feedback or events to traces goes through this relation (monitor, parity, bridge)."""
+    if table not in ("feedback", "events"):
+        raise ValueError(table)
+    return parse(f"""
+        WITH fw_refs AS ({TRACE_REFS})
+        SELECT x.* EXCLUDE (trace_id),
+               coalesce(d.trace_id, r1.trace_id, r2.trace_id, x.trace_id) AS trace_id,
+               coalesce(x.trace_id, x.span_id) AS fw_ref,
+               coalesce(d.trace_id, r1.trace_id, r2.trace_id) IS NOT NULL AS fw_matched
+        FROM {table} AS x
+        LEFT JOIN (SELECT trace_id FROM traces) AS d ON d.trace_id = x.trace_id
+        LEFT JOIN fw_refs AS r1 ON r1.ref = x.trace_id
+        LEFT JOIN fw_refs AS r2 ON r2.ref = x.span_id""")
+
+
+def with_resolved_feedback(tree: exp.Expression) -> exp.Expression:
+    """`tree` with every reference to the feedback table read through `resolved('feedback')` (same alias)."""
+    def swap(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Table) and node.name == "feedback" and not node.db:
+            return resolved("feedback").subquery(node.alias or "feedback")
+        return node
+    return tree.transform(swap)
 
 
 def _window(cfg: dict) -> str:
@@ -81,7 +120,7 @@ def golden_relation(dataset_version_param: str = "golden_version") -> exp.Select
                input_text AS input, NULL::VARCHAR AS output, NULL::DOUBLE AS latency_ms,
                NULL::BIGINT AS prompt_tokens, NULL::BIGINT AS completion_tokens, NULL::DOUBLE AS cost,
                NULL::VARCHAR AS error, tags[1] AS topic, NULL::VARCHAR AS channel, NULL::VARCHAR AS locale,
-               NULL::VARCHAR AS feature, metadata AS attributes
+               NULL::VARCHAR AS feature, metadata AS attributes, NULL::VARCHAR AS span_id
         FROM cases WHERE dataset_version = ${dataset_version_param}""")
 
 

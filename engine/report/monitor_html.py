@@ -47,6 +47,8 @@ def check_badge(status: str, severity: str) -> tuple[str, str]:
     computed reads ERROR (it alerts with its own severity)."""
     if status == "ok":
         return badge("OK", "ok"), "3 ok"
+    if status == "no_data":  # computed from nothing: an alert whatever the severity
+        return badge("NO DATA", "bad"), "0 no_data"
     if status == "error":
         return badge("ERROR", "bad"), "0 error"
     return (badge("ALERT", "bad"), "1 alert") if severity == "blocking" else (badge("WARN", "warn"), "2 warn")
@@ -109,12 +111,14 @@ def overview_section(result: dict) -> Section:
     columns = [Column("check"), Column("kind"), Column("severity"), Column("status"), Column("detail", wide=True)]
     rows = []
     for section, c in checks(result):
-        label = c["name"] + (f" / {c['model']} ({c['model_version']})" if section == "parity" else "")
+        label = c["name"] + (f" / {c['model'] or 'every model'}" + (f" ({c['model_version']})" if c["model_version"]
+                                                                    else "") if section == "parity" else "")
         rows.append(Row([f'<a href="#{esc(anchor(section, c["name"]))}">{esc(label)}</a>', esc(section),
                          esc(c["severity"]), check_badge(c["status"], c["severity"]), esc(c["message"])]))
-    counts = {s: sum(1 for _, c in checks(result) if c["status"] == s) for s in ("ok", "alert", "error")}
+    counts = {s: sum(1 for _, c in checks(result) if c["status"] == s) for s in ("ok", "alert", "error", "no_data")}
     lead = (f"<p>{len(rows)} checks: {counts['ok']} ok, {counts['alert']} alerting, {counts['error']} could not be "
-            "computed (an error counts as an alert). A blocking alert makes the run ALERT (exit code 1); a warning "
+            f"computed (an error counts as an alert), {counts['no_data']} with no data (computed from zero rows: "
+            "a blocking alert whatever the severity). A blocking alert makes the run ALERT (exit code 1); a warning "
             "is reported only.</p>")
     return Section("overview", "Every check", lead + table(columns, rows, table_id="checks-table", sortable=True))
 
@@ -414,7 +418,8 @@ def parity_tables(p: dict, window: str) -> list[str]:
 def parity_block(p: dict, window: str, first_of_name: bool) -> str:
     badge_html, _ = check_badge(p["status"], p["severity"])
     ident = f' id="{esc(anchor("parity", p["name"]))}"' if first_of_name else ""
-    title = (f"<h3>{esc(p['name'])} · {esc(p.get('model'))} <code>{esc(p.get('model_version'))}</code> "
+    version = f"<code>{esc(p['model_version'])}</code> " if p.get("model_version") else ""
+    title = (f"<h3>{esc(p['name'])} · {esc(p.get('model') or 'every model')} {version}"
              f"{badge_html}</h3><p>{esc(p['message'])}</p><p class=\"muted live-source\">"
              f"{esc(live_source_text(p))}</p>")
     facts = definition_list([("lab", rate_text(p.get("lab"))), ("live", rate_text(p.get("live"))),
@@ -437,6 +442,34 @@ def parity_section(result: dict) -> Section | None:
             f"period ({esc('; '.join(sources))}), with 95% Wilson intervals. The gap is lab minus live: above the "
             "tolerance, the model works worse in production than the lab says.</p>")
     return Section("parity", "Prod-lab parity", lead + "".join(blocks))
+
+
+# -- join coverage -------------------------------------------------------------------------------------------
+
+def join_section(result: dict) -> Section | None:
+    """How many feedback records each KPI and parity check could tie to a monitored trace."""
+    from engine.monitor.report import coverage_rows
+
+    rows_in = coverage_rows(result)
+    if not rows_in:
+        return None
+    floor = result.get("min_join_share", 0.9)
+    columns = [Column("check"), Column("feedback"), Column("records", numeric=True), Column("matched", numeric=True),
+               Column("share", numeric=True), Column("unmatched ids", numeric=True), Column("examples", wide=True)]
+    rows = []
+    for check, what, c in rows_in:
+        low = c["share"] is None or c["share"] < floor
+        share = f'<span class="{"neg" if low else ""}">{pct(c["share"])}</span>'
+        rows.append(Row([f"<code>{esc(check)}</code>", esc(what), (esc(f"{c['records']:,}"), c["records"]),
+                         (esc(f"{c['matched']:,}"), c["matched"]), (share, _key(c["share"])),
+                         (esc(f"{c['unmatched_ids']:,}"), c["unmatched_ids"]),
+                         ", ".join(f"<code>{esc(e)}</code>" for e in c["examples"]) or "–"]))
+    warnings = "".join(f"<li><code>{esc(w['check'])}</code>: {esc(w['message'])}</li>"
+                       for w in result.get("join_warnings") or [])
+    lead = (f"<p>Feedback of the current period that names a monitored trace (by trace id or span id). A share "
+            f"below {esc(fmt(floor))} (monitor.min_join_share) is a join warning; zero matched records make the "
+            f"check NO DATA.</p>" + (f"<ul>{warnings}</ul>" if warnings else ""))
+    return Section("joins", "Join coverage", lead + table(columns, rows, table_id="joins-table", sortable=True))
 
 
 # -- online scoring ------------------------------------------------------------------------------------------
@@ -490,7 +523,9 @@ def monitor_page(result: dict) -> Page:
             else "no blocking alert")
     lead += (f"; {len(warnings)} warning(s): {', '.join(_alert_link(a) for a in warnings)}" if warnings
              else "; no warning")
+    if result.get("join_warnings"):
+        lead += f"; {len(result['join_warnings'])} join warning(s) (see Join coverage)"
     sections = [s for s in (overview_section(result), drift_section(result), kpi_section(result),
-                            parity_section(result), online_section(result)) if s]
+                            parity_section(result), join_section(result), online_section(result)) if s]
     return Page(f"Flywheel monitor {verdict}", "pass" if result["healthy"] else "fail", heading, lead,
                 provenance(result), sections)

@@ -99,14 +99,15 @@ def otlp_request() -> dict:
 
 def test_otlp_genai_spans_map_to_traces_and_feedback():
     records = list(convert_request(otlp_request()))
-    assert [k for k, _, _ in records] == ["traces", "feedback", "feedback", "traces"]
-    t = records[0][1]
-    assert t == {"trace_id": "aa" * 16 + "-" + "bb" * 8, "session_id": "conv-1", "user_id": "u9",
+    assert [k for k, _, _ in records] == ["feedback", "feedback", "traces", "traces"]
+    t = records[2][1]
+    assert t == {"trace_id": "aa" * 16, "span_id": "bb" * 8, "session_id": "conv-1", "user_id": "u9",
                  "timestamp": "2025-03-01T10:00:00Z", "model": "gpt-x", "model_version": "gpt-x-2025",
                  "input": "How much is Pro?", "output": "$8", "latency_ms": 250.0, "prompt_tokens": 12,
                  "completion_tokens": 5, "attributes": {"topic": "billing", "service": "support"}}
-    assert records[1][1]["kind"] == "evaluation" and records[1][1]["value"] == 0.9
-    assert records[2][1]["thumbs"] == "down" and records[2][1]["trace_id"] == t["trace_id"]
+    assert records[0][1]["kind"] == "evaluation" and records[0][1]["value"] == 0.9
+    assert records[1][1]["thumbs"] == "down" and records[1][1]["trace_id"] == t["trace_id"]
+    assert records[1][1]["span_id"] == "bb" * 8
     assert records[3][1]["error"] == "rate limited" and records[3][1]["input"] == "hi"
 
 
