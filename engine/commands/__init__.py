@@ -39,7 +39,7 @@ def command(name: str, summary: str, compile: Callable[[Composed], str] | None =
             sweep: Callable[[dict, list[str]], int] | None = None, positional: bool = False,
             sections: tuple[str, ...] | None = (), arguments: tuple[str, ...] = ()):
     def decorator(fn: Callable[[Composed], Outcome]) -> Callable[[Composed], Outcome]:
-        COMMANDS[name] = Command(name, summary, fn, compile, sweep, positional, sections, arguments)
+        COMMANDS[name] = Command(name, summary, fn, compile, sweep, positional, sections, arguments=arguments)
         return fn
 
     return decorator
