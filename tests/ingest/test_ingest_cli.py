@@ -92,7 +92,7 @@ def test_every_rejection_has_its_location_and_reasons(loaded):
     rows = query(project, "SELECT source_file, source_line, kind, reasons FROM quarantine WHERE batch_id = "
                           "(SELECT min(batch_id) FROM quarantine) ORDER BY source_file, source_line")
     got = {(Path(f).name, line): reasons for f, line, _, reasons in rows}
-    assert got[("traces_a.jsonl", 3)] == ["invalid JSON"]
+    assert got[("traces_a.jsonl", 3)] == ["invalid JSON: expecting ',' delimiter"]
     assert got[("traces_a.jsonl", 4)] == ["input: expected string, got number"]
     assert got[("traces_a.jsonl", 5)] == ["model: required but missing"]
     assert got[("traces_a.jsonl", 6)] == ["latency_ms: -5 is below the minimum 0"]
