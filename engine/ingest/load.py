@@ -32,9 +32,11 @@ import pyarrow as pa
 from sqlglot import exp
 
 from engine.ingest import privacy, readers, strict
+from engine.ingest.quarantine import mark_resolved
 from engine.ingest.records import KINDS, Column, RecordKind
 from engine.ingest.schema_sql import RecordSQL, compile_schema
 from engine.ingest.schema_sql import _e  # parse_expression with cached templates
+from engine.ingest.timestamps import sql_instant
 from engine.schemas import load_schema
 from engine.sql import Statement, literal, param, parse, render
 
@@ -135,7 +137,7 @@ class KindSQL:
         elif column.type == "BIGINT":
             value = exp.Case(ifs=[exp.If(this=v.is_number, true=_e("TRY_CAST(__n__ AS BIGINT)", n=v.number))])
         elif column.type == "TIMESTAMPTZ":
-            value = exp.Case(ifs=[exp.If(this=v.is_string, true=_e("TRY_CAST(__s__ AS TIMESTAMPTZ)", s=v.text))])
+            value = exp.Case(ifs=[exp.If(this=v.is_string, true=sql_instant(v.text))])
         elif column.type == "JSON":
             value = exp.Case(ifs=[exp.If(this=v.is_object, true=_e("CAST(__v__ AS JSON)", v=v.text))])
             for dotted_path in self.options.redact:
@@ -383,6 +385,15 @@ class KindSQL:
                          self._params("batch_id", "path", "now", "file_id"),
                          "same key, different content: quarantined as read, the stored record is kept")
 
+    def conflicting_batches(self) -> Statement:
+        """The earlier batches whose stored records this batch's conflicts collide with (to retract them)."""
+        tree = parse(f"""
+            SELECT t.batch_id, count(DISTINCT s.fw_key) AS n
+            FROM {exp.to_table(self.kind.table).sql(dialect="duckdb")} AS t JOIN {self.settled} AS s
+              ON t.{exp.to_identifier(self.kind.key, quoted=True).sql(dialect="duckdb")} = s.fw_key
+            WHERE s.fw_outcome = 'conflict' AND t.batch_id <> $batch_id GROUP BY t.batch_id ORDER BY t.batch_id""")
+        return Statement(f"conflicting_batches_{self.kind.name}", tree, ("batch_id",), "")
+
     def rejected_counts(self) -> Statement:
         tree = parse(f"SELECT fw_file, count(*) FILTER (WHERE NOT fw_ok) AS rejected, count(*) AS staged "
                      f"FROM {self.stage} GROUP BY fw_file")
@@ -492,7 +503,7 @@ def _batch_sql(kind: str, options: Options) -> dict[str, tuple[str, tuple[str, .
     statements = {"rejected_counts": ks.rejected_counts(),
                   "quarantine_rejected": ks.quarantine_rejected(), "settle": ks.settle(),
                   "settled_counts": ks.settled_counts(), "drop_settled": ks.drop_settled(),
-                  "quarantine_conflicts": ks.quarantine_conflicts()}
+                  "quarantine_conflicts": ks.quarantine_conflicts(), "conflicting_batches": ks.conflicting_batches()}
     return {name: (st.sql(), st.params) for name, st in statements.items()}
 
 
@@ -581,6 +592,8 @@ class Batch:
         self.sources: dict[int, readers.SourceFile] = {}
         self.accepted: dict[tuple[int, str], int] = {}  # (file id, kind) -> records that went straight in
         self.quarantine_reasons: dict[str, int] = {}
+        self.conflicts_with: dict[str, int] = {}  # earlier batch -> records of this batch conflicting with its records
+        self.resolved: dict[str, int] = {}  # quarantined records of earlier batches this batch resolved, by how
 
     def params(self, **extra: Any) -> dict[str, Any]:
         return {"batch_id": self.batch_id, "now": self.now, "salt": self.options.salt, **extra}
@@ -734,6 +747,7 @@ class Batch:
             by_id[file_id].add(name, "read", n)
         pending = dict(con.execute(render(parse(f"SELECT fw_kind, count(*) FROM {PENDING} GROUP BY fw_kind")))
                        .fetchall())
+        settled_kinds: list[str] = []
         for name in self.kinds:
             if pending.get(name):
                 con.execute(validate_sql(name, self.options), self._bind(None))
@@ -751,6 +765,7 @@ class Batch:
             if not any(n for (_, kind), n in self.accepted.items() if kind == name):
                 continue
             self._run(name, "settle")
+            settled_kinds.append(name)
             settled: dict[int, dict[str, int]] = {}
             for file_id, outcome, n in self._run(name, "settled_counts"):
                 settled.setdefault(file_id, {})[outcome] = n
@@ -766,10 +781,14 @@ class Batch:
                 f.add(name, "duplicates", duplicates)
                 f.quarantined += conflicts
                 f.add(name, "quarantined", conflicts)
+            if any(o.get("conflict") for o in settled.values()):
+                for batch, n in self._run(name, "conflicting_batches"):
+                    self.conflicts_with[batch] = self.conflicts_with.get(batch, 0) + n
             if settled:
                 self._run(name, "drop_settled")
             for file_id in sorted(i for i, outcomes in settled.items() if outcomes.get("conflict")):
                 self._quarantine_conflicts(name, file_id)
+        self.resolved = mark_resolved(con, self.batch_id, self.now, self.kinds, settled_kinds)
         for f in self.files:
             if f.read != f.accepted + f.quarantined:  # the counting rule is the contract: a bug if broken
                 raise AssertionError(f"{f.path}: read {f.read} != accepted {f.accepted} + quarantined {f.quarantined}")
