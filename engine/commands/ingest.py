@@ -102,8 +102,8 @@ def ingest(composed: Composed) -> Outcome:
 def _export(store: Store, composed: Composed, export_to: str, exp_cfg: dict, result: dict) -> None:
     out = Path(export_to).expanduser()
     out = out if out.is_absolute() else composed.project.dir / out
-    try:
-        shown = str(out.resolve().relative_to(composed.project.dir.resolve()))
+    try:  # named as `ingest path=` will name it when the export comes back (see _sources)
+        shown = str(out.relative_to(composed.project.dir))
     except ValueError:
         shown = str(out)
     with store.transaction() as con:

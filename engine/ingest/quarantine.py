@@ -12,7 +12,8 @@ again (its file ingested again, or the export re-ingested unfixed) is the same r
 Resolution (marked at the end of every batch, `mark_resolved`): an unresolved record of an earlier batch is
   * accepted   when this batch stored a record with its key (its id, or for a record without an id its
                content hash), or accepted a record at its source line or at the export line it was written to;
-  * read again when this batch quarantined a record at one of those places (the newer one is the live one).
+  * read again when this batch quarantined a record at one of those places, or the same record (content hash)
+               anywhere: the newer occurrence is the live one.
 At a place, a record with an id only counts when the record read there has the same id. Resolved records are
 left out of later exports (`ingest.export.include_resolved=true` shows them).
 """
@@ -75,6 +76,9 @@ def _matches_sql(kinds: list[str], settled: list[str]) -> str:
             SELECT p.fw_q, 'read again' FROM fw_places AS p JOIN quarantine AS n
               ON n.source_file = p.fw_path AND n.source_line = p.fw_line AND n.source_item IS NOT DISTINCT FROM p.fw_item
             WHERE n.batch_id = $batch_id AND {_same_record('n.record_key')}""")
+    parts.append("""
+            SELECT q.rowid, 'read again' FROM quarantine AS q JOIN quarantine AS n ON n.content_hash = q.content_hash
+            WHERE n.batch_id = $batch_id AND q.batch_id <> $batch_id AND q.resolved_at IS NULL""")
     # 'accepted' sorts before 'read again': a record both accepted and read again somewhere counts as accepted
     return ("CREATE OR REPLACE TEMPORARY TABLE fw_resolved AS SELECT fw_q, min(fw_how) AS fw_how FROM ("
             + " UNION ALL ".join(parts) + ") GROUP BY fw_q")

@@ -370,8 +370,7 @@ def _compile(schema: dict | bool, path: tuple[str, ...], rec: RecordSQL, guard: 
         from engine.ingest.timestamps import sql_valid  # the rule shared with the reference validator
 
         add("format", _and([v.is_string, exp.not_(sql_valid(v.text))]),
-            _msg(f"{where}: ", v.shown, " is not a valid date-time (engine/ingest/timestamps.py: "
-                                        "YYYY-MM-DDThh:mm[:ss[.fraction]][Z|+hh:mm])"))
+            _msg(f"{where}: ", v.shown, " is not a valid date-time"))
     elif "format" in schema:
         raise ValueError(f"format {schema['format']!r} at {where} has no SQL translation")
 
