@@ -333,6 +333,39 @@ MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
         "UPDATE bridge_exports SET trace_id = m.new_id FROM fw_otel_ids AS m WHERE bridge_exports.trace_id = m.old_id",
         "DROP TABLE fw_otel_ids",
     )),
+    (10, "ingest corrections: quarantine identity and resolution, export lines, retractions, stale monitor runs", (
+        # A quarantined record is identified by the hash of what the quarantine keeps (the same bad line read
+        # again, e.g. from a re-ingested export, is the same record). It is resolved when a later batch stores
+        # its key or content hash, or reads its source line or the export line it was written to again.
+        "ALTER TABLE quarantine ADD COLUMN raw_bytes BLOB",          # the line's bytes when not valid UTF-8
+        "ALTER TABLE quarantine ADD COLUMN content_hash VARCHAR",    # md5 of raw_bytes or raw (kept as kept)
+        "ALTER TABLE quarantine ADD COLUMN resolved_at TIMESTAMPTZ",
+        "ALTER TABLE quarantine ADD COLUMN resolved_by VARCHAR",     # the batch that resolved it (or retracted it)
+        "ALTER TABLE quarantine ADD COLUMN resolution VARCHAR",      # accepted | read again | retracted
+        "UPDATE quarantine SET content_hash = md5(raw) WHERE raw IS NOT NULL",
+        """CREATE TABLE quarantine_exports (
+            path VARCHAR NOT NULL,                -- the export file, as shown (relative to the project)
+            line BIGINT NOT NULL,                 -- its line
+            content_hash VARCHAR NOT NULL,        -- the quarantined record written there
+            exported_at TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (path, line)
+        )""",
+        """CREATE TABLE ingest_retractions (
+            batch_id VARCHAR PRIMARY KEY,         -- the ingest batch whose records were removed
+            retracted_at TIMESTAMPTZ NOT NULL,
+            removed JSON NOT NULL,                -- {traces: n, feedback: n, events: n, quarantine: n}
+            data_from TIMESTAMPTZ,                -- the removed records' timestamps span
+            data_to TIMESTAMPTZ
+        )""",
+        """CREATE TABLE monitor_stale (
+            run_id VARCHAR NOT NULL,              -- a monitor run that read records later retracted
+            batch_id VARCHAR NOT NULL,            -- the retracted batch
+            data_from TIMESTAMPTZ,                -- the retracted records' span within the run's periods
+            data_to TIMESTAMPTZ,
+            marked_at TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (run_id, batch_id)
+        )""",
+    )),
 ]
 
 SCHEMA_VERSION = max(m[0] for m in MIGRATIONS)

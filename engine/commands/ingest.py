@@ -3,8 +3,9 @@
     flywheel ingest path=FILE|DIR|GLOB [kind=auto|traces|feedback|events] [ingest.format=...] [out=result.json]
     flywheel ingest export_quarantine=bad.jsonl [ingest.export.batch=ID] [ingest.export.kind=traces]
 
-Exit codes: 0 when the batch loaded (quarantined records are reported, not an error), 2 when an input cannot
-be read at all (nothing is stored then) or the config is wrong.
+Exit codes: 0 when the batch loaded and at most `ingest.max_quarantine_share` of its records was quarantined;
+1 when more was (an alert: the batch is stored all the same); 2 when an input cannot be read at all (nothing is
+stored then) or the config is wrong.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from engine.ingest.load import Batch, Options, compile_plan, count_extra_sql
 from engine.ingest.otel import print_otlp_summary
 from engine.ingest.quarantine import export_quarantine
 from engine.ingest.records import KINDS
+from engine.ingest.share import share_verdict
 from engine.progress import progress_bar
 from engine.provenance import canonical_json, new_run_id, utc_now
 from engine.schemas import all_errors, dotted, validator
@@ -84,21 +86,39 @@ def ingest(composed: Composed) -> Outcome:
     result: dict = {"command": "ingest", "store": str(path), "batch_id": None, "kind": options.kind,
                     "started_at": None, "finished_at": None, "seconds": None, "records_per_second": None,
                     "privacy": options.privacy_summary(), "files": [], "totals": dict.fromkeys(COUNTS, 0),
-                    "by_kind": {}, "quarantine_reasons": {}, "unknown_fields_kept": 0, "export": None}
+                    "by_kind": {}, "quarantine_reasons": {}, "unknown_fields_kept": 0, "export": None,
+                    "quarantine_share": None, "conflicts": None, "resolved": {}}
     with Store.open(path) as store:
         if sources:
             _ingest(store, sources, options, cfg, result)
         if export_to:
-            out = Path(export_to).expanduser()
-            out = out if out.is_absolute() else composed.project.dir / out
-            exp_cfg = ing.get("export") or {}
-            result["export"] = export_quarantine(store.con, out, batch=exp_cfg.get("batch"),
-                                                 kind=exp_cfg.get("kind"),
-                                                 include_resolved=bool(exp_cfg.get("include_resolved")))
-            console.print(f"exported {result['export']['records']} quarantined record(s) to {out} "
-                          f"(reasons in {result['export']['reasons_path']}); fix them and run "
-                          f"`flywheel ingest path={export_to}`")
+            _export(store, composed, export_to, ing.get("export") or {}, result)
+    share = result["quarantine_share"]
+    if share and share["exceeded"]:
+        console.print(f"[bold red]quarantine share {share['share']:.1%} is above ingest.max_quarantine_share "
+                      f"{share['limit']:.1%}[/]: exit 1 (the batch is stored; see the reasons above)", highlight=False)
+        return Outcome(1, result, "ingest_result")
     return Outcome(0, result, "ingest_result")
+
+
+def _export(store: Store, composed: Composed, export_to: str, exp_cfg: dict, result: dict) -> None:
+    out = Path(export_to).expanduser()
+    out = out if out.is_absolute() else composed.project.dir / out
+    try:  # named as `ingest path=` will name it when the export comes back (see _sources)
+        shown = str(out.relative_to(composed.project.dir))
+    except ValueError:
+        shown = str(out)
+    with store.transaction() as con:
+        result["export"] = export_quarantine(con, out, shown, utc_now(), batch=exp_cfg.get("batch"),
+                                             kind=exp_cfg.get("kind"),
+                                             include_resolved=bool(exp_cfg.get("include_resolved")))
+    console.print(f"exported {result['export']['records']} quarantined record(s) to {out} "
+                  f"(reasons in {result['export']['reasons_path']}); fix them in place (keep the line order) and "
+                  f"run `flywheel ingest path={export_to}`", highlight=False)
+    if result["export"]["withheld"]:
+        console.print(f"{result['export']['withheld']:,} quarantined record(s) are not exported: privacy settings "
+                      f"withhold their text (not a JSON object, or not UTF-8); fix them at their source (file and "
+                      f"line in the `quarantine` table) or set ingest.quarantine.keep_raw=true", highlight=False)
 
 
 def _ingest(store: Store, sources: list[readers.SourceFile], options: Options, cfg: dict, result: dict) -> None:
@@ -125,8 +145,9 @@ def _ingest(store: Store, sources: list[readers.SourceFile], options: Options, c
                 finished = utc_now()
                 earlier = {}
                 for f in files:
-                    rows = con.execute("SELECT DISTINCT batch_id FROM ingest_batches WHERE file_sha256 = ? "
-                                       "ORDER BY batch_id", [f.sha256]).fetchall() if f.sha256 else []
+                    rows = con.execute("SELECT DISTINCT batch_id FROM ingest_batches WHERE file_sha256 = ? AND batch_id "
+                                       "NOT IN (SELECT batch_id FROM ingest_retractions) ORDER BY batch_id",
+                                       [f.sha256]).fetchall() if f.sha256 else []
                     earlier[f.path] = [r[0] for r in rows]
                 for f in files:
                     f.previously_ingested_in = earlier[f.path]
@@ -159,6 +180,13 @@ def _ingest(store: Store, sources: list[readers.SourceFile], options: Options, c
     result["totals"] = totals
     result["by_kind"] = by_kind
     result["records_per_second"] = round(totals["read"] / seconds, 1) if seconds > 0 else None
+    result["quarantine_share"] = share_verdict(totals, (cfg.get("ingest") or {}).get("max_quarantine_share"))
+    result["resolved"] = batch.resolved
+    if batch.conflicts_with:
+        retract = " ".join(f"`flywheel store retract {b}`" for b in sorted(batch.conflicts_with))
+        result["conflicts"] = {"records": sum(batch.conflicts_with.values()), "stored_by": batch.conflicts_with,
+                               "how_to_replace": f"to replace the stored versions: {retract} (it removes every "
+                                                 f"record of that batch), then ingest the corrected data again"}
     _print(result, store, batch_id, int((cfg.get("ingest") or {}).get("show_reasons", 5)))
 
 
@@ -187,6 +215,15 @@ def _print(result: dict, store: Store, batch_id: str, show_reasons: int) -> None
     for f in result["files"]:
         if f.get("otlp"):
             print_otlp_summary(f["path"], f["otlp"])
+    if result["resolved"]:
+        how = ", ".join(f"{n:,} {what}" for what, n in sorted(result["resolved"].items()))
+        console.print(f"quarantined records of earlier batches resolved by this one: {how}", highlight=False)
+    if result["conflicts"]:
+        c = result["conflicts"]
+        console.print(f"[bold yellow]{c['records']:,} record(s) have the id of a stored record but other content[/] "
+                      f"(a correction?): the stored version stays, these are quarantined as conflicts. Stored by "
+                      f"batch(es) {', '.join(sorted(c['stored_by']))} (`flywheel store batches` lists them); "
+                      f"{c['how_to_replace']}.", highlight=False)
     if result["unknown_fields_kept"]:
         console.print(f"{result['unknown_fields_kept']:,} accepted record(s) carry fields the schema does not name; "
                       f"kept in the `extra` column", highlight=False)

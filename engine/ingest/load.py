@@ -31,10 +31,12 @@ import numpy as np
 import pyarrow as pa
 from sqlglot import exp
 
-from engine.ingest import readers
+from engine.ingest import privacy, readers, strict
+from engine.ingest.quarantine import mark_resolved
 from engine.ingest.records import KINDS, Column, RecordKind
 from engine.ingest.schema_sql import RecordSQL, compile_schema
 from engine.ingest.schema_sql import _e  # parse_expression with cached templates
+from engine.ingest.timestamps import sql_instant
 from engine.schemas import load_schema
 from engine.sql import Statement, literal, param, parse, render
 
@@ -60,6 +62,7 @@ class Options:
     hash_fields: tuple[str, ...] = ("user_id",)
     redact: tuple[str, ...] = ()
     redaction: str = "[REDACTED]"
+    keep_raw: bool = False  # quarantine keeps raw lines despite privacy settings (ingest.quarantine.keep_raw)
 
     @classmethod
     def from_config(cls, cfg: dict) -> "Options":
@@ -74,7 +77,8 @@ class Options:
                    salt=privacy.get("salt") or None,
                    hash_fields=tuple(privacy.get("hash_fields") or ()),
                    redact=tuple(privacy.get("redact") or ()),
-                   redaction=str(privacy.get("redaction", "[REDACTED]")))
+                   redaction=str(privacy.get("redaction", "[REDACTED]")),
+                   keep_raw=bool((ing.get("quarantine") or {}).get("keep_raw", False)))
 
     def privacy_summary(self) -> dict:
         """What the batch did for privacy, storable: the salt's fingerprint, never the salt."""
@@ -82,7 +86,7 @@ class Options:
 
         fp = hashlib.sha256(("flywheel-salt-fingerprint:" + self.salt).encode()).hexdigest()[:12] if self.salt else None
         return {"salt_fingerprint": fp, "hashed_fields": list(self.hash_fields) if self.salt else [],
-                "redacted_fields": list(self.redact)}
+                "redacted_fields": list(self.redact), "quarantine_keeps_raw": not privacy.active(self)}
 
 
 # ---------------------------------------------------------------------------------------------- compile
@@ -115,7 +119,7 @@ class KindSQL:
     def stage_columns(self) -> list[tuple[str, str]]:
         base = [("fw_file", "INTEGER"), ("fw_line", "BIGINT"), ("fw_item", "INTEGER"), ("fw_raw", "VARCHAR"),
                 ("fw_ok", "BOOLEAN"), ("fw_reasons", "VARCHAR[]"), ("fw_key", "VARCHAR"), ("fw_hash", "UBIGINT")]
-        return base + [(c.name, c.type) for c in self.kind.columns] + [("extra", "JSON")]
+        return base + [(c.name, c.type) for c in self.kind.columns] + [("extra", "JSON"), ("fw_raw_bytes", "BLOB")]
 
     def create_stage(self) -> Statement:
         cols = [exp.ColumnDef(this=exp.to_identifier(n, quoted=True), kind=exp.DataType.build(t, dialect="duckdb"))
@@ -133,7 +137,7 @@ class KindSQL:
         elif column.type == "BIGINT":
             value = exp.Case(ifs=[exp.If(this=v.is_number, true=_e("TRY_CAST(__n__ AS BIGINT)", n=v.number))])
         elif column.type == "TIMESTAMPTZ":
-            value = exp.Case(ifs=[exp.If(this=v.is_string, true=_e("TRY_CAST(__s__ AS TIMESTAMPTZ)", s=v.text))])
+            value = exp.Case(ifs=[exp.If(this=v.is_string, true=sql_instant(v.text))])
         elif column.type == "JSON":
             value = exp.Case(ifs=[exp.If(this=v.is_object, true=_e("CAST(__v__ AS JSON)", v=v.text))])
             for dotted_path in self.options.redact:
@@ -148,7 +152,7 @@ class KindSQL:
         if ".".join(column.path) in self.options.redact:
             value = _e("CASE WHEN __x__ IS NULL THEN NULL ELSE __r__ END", x=value, r=literal(self.options.redaction))
         if column.name in self.options.hash_fields and self.options.salt and column.type == "VARCHAR":
-            value = _e("CASE WHEN __x__ IS NULL THEN NULL ELSE sha256($salt || __x__) END", x=value)
+            value = privacy.hash_value(value)
         return value
 
     def _extra(self) -> exp.Expression:
@@ -172,26 +176,31 @@ class KindSQL:
 
         fw_in (materialised: DuckDB would otherwise inline the JSON passes into every check that uses them)
         reads each record once per list: fw_t (types), fw_w (values) and, unless unknown fields are ignored,
-        fw_k (the number of keys). fw_cols splits the lists into one column per path (and DOUBLE values where
-        checks compare numbers), so that the checks compare plain columns; fw_checked adds the unknown fields
-        and the verdict fw_ok. The returned expressions (over fw_checked) are the reasons (rejected records
-        only), key, hash and the typed, privacy-treated columns.
+        fw_k (the number of top-level keys). fw_cols splits the lists into one column per path (and DOUBLE
+        values where checks compare numbers), so that the checks compare plain columns; fw_checked adds the
+        unknown fields, duplicate keys (fw_dup) and the verdict fw_ok. The returned expressions (over
+        fw_checked) are the reasons (rejected records only), key, hash and the typed, privacy-treated columns.
         """
         rec = self.rec
         out: dict[str, exp.Expression] = {c.name: self._typed(c) for c in self.kind.columns}
         key_value = rec.value((self.kind.key,))
-        ok = _e("__p__ IS NULL AND __ok__", p=_col("fw_problem"), ok=rec.ok())
+        ok = _e("__p__ IS NULL AND __ok__ AND NOT fw_dup", p=_col("fw_problem"), ok=rec.ok())
         if self.options.unknown_fields == "quarantine":
             ok = _e("__ok__ AND __x__ IS NULL", ok=ok, x=_col("fw_extra"))
         reasons = rec.reasons()
         if self.options.unknown_fields == "quarantine":
             reasons = _e("CASE WHEN __x__ IS NULL THEN __r__ ELSE list_concat(__r__, ['unknown field(s): ' || "
                          "array_to_string(json_keys(__x__), ', ')]) END", x=_col("fw_extra"), r=reasons)
-        out["fw_reasons"] = _e("CASE WHEN __ok__ THEN NULL WHEN __p__ IS NOT NULL THEN [__p__] ELSE __r__ END",
-                               ok=_col("fw_ok"), p=_col("fw_problem"), r=reasons)
+        out["fw_reasons"] = _e("CASE WHEN __ok__ THEN NULL WHEN __p__ IS NOT NULL THEN [__p__] "
+                               "WHEN fw_dup THEN [__d__] ELSE __r__ END",
+                               ok=_col("fw_ok"), p=_col("fw_problem"), r=reasons, d=self._duplicate_reason())
+        # The key: the id (hashed like the stored column when it is a hash field), else the content hash, which
+        # a rejected record gets too (when its text parses): a later accepted copy resolves its quarantine.
         content_key = _e("'h-' || md5(CAST(json(__raw__) AS VARCHAR))", raw=_col("raw"))
-        out["fw_key"] = _e("CASE WHEN __s__ THEN __t__ WHEN __ok__ THEN __h__ END", s=key_value.is_string,
-                           t=key_value.text, ok=_col("fw_ok"), h=content_key)
+        hashed_key = self.kind.key in self.options.hash_fields and self.options.salt
+        out["fw_key"] = _e("CASE WHEN __s__ THEN __t__ WHEN __ok__ OR json_valid(__raw__) THEN __h__ END",
+                           s=key_value.is_string, t=out[self.kind.key] if hashed_key else key_value.text,
+                           ok=_col("fw_ok"), h=content_key, raw=_col("raw"))
         out["fw_hash"] = _e("hash(fw_t, fw_w)") if self.options.unknown_fields == "ignore" else \
             _e("hash(fw_t, fw_w, fw_extra)")
         extra = self._extra()
@@ -201,15 +210,52 @@ class KindSQL:
             exp.alias_(_col("line"), "fw_line"),
             exp.alias_(_col("item"), "fw_item"), exp.alias_(_col("problem"), "fw_problem"), _col("raw"),
             exp.alias_(types, "fw_t"), exp.alias_(strings, "fw_w"),
+            exp.alias_(_e("CASE WHEN json_valid(raw) THEN len(json_keys(raw)) END"), "fw_k"),
         ).from_(PENDING if pending else CHUNK)
-        if self.options.unknown_fields != "ignore":
-            inner = inner.select(exp.alias_(_e("CASE WHEN json_valid(raw) THEN len(json_keys(raw)) END"), "fw_k"))
+        if pending:
+            inner = inner.select(_col("raw_bytes"))
         if where is not None:
             inner = inner.where(where)
+        duplicates = self._duplicate_keys()
         cols = exp.select("*", *rec.split_columns()).from_("fw_in")  # after every check and typed column
-        checked = exp.select("*", exp.alias_(extra, "fw_extra")).from_("fw_cols")
+        checked = exp.select("*", exp.alias_(extra, "fw_extra"), exp.alias_(duplicates, "fw_dup")).from_("fw_cols")
         checked = exp.select("*", exp.alias_(ok, "fw_ok")).from_(checked.subquery("fw_x"))
         return out, [("fw_in", inner), ("fw_cols", cols), ("fw_checked", checked)]
+
+    def _object_paths(self) -> list[tuple[str, ...]]:
+        """The record itself and its top-level object fields: where a strictly-lexed record (see
+        engine/ingest/strict.py) can still repeat a key. Deeper objects were parsed strictly in Python."""
+        fields = set(self.kind.top_level_fields)
+        return [()] + [(name,) for name in strict.object_fields() if name in fields]
+
+    def _keys_of(self, path: tuple[str, ...]) -> tuple[exp.Expression, exp.Expression]:
+        """(the keys of the object at `path` as a list, when it is an object there)"""
+        if not path:
+            return _e("json_keys(raw)"), _e("fw_k > __n__", n=self.rec.present_count(self.kind.top_level_fields))
+        v = self.rec.value(path)
+        return _e("json_keys(__w__)", w=v.node), v.is_object
+
+    def _duplicate_keys(self) -> exp.Expression:
+        """True when an object of the record repeats a key (which value counts is ambiguous). The top level is
+        only looked at when it has more keys than known fields present (an unknown or a repeated key)."""
+        found = []
+        for path in self._object_paths():
+            keys, guard = self._keys_of(path)
+            found.append(_e("CASE WHEN __g__ THEN len(list_distinct(__k__)) < len(__k__) END", g=guard, k=keys))
+        return _e("coalesce(__x__, false)", x=_or_all(found))
+
+    def _duplicate_reason(self) -> exp.Expression:
+        ifs = []
+        for path in self._object_paths():
+            keys, guard = self._keys_of(path)
+            first = _e("list_filter(list_distinct(__k__), lambda fw_x: len(list_filter(__k__, lambda fw_y: "
+                       "fw_y = fw_x)) > 1)[1]", k=keys)
+            where = f" in {'.'.join(path)}" if path else ""
+            ifs.append(exp.If(this=_e("coalesce(__g__ AND len(list_distinct(__k__)) < len(__k__), false)",
+                                      g=guard, k=keys),
+                              true=_e("'ambiguous JSON: duplicate key ''' || __f__ || ''' in one object' || __w__",
+                                      f=first, w=literal(where))))
+        return exp.Case(ifs=ifs, default=literal("ambiguous JSON: duplicate key"))
 
     @staticmethod
     def _with(query: exp.Select, ctes: list[tuple[str, exp.Select]]) -> exp.Select:
@@ -252,7 +298,7 @@ class KindSQL:
                   _col("fw_ok"), exp.alias_(out["fw_reasons"], "fw_reasons"), exp.alias_(out["fw_key"], "fw_key"),
                   exp.alias_(out["fw_hash"], "fw_hash")] + \
             [exp.alias_(out[c.name], c.name, quoted=True) for c in self.kind.columns] + \
-            [exp.alias_(_col("fw_extra"), "extra")]
+            [exp.alias_(_col("fw_extra"), "extra"), exp.alias_(_col("raw_bytes"), "fw_raw_bytes")]
         query = self._with(exp.select(*select).from_("fw_checked"), ctes)
         columns = [exp.to_identifier(n, quoted=True) for n, _ in self.stage_columns()]
         tree = exp.Insert(this=exp.Schema(this=exp.to_table(self.stage), expressions=columns), expression=query)
@@ -264,13 +310,13 @@ class KindSQL:
         s = "fw_s"
         query = exp.select(
             param("batch_id"), literal(self.kind.name), _col("fw_path", "fw_f"), _col("fw_line", s),
-            _col("fw_item", s), _e("rtrim(fw_s.fw_raw, chr(10) || chr(13))"), _col("fw_reasons", s),
-            _col("fw_key", s), param("now"),
+            _col("fw_item", s), _col("fw_reasons", s), _col("fw_key", s), param("now"),
+            *quarantine_text(_col("fw_raw", s), _col("fw_raw_bytes", s), self.options),
         ).from_(exp.to_table(self.stage).as_(s)).join(
             exp.to_table(FILES).as_("fw_f"), on=_e("fw_f.fw_file = fw_s.fw_file")).where(
             exp.not_(_col("fw_ok", s)))
-        return Statement(f"quarantine_{self.kind.name}", _insert_quarantine(query), ("batch_id", "now"),
-                         "rejected records, with every reason")
+        return Statement(f"quarantine_{self.kind.name}", _insert_quarantine(query), self._params("batch_id", "now"),
+                         "rejected records, with every reason (privacy-treated as stored records are)")
 
     @property
     def settled(self) -> str:
@@ -329,14 +375,24 @@ class KindSQL:
         reason = _e("['conflicting duplicate: ' || __key__ || ' ' || fw_s.fw_key || ' is already taken by "
                     "different content at ' || fw_s.fw_at]", key=literal(self.kind.key))
         query = exp.select(param("batch_id"), literal(self.kind.name), param("path"), _col("line", "fw_c"),
-                           _col("item", "fw_c"), _e("rtrim(fw_c.raw, chr(10) || chr(13))"), reason,
-                           _col("fw_key", "fw_s"), param("now")).from_(exp.to_table(CHUNK).as_("fw_c")).join(
+                           _col("item", "fw_c"), reason, _col("fw_key", "fw_s"), param("now"),
+                           *quarantine_text(_col("raw", "fw_c"), exp.Null(), self.options)
+                           ).from_(exp.to_table(CHUNK).as_("fw_c")).join(
             exp.to_table(self.settled).as_("fw_s"),
             on=_e("fw_s.fw_file = $file_id AND fw_s.fw_outcome = 'conflict' AND fw_s.fw_line = fw_c.line "
                   "AND fw_s.fw_item IS NOT DISTINCT FROM fw_c.item"))
         return Statement(f"conflicts_{self.kind.name}", _insert_quarantine(query),
-                         ("batch_id", "path", "now", "file_id"),
+                         self._params("batch_id", "path", "now", "file_id"),
                          "same key, different content: quarantined as read, the stored record is kept")
+
+    def conflicting_batches(self) -> Statement:
+        """The earlier batches whose stored records this batch's conflicts collide with (to retract them)."""
+        tree = parse(f"""
+            SELECT t.batch_id, count(DISTINCT s.fw_key) AS n
+            FROM {exp.to_table(self.kind.table).sql(dialect="duckdb")} AS t JOIN {self.settled} AS s
+              ON t.{exp.to_identifier(self.kind.key, quoted=True).sql(dialect="duckdb")} = s.fw_key
+            WHERE s.fw_outcome = 'conflict' AND t.batch_id <> $batch_id GROUP BY t.batch_id ORDER BY t.batch_id""")
+        return Statement(f"conflicting_batches_{self.kind.name}", tree, ("batch_id",), "")
 
     def rejected_counts(self) -> Statement:
         tree = parse(f"SELECT fw_file, count(*) FILTER (WHERE NOT fw_ok) AS rejected, count(*) AS staged "
@@ -360,9 +416,16 @@ def k_derived(kind: RecordKind, table: str | None = None) -> list[tuple[str, exp
     return [("score", score)]
 
 
+def quarantine_text(raw: exp.Expression, raw_bytes: exp.Expression, options: Options) -> list[exp.Expression]:
+    """raw, raw_bytes and content_hash of a quarantine row: what is kept of the record (engine/ingest/privacy.py)."""
+    kept = privacy.kept_raw(raw, raw_bytes, options)
+    kept_b = privacy.kept_bytes(raw_bytes, options)
+    return [kept, kept_b, privacy.content_hash(kept, kept_b, raw, options)]
+
+
 def _insert_quarantine(query: exp.Select) -> exp.Insert:
-    cols = ["batch_id", "kind", "source_file", "source_line", "source_item", "raw", "reasons", "record_key",
-            "quarantined_at"]
+    cols = ["batch_id", "kind", "source_file", "source_line", "source_item", "reasons", "record_key",
+            "quarantined_at", "raw", "raw_bytes", "content_hash"]
     return exp.Insert(this=exp.Schema(this=exp.to_table("quarantine"),
                                       expressions=[exp.to_identifier(c) for c in cols]), expression=query)
 
@@ -374,19 +437,21 @@ def detect_sql() -> Statement:
     m = _e("CASE WHEN json_valid(raw) THEN CAST(json_extract(raw, __p__) AS VARCHAR[]) END", p=paths)
     ifs = [exp.If(this=_e(f"fw_m[{i}] IS NOT NULL"), true=literal(name)) for i, (name, _) in enumerate(markers, 1)]
     detected = exp.Coalesce(this=_col("kind"), expressions=[exp.Case(ifs=ifs)])
-    inner = exp.select("line", "item", "problem", "raw", "kind", exp.alias_(m, "fw_m")).from_(CHUNK)
-    tree = exp.select("line", "item", "problem", "raw", exp.alias_(detected, "kind")).from_(inner.subquery("fw_d"))
+    inner = exp.select("line", "item", "problem", "raw", "raw_bytes", "kind", exp.alias_(m, "fw_m")).from_(CHUNK)
+    tree = exp.select("line", "item", "problem", "raw", exp.alias_(detected, "kind"), "raw_bytes").from_(
+        inner.subquery("fw_d"))
     return Statement("detect", tree, (), "kind=auto: the record kind from its marker fields")
 
 
-def quarantine_undetected() -> Statement:
+def quarantine_undetected(options: Options) -> Statement:
     reason = _e("CASE WHEN problem IS NOT NULL THEN [problem] WHEN NOT json_valid(raw) THEN ['invalid JSON'] "
                 "WHEN NOT starts_with(ltrim(raw), '{') THEN ['not a JSON object'] "
                 "ELSE ['cannot tell the record kind: no input (traces), kind (feedback) or type (events) field'] END")
-    query = exp.select(param("batch_id"), exp.Null(), param("path"), "line", "item",
-                       _e("rtrim(raw, chr(10) || chr(13))"), reason, exp.Null(), param("now")).from_(
+    query = exp.select(param("batch_id"), exp.Null(), param("path"), "line", "item", reason, exp.Null(),
+                       param("now"), *quarantine_text(_col("raw"), _col("raw_bytes"), options)).from_(
         "fw_detected").where("kind IS NULL")
-    return Statement("quarantine_undetected", _insert_quarantine(query), ("batch_id", "path", "now"), "")
+    names = ("batch_id", "path", "now") + (("salt",) if options.salt and options.hash_fields else ())
+    return Statement("quarantine_undetected", _insert_quarantine(query), names, "")
 
 
 def count_extra_sql(kind: RecordKind) -> str:
@@ -438,7 +503,7 @@ def _batch_sql(kind: str, options: Options) -> dict[str, tuple[str, tuple[str, .
     statements = {"rejected_counts": ks.rejected_counts(),
                   "quarantine_rejected": ks.quarantine_rejected(), "settle": ks.settle(),
                   "settled_counts": ks.settled_counts(), "drop_settled": ks.drop_settled(),
-                  "quarantine_conflicts": ks.quarantine_conflicts()}
+                  "quarantine_conflicts": ks.quarantine_conflicts(), "conflicting_batches": ks.conflicting_batches()}
     return {name: (st.sql(), st.params) for name, st in statements.items()}
 
 
@@ -461,7 +526,7 @@ def compile_plan(options: Options) -> list[Statement]:
     statements: list[Statement] = []
     kinds = list(KINDS) if options.kind == "auto" else [options.kind]
     if options.kind == "auto":
-        statements += [detect_sql(), quarantine_undetected()]
+        statements += [detect_sql(), quarantine_undetected(options)]
     for name in kinds:
         ks = kind_sql(KINDS[name], options)
         statements += [ks.create_stage(), ks.insert_accepted(), ks.validate(), ks.quarantine_rejected(),
@@ -529,6 +594,8 @@ class Batch:
         self.sources: dict[int, readers.SourceFile] = {}
         self.accepted: dict[tuple[int, str], int] = {}  # (file id, kind) -> records that went straight in
         self.quarantine_reasons: dict[str, int] = {}
+        self.conflicts_with: dict[str, int] = {}  # earlier batch -> records of this batch conflicting with its records
+        self.resolved: dict[str, int] = {}  # quarantined records of earlier batches this batch resolved, by how
 
     def params(self, **extra: Any) -> dict[str, Any]:
         return {"batch_id": self.batch_id, "now": self.now, "salt": self.options.salt, **extra}
@@ -540,7 +607,7 @@ class Batch:
         for name in self.kinds:
             con.execute(kind_sql(KINDS[name], self.options).create_stage().sql())  # needs no compiled checks
         con.execute(render(parse(f"CREATE OR REPLACE TEMPORARY TABLE {PENDING} (fw_file INTEGER, fw_kind VARCHAR, "
-                                 f"line BIGINT, item INTEGER, problem VARCHAR, raw VARCHAR)")))
+                                 f"line BIGINT, item INTEGER, problem VARCHAR, raw VARCHAR, raw_bytes BLOB)")))
         for file_id, source in enumerate(sources, start=1):
             counts = FileCounts(source.shown, source.format, bytes=source.size)
             self.files.append(counts)
@@ -560,8 +627,8 @@ class Batch:
                 counts.quarantined += 1
                 con.execute(render(_insert_quarantine(exp.select(
                     param("batch_id"), literal(None if self.options.kind == "auto" else self.options.kind),
-                    param("path"), exp.Null(), exp.Null(), exp.Null(), exp.Array(expressions=[param("reason")]),
-                    exp.Null(), param("now")))),
+                    param("path"), exp.Null(), exp.Null(), exp.Array(expressions=[param("reason")]),
+                    exp.Null(), param("now"), exp.Null(), exp.Null(), exp.Null()))),
                     {"batch_id": self.batch_id, "path": source.shown, "reason": f"unreadable file: {e}",
                      "now": self.now})
             counts.sha256 = source.sha256
@@ -571,16 +638,17 @@ class Batch:
 
     def _chunks(self, source: readers.SourceFile):
         o = self.options
+        # Every chunk is checked for strict JSON (engine/ingest/strict.py) in the reader thread.
         if source.format == "jsonl":
-            return readers.prefetched(readers.read_jsonl(source, o.chunk_bytes))
+            return readers.prefetched(strict.checked(readers.read_jsonl(source, o.chunk_bytes)))
         if source.format == "otlp":
-            return readers.prefetched(readers.read_otlp(source, o.chunk_bytes))
+            return readers.prefetched(strict.checked(readers.read_otlp(source, o.chunk_bytes)))
         if source.format == "csv":
             types = {name: _field_types(KINDS[name]) for name in KINDS}
-            return readers.prefetched(readers.read_csv(source, o.chunk_rows, types,
-                                                       None if o.kind == "auto" else o.kind))
+            return readers.prefetched(strict.checked(readers.read_csv(source, o.chunk_rows, types,
+                                                                      None if o.kind == "auto" else o.kind)))
         if source.format == "parquet":
-            return readers.read_parquet(source, o.chunk_rows, self.con)
+            return strict.checked(readers.read_parquet(source, o.chunk_rows, self.con))
         raise ValueError(source.format)
 
     def _load_chunk(self, table: pa.Table, file_id: int, source: readers.SourceFile, counts: FileCounts) -> None:
@@ -628,7 +696,7 @@ class Batch:
         kinds = set(detected.column("kind").drop_null().to_pylist())
         con.register("fw_detected", detected)
         try:
-            n = _run(con, quarantine_undetected(), self.params(path=source.shown))
+            n = _run(con, quarantine_undetected(self.options), self.params(path=source.shown))
             undetected = n[0][0] if n else 0
             if undetected:
                 counts.quarantined += undetected
@@ -664,8 +732,8 @@ class Batch:
         rest = table.filter(pa.array(candidates & ~np.isin(read, went_in)))  # filter, unlike take, keeps chunks
         con.register("fw_rest", rest)
         try:
-            con.execute(render(parse(f"INSERT INTO {PENDING} SELECT $file_id, $kind, line, item, problem, raw "
-                                     f"FROM fw_rest")), {"file_id": file_id, "kind": name})
+            con.execute(render(parse(f"INSERT INTO {PENDING} SELECT $file_id, $kind, line, item, problem, raw, "
+                                     f"raw_bytes FROM fw_rest")), {"file_id": file_id, "kind": name})
         finally:
             _unregister(con, "fw_rest")
 
@@ -682,6 +750,7 @@ class Batch:
             by_id[file_id].add(name, "read", n)
         pending = dict(con.execute(render(parse(f"SELECT fw_kind, count(*) FROM {PENDING} GROUP BY fw_kind")))
                        .fetchall())
+        settled_kinds: list[str] = []
         for name in self.kinds:
             if pending.get(name):
                 con.execute(validate_sql(name, self.options), self._bind(None))
@@ -699,6 +768,7 @@ class Batch:
             if not any(n for (_, kind), n in self.accepted.items() if kind == name):
                 continue
             self._run(name, "settle")
+            settled_kinds.append(name)
             settled: dict[int, dict[str, int]] = {}
             for file_id, outcome, n in self._run(name, "settled_counts"):
                 settled.setdefault(file_id, {})[outcome] = n
@@ -714,10 +784,14 @@ class Batch:
                 f.add(name, "duplicates", duplicates)
                 f.quarantined += conflicts
                 f.add(name, "quarantined", conflicts)
+            if any(o.get("conflict") for o in settled.values()):
+                for batch, n in self._run(name, "conflicting_batches"):
+                    self.conflicts_with[batch] = self.conflicts_with.get(batch, 0) + n
             if settled:
                 self._run(name, "drop_settled")
             for file_id in sorted(i for i, outcomes in settled.items() if outcomes.get("conflict")):
                 self._quarantine_conflicts(name, file_id)
+        self.resolved = mark_resolved(con, self.batch_id, self.now, self.kinds, settled_kinds)
         for f in self.files:
             if f.read != f.accepted + f.quarantined:  # the counting rule is the contract: a bug if broken
                 raise AssertionError(f"{f.path}: read {f.read} != accepted {f.accepted} + quarantined {f.quarantined}")
@@ -748,6 +822,13 @@ class Batch:
                 _unregister(self.con, CHUNK)
         if source.sha256 != first_read:
             raise readers.UnreadableFile(f"{source.shown}: the file changed while it was being ingested")
+
+
+def _or_all(items: list[exp.Expression]) -> exp.Expression:
+    out = items[0]
+    for item in items[1:]:
+        out = exp.Or(this=out, expression=item)
+    return exp.Paren(this=out)
 
 
 def _positions(lines: np.ndarray, items: np.ndarray) -> np.ndarray:

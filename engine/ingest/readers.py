@@ -7,9 +7,14 @@ Every reader yields `Chunk`s: an Arrow table with one row per record read:
     kind     VARCHAR  the record kind when the reader knows it (OTLP spans/events, a CSV header); else NULL
     problem  VARCHAR  why the reader could not take the record as it is (bad UTF-8, ragged CSV row); else NULL
     raw      VARCHAR  the record as JSON text (JSONL: the line itself, zero-copy)
+    raw_bytes BLOB    the line's bytes when they are not valid UTF-8 (raw then shows U+FFFD): the quarantine keeps
+                      and exports them as they were, so that a re-ingested export is rejected again, never
+                      accepted with replacement characters
 
 Validation is not done here: the chunk goes to DuckDB as a whole (engine/ingest/load.py).
-An empty line is not a record. A file that cannot be read at all raises UnreadableFile.
+An empty line is not a record; lines end at \n only (a trailing \r is dropped), so U+2028, U+2029, U+0085,
+\x0b, \x0c and \x1c-\x1e inside strings are content; a UTF-8 byte-order mark at the start of a file is skipped.
+A file that cannot be read at all raises UnreadableFile.
 """
 from __future__ import annotations
 
@@ -31,7 +36,8 @@ FORMATS = ("jsonl", "csv", "parquet", "otlp")
 _EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet",
                ".pq": "parquet"}
 CHUNK_SCHEMA = pa.schema([("line", pa.int64()), ("item", pa.int32()), ("kind", pa.string()),
-                          ("problem", pa.string()), ("raw", pa.large_string())])
+                          ("problem", pa.string()), ("raw", pa.large_string()), ("raw_bytes", pa.binary())])
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 FIRST_BLOCK_BYTES = 4 << 20
@@ -152,7 +158,7 @@ def _nulls(n: int, type_: pa.DataType = pa.string()) -> pa.Array:
 
 
 def _table(lines: np.ndarray | list[int], raw: pa.Array | list[str], kind: list | None = None,
-           problem: list | None = None, item: list | None = None) -> pa.Table:
+           problem: list | None = None, item: list | None = None, raw_bytes: list | None = None) -> pa.Table:
     n = len(raw)
     return pa.Table.from_arrays([
         pa.array(lines, pa.int64()),
@@ -160,6 +166,7 @@ def _table(lines: np.ndarray | list[int], raw: pa.Array | list[str], kind: list 
         pa.array(kind, pa.string()) if kind is not None else _nulls(n),
         pa.array(problem, pa.string()) if problem is not None else _nulls(n),
         raw if isinstance(raw, (pa.Array, pa.ChunkedArray)) else pa.array(raw, pa.large_string()),
+        pa.array(raw_bytes, pa.binary()) if raw_bytes is not None else _nulls(n, pa.binary()),
     ], schema=CHUNK_SCHEMA)
 
 
@@ -172,9 +179,11 @@ class _Rows:
         self.kinds: list[str | None] = []
         self.problems: list[str | None] = []
         self.raws: list[str] = []
+        self.raw_bytes: list[bytes | None] = []
 
     def add(self, line: int, raw: str, kind: str | None = None, problem: str | None = None,
-            item: int | None = None) -> None:
+            item: int | None = None, raw_bytes: bytes | None = None) -> None:
+        self.raw_bytes.append(raw_bytes)
         self.lines.append(line)
         self.items.append(item)
         self.kinds.append(kind)
@@ -185,7 +194,8 @@ class _Rows:
         return len(self.raws)
 
     def table(self) -> pa.Table:
-        return _table(self.lines, self.raws, kind=self.kinds, problem=self.problems, item=self.items)
+        return _table(self.lines, self.raws, kind=self.kinds, problem=self.problems, item=self.items,
+                      raw_bytes=self.raw_bytes)
 
 
 def _byte_blocks(source: SourceFile, chunk_bytes: int) -> Iterator[tuple[memoryview, int, int]]:
@@ -247,6 +257,8 @@ def read_jsonl(source: SourceFile, chunk_bytes: int) -> Iterator[Chunk]:
     line0 = 1
     for data, done, _ in _byte_blocks(source, chunk_bytes):
         starts, ends = _split_lines(data)
+        if line0 == 1 and len(starts) and bytes(data[:3]) == UTF8_BOM:
+            starts[0] += 3  # the byte-order mark is not part of the first record
         n_lines = len(starts)
         keep = np.flatnonzero(ends > starts)  # an empty line is not a record
         line_numbers = line0 + keep
@@ -274,16 +286,19 @@ def _decode_lines(data: bytes | memoryview, starts: np.ndarray, ends: np.ndarray
     """The slow path (a chunk with bad UTF-8 or empty lines): decode line by line, flag bad bytes."""
     raw: list[str] = []
     problem: list[str | None] = []
+    raw_bytes: list[bytes | None] = []
     for s, e in zip(starts.tolist(), ends.tolist()):
         piece = bytes(data[s:e])
         try:
             raw.append(piece.decode("utf-8"))
             problem.append(None)
+            raw_bytes.append(None)
         except UnicodeDecodeError as err:
             raw.append(piece.decode("utf-8", errors="replace"))
             problem.append(f"not valid UTF-8: byte 0x{piece[err.start]:02X} at column {err.start + 1} "
                            f"(is the file in another encoding, e.g. latin-1?)")
-    return _table(lines, raw, problem=problem)
+            raw_bytes.append(piece)
+    return _table(lines, raw, problem=problem, raw_bytes=raw_bytes)
 
 
 def read_otlp(source: SourceFile, chunk_bytes: int) -> Iterator[Chunk]:
@@ -324,7 +339,8 @@ def read_otlp(source: SourceFile, chunk_bytes: int) -> Iterator[Chunk]:
             try:
                 text = piece.decode("utf-8")
             except UnicodeDecodeError:
-                rows.add(line, piece.decode("utf-8", errors="replace"), "traces", "not valid UTF-8")
+                rows.add(line, piece.decode("utf-8", errors="replace"), "traces", "not valid UTF-8",
+                         raw_bytes=piece.rstrip(b"\r"))
                 continue
             try:
                 request = loads_strict(text.lstrip(BOM) if line == 1 else text)
@@ -399,10 +415,14 @@ def read_csv(source: SourceFile, chunk_rows: int, field_types: dict[str, dict[st
                 continue
             text = ",".join(row)
             problem = None
+            raw_bytes = None
             try:
                 text.encode("utf-8")
             except UnicodeEncodeError:
                 problem = "not valid UTF-8 (is the file in another encoding, e.g. latin-1?)"
+                # The row as JSON with the undecodable bytes put back as they were (surrogateescape round trip)
+                as_read = dict(zip(header, row)) if len(row) == len(header) else row
+                raw_bytes = json.dumps(as_read, ensure_ascii=False).encode("utf-8", "surrogateescape")
                 row = [c.encode("utf-8", "surrogateescape").decode("utf-8", "replace") for c in row]
             if problem is None and len(row) != len(header):
                 problem = f"row has {len(row)} fields, the header has {len(header)}"
@@ -421,7 +441,7 @@ def read_csv(source: SourceFile, chunk_rows: int, field_types: dict[str, dict[st
                 raw = json.dumps(record, ensure_ascii=False)
             else:
                 raw = json.dumps(dict(zip(header, row)) if len(row) == len(header) else row, ensure_ascii=False)
-            rows.add(start, raw, file_kind, problem)
+            rows.add(start, raw, file_kind, problem, raw_bytes=raw_bytes)
             if len(rows) >= chunk_rows:
                 yield Chunk(rows.table(), f.buffer.tell())
                 rows = _Rows()

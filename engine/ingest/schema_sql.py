@@ -367,7 +367,9 @@ def _compile(schema: dict | bool, path: tuple[str, ...], rec: RecordSQL, guard: 
                                                  p=literal(schema["pattern"]))]),
             _msg(f"{where}: ", v.shown, f" does not match the pattern {schema['pattern']}"))
     if schema.get("format") == "date-time":
-        add("format", _and([v.is_string, _e("TRY_CAST(__s__ AS TIMESTAMPTZ) IS NULL", s=v.text)]),
+        from engine.ingest.timestamps import sql_valid  # the rule shared with the reference validator
+
+        add("format", _and([v.is_string, exp.not_(sql_valid(v.text))]),
             _msg(f"{where}: ", v.shown, " is not a valid date-time"))
     elif "format" in schema:
         raise ValueError(f"format {schema['format']!r} at {where} has no SQL translation")

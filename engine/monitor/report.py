@@ -99,6 +99,12 @@ def print_monitor(result: dict) -> None:
         console.print(Panel(body, title=f"Prod-lab parity: {r['name']} / {r['model'] or 'every model'}"
                             + (f" ({r['model_version']})" if r["model_version"] else "") + " "
                             f"{_status(r['status'], r['severity'])}", title_align="left"))
+    stale = result.get("stale_runs") or []
+    if stale:
+        console.print(f"[yellow]{len(stale)} earlier monitor run(s) are STALE[/]: they read records of retracted "
+                      f"batch(es) {', '.join(sorted({b for s in stale for b in s['retracted_batches']}))}; their stored "
+                      f"results ({', '.join(s['run_id'] for s in stale[:3])}{' ...' if len(stale) > 3 else ''}) "
+                      f"no longer describe the data", highlight=False)
     verdict = "[bold green]HEALTHY[/]" if result["healthy"] else "[bold red]ALERT[/]"
     console.print(f"{verdict}: {len(result['blocking_alerts'])} blocking alert(s)"
                   + (f" ({', '.join(result['blocking_alerts'])})" if result["blocking_alerts"] else "")

@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 
 from engine.executor import execute
+from engine.ingest.batches import stale_monitor_runs
 from engine.monitor import kpis as kpi_mod
 from engine.monitor import online, parity
 from engine.monitor.drift_rules import evaluate_rule
@@ -134,6 +135,7 @@ def run_monitor(store: Store, cfg: dict, project_dir) -> MonitorOutcome:
         "kpis": kpis,
         "parity": parity_results,
         "store": str(store.path),
+        "stale_runs": stale_monitor_runs(con),  # earlier runs that read records retracted since
     }
     _append(store, result, {"monitor": monitor, "online_metric_hashes": hashes})
     return MonitorOutcome(result, not blocking)

@@ -68,7 +68,10 @@ def by_path(result: dict) -> dict:
 
 def test_counts_per_file_add_up_exactly(loaded):
     project, first, _ = loaded
-    assert first.code == 0, first
+    assert first.code == 1, first  # 14 of 24 quarantined: above ingest.max_quarantine_share (stored all the same)
+    assert first.json["quarantine_share"] == {"share": round(14 / 24, 6), "limit": 0.05, "skipped": 0,
+                                              "exceeded": True}
+    assert "above ingest.max_quarantine_share" in first.stdout
     files = by_path(first.json)
     expect = {  # read, accepted, inserted, duplicates, quarantined
         "traces_a.jsonl": (12, 4, 3, 1, 8),
@@ -92,7 +95,7 @@ def test_every_rejection_has_its_location_and_reasons(loaded):
     rows = query(project, "SELECT source_file, source_line, kind, reasons FROM quarantine WHERE batch_id = "
                           "(SELECT min(batch_id) FROM quarantine) ORDER BY source_file, source_line")
     got = {(Path(f).name, line): reasons for f, line, _, reasons in rows}
-    assert got[("traces_a.jsonl", 3)] == ["invalid JSON"]
+    assert got[("traces_a.jsonl", 3)] == ["invalid JSON: expecting ',' delimiter"]
     assert got[("traces_a.jsonl", 4)] == ["input: expected string, got number"]
     assert got[("traces_a.jsonl", 5)] == ["model: required but missing"]
     assert got[("traces_a.jsonl", 6)] == ["latency_ms: -5 is below the minimum 0"]
@@ -129,7 +132,7 @@ def test_accepted_data_is_intact(loaded):
 
 def test_ingesting_the_same_files_again_adds_nothing_and_says_so(loaded):
     project, first, second = loaded
-    assert second.code == 0, second
+    assert second.code == 1, second
     t = second.json["totals"]
     assert t["inserted"] == 0 and t["duplicates"] == first.json["totals"]["accepted"]
     assert t["read"] == t["accepted"] + t["quarantined"]
@@ -143,7 +146,7 @@ def test_parquet_and_a_truncated_parquet(project, cli):
                       "model": ["kw", "kw"], "input": ["a", "b"], "latency_ms": [1.5, -1.0],
                       "prompt_tokens": pa.array([3, 4], pa.int64())})
     pq.write_table(table, project / "good.parquet")
-    ok = cli("ingest", "path=good.parquet", "kind=traces", "out=r.json", cwd=project)
+    ok = cli("ingest", "ingest.max_quarantine_share=1", "path=good.parquet", "kind=traces", "out=r.json", cwd=project)
     assert ok.code == 0, ok
     assert ok.json["totals"] == {"read": 2, "accepted": 1, "inserted": 1, "duplicates": 0, "quarantined": 1}
     assert query(project, "SELECT source_line, reasons FROM quarantine") == \
@@ -155,7 +158,7 @@ def test_parquet_and_a_truncated_parquet(project, cli):
     assert failed.code == 2, failed
     assert "cut.parquet" in failed.stderr and "nothing was stored" in failed.stderr
     assert "Traceback" not in failed.stderr
-    kept = cli("ingest", "path=*.parquet", "ingest.on_unreadable_file=quarantine", "out=r2.json", cwd=project)
+    kept = cli("ingest", "ingest.max_quarantine_share=1", "path=*.parquet", "ingest.on_unreadable_file=quarantine", "out=r2.json", cwd=project)
     assert kept.code == 0, kept
     files = by_path(kept.json)
     assert files["cut.parquet"]["read"] == 1 and files["cut.parquet"]["quarantined"] == 1
@@ -182,7 +185,7 @@ def test_privacy_salt_hashes_user_ids_and_redaction_blanks_fields(project, capsy
 
 def test_unknown_fields_can_be_quarantined(project):
     write_jsonl(project / "t.jsonl", [trace("t1"), trace("t2", surprise=1)])
-    r = flywheel("ingest", "path=t.jsonl", "ingest.unknown_fields=quarantine", "out=r.json", project=project)
+    r = flywheel("ingest", "ingest.max_quarantine_share=1", "path=t.jsonl", "ingest.unknown_fields=quarantine", "out=r.json", project=project)
     assert r.code == 0
     assert r.json["totals"]["quarantined"] == 1
     assert query(project, "SELECT reasons FROM quarantine") == [(["unknown field(s): surprise"],)]

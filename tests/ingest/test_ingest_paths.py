@@ -47,8 +47,8 @@ def test_chunk_boundaries_change_nothing(project, tmp_path):
     shutil.copytree(FIXTURE_PROJECT, other)
     for p in (project, other):
         write_jsonl(p / "t.jsonl", _lines())
-    one = flywheel("ingest", "path=t.jsonl", "kind=traces", "out=r.json", project=project)
-    many = flywheel("ingest", "path=t.jsonl", "kind=traces", "ingest.chunk_bytes=4096", "out=r.json", project=other)
+    one = flywheel("ingest", "ingest.max_quarantine_share=1", "path=t.jsonl", "kind=traces", "out=r.json", project=project)
+    many = flywheel("ingest", "ingest.max_quarantine_share=1", "path=t.jsonl", "kind=traces", "ingest.chunk_bytes=4096", "out=r.json", project=other)
     assert one.code == many.code == 0
     assert _outcome(project, one.json) == _outcome(other, many.json)
     totals = one.json["totals"]
@@ -61,10 +61,10 @@ def test_chunk_boundaries_change_nothing(project, tmp_path):
 
 def test_a_conflict_with_an_earlier_batch_is_quarantined_as_read(project):
     write_jsonl(project / "a.jsonl", [trace("t1"), trace("t2")])
-    first = flywheel("ingest", "path=a.jsonl", "out=first.json", project=project).json
+    first = flywheel("ingest", "ingest.max_quarantine_share=1", "path=a.jsonl", "out=first.json", project=project).json
     line = '{"trace_id":"t1",  "timestamp":"2025-03-01T10:00:00Z","model":"kw","input":"changed"}'
     write_jsonl(project / "b.jsonl", [trace("t2"), line])
-    second = flywheel("ingest", "path=b.jsonl", "out=second.json", project=project)
+    second = flywheel("ingest", "ingest.max_quarantine_share=1", "path=b.jsonl", "out=second.json", project=project)
     assert second.code == 0
     assert second.json["totals"] == {"read": 2, "accepted": 1, "inserted": 0, "duplicates": 1, "quarantined": 1}
     assert query(project, "SELECT source_line, raw, reasons FROM quarantine") == [
@@ -102,7 +102,7 @@ def test_a_file_of_mixed_kinds_routes_each_record_to_its_kind(project):
         trace("t1"), fb, trace("t2", model=7), {**fb, "feedback_id": "f2", "rating": 9},
         {"event_id": "e1", "user_id": "u1", "timestamp": "2025-03-02T00:00:00Z", "type": "signup"},
         {"something": "else"}, trace("t1")])
-    r = flywheel("ingest", "path=mixed.jsonl", "out=r.json", project=project)
+    r = flywheel("ingest", "ingest.max_quarantine_share=1", "path=mixed.jsonl", "out=r.json", project=project)
     assert r.code == 0
     kinds = {k: (v["read"], v["inserted"], v["duplicates"], v["quarantined"]) for k, v in r.json["by_kind"].items()}
     assert kinds == {"traces": (3, 1, 1, 1), "feedback": (2, 1, 0, 1), "events": (1, 1, 0, 0),
@@ -116,7 +116,7 @@ def test_a_file_of_mixed_kinds_routes_each_record_to_its_kind(project):
 def test_the_load_path_rejects_exactly_what_jsonschema_rejects(project, kind):
     records = mutations(kind, 300, seed=7)
     write_jsonl(project / "m.jsonl", records)
-    r = flywheel("ingest", "path=m.jsonl", f"kind={kind}", "ingest.chunk_bytes=4096", "out=r.json", project=project)
+    r = flywheel("ingest", "ingest.max_quarantine_share=1", "path=m.jsonl", f"kind={kind}", "ingest.chunk_bytes=4096", "out=r.json", project=project)
     assert r.code == 0
     check = record_validator(kind)
     expected = {i for i, rec in enumerate(records, start=1) if list(check.iter_errors(rec))}

@@ -45,19 +45,21 @@ def test_a_killed_ingest_leaves_the_store_as_it_was_and_a_reingest_works(project
 def test_quarantine_export_fix_and_reingest(project, cli):
     write_jsonl(project / "t.jsonl", [trace("t1"), trace("t2", latency_ms=-1), trace("t3", input=7), "{oops"])
     export = cli("ingest", "path=t.jsonl", "export_quarantine=bad.jsonl", "out=e.json", cwd=project)  # both at once
-    assert export.code == 0, export
+    assert export.code == 1, export  # 3 of 4 quarantined: above ingest.max_quarantine_share
     assert export.json["export"]["records"] == 3
     lines = (project / "bad.jsonl").read_text(encoding="utf-8").splitlines()
     reasons = [json.loads(x) for x in (project / "bad.reasons.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [r["source_line"] for r in reasons] == [2, 3, 4]
     assert reasons[0]["reasons"] == ["latency_ms: -1 is below the minimum 0"]
     fixed = [json.dumps({**json.loads(lines[0]), "latency_ms": 1}), json.dumps({**json.loads(lines[1]), "input": "7"}),
-             json.dumps(trace("t4"))]
+             lines[2], json.dumps(trace("t4"))]  # fixed in place; the unfixable line left as it is
     (project / "bad.jsonl").write_text("\n".join(fixed) + "\n", encoding="utf-8")
-    again = cli("ingest", "path=bad.jsonl", "out=r.json", cwd=project)
-    assert again.json["totals"] == {"read": 3, "accepted": 3, "inserted": 3, "duplicates": 0, "quarantined": 0}
+    again = cli("ingest", "path=bad.jsonl", "ingest.max_quarantine_share=0.5", "out=r.json", cwd=project)
+    assert again.code == 0, again
+    assert again.json["totals"] == {"read": 4, "accepted": 3, "inserted": 3, "duplicates": 0, "quarantined": 1}
+    assert again.json["resolved"] == {"accepted": 2, "read again": 1}
     assert sorted(r[0] for r in query(project, "SELECT trace_id FROM traces")) == ["t1", "t2", "t3", "t4"]
-    # resolved records are not exported again; the unparseable one (no key) still is
+    # resolved records are not exported again; the unparseable one (no key) still is, once
     left = cli("ingest", "export_quarantine=left.jsonl", "out=e2.json", cwd=project)
     assert left.json["export"]["records"] == 1
     assert (project / "left.jsonl").read_text(encoding="utf-8") == "{oops\n"
