@@ -43,4 +43,5 @@ def command(name: str, summary: str, compile: Callable[[Composed], str] | None =
 def load_all() -> dict[str, Command]:
     from engine.commands import bridge, datasets, demo, evaluate, gate, monitor  # noqa: F401
     from engine.commands import ingest, simulate  # noqa: F401
+    from engine.commands import judges  # noqa: F401
     return COMMANDS
