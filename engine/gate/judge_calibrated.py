@@ -12,6 +12,8 @@ calibration for its current fingerprint.
 """
 from __future__ import annotations
 
+import json
+
 from sqlglot import exp
 
 from engine.gate.rules import RuleContext, RuleResult, RuleSQL, _result, rule_kind
@@ -45,13 +47,11 @@ def _calibrations_query(metric: str, slices: list[str]) -> exp.Expression:
 
 
 def _slice_name(s: str) -> str:
-    return "all labels" if s == ALL else f"tag {s}"
+    return "all labels" if s == ALL else s
 
 
 def _check_slice(s: str, current, calibrations: list[dict], rule: dict) -> tuple[str, float | None, str]:
     """(outcome: ok | fail | uncalibrated, statistic, message) for one slice."""
-    import json
-
     statistic, bound = rule.get("statistic", "kappa"), float(rule["min_kappa"])
     min_labels = int(rule.get("min_labels", 30))
     mine = [c for c in calibrations if c["slice"] == s and c["judge_fingerprint"] == current.fingerprint]
@@ -61,24 +61,24 @@ def _check_slice(s: str, current, calibrations: list[dict], rule: dict) -> tuple
             last = max(older, key=lambda c: c["calibrated_at"])
             last = {**last, "params": json.loads(last["params"]) if isinstance(last["params"], str) else last["params"]}
             what = " and ".join(changed_parts(last, current))
-            return "uncalibrated", None, (f"{_slice_name(s)}: calibration is stale: {last['calibration_id']} measured "
-                                          f"judge {last['judge_fingerprint']}, the {what} changed since (judge now "
-                                          f"{current.fingerprint}); recalibrate with `flywheel judges calibrate`")
+            return "uncalibrated", None, (f"{_slice_name(s)}: stale calibration: the {what} changed since "
+                                          f"{last['calibration_id']} (judge {last['judge_fingerprint']} then, "
+                                          f"{current.fingerprint} now); run `flywheel judges calibrate`")
         return "uncalibrated", None, (f"{_slice_name(s)}: judge {current.fingerprint} was never calibrated"
                                       + ("" if s == ALL else " on this tag (no labelled answer carries it)"))
     c = mine[0]
     value = c["kappa_low"] if statistic == "kappa_low" else c["kappa"]
-    where = f"{_slice_name(s)}: {statistic} {value:.3f}" if value is not None else f"{_slice_name(s)}: {statistic} undefined"
-    where += f" over {c['n_labels']} labels ({c['calibration_id']})"
+    where = f"{_slice_name(s)}: {statistic} " + ("undefined" if value is None else f"{value:.3f}")
+    labels = f"{c['n_labels']} labels"
     if c["n_labels"] < min_labels:
-        return "fail", value, f"{where}: too few labels (need {min_labels})"
+        return "fail", value, f"{where}, {labels}: too few labels (need {min_labels})"
     if value is None:
-        return "fail", None, f"{where}: people or judge gave one verdict to everything, agreement is unmeasured"
+        return "fail", None, f"{where}, {labels}: people or judge gave one verdict to everything"
     if rule.get("max_age_days") is not None and c["age_days"] > float(rule["max_age_days"]):
-        return "fail", value, f"{where}: calibrated {c['age_days']:.0f} days ago (max {rule['max_age_days']:g})"
+        return "fail", value, f"{where}, {labels}: calibrated {c['age_days']:.0f} days ago (max {rule['max_age_days']:g})"
     if value < bound:
-        return "fail", value, f"{where} < {bound:g}"
-    return "ok", value, where
+        return "fail", value, f"{where} < {bound:g} ({labels})"
+    return "ok", value, f"{where} ({labels})"
 
 
 @rule_kind("judge_calibrated", {
@@ -115,8 +115,11 @@ def judge_calibrated(name: str, rule: dict, reducer: str, aggregate: str, metric
         current = judge_fingerprint(judged[0]["model_fingerprint"], spec)
         outcomes = [(s, *_check_slice(s, current, rows["calibrations"], rule)) for s in slices]
         values = [v for _, o, v, _ in outcomes if v is not None]
+        latest = {c["slice"]: c["calibration_id"] for c in rows["calibrations"]
+                  if c["judge_fingerprint"] == current.fingerprint}
         stats = {"judge_fingerprint": current.fingerprint, "slices": [
-            {"slice": s, "outcome": o, "value": v, "message": m} for s, o, v, m in outcomes]}
+            {"slice": s, "outcome": o, "value": v, "message": m, "calibration_id": latest.get(s)}
+            for s, o, v, m in outcomes]}
         failed = [m for _, o, _, m in outcomes if o == "fail"]
         uncalibrated = [m for _, o, _, m in outcomes if o == "uncalibrated"]
         allowed = bool(rule.get("allow_uncalibrated"))

@@ -156,7 +156,7 @@ def _from_record(row: dict, line: int, resolver: _Resolver) -> Label:
     problems = all_errors(validator("judge_label"), row)
     if problems:
         path, message = problems[0]
-        raise LookupError(f"{dotted(path)}: {message}")
+        raise LookupError(message if message.startswith("unknown key") else f"{dotted(path)}: {message}")
     if has_case:
         version = resolver.case(row["dataset"], row["case_id"])
         if "output" in row:

@@ -24,18 +24,20 @@ def print_calibration(result: dict) -> None:
     for judge in result["judges"]:
         j = judge["judge"]
         calls = judge["calls"]
-        t = Table(title=f"{judge['metric']}: judge {j['name']} (fingerprint {j['fingerprint']}; model "
-                        f"{j['model_fingerprint']}, rubric {j['rubric_hash']})", title_justify="left")
-        for column, right in (("slice", False), ("labels", True), ("accuracy", True),
-                              (f"kappa [{level:.0%} CI]", True), ("spearman", True), ("human+ judge+", True),
-                              ("human+ judge-", True), ("human- judge+", True), ("human- judge-", True)):
-            t.add_column(column, justify="right" if right else "left")
+        t = Table(title=f"{judge['metric']}: judge {j['name']} (fingerprint {j['fingerprint']}: model "
+                        f"{j['model_fingerprint']}, rubric {j['rubric_hash']})", title_justify="left",
+                  caption="P/F: people's verdict, then the judge's (PF: people pass, judge fails)",
+                  caption_justify="left")
+        t.add_column("slice", overflow="fold")
+        for column in ("n", "acc", "kappa", f"{level:.0%} CI", "rho", "PP", "PF", "FP", "FF"):
+            t.add_column(column, justify="right", no_wrap=True)
         for s in judge["slices"]:
             c = s["confusion"]
-            t.add_row("all" if s["slice"] == "*" else escape(s["slice"]), str(s["n_labels"]), _num(s["accuracy"]),
-                      kappa_text(s), _num(s["spearman"]), str(c["human_pass"]["judge_pass"]),
-                      str(c["human_pass"]["judge_fail"]), str(c["human_fail"]["judge_pass"]),
-                      str(c["human_fail"]["judge_fail"]))
+            ci = s["kappa_ci"]
+            t.add_row("all" if s["slice"] == "*" else escape(s["slice"]), str(s["n_labels"]), _num(s["accuracy"], 2),
+                      _num(s["kappa"], 2), f"{_num(ci['low'], 2)}..{_num(ci['high'], 2)}", _num(s["spearman"], 2),
+                      str(c["human_pass"]["judge_pass"]), str(c["human_pass"]["judge_fail"]),
+                      str(c["human_fail"]["judge_pass"]), str(c["human_fail"]["judge_fail"]))
         console.print(t)
         console.print(f"{judge['answers']} labelled answers ({judge['labels']} labels); judge calls: "
                       f"{calls['called']} made, {calls['cached']} from the cache, {calls['errors']} errors; "
@@ -60,13 +62,12 @@ def print_history(rows: list[dict]) -> None:
         console.print("no calibrations stored yet: run `flywheel judges calibrate`")
         return
     t = Table(title="Judge calibrations (newest first)", title_justify="left")
-    for column in ("calibrated", "metric", "fingerprint", "slice", "labels", "accuracy", "kappa", "kappa CI",
-                   "spearman"):
-        t.add_column(column)
+    for column in ("calibrated", "metric", "fingerprint", "slice", "n", "acc", "kappa", "CI", "rho"):
+        t.add_column(column, overflow="fold")
     for r in rows:
-        t.add_row(r["calibrated_at"][:19], r["metric"], r["fingerprint"], "all" if r["slice"] == "*" else r["slice"],
-                  str(r["n_labels"]), _num(r["accuracy"]), _num(r["kappa"]),
-                  f"[{_num(r['kappa_low'])}, {_num(r['kappa_high'])}]", _num(r["spearman"]))
+        t.add_row(r["calibrated_at"][:16].replace("T", " "), r["metric"], r["fingerprint"],
+                  "all" if r["slice"] == "*" else r["slice"], str(r["n_labels"]), _num(r["accuracy"], 2),
+                  _num(r["kappa"], 2), f"{_num(r['kappa_low'], 2)}..{_num(r['kappa_high'], 2)}", _num(r["spearman"], 2))
     console.print(t)
 
 
