@@ -68,7 +68,7 @@ def _gate_finding(result: dict) -> str:
 def _judges_steps(run: DemoRun, out) -> Outcome:
     """Is the LLM judge trustworthy, and where? Calibrate it against the bundled human labels, then gate on its
     grades: the decision may rest on it where people agree with it (billing, account), not on troubleshooting."""
-    judge = ["metrics=[judge]", "dataset=[support_qa]"]  # the judge's metric alone: the cheapest runs to gate on
+    judge = ["metrics=[support,judge]", "dataset=[support_qa]"]  # the red-team set has no judge metric
     calibrated = run.run("1. Judges: calibrate the LLM judge against human labels", "judges",
                          judge + ["judges.labels=[bundled:support/judge_labels.jsonl]",
                                   f"out={out}/judges_calibrate.json", f"report={out}/judges_calibrate.html"],
