@@ -104,6 +104,8 @@ def calibrate_metric(store: Store, metric: str, spec: dict, project: Project, ru
         return None
     missing = [r for r in rows if r["input_text"] is None]
     rows = [r for r in rows if r["input_text"] is not None]
+    if not rows:  # every labelled case or trace is gone from the store: nothing to measure, never a calibration
+        return None
     items = [Item(r["item_kind"], f"{r['dataset_version']}/{r['item_id']}" if r["item_kind"] == "case" else r["item_id"],
                   r["output_hash"], r["input_text"], r["output_text"], tuple(r["expected_answers"] or ()),
                   tuple(r["context"] or ())) for r in rows]
