@@ -366,6 +366,80 @@ MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
             PRIMARY KEY (run_id, batch_id)
         )""",
     )),
+    (80, "judge calibration: human labels, judge verdicts, calibrations as a time series", (
+        # Written by `flywheel judges` (engine/judges/). A label is one person's verdict on one answer (the exact
+        # text they read); a calibration is a judge's agreement with those labels, per judge fingerprint and slice.
+        """CREATE TABLE judge_label_batches (
+            batch_id VARCHAR PRIMARY KEY,
+            source_file VARCHAR NOT NULL,
+            file_sha256 VARCHAR NOT NULL,
+            n_read BIGINT NOT NULL,               -- label records read = inserted + updated + unchanged + pending
+            n_inserted BIGINT NOT NULL,
+            n_updated BIGINT NOT NULL,            -- a person changed their verdict on the same answer
+            n_unchanged BIGINT NOT NULL,
+            n_pending BIGINT NOT NULL,            -- label-queue rows without a verdict yet, or rejected
+            imported_at TIMESTAMPTZ NOT NULL
+        )""",
+        """CREATE TABLE judge_labels (
+            label_key VARCHAR PRIMARY KEY,        -- hash of (metric, item, answer, labeller): re-imports update it
+            metric VARCHAR NOT NULL,              -- the llm_judge metric whose question the person answered
+            item_kind VARCHAR NOT NULL,           -- case | trace
+            dataset VARCHAR,                      -- case: the dataset name
+            dataset_version VARCHAR,              -- case: the version the case was read from
+            item_id VARCHAR NOT NULL,             -- case id or trace id
+            output_text VARCHAR NOT NULL,         -- the answer the person judged
+            output_hash VARCHAR NOT NULL,
+            output_source VARCHAR NOT NULL,       -- label (given in the file) | run:<run_id> | trace
+            verdict VARCHAR,                      -- pass | fail
+            score DOUBLE,                         -- a graded judgement, any scale (rank-correlated)
+            labeller VARCHAR NOT NULL,
+            labelled_at TIMESTAMPTZ,
+            note VARCHAR,
+            batch_id VARCHAR NOT NULL,
+            source_file VARCHAR NOT NULL,
+            source_line BIGINT NOT NULL,
+            imported_at TIMESTAMPTZ NOT NULL
+        )""",
+        """CREATE TABLE judge_verdicts (
+            metric VARCHAR NOT NULL,
+            judge_fingerprint VARCHAR NOT NULL,   -- model + rubric + parameters (engine/judges/fingerprint.py)
+            item_kind VARCHAR NOT NULL,           -- case | trace
+            item_key VARCHAR NOT NULL,            -- dataset_version/case_id, or the trace id
+            output_hash VARCHAR NOT NULL,
+            prompt_hash VARCHAR NOT NULL,         -- the judge's cached answer: outputs(judge model, prompt_hash)
+            value DOUBLE NOT NULL,
+            passed BOOLEAN NOT NULL,
+            detail VARCHAR,
+            judged_at TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (metric, judge_fingerprint, item_kind, item_key, output_hash)
+        )""",
+        """CREATE TABLE judge_calibration_runs (
+            calibration_id VARCHAR PRIMARY KEY,
+            calibrated_at TIMESTAMPTZ NOT NULL,
+            config_hash VARCHAR NOT NULL,         -- the judges section + the calibrated metric definitions
+            git_commit VARCHAR,
+            result JSON NOT NULL
+        )""",
+        """CREATE TABLE judge_calibrations (
+            calibration_id VARCHAR NOT NULL,
+            metric VARCHAR NOT NULL,
+            judge_fingerprint VARCHAR NOT NULL,
+            judge_model_fingerprint VARCHAR NOT NULL,
+            rubric_hash VARCHAR NOT NULL,
+            params JSON NOT NULL,                 -- the metric parameters in the fingerprint (threshold)
+            slice VARCHAR NOT NULL,               -- '*' for every label, else a capability tag
+            n_labels INTEGER NOT NULL,            -- answers with a human verdict (ties between people excluded)
+            n_scored INTEGER NOT NULL,            -- answers with a human score
+            accuracy DOUBLE,
+            kappa DOUBLE,                         -- Cohen's kappa, human verdict vs judge verdict
+            kappa_low DOUBLE,                     -- bootstrap percentile interval (seeded)
+            kappa_high DOUBLE,
+            spearman DOUBLE,                      -- human score vs judge score
+            confusion JSON NOT NULL,              -- {"human_pass": {"judge_pass": n, "judge_fail": n}, ...}
+            calibrated_at TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (calibration_id, metric, slice)
+        )""",
+    )),
 ]
 
 SCHEMA_VERSION = max(m[0] for m in MIGRATIONS)

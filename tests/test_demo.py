@@ -46,6 +46,14 @@ def test_demo_runs_the_whole_flywheel(cli, tmp_path):
     assert after["baseline"]["source"] == "blessed v1"
     caught = next(x for x in after["rules"] if x["name"] == "no_regressions")["cases"]
     assert caught and all(c["metadata"]["origin"] == "production" for c in caught)
+
+    # the judge is calibrated against the bundled labels: trusted on billing, not on troubleshooting, and the gate
+    # refuses the decision that rests on troubleshooting only
+    kappa = {s["slice"]: s["kappa"] for s in result("judges_calibrate.json")["judges"][0]["slices"]}
+    assert kappa["billing"] > 0.8 and kappa["account"] > 0.8 and kappa["troubleshooting"] < 0.3
+    judged = result("gate_judged.json")
+    assert judged["verdict"] == "BLOCKED" and judged["blocking_failures"] == ["judge_trusted_on_troubleshooting"]
+    assert next(x for x in judged["rules"] if x["name"] == "judge_improves_troubleshooting")["status"] == "pass"
     for report in demo["reports"]:
         assert Path(report).stat().st_size < 2_000_000
-    assert len(demo["reports"]) == 4
+    assert len(demo["reports"]) == 5

@@ -57,11 +57,12 @@ FIXTURE_CONFIGS = "\n".join(p.read_text(encoding="utf-8") for p in (TESTS / "fix
 
 
 def test_every_family_is_registered():
-    assert set(registry.names("gate_rule")) == {"threshold", "all_pass", "improvement", "no_regression"}
+    assert set(registry.names("gate_rule")) == {"threshold", "all_pass", "improvement", "no_regression",
+                                                "judge_calibrated"}
     assert {"psi", "ks", "wasserstein", "jensen_shannon", "chi_square", "kl", "hellinger",
             "share_change"} <= set(registry.names("drift_test"))
     assert {"hash_rate", "stratified", "failure_first", "low_score", "drift_segment",
-            "disagreement"} <= set(registry.names("sampler"))
+            "disagreement", "judge_disagreement"} <= set(registry.names("sampler"))
 
 
 @pytest.mark.parametrize("kind,name", OTHER)

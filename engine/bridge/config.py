@@ -33,9 +33,11 @@ def check_bridge(composed, add) -> None:
             add(where, "give exactly one of per_stratum or total")
         if kind == "drift_segment" and policy.get("rule") not in drift_rules:
             add(f"{where}.rule", f"unknown drift rule '{policy.get('rule')}'; {did_you_mean(str(policy.get('rule')), drift_rules)}")
-        for side in ("a", "b"):
-            source = str(policy.get(side, ""))
-            if kind == "disagreement" and source.startswith("online:") and source[7:] not in online:
+        sides = [(side, policy.get(side)) for side in ("a", "b")] if kind == "disagreement" else \
+            [(f"against[{i}]", a) for i, a in enumerate(policy.get("against") or [])] if kind == "judge_disagreement" else []
+        for side, source in sides:
+            source = str(source or "")
+            if source.startswith("online:") and source[7:] not in online:
                 add(f"{where}.{side}", f"'{source[7:]}' is not scored online (monitor.online.metrics: "
                                        f"{', '.join(online) or 'none'})")
     golden = bridge.get("golden") or {}

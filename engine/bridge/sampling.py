@@ -150,6 +150,57 @@ def disagreement(policy: dict, traces: exp.Select, salt: str) -> exp.Select:
         exp.and_(a.copy().is_(exp.null()).not_(), b.copy().is_(exp.null()).not_(), exp.NEQ(this=a, expression=b)))
 
 
+_SIGNAL = {
+    # a cheap judgement of a trace as a number in [0, 1], to compare with the judge's score
+    "feedback": "(SELECT avg(f.score) FROM feedback f WHERE f.trace_id = t.trace_id AND f.score IS NOT NULL)",
+    "online": "(SELECT avg(s.value) FROM live_scores s WHERE s.trace_id = t.trace_id AND s.metric = '__m__')",
+}
+
+
+@sampler("judge_disagreement", {
+    "judge": {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_]*$",
+              "description": "an llm_judge metric whose verdicts on traces `flywheel judges score` stored"},
+    "against": {"type": "array", "items": {"type": "string", "pattern": "^(feedback|online:[A-Za-z0-9_]+)$"},
+                "minItems": 1, "uniqueItems": True, "description": "cheap signals in [0, 1]: feedback, online:METRIC"},
+    "min_gap": {"type": "number", "minimum": 0, "maximum": 1, "description": "least |judge - signal| (default 0.5)"},
+    "random_share": {"type": "number", "minimum": 0, "maximum": 1,
+                     "description": "share of the limit drawn at random from the rest (default 0.2)"}},
+    ("judge", "against", "limit"))
+def judge_disagreement(policy: dict, traces: exp.Select, salt: str) -> exp.Select:
+    """Traces for people to label where the LLM judge and the cheap signals (user feedback, online scores) disagree
+    most (largest |judge score - signal| first), plus a random share of the limit so calibration also sees
+    ordinary traffic. Traces already labelled for the judge are left out."""
+    limit = int(policy["limit"])
+    n_random = int(round(limit * float(policy.get("random_share", 0.2))))
+    gaps = [parse(f"SELECT abs(j.judge_value - {_SIGNAL[a.partition(':')[0]]})").expressions[0].transform(
+        _metric(a.partition(":")[2], "__m__")) for a in policy["against"]]
+    gap = exp.func("greatest", *gaps) if len(gaps) > 1 else gaps[0]
+    query = parse(f"""
+        WITH judged AS (SELECT item_key AS trace_id, arg_max(value, judged_at) AS judge_value FROM judge_verdicts
+                        WHERE metric = '__judge__' AND item_kind = 'trace' GROUP BY item_key),
+             candidates AS (
+                SELECT t.trace_id, {hash_of(salt).sql('duckdb')} AS h, __gap__ AS gap
+                FROM (SELECT 1) AS t LEFT JOIN judged AS j ON j.trace_id = t.trace_id
+                WHERE NOT EXISTS (SELECT 1 FROM judge_labels AS l WHERE l.item_kind = 'trace'
+                                  AND l.item_id = t.trace_id AND l.metric = '__judge__')),
+             disputed AS (
+                SELECT trace_id, row_number() OVER (ORDER BY gap DESC, h, trace_id) AS pos FROM candidates
+                WHERE gap > 0 AND gap >= {float(policy.get('min_gap', 0.5))!r}
+                QUALIFY pos <= {limit - n_random}),
+             drawn AS (
+                SELECT trace_id, row_number() OVER (ORDER BY h, trace_id) AS pos FROM candidates
+                WHERE trace_id NOT IN (SELECT trace_id FROM disputed)
+                QUALIFY pos <= {n_random})
+        SELECT trace_id, pos AS ord FROM disputed
+        UNION ALL SELECT trace_id, {limit} + pos AS ord FROM drawn""").transform(
+        _metric(policy["judge"], "__judge__")).transform(
+        lambda n: gap.copy() if isinstance(n, exp.Column) and n.name == "__gap__" else n)
+    # the placeholder FROM (SELECT 1) AS t of `candidates` becomes the traces in scope
+    candidates = [c for c in query.find_all(exp.CTE) if c.alias == "candidates"][0].this
+    candidates.from_(traces.subquery("t"), copy=False)
+    return query
+
+
 def _metric(value: str, marker: str = "__metric__"):
     return lambda n: literal(value) if isinstance(n, exp.Literal) and n.this == marker else n
 

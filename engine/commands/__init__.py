@@ -61,5 +61,5 @@ def _not_composed(composed: Composed) -> Outcome:
 def load_all() -> dict[str, Command]:
     from engine.commands import bridge, datasets, demo, evaluate, gate, monitor  # noqa: F401
     from engine.commands import config_cmd, ingest, init, simulate, store  # noqa: F401
-    from engine.commands import rescore, whatif  # noqa: F401
+    from engine.commands import judges, rescore, whatif  # noqa: F401
     return COMMANDS

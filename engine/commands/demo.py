@@ -66,6 +66,24 @@ def _gate_finding(result: dict) -> str:
     return text
 
 
+def _judges_steps(run: DemoRun, out) -> Outcome:
+    """Is the LLM judge trustworthy, and where? Calibrate it against the bundled human labels, then gate on its
+    grades: the decision may rest on it where people agree with it (billing, account), not on troubleshooting."""
+    judge = ["metrics=[support,judge]", "dataset=[support_qa]"]  # the red-team set has no judge metric
+    calibrated = run.run("1. Judges: calibrate the LLM judge against human labels", "judges",
+                         judge + ["judges.labels=[bundled:support/judge_labels.jsonl]",
+                                  f"out={out}/judges_calibrate.json", f"report={out}/judges_calibrate.html"],
+                         args=("calibrate",))
+    kappas = {s["slice"]: s["kappa"] for s in calibrated.result["judges"][0]["slices"]}
+    run.finding(f"kappa {kappas['*']:.2f} over all labels; " + ", ".join(
+        f"{tag} {kappas[tag]:.2f}" for tag in ("billing", "account", "troubleshooting")))
+    judged = run.run("1. Release gate on the judge's grades, trusted only where calibrated", "gate",
+                     judge + ["gate=judged", "challenger=bm25_clean", "baseline=keyword_baseline",
+                              f"out={out}/gate_judged.json"])
+    run.finding(_gate_finding(judged.result) + ": the judge is not trusted on troubleshooting")
+    return judged
+
+
 @command("demo", "the whole flywheel on the bundled data, end to end, narrated", sections=None)
 def demo(composed: Composed) -> Outcome:
     started = time.perf_counter()
@@ -96,6 +114,7 @@ def demo(composed: Composed) -> Outcome:
                     ["challenger=bm25_clean", "baseline=keyword_baseline", "promote=true",
                      f"out={out}/gate_bm25_clean.json", f"report={out}/gate_bm25_clean.html"])
     run.finding(_gate_finding(clean.result))
+    judged = _judges_steps(run, out)
 
     # 2-3. the real world
     simulated = run.run("2. Production: a month of traffic for the promoted model", "simulate",
@@ -161,6 +180,8 @@ def demo(composed: Composed) -> Outcome:
         "new challenger passes on v1": before.result["verdict"] == "PASS",
         "new challenger blocked on v2 by production cases": after.result["verdict"] == "BLOCKED"
         and "no_regressions" in after.result["blocking_failures"],
+        "judge trusted on billing/account, refused on troubleshooting": judged.result["verdict"] == "BLOCKED"
+        and judged.result["blocking_failures"] == ["judge_trusted_on_troubleshooting"],
     }
     failed = [k for k, ok in checks.items() if not ok]
     if failed:

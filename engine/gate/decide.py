@@ -1,6 +1,7 @@
 """Compile the gate's rules to SQL, run them over two stored runs, and decide PASS or BLOCKED."""
 from __future__ import annotations
 
+import inspect
 import time
 from dataclasses import dataclass, field
 
@@ -31,7 +32,10 @@ def compile_rules(gate: dict, metrics: dict) -> dict[str, RuleSQL]:
     out = {}
     for name, rule in (gate.get("rules") or {}).items():
         aggregate = default_aggregate(metrics[rule["metric"]]) if rule.get("metric") in metrics else "mean"
-        out[name] = registry.get("gate_rule", rule["kind"]).fn(name, rule, reducer, aggregate)
+        fn = registry.get("gate_rule", rule["kind"]).fn
+        # a kind that reads metric definitions (judge_calibrated: the judge's rubric) declares a `metrics` parameter
+        extra = {"metrics": metrics} if "metrics" in inspect.signature(fn).parameters else {}
+        out[name] = fn(name, rule, reducer, aggregate, **extra)
     return out
 
 

@@ -224,3 +224,6 @@ def no_regression(name: str, rule: dict, reducer: str, aggregate: str) -> RuleSQ
                        stats={"per_tag": tags}, cases=_cases(rows["regressed"], CASE_COLUMNS))
 
     return RuleSQL({"counts": counts, "regressed": regressed, "per_tag": per_tag}, judge)
+
+
+from engine.gate import judge_calibrated  # noqa: E402,F401  (registers the judge_calibrated kind)

@@ -5,6 +5,7 @@ from engine import registry
 from engine.errors import did_you_mean
 from engine.schemas import all_errors, dotted, validator, validator_for
 from engine.validate import checker
+from engine.gate import judge_calibrated  # noqa: E402,F401  (its checker: blocking judge rules need one)
 
 
 @checker(section="gate")

@@ -57,6 +57,11 @@ def render_rubric(template: str, row: dict) -> str:
     return template.format_map(values)
 
 
+def prompt_hash(prompt: str) -> str:
+    """Keys a judge's cached answer to a prompt (with the judge's fingerprint), wherever the prompt comes from."""
+    return content_hash({"judge_prompt": prompt}, length=24)
+
+
 def metric_key(spec: dict) -> str:
     """Judgements belong to one metric definition (judge, rubric, datasets): its content hash."""
     return content_hash(spec, length=16)
@@ -78,7 +83,7 @@ def _prepare_judgements(ctx: PrepareContext, name: str, spec: dict) -> None:
     adapter = build_adapter(spec["judge"], ctx.project.dir)
     fp = fingerprint(adapter)
     prompts = [render_rubric(template, r) for r in rows]
-    hashes = [content_hash({"judge_prompt": p}, length=24) for p in prompts]
+    hashes = [prompt_hash(p) for p in prompts]
     cases = [Case(case_id=f"{r['case_id']}#{r['repeat']}", position=0, input=p, input_text=p, expected=None,
                   expected_answers=(), context=(), tags=(), metadata={}, input_hash=h)
              for r, p, h in zip(rows, prompts, hashes)]
@@ -124,12 +129,18 @@ _JUDGED = """(SELECT __verdict__ FROM (
     AND j.j_repeat = repeat)"""
 
 
+def parsed_answer(response: exp.Expression, error: exp.Expression) -> exp.Expression:
+    """A judge's raw answer (and its call's error) read as a struct {value, passed, detail}: the one fail-closed
+    parsing shared by this metric and judge calibration (engine/judges/)."""
+    return parse_expression(_VERDICT, r=response, e=error)
+
+
 def _judged(spec: dict) -> exp.Expression:
     """The parsed judgement of the current row, a struct; NULL when none was recorded.
 
     The judgements columns are renamed so that the row's own columns can stay unqualified: the expression is
     used both where the row is `scoring_input` (value, detail) and where it is `valued` (passed)."""
-    verdict = parse_expression(_VERDICT, r=exp.column("j_response", table="j"), e=exp.column("j_error", table="j"))
+    verdict = parsed_answer(exp.column("j_response", table="j"), exp.column("j_error", table="j"))
     return parse_expression(_JUDGED, verdict=verdict, key=literal(metric_key(spec)))
 
 

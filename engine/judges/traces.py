@@ -1,0 +1,60 @@
+"""`flywheel judges score`: grade a deterministic hash sample of production traces with each llm_judge metric's
+judge, stored in judge_verdicts, where the bridge's `judge_disagreement` sampler compares them with user feedback
+and online scores. Judge calls go through the output cache, so scoring again only asks about new traces.
+
+A trace has no reference answer: the rubric's {expected} is empty and {context} comes from
+attributes.context, as online scoring shapes traces.
+"""
+from __future__ import annotations
+
+from sqlglot import exp
+
+from engine.config import Project
+from engine.errors import UserError
+from engine.judges.calibrate import Settings, judge_metrics
+from engine.judges.judging import Item, judge_items, output_hash
+from engine.monitor.sources import traces_in_scope
+from engine.provenance import utc_now
+from engine.sql import literal, parse, render
+from engine.store import Store
+
+BUCKETS = 1_000_000
+
+
+def sampled_traces(traces_cfg: dict) -> exp.Expression:
+    """Traces in the configured bounds whose hash(salt, trace_id) falls below the rate, with a non-null output."""
+    scope = {"window": "day", "start": traces_cfg.get("start"), "end": traces_cfg.get("end")}
+    threshold = int(round(float(traces_cfg.get("rate", 0.1)) * BUCKETS))
+    query = parse(f"""
+        SELECT t.trace_id, t.input, t.output,
+               coalesce(TRY_CAST(json_extract(t.attributes, '$.context') AS VARCHAR[]), []::VARCHAR[]) AS context
+        FROM (SELECT 1) AS t
+        WHERE t.output IS NOT NULL AND md5_number(__salt__ || t.trace_id) % {BUCKETS} < {threshold}
+        ORDER BY t.trace_id""").from_(traces_in_scope(scope).subquery("t"))
+    return query.transform(lambda n: literal(str(traces_cfg.get("salt", "judges")))
+                           if isinstance(n, exp.Column) and n.name == "__salt__" else n)
+
+
+def score_traces(store: Store, cfg: dict, project: Project) -> dict:
+    metrics = judge_metrics(cfg)
+    if not metrics:
+        raise UserError("no llm_judge metric is selected: select the suite that defines your judge, "
+                        "e.g. `flywheel judges score metrics=[support,judge]`")
+    traces_cfg = (cfg.get("judges") or {}).get("traces") or {}
+    rows = store.con.execute(render(sampled_traces(traces_cfg))).fetchall()
+    settings = Settings.of(cfg)
+    run_id = f"judges-score-{utc_now().strftime('%Y%m%dT%H%M%S')}"
+    items = [Item("trace", trace_id, output_hash(output), text, output, (), tuple(context or ()))
+             for trace_id, text, output, context in rows]
+    out = {"command": "judges_score", "sampled": len(items), "rate": float(traces_cfg.get("rate", 0.1)),
+           "judges": [], "store": str(store.path)}
+    for name, spec in metrics.items():
+        if not items:
+            break
+        fp, calls, verdicts = judge_items(store, name, spec, items, project.dir, run_id, settings.batch_size,
+                                          settings.show_progress)
+        out["judges"].append({"metric": name, "fingerprint": fp.fingerprint, "graded": len(verdicts),
+                              "passed": sum(1 for v in verdicts if v["passed"]),
+                              "calls": {"needed": calls.needed, "cached": calls.cached, "called": calls.called,
+                                        "errors": calls.errors}})
+    return out
