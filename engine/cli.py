@@ -1,7 +1,9 @@
-"""`flywheel <command> [--project DIR] [--conf DIR] [hydra overrides] [-m]`
+"""`flywheel <command> [--project DIR] [--conf DIR] [--debug] [hydra overrides] [-m]`
 
 The dispatcher composes the Hydra config, validates it, runs the command and maps the outcome to an exit
-code. A UserError (bad config or input) prints a clean message and exits 2; a bug keeps its traceback.
+code, a contract CI relies on (engine/exit_codes.py): 0 ok / PASS, 1 BLOCKED / alert, 2 the user's config or
+input is wrong (a clean message naming the place, no traceback), 3 Flywheel could not do its job (one line;
+the traceback with --debug). A crash never exits 1.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from pathlib import Path
 
 from rich.markup import escape
 
+from engine import exit_codes
 from engine.commands import Command, Outcome, load_all
 from engine.config import Composed, compose, find_project
 from engine.console import console, err_console
@@ -18,7 +21,7 @@ from engine.errors import UserError
 from engine.schemas import all_errors, dotted, validator
 from engine.validate import validate
 
-USAGE = """usage: flywheel <command> [--project DIR] [--conf DIR] [key=value ...] [-m]
+USAGE = """usage: flywheel <command> [--project DIR] [--conf DIR] [--debug] [key=value ...] [-m]
 
 Commands:
 {commands}
@@ -28,21 +31,21 @@ Options:
   --project DIR   the project directory (default: the current directory); holds the store and conf/
   --conf DIR      the project's config tree (default: DIR/conf when it exists); searched before the bundled one
   -m, --multirun  run a Hydra sweep over comma-separated override values (commands that support it)
+  --debug         on an internal error (exit 3), print the traceback
   key=value       Hydra overrides, e.g. model=bm25_clean dataset=support_qa out=result.json
 
-Exit codes: 0 ok / PASS / healthy, 1 BLOCKED / alert, 2 bad config or input.
-"""
+{exit_codes}"""
 
 
-def usage() -> str:
+def usage(only: str | None = None) -> str:
     commands = load_all()
     width = max(len(n) for n in commands) + 2
     lines = [f"  {name:<{width}} {cmd.summary}" for name, cmd in commands.items()]
-    return USAGE.format(commands="\n".join(lines))
+    return USAGE.format(commands="\n".join(lines), exit_codes=exit_codes.help_text(list(commands), only))
 
 
 def parse_args(argv: list[str]) -> tuple[dict, list[str]]:
-    options = {"project": None, "conf": None, "multirun": False, "help": False}
+    options = {"project": None, "conf": None, "multirun": False, "help": False, "debug": False}
     overrides: list[str] = []
     i = 0
     while i < len(argv):
@@ -51,6 +54,8 @@ def parse_args(argv: list[str]) -> tuple[dict, list[str]]:
             options["help"] = True
         elif arg in ("-m", "--multirun"):
             options["multirun"] = True
+        elif arg == "--debug":
+            options["debug"] = True
         elif arg in ("--project", "--conf"):
             if i + 1 >= len(argv):
                 raise UserError(f"{arg} needs a directory")
@@ -76,17 +81,36 @@ def write_out(outcome: Outcome, composed: Composed) -> None:
         if problems:  # our own result breaking its schema is a bug, not a user error
             raise AssertionError(f"result does not match {outcome.result_schema}: "
                                  + "; ".join(f"{dotted(p)}: {m}" for p, m in problems[:5]))
-    path = Path(out).expanduser()
-    path = path if path.is_absolute() else composed.project.dir / path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(outcome.result, indent=2, default=str) + "\n", encoding="utf-8")
+    path = output_path(out, composed.project.dir)
+    with exit_codes.writing_output("out", out, path, outcome.exit_code):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(outcome.result, indent=2, default=str) + "\n", encoding="utf-8")
     console.print(f"result written to {path}")
+
+
+def output_path(value: str, project_dir: Path) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else project_dir / path
+
+
+# Output files a command may be asked to write; checked before it runs, so a path that cannot be written fails
+# in a second (exit 2) instead of after an hour of model calls.
+OUTPUT_KEYS = ("out", "report", "junit", "markdown", "export_quarantine")
+
+
+def check_outputs(composed: Composed) -> None:
+    for key in OUTPUT_KEYS:
+        value = composed.config.get(key)
+        if isinstance(value, str) and value:
+            exit_codes.check_writable(key, value, output_path(value, composed.project.dir))
 
 
 def prepare(options: dict, overrides: list[str], cmd: Command) -> Composed:
     project = find_project(options["project"], options["conf"])
     composed = compose(project, overrides)
     validate(composed, cmd.sections)
+    from engine.store import DEFAULT_LOCK_WAIT_S, set_lock_wait
+    set_lock_wait((composed.config.get("store") or {}).get("lock_wait_s", DEFAULT_LOCK_WAIT_S))
     return composed
 
 
@@ -103,6 +127,7 @@ def run_command(cmd: Command, options: dict, overrides: list[str]) -> int:
     if args:
         from dataclasses import replace
         composed = replace(composed, args=tuple(args))
+    check_outputs(composed)
     outcome = cmd.run(composed)
     write_out(outcome, composed)
     return outcome.exit_code
@@ -127,6 +152,7 @@ def run_compile(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
     try:
         if not argv or argv[0] in ("-h", "--help", "help"):
             sys.stdout.write(usage())
@@ -141,15 +167,21 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError(f"unknown command '{name}'; {did_you_mean(name, list(commands) + ['compile'])}")
         options, overrides = parse_args(rest)
         if options["help"]:
-            sys.stdout.write(f"flywheel {name}: {cmd.summary}\n\n" + usage())
+            sys.stdout.write(f"flywheel {name}: {cmd.summary}\n\n" + usage(only=name))
             return 0
-        return run_command(cmd, options, overrides)
-    except UserError as e:
-        err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
-        return 2
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
-        return 130
+        code = run_command(cmd, options, overrides)
+        sys.stdout.flush()
+        return code
+    except BaseException as e:  # noqa: BLE001 - every failure becomes an exit code of the contract
+        if isinstance(e, SystemExit):
+            raise
+        code, message = exit_codes.classify(e)
+        if debug and code == exit_codes.CANNOT_RUN:
+            import traceback
+            traceback.print_exception(e, file=sys.stderr)
+        err_console.print(f"[bold red]error:[/] {escape(message)}" if code != exit_codes.INTERRUPTED
+                          else escape(message), highlight=False)
+        return code
 
 
 def entry_point() -> None:

@@ -12,6 +12,8 @@ from sqlglot import exp
 
 from engine.sql import DIALECT, render
 
+USER_SQL_META = "user_sql"  # key in an expression's sqlglot meta: the user's text
+
 _STATEMENTS = (exp.Query, exp.DDL, exp.DML, exp.Create, exp.Drop, exp.Alter, exp.Insert, exp.Update, exp.Delete,
                exp.Merge, exp.Command, exp.Set, exp.Pragma, exp.Use, exp.Transaction, exp.Commit, exp.Rollback,
                exp.Copy, exp.Describe, exp.Attach, exp.Detach, exp.Install, exp.Summarize, exp.Cache, exp.Kill)
@@ -67,4 +69,7 @@ def parse_expression(text: str, columns: tuple[str, ...], *, aggregates: bool = 
             name = (node.name if isinstance(node, exp.Anonymous) else node.sql_name()).lower()
             if name in _FORBIDDEN_FUNCTIONS or name.startswith(_FORBIDDEN_PREFIXES):
                 problems.append(f"function {name}() is not allowed in a {what}")
+    # Mark the tree as the user's: a DuckDB error while running a statement that holds it is the user's SQL
+    # failing on the data (exit 2, naming the expression), not a Flywheel bug (engine/executor.py).
+    tree.meta[USER_SQL_META] = text
     return tree, list(dict.fromkeys(problems))

@@ -10,7 +10,10 @@ from engine.config import Composed
 from engine.errors import UserError
 from engine.evaluation import EvalRun, evaluate_model, follow_bridge_heads, load_datasets, metrics_hash, store_path
 from engine.gate.decide import compile_plan, decide
-from engine.gate.promotion import current_blessed, promote
+from engine.console import console
+from engine.exit_codes import writing_output
+from engine.gate.promotion import (already_promoted, current_blessed, model_fingerprint, promote,
+                                   refuse_self_comparison)
 from engine.gate.report import junit_xml, markdown, print_gate
 from engine.provenance import canonical_json, content_hash, git_commit, utc_now
 from engine.report.html import write_html
@@ -73,6 +76,7 @@ def run_gate(composed: Composed, store: Store) -> tuple[dict, dict]:
     cfg, gate = composed.config, composed.config["gate"]
     if cfg.get("baseline_run"):
         b_run, c_run = stored_run(store, cfg["baseline_run"]), stored_run(store, cfg["challenger_run"])
+        refuse_self_comparison(b_run["fingerprint"], c_run["fingerprint"], c_run["name"], "stored run", store)
         check_comparable(b_run, c_run)
         if c_run["metrics_hash"] != metrics_hash(cfg["metrics"]):
             raise UserError("stale comparison refused: the stored runs were scored with a different metric "
@@ -83,6 +87,9 @@ def run_gate(composed: Composed, store: Store) -> tuple[dict, dict]:
     else:
         datasets = follow_bridge_heads(store, load_datasets(cfg, composed.project), cfg, composed.project)
         baseline_spec, source = resolve_baseline(store, composed)
+        refuse_self_comparison(model_fingerprint(baseline_spec, composed.project.dir),
+                               model_fingerprint(cfg["challenger"], composed.project.dir), cfg["challenger"]["name"],
+                               source, store)
         b = evaluate_model(store, baseline_spec, datasets, cfg, composed.project, command="gate")
         c = evaluate_model(store, cfg["challenger"], datasets, cfg, composed.project, command="gate")
         baseline, challenger = _side(b, source), _side(c, "config")
@@ -130,6 +137,15 @@ def gate(composed: Composed) -> Outcome:
     cfg = composed.config
     path = store_path(cfg, composed.project)
     with Store.open(path) as store:
+        if cfg.get("promote"):
+            done = already_promoted(store, _challenger_fingerprint(store, composed))
+            if done:  # a retry after the promotion committed: report that decision, change nothing
+                p = done["promoted"]
+                console.print(f"[bold green]already promoted[/]: challenger '{p['model']}' (fingerprint "
+                              f"{p['fingerprint']}) is the blessed baseline v{p['version']} since "
+                              f"{p['promoted_at'][:19]} (decision {p['decision_id']}); nothing to promote")
+                write_ci_files(done, cfg, composed.project.dir)
+                return Outcome(0, done, "gate_result")
         result, challenger_spec = run_gate(composed, store)
         if cfg.get("promote"):
             if result["verdict"] == "PASS":
@@ -142,13 +158,22 @@ def gate(composed: Composed) -> Outcome:
     return Outcome(0 if result["verdict"] == "PASS" else 1, result, "gate_result")
 
 
+def _challenger_fingerprint(store: Store, composed: Composed) -> str:
+    if composed.config.get("challenger_run"):
+        return stored_run(store, composed.config["challenger_run"])["fingerprint"]
+    return model_fingerprint(composed.config["challenger"], composed.project.dir)
+
+
 def write_ci_files(result: dict, cfg: dict, project_dir: Path) -> None:
+    code = 0 if result["verdict"] == "PASS" else 1
     for key, render in (("junit", junit_xml), ("markdown", markdown)):
         if cfg.get(key):
             target = Path(cfg[key]).expanduser()
             target = target if target.is_absolute() else project_dir / target
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(render(result), encoding="utf-8")
+            with writing_output(key, cfg[key], target, code):
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(render(result), encoding="utf-8")
     if cfg.get("report"):
         target = Path(cfg["report"]).expanduser()
-        write_html(target if target.is_absolute() else project_dir / target, result)
+        with writing_output("report", cfg["report"], target, code):
+            write_html(target if target.is_absolute() else project_dir / target, result)
