@@ -18,6 +18,9 @@ from tests.fs_helpers import full_filesystem, read_only_directory
 
 # A model that answers, then breaks the engine's store machinery: the write after the call fails inside Flywheel,
 # which is an internal error (exit 3), unlike a model that raises (an errored case, exit 0).
+# A model that answers, then breaks the engine's store machinery for its next transaction (once): the write after
+# the call fails inside Flywheel, which is an internal error (exit 3), unlike a model that raises (an errored case,
+# exit 0). Once only, so that a sweep's parent process (jobs may run in it) can still merge the other jobs.
 BREAKS_THE_ENGINE = '''
 class BreaksTheEngine:
     def __init__(self):
@@ -26,11 +29,15 @@ class BreaksTheEngine:
     def __call__(self, requests):
         from engine.store import Store
 
+        original = Store.transaction
+
         def broken(self):
+            Store.transaction = original
             raise RuntimeError("injected fault: the store cannot open a transaction")
         Store.transaction = broken
         return ["an answer" for _ in requests]
 '''
+
 
 # Waits until the test signals it, so a test can interrupt or kill a real `flywheel evaluate` mid-run.
 SLOW_MODEL = '''
@@ -119,7 +126,7 @@ def test_a_user_sql_runtime_error_names_the_metric_and_is_exit_2(cli, project):
     assert "Conversion Error" in r.stderr and "Traceback" not in r.stderr
 
 
-@pytest.mark.parametrize("command", [("evaluate",), ("gate",), ("monitor",), ("datasets", "list")])
+@pytest.mark.parametrize("command", [("evaluate",), ("gate",), ("ingest", "path=data/mini.jsonl"), ("datasets", "list")])
 def test_an_output_path_that_cannot_be_written_is_exit_2_before_any_work(cli, project, command):
     r = cli(*command, "out=data/mini.jsonl/result.json", cwd=project)  # a file where a directory must be
     assert r.code == 2, r
@@ -169,4 +176,4 @@ def test_help_prints_the_exit_code_table(cli, tmp_path):
                  "any command   3 Flywheel could not do its job", "any command   130 interrupted"):
         assert line in r.stdout, r.stdout
     gate = cli("gate", "--help", cwd=tmp_path)
-    assert "gate     0 PASS, 1 BLOCKED" in gate.stdout and "monitor" not in gate.stdout.split("Exit codes:")[1]
+    assert "gate          0 PASS, 1 BLOCKED" in gate.stdout and "monitor" not in gate.stdout.split("Exit codes:")[1]

@@ -26,7 +26,8 @@ def held_store(project: Path) -> Iterator[duckdb.DuckDBPyConnection]:
         con.close()
 
 
-@pytest.mark.parametrize("command", [("evaluate",), ("gate",), ("monitor",), ("bridge",), ("datasets", "list"),
+@pytest.mark.parametrize("command", [("evaluate",), ("gate",), ("monitor", "metrics=[support]"),
+                                     ("bridge", "metrics=[support]"), ("datasets", "list"),
                                      ("ingest", "path=data/mini.jsonl"), ("gate", "-m", "challenger=lookup")],
                          ids=lambda c: " ".join(c))
 def test_a_store_busy_past_the_wait_is_exit_3_with_one_line(cli, project, command):

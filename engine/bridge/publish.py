@@ -75,7 +75,8 @@ def publish(store: Store, project_dir: Path, export_id: str | None = None) -> li
                               "removed by hand", highlight=False)
         store.con.execute("UPDATE bridge_publications SET published_at = ? WHERE export_id = ? AND final_path = ?",
                           [utc_now(), eid, final_rel])
-        _remove_if_empty(staged.parent)
+        _remove_if_empty(staged.parent)  # the export's staging directory, then .staging itself
+        _remove_if_empty(staged.parent.parent)
         done.append(final_rel)
     return done
 
