@@ -25,11 +25,9 @@ def execute(con: duckdb.DuckDBPyConnection, statement: Statement, params: dict[s
     try:
         cursor = con.execute(statement.sql(), bound)
     except duckdb.Error as e:
-        user_sql = _user_sql(statement.tree)
-        if user_sql and not isinstance(e, _NOT_ABOUT_THE_SQL):
-            raise UserError(f"{_owner(statement.name)}: the SQL written in the config "
-                            f"({'; '.join(f'`{t}`' for t in user_sql)}) failed when DuckDB ran it on the data: "
-                            f"{str(e).splitlines()[0]}") from e
+        failure = user_sql_failure(e, statement.tree, _owner(statement.name))
+        if failure is not None:
+            raise failure from e
         raise
     if cursor.description is None:
         return []
@@ -39,6 +37,17 @@ def execute(con: duckdb.DuckDBPyConnection, statement: Statement, params: dict[s
 
 def execute_plan(con: duckdb.DuckDBPyConnection, plan: Plan, params: dict[str, Any]) -> dict[str, list[dict]]:
     return {st.name: execute(con, st, params) for st in plan.statements}
+
+
+def user_sql_failure(e: duckdb.Error, tree: exp.Expression, owner: str | None = None) -> UserError | None:
+    """The user's error (exit 2) when DuckDB failed on a query holding SQL written in the config, naming the thing
+    it belongs to and the expressions; None when the failure is not about the user's SQL."""
+    user_sql = _user_sql(tree)
+    if not user_sql or isinstance(e, _NOT_ABOUT_THE_SQL):
+        return None
+    return UserError(f"{owner + ': ' if owner else ''}the SQL written in the config "
+                     f"({'; '.join(f'`{t}`' for t in user_sql)}) failed when DuckDB ran it on the data: "
+                     f"{str(e).splitlines()[0]}")
 
 
 def _user_sql(tree: exp.Expression) -> list[str]:

@@ -26,6 +26,7 @@ COMMAND_CODES = {
     "bridge": "0 ok",
     "datasets": "0 ok",
     "compile": "0 ok",
+    "demo": "0 ok, 1 the demo did not find what it should",
 }
 COMMON = [
     ("2", "the config or input is wrong: a message naming the file, line or key; no traceback"),
