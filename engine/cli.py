@@ -1,7 +1,9 @@
-"""`flywheel <command> [--project DIR] [--conf DIR] [hydra overrides] [-m]`
+"""`flywheel <command> [--project DIR] [--conf DIR] [--debug] [hydra overrides] [-m]`
 
 The dispatcher composes the Hydra config, validates it, runs the command and maps the outcome to an exit
-code. A UserError (bad config or input) prints a clean message and exits 2; a bug keeps its traceback.
+code, a contract CI relies on (engine/exit_codes.py): 0 ok / PASS, 1 BLOCKED / alert, 2 the user's config or
+input is wrong (a clean message naming the place, no traceback), 3 Flywheel could not do its job (one line;
+the traceback with --debug). A crash never exits 1.
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import sys
 
 from rich.markup import escape
 
+from engine import exit_codes
 from engine.commands import Command, Outcome, load_all
 from engine.config import Composed, compose, find_project
 from engine.console import console, err_console
@@ -19,7 +22,7 @@ from engine.redaction import scrub_value
 from engine.schemas import all_errors, dotted, validator
 from engine.validate import validate
 
-USAGE = """usage: flywheel <command> [--project DIR] [--conf DIR] [key=value ...] [-m]
+USAGE = """usage: flywheel <command> [--project DIR] [--conf DIR] [--debug] [key=value ...] [-m]
 
 Commands:
 {commands}
@@ -30,21 +33,21 @@ Options:
   --conf DIR      the project's config tree (default: DIR/conf when it exists); searched before the bundled one
   -m, --multirun  run a Hydra sweep over comma-separated override values (commands that support it)
   --cfg job       print the composed config (and the file each key comes from) instead of running
+  --debug         on an internal error (exit 3), print the traceback
   key=value       Hydra overrides, e.g. model=bm25_clean dataset=support_qa out=result.json
 
-Exit codes: 0 ok / PASS / healthy, 1 BLOCKED / alert, 2 bad config or input.
-"""
+{exit_codes}"""
 
 
-def usage() -> str:
+def usage(only: str | None = None) -> str:
     commands = load_all()
     width = max(len(n) for n in commands) + 2
     lines = [f"  {name:<{width}} {cmd.summary}" for name, cmd in commands.items()]
-    return USAGE.format(commands="\n".join(lines))
+    return USAGE.format(commands="\n".join(lines), exit_codes=exit_codes.help_text(list(commands), only))
 
 
 def parse_args(argv: list[str]) -> tuple[dict, list[str]]:
-    options = {"project": None, "conf": None, "multirun": False, "help": False}
+    options = {"project": None, "conf": None, "multirun": False, "help": False, "debug": False}
     overrides: list[str] = []
     i = 0
     while i < len(argv):
@@ -63,6 +66,8 @@ def parse_args(argv: list[str]) -> tuple[dict, list[str]]:
             options["cfg"] = arg.split("=", 1)[1]
         elif arg == "--resolve":  # Hydra's flag; Flywheel's printed config is always resolved
             pass
+        elif arg == "--debug":
+            options["debug"] = True
         elif arg in ("--project", "--conf"):
             if i + 1 >= len(argv):
                 raise UserError(f"{arg} needs a directory")
@@ -89,8 +94,21 @@ def write_out(outcome: Outcome, composed: Composed) -> None:
             raise AssertionError(f"result does not match {outcome.result_schema}: "
                                  + "; ".join(f"{dotted(p)}: {m}" for p, m in problems[:5]))
     path = output_path(out, composed.project.dir)
-    write_text(path, json.dumps(scrub_value(outcome.result), indent=2, default=str) + "\n")
+    with exit_codes.writing_output("out", out, path, outcome.exit_code):
+        write_text(path, json.dumps(scrub_value(outcome.result), indent=2, default=str) + "\n")
     console.print(f"result written to {path}")
+
+
+# Output files a command may be asked to write; checked before it runs, so a path that cannot be written fails
+# in a second (exit 2) instead of after an hour of model calls.
+OUTPUT_KEYS = ("out", "report", "junit", "markdown", "export_quarantine")
+
+
+def check_outputs(composed: Composed) -> None:
+    for key in OUTPUT_KEYS:
+        value = composed.config.get(key)
+        if isinstance(value, str) and value:
+            exit_codes.check_writable(key, value, output_path(value, composed.project.dir))
 
 
 def prepare(options: dict, overrides: list[str], cmd: Command) -> Composed:
@@ -98,6 +116,8 @@ def prepare(options: dict, overrides: list[str], cmd: Command) -> Composed:
     composed = compose(project, overrides)
     validate(composed, cmd.sections)
     check_output_paths(composed, cmd.name)
+    from engine.store import DEFAULT_LOCK_WAIT_S, set_lock_wait
+    set_lock_wait((composed.config.get("store") or {}).get("lock_wait_s", DEFAULT_LOCK_WAIT_S))
     return composed
 
 
@@ -122,6 +142,7 @@ def run_command(cmd: Command, options: dict, overrides: list[str]) -> int:
     if args:
         from dataclasses import replace
         composed = replace(composed, args=tuple(args))
+    check_outputs(composed)
     outcome = cmd.run(composed)
     write_out(outcome, composed)
     return outcome.exit_code
@@ -146,6 +167,7 @@ def run_compile(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
     try:
         if not argv or argv[0] in ("-h", "--help", "help"):
             sys.stdout.write(usage())
@@ -162,15 +184,21 @@ def main(argv: list[str] | None = None) -> int:
             return cmd.main(rest)
         options, overrides = parse_args(rest)
         if options["help"]:
-            sys.stdout.write(f"flywheel {name}: {cmd.summary}\n\n" + usage())
+            sys.stdout.write(f"flywheel {name}: {cmd.summary}\n\n" + usage(only=name))
             return 0
-        return run_command(cmd, options, overrides)
-    except UserError as e:
-        err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
-        return 2
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
-        return 130
+        code = run_command(cmd, options, overrides)
+        sys.stdout.flush()
+        return code
+    except BaseException as e:  # noqa: BLE001 - every failure becomes an exit code of the contract
+        if isinstance(e, SystemExit):
+            raise
+        code, message = exit_codes.classify(e)
+        if debug and code == exit_codes.CANNOT_RUN:
+            import traceback
+            traceback.print_exception(e, file=sys.stderr)
+        err_console.print(f"[bold red]error:[/] {escape(message)}" if code != exit_codes.INTERRUPTED
+                          else escape(message), highlight=False)
+        return code
 
 
 def entry_point() -> None:

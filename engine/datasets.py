@@ -153,10 +153,31 @@ def lineage(store: Store, version: str) -> list[str]:
     return chain
 
 
+def case_record(case: Case) -> dict:
+    """A stored case back as its JSONL record (what a golden file holds)."""
+    out = {"id": case.case_id, "input": case.input}
+    if case.expected is not None:
+        out["expected"] = case.expected
+    if case.context:
+        out["context"] = list(case.context)
+    if case.tags:
+        out["tags"] = list(case.tags)
+    if case.metadata:
+        out["metadata"] = case.metadata
+    return out
+
+
+def move_head(store: Store, name: str, version: str, path: str) -> None:
+    """The dataset's latest version (grown by the bridge) and its file, relative to the project when inside it."""
+    store.con.execute("INSERT OR REPLACE INTO dataset_heads VALUES (?, ?, ?, now())", [name, version, path])
+
+
 def follow_head(store: Store, dataset: DatasetVersion, spec: dict, project_dir: Path) -> DatasetVersion:
     """The bridge's latest version of this dataset when it grew from the configured file's content (so the
     next gate includes the production cases automatically); the configured version otherwise.
 
+    When the configured file was edited after the bridge grew it, the production cases are not dropped: the
+    edited file plus the head's production cases become a new version (engine/dataset_carry.py).
     `follow_bridge: false` in the dataset config pins the configured file."""
     if spec.get("follow_bridge", True) is False:
         return dataset
@@ -165,11 +186,23 @@ def follow_head(store: Store, dataset: DatasetVersion, spec: dict, project_dir: 
     if not row or row[0][0] == dataset.version:
         return dataset
     head_version, path = row[0]
-    if dataset.version not in lineage(store, head_version):
-        return dataset  # the configured file changed since the bridge grew it: the file wins
-    head = load_file(dataset.name, resolve_data_path(path, project_dir), path)
+    head = load_head(store, dataset.name, head_version, path, project_dir)
+    if dataset.version in lineage(store, head_version):
+        return head
+    from engine.dataset_carry import carry_production_cases
+
+    return carry_production_cases(store, dataset, head, project_dir)
+
+
+def load_head(store: Store, name: str, head_version: str, path: str, project_dir: Path) -> DatasetVersion:
+    """The head version's file, checked against its recorded content hash."""
+    file = resolve_data_path(path, project_dir)
+    if not file.exists():  # a bridge killed between its commit and publishing its files: finish it now
+        from engine.bridge.publish import publish
+        publish(store, project_dir)
+    head = load_file(name, file, path)
     if head.version != head_version:
-        raise UserError(f"dataset '{dataset.name}': the bridge's version file {path} was modified "
+        raise UserError(f"dataset '{name}': the bridge's version file {path} was modified "
                         f"(content {head.version}, recorded {head_version}); restore it or set "
-                        f"dataset.{dataset.name}.follow_bridge=false")
+                        f"dataset.{name}.follow_bridge=false")
     return head

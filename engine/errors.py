@@ -34,3 +34,12 @@ def did_you_mean(name: str, allowed: list[str] | set[str]) -> str:
     close = difflib.get_close_matches(name, allowed, n=1)
     hint = f"did you mean '{close[0]}'? " if close else ""
     return f"{hint}available: {', '.join(allowed) if allowed else '(none)'}"
+
+
+class OperationalError(Exception):
+    """Flywheel could not do its job although the config and input are fine (the store is busy past the wait,
+    the disk is full): printed as one line, exit code 3."""
+
+
+class StoreBusy(OperationalError):
+    """Another process held the store's write lock for longer than `store.lock_wait_s`."""

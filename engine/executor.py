@@ -6,14 +6,29 @@ from typing import Any
 import duckdb
 from sqlglot import exp
 
+from engine.errors import UserError
 from engine.sql import Plan, Statement
+
+# DuckDB errors that say nothing about the SQL: the store, memory, an interrupt. Never blamed on the user.
+_NOT_ABOUT_THE_SQL = (duckdb.IOException, duckdb.OutOfMemoryException, duckdb.InterruptException,
+                      duckdb.FatalException, duckdb.InternalException, duckdb.TransactionException,
+                      duckdb.ConnectionException)
+# Statement name prefixes (engine/compiler.py, engine/monitor/*) -> what the user calls the thing
+_OWNERS = (("score:", "metric"), ("kpi.", "KPI"), ("drift.", "drift rule"), ("online.", "online metric"),
+           ("parity.", "parity check"))
 
 
 def execute(con: duckdb.DuckDBPyConnection, statement: Statement, params: dict[str, Any]) -> list[dict]:
     # Bind exactly the parameters the statement uses (DuckDB rejects extra ones).
     used = {p.name for p in statement.tree.find_all(exp.Placeholder)}
     bound = {name: params[name] for name in used}
-    cursor = con.execute(statement.sql(), bound)
+    try:
+        cursor = con.execute(statement.sql(), bound)
+    except duckdb.Error as e:
+        failure = user_sql_failure(e, statement.tree, _owner(statement.name))
+        if failure is not None:
+            raise failure from e
+        raise
     if cursor.description is None:
         return []
     columns = [d[0] for d in cursor.description]
@@ -22,3 +37,28 @@ def execute(con: duckdb.DuckDBPyConnection, statement: Statement, params: dict[s
 
 def execute_plan(con: duckdb.DuckDBPyConnection, plan: Plan, params: dict[str, Any]) -> dict[str, list[dict]]:
     return {st.name: execute(con, st, params) for st in plan.statements}
+
+
+def user_sql_failure(e: duckdb.Error, tree: exp.Expression, owner: str | None = None) -> UserError | None:
+    """The user's error (exit 2) when DuckDB failed on a query holding SQL written in the config, naming the thing
+    it belongs to and the expressions; None when the failure is not about the user's SQL."""
+    user_sql = _user_sql(tree)
+    if not user_sql or isinstance(e, _NOT_ABOUT_THE_SQL):
+        return None
+    return UserError(f"{owner + ': ' if owner else ''}the SQL written in the config "
+                     f"({'; '.join(f'`{t}`' for t in user_sql)}) failed when DuckDB ran it on the data: "
+                     f"{str(e).splitlines()[0]}")
+
+
+def _user_sql(tree: exp.Expression) -> list[str]:
+    """The user's expressions inside a compiled statement (marked by engine/usersql.py), in order, once each."""
+    from engine.usersql import USER_SQL_META
+
+    return list(dict.fromkeys(n.meta[USER_SQL_META] for n in tree.walk() if n._meta and USER_SQL_META in n.meta))
+
+
+def _owner(statement_name: str) -> str:
+    for prefix, what in _OWNERS:
+        if statement_name.startswith(prefix):
+            return f"{what} '{statement_name[len(prefix):].split('.')[0]}'"
+    return f"statement '{statement_name}'"

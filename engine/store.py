@@ -6,13 +6,17 @@ in one transaction, so a store is never left half-migrated.
 """
 from __future__ import annotations
 
+import re
+import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 import duckdb
 
-from engine.errors import UserError
+from engine.errors import OperationalError, StoreBusy, UserError
+
+T = TypeVar("T")
 
 # Each entry: (version, description, statements). Never edit a released entry; append a new one.
 MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
@@ -440,6 +444,26 @@ MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
             PRIMARY KEY (calibration_id, metric, slice)
         )""",
     )),
+    (20, "runs record the process that owns them, so a killed run can be marked aborted", (
+        # status: running | ok | failed | aborted. A writable Store.open stamps its process identity into session
+        # variables, and these defaults copy it into every new run row, whichever module inserts it.
+        "ALTER TABLE runs ADD COLUMN owner_pid BIGINT",
+        "ALTER TABLE runs ADD COLUMN owner_host VARCHAR",
+        "ALTER TABLE runs ADD COLUMN owner_started VARCHAR",  # the process's start time: tells pid reuse apart
+        "ALTER TABLE runs ADD COLUMN aborted_at TIMESTAMPTZ",  # when a later command found the process gone
+        "ALTER TABLE runs ALTER COLUMN owner_pid SET DEFAULT getvariable('flywheel_owner_pid')",
+        "ALTER TABLE runs ALTER COLUMN owner_host SET DEFAULT getvariable('flywheel_owner_host')",
+        "ALTER TABLE runs ALTER COLUMN owner_started SET DEFAULT getvariable('flywheel_owner_started')",
+    )),
+    (21, "the bridge publishes its files only after its transaction commits", (
+        """CREATE TABLE bridge_publications (
+            export_id VARCHAR NOT NULL,
+            staged_path VARCHAR NOT NULL,         -- where the file was written (relative to the project)
+            final_path VARCHAR NOT NULL,          -- where it appears once published (relative to the project)
+            published_at TIMESTAMPTZ,             -- NULL: committed, rename pending (engine/bridge/publish.py)
+            PRIMARY KEY (export_id, final_path)
+        )""",
+    )),
 ]
 
 SCHEMA_VERSION = max(m[0] for m in MIGRATIONS)
@@ -455,24 +479,33 @@ class Store:
 
     @classmethod
     @contextmanager
-    def open(cls, path: Path, read_only: bool = False) -> Iterator["Store"]:
+    def open(cls, path: Path, read_only: bool = False, lock_wait_s: float | None = None) -> Iterator["Store"]:
+        """Open the store, waiting up to `lock_wait_s` (default: the configured `store.lock_wait_s`) while another
+        process holds it. A writable open marks runs whose process is gone as aborted; a run of this process
+        that is still `running` when the block exits with an exception is marked failed (aborted on Ctrl-C)."""
         path = Path(path)
         if read_only and not path.exists():
             raise UserError(f"no store at {path}: run `flywheel evaluate` first (or set store.path)")
         path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            con = duckdb.connect(str(path), read_only=read_only)
-            con.execute("SET TimeZone = 'UTC'")  # windows (date_trunc) and reports are in UTC everywhere
-        except duckdb.IOException as e:
-            if "lock" in str(e).lower():
-                raise UserError(f"the store {path} is in use by another flywheel process "
-                                f"(DuckDB allows one writer); wait for it or use another store.path") from e
-            raise UserError(f"cannot open the store {path}: {e}") from e
+        wait = lock_wait if lock_wait_s is None else lock_wait_s
+        con = retry_while_locked(lambda: duckdb.connect(str(path), read_only=read_only), path, wait)
         store = cls(con, path)
         try:
+            con.execute("SET TimeZone = 'UTC'")  # windows (date_trunc) and reports are in UTC everywhere
             if not read_only:
+                from engine import abandoned_runs
+
                 store.migrate()
-            yield store
+                abandoned_runs.stamp_owner(store)
+                abandoned_runs.mark_abandoned(store)
+            try:
+                yield store
+            except BaseException as e:
+                if not read_only and not isinstance(e, GeneratorExit):
+                    from engine import abandoned_runs
+
+                    abandoned_runs.close_own_runs(store, interrupted=isinstance(e, KeyboardInterrupt))
+                raise
         finally:
             con.close()
 
@@ -527,3 +560,49 @@ class Store:
             self.con.execute("COMMIT")
         finally:
             self._depth = 0
+
+
+# How long a command waits for another process to release the store (`store.lock_wait_s`); the CLI sets it
+# from the composed config before a command runs.
+DEFAULT_LOCK_WAIT_S = 30.0
+lock_wait = DEFAULT_LOCK_WAIT_S
+
+
+def set_lock_wait(seconds: float) -> None:
+    global lock_wait
+    lock_wait = float(seconds)
+
+
+_HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.*?) \(PID (?P<pid>\d+)\)")
+
+
+def _is_lock_conflict(e: duckdb.Error) -> bool:
+    return isinstance(e, duckdb.IOException) and "conflicting lock" in str(e).lower()
+
+
+def retry_while_locked(open_fn: Callable[[], T], path: Path, wait_s: float) -> T:
+    """Call `open_fn` (a connect or ATTACH of the store) until no other process holds the store's lock, for at
+    most `wait_s` seconds; say once that we wait, and raise StoreBusy (exit 3) when the wait is over."""
+    from engine.console import err_console
+
+    deadline = None
+    while True:
+        try:
+            return open_fn()
+        except duckdb.Error as e:
+            if not _is_lock_conflict(e):
+                if "no space left" in str(e).lower():
+                    raise OperationalError(f"cannot open the store {path}: the disk is full") from e
+                raise UserError(f"cannot open the store {path}: {e}") from e
+            m = _HOLDER.search(str(e))
+            holder = f"process {m['pid']}" if m else "another process"
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + wait_s
+                if wait_s > 0:
+                    err_console.print(f"the store {path} is in use by {holder} (DuckDB allows one writer); "
+                                      f"waiting up to {wait_s:g} s for it (store.lock_wait_s)", highlight=False)
+            if now >= deadline:
+                raise StoreBusy(f"the store {path} is still in use by {holder} after waiting {wait_s:g} s "
+                                f"(store.lock_wait_s); run again when it has finished") from e
+            time.sleep(min(0.2, deadline - now))

@@ -23,6 +23,8 @@ from sqlglot import exp
 from engine.sql import DIALECT, render
 from engine.usersql_functions import AGGREGATE_NAMES, NONDETERMINISTIC, OPERATOR_NAMES, SCALAR_NAMES
 
+USER_SQL_META = "user_sql"  # key in an expression's sqlglot meta: the user's text
+
 _STATEMENTS = (exp.Query, exp.DDL, exp.DML, exp.Create, exp.Drop, exp.Alter, exp.Insert, exp.Update, exp.Delete,
                exp.Merge, exp.Command, exp.Set, exp.Pragma, exp.Use, exp.Transaction, exp.Commit, exp.Rollback,
                exp.Copy, exp.Describe, exp.Attach, exp.Detach, exp.Install, exp.Summarize, exp.Cache, exp.Kill)
@@ -84,6 +86,9 @@ def parse_expression(text: str, columns: tuple[str, ...], *, aggregates: bool = 
                 problems.append(f"unknown column '{node.name}'; allowed: {', '.join(columns)}")
     problems += _function_problems(tree, allowed, seen_columns, aggregates=aggregates, what=what,
                                    per_row=per_row)
+    # Mark the tree as the user's: a DuckDB error while running a statement that holds it is the user's SQL
+    # failing on the data (exit 2, naming the expression), not a Flywheel bug (engine/executor.py).
+    tree.meta[USER_SQL_META] = text
     return tree, list(dict.fromkeys(problems))
 
 

@@ -3,12 +3,16 @@ immutable version of a golden dataset (corrections as ground truth; the rest int
 from __future__ import annotations
 
 import json
+import os
+import signal
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 from sqlglot import exp
 
 from engine import datasets as ds, jsonlines
+from engine.bridge import publish
 from engine.bridge.redact import redact
 from engine.bridge.sampling import compile_policy
 from engine.bridge.texts import text_hash
@@ -142,19 +146,49 @@ def _write_training(con, rows_sql: str, path: Path, export: dict, meta: dict) ->
 
 
 def run_bridge(store: Store, cfg: dict, project_dir: Path, import_labels: str | None = None) -> dict:
+    """One bridge export as one unit of work: the store's records and the files appear together or not at all
+    (files are staged and published after the commit, engine/bridge/publish.py)."""
+    out_dir = resolve_data_path(cfg["bridge"].get("out_dir", "data/bridge"), project_dir)
+    publish.recover(store, project_dir, out_dir)
+    export_id = f"bridge-{utc_now().strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    staging = publish.Staging(store, out_dir, export_id, project_dir)
+    try:
+        with store.transaction():
+            result = _export(store, cfg, project_dir, import_labels, out_dir, staging)
+            staging.record()
+            _test_seam("before_commit")
+    except BaseException:
+        staging.discard()
+        raise
+    _test_seam("before_publish")
+    publish.publish(store, project_dir, export_id)
+    return result
+
+
+# Test seam (used only by tests/bridge/test_bridge_atomic.py): FLYWHEEL_TEST_KILL_BRIDGE_AT=before_commit or
+# before_publish makes the process SIGKILL itself at that point, to prove a killed bridge leaves no duplicates.
+_KILL_AT_ENV = "FLYWHEEL_TEST_KILL_BRIDGE_AT"
+
+
+def _test_seam(point: str) -> None:
+    if os.environ.get(_KILL_AT_ENV) == point:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _export(store: Store, cfg: dict, project_dir: Path, import_labels: str | None, out_dir: Path,
+            staging: publish.Staging) -> dict:
     bridge = cfg["bridge"]
     con = store.con
-    export_id = f"bridge-{utc_now().strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    export_id = staging.export_id
     exported_at = utc_now().isoformat()
     config_hash = provenance_hash(bridge)
-    out_dir = resolve_data_path(bridge.get("out_dir", "data/bridge"), project_dir)
     golden_cfg = bridge.get("golden") or {}
     name = golden_cfg.get("dataset")
     parent = _parent_dataset(store, cfg, project_dir, name) if name else None
     result = {"command": "bridge", "export_id": export_id, "config_hash": config_hash, "exported_at": exported_at,
               "policies": {}, "training": None, "golden": None, "store": str(store.path)}
     if import_labels:
-        result["golden"] = _import_labels(store, project_dir, import_labels, parent, out_dir, export_id, config_hash)
+        result["golden"] = _import_labels(store, project_dir, import_labels, parent, out_dir, staging)
         return result
 
     plan = compile_plan(cfg)
@@ -167,7 +201,7 @@ def run_bridge(store: Store, cfg: dict, project_dir: Path, import_labels: str | 
     # failures into golden cases first: they are test cases from now on, so the training export must not hold
     # them, nor the failures waiting in the label queue
     if name:
-        result["golden"] = _grow_golden(store, plan.statements[3], golden_cfg, parent, out_dir, export_id,
+        result["golden"] = _grow_golden(store, plan.statements[3], golden_cfg, parent, out_dir, staging,
                                         config_hash)
     con.execute(f"CREATE OR REPLACE TEMP TABLE golden_hashes AS {plan.statements[1].sql()} UNION "
                 f"SELECT text_hash FROM bridge_exports WHERE destination IN ('golden', 'label_queue')")
@@ -176,19 +210,18 @@ def run_bridge(store: Store, cfg: dict, project_dir: Path, import_labels: str | 
     export = bridge.get("export") or {}
     training_sql = plan.statements[2].sql()
     suffix = "parquet" if export.get("format", "jsonl") == "parquet" else "jsonl"
-    path = out_dir / f"training-{export_id}.{suffix}"
+    final = out_dir / f"training-{export_id}.{suffix}"
+    path = staging.stage(final)
     meta = {"config_hash": config_hash, "exported_at": exported_at, "export_id": export_id}
-    with store.transaction():
-        n = _write_training(con, training_sql, path, export, meta)
-        leaked = _leaks(con, path, suffix) if n else 0
-        if leaked:  # the query excludes them; this re-reads what was written, so a bug cannot leak silently
-            path.unlink(missing_ok=True)
-            raise RuntimeError(f"leakage guard: {leaked} exported records match golden cases; export removed")
-        con.execute(f"INSERT INTO bridge_exports SELECT '{export_id}', trace_id, policy, text_hash, 'training', "
-                    f"'{config_hash}', now() FROM ({training_sql})")
+    n = _write_training(con, training_sql, path, export, meta)
+    leaked = _leaks(con, path, suffix) if n else 0
+    if leaked:  # the query excludes them; this re-reads what was written, so a bug cannot leak silently
+        raise RuntimeError(f"leakage guard: {leaked} exported records match golden cases; nothing exported")
+    con.execute(f"INSERT INTO bridge_exports SELECT '{export_id}', trace_id, policy, text_hash, 'training', "
+                f"'{config_hash}', now() FROM ({training_sql})")
     excluded = con.execute(f"SELECT count(*) FROM {SELECTED} WHERE text_hash IN (SELECT text_hash FROM "
                            f"golden_hashes)").fetchall()[0][0]
-    result["training"] = {"path": str(path), "records": n, "format": suffix, "layout": export.get("layout", "chat"),
+    result["training"] = {"path": str(final), "records": n, "format": suffix, "layout": export.get("layout", "chat"),
                           "excluded_golden_matches": excluded}
     return result
 
@@ -218,7 +251,7 @@ def _parent_dataset(store: Store, cfg: dict, project_dir: Path, name: str) -> ds
 
 
 def _grow_golden(store: Store, statement: Statement, golden_cfg: dict, parent: ds.DatasetVersion, out_dir: Path,
-                 export_id: str, config_hash: str) -> dict:
+                 staging: publish.Staging, config_hash: str) -> dict:
     con = store.con
     hashes = [c.input_text for c in parent.cases]
     con.execute("CREATE OR REPLACE TEMP TABLE parent_hashes AS SELECT "
@@ -230,20 +263,18 @@ def _grow_golden(store: Store, statement: Statement, golden_cfg: dict, parent: d
     new_cases = [_case(r, r["correction"], "correction") for r in labelled]
     out = {"dataset": parent.name, "parent_version": parent.version, "candidates": len(rows),
            "added": len(new_cases), "label_queue": None, "version": parent.version, "path": None}
-    with store.transaction():
-        if new_cases:
-            version = _new_version(store, parent, new_cases, out_dir, export_id)
-            out.update(version=version.version, path=version.source)
-        if unlabelled:
-            queue = out_dir / f"label_queue-{export_id}.jsonl"
-            queue.parent.mkdir(parents=True, exist_ok=True)
-            queue.write_text("".join(json.dumps(_queue_row(r), ensure_ascii=False) + "\n" for r in unlabelled),
-                             encoding="utf-8")
-            out["label_queue"] = {"path": str(queue), "records": len(unlabelled)}
-        for r in labelled + unlabelled:
-            con.execute("INSERT INTO bridge_exports VALUES (?, ?, ?, ?, ?, ?, now())",
-                        [export_id, r["trace_id"], r["policy"], r["text_hash"],
-                         "golden" if r["correction"] else "label_queue", config_hash])
+    if new_cases:
+        version, final = _new_version(store, parent, new_cases, out_dir, staging)
+        out.update(version=version.version, path=str(final))
+    if unlabelled:
+        queue = out_dir / f"label_queue-{staging.export_id}.jsonl"
+        staging.stage(queue).write_text("".join(json.dumps(_queue_row(r), ensure_ascii=False) + "\n"
+                                                for r in unlabelled), encoding="utf-8")
+        out["label_queue"] = {"path": str(queue), "records": len(unlabelled)}
+    for r in labelled + unlabelled:
+        con.execute("INSERT INTO bridge_exports VALUES (?, ?, ?, ?, ?, ?, now())",
+                    [staging.export_id, r["trace_id"], r["policy"], r["text_hash"],
+                     "golden" if r["correction"] else "label_queue", config_hash])
     out["cases_from_production"] = sum(1 for c in _all_cases(store, out["version"])
                                        if (c.get("metadata") or {}).get("origin") == "production")
     return out
@@ -265,37 +296,25 @@ def _queue_row(row: dict) -> dict:
     return {**case, "reject": False}
 
 
-def _new_version(store: Store, parent: ds.DatasetVersion, new_cases: list[dict], out_dir: Path, export_id: str
-                 ) -> ds.DatasetVersion:
-    """parent's cases + the new ones, written to a JSONL file, loaded back through the normal validation,
-    stored as an immutable version (content hash) whose parent is recorded; the dataset's head moves to it."""
+def _new_version(store: Store, parent: ds.DatasetVersion, new_cases: list[dict], out_dir: Path,
+                 staging: publish.Staging) -> tuple[ds.DatasetVersion, Path]:
+    """parent's cases + the new ones, written to a (staged) JSONL file, loaded back through the normal validation,
+    stored as an immutable version (content hash) whose parent is recorded; the dataset's head moves to it.
+    The version's path is stored relative to the project."""
     existing = {c.case_id for c in parent.cases}
-    records = [_record(c) for c in parent.cases] + [c for c in new_cases if c["id"] not in existing]
-    tmp = out_dir / "golden" / f".{parent.name}-{export_id}.jsonl"
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
-    loaded = ds.load_file(parent.name, tmp, str(tmp))
+    records = [ds.case_record(c) for c in parent.cases] + [c for c in new_cases if c["id"] not in existing]
+    draft = staging.dir / f".{parent.name}.draft.jsonl"  # named by its content below, once the hash is known
+    draft.parent.mkdir(parents=True, exist_ok=True)
+    draft.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    loaded = ds.load_file(parent.name, draft, str(draft))
     final = out_dir / "golden" / f"{parent.name}-{loaded.version}.jsonl"
-    tmp.replace(final)
-    version = ds.load_file(parent.name, final, str(final))
-    ds.store_version(store, version, parent=parent.version, provenance={"export_id": export_id,
+    os.replace(draft, staging.stage(final))
+    stored_path = publish.project_relative(final, staging.project_dir)
+    version = replace(loaded, source=stored_path)
+    ds.store_version(store, version, parent=parent.version, provenance={"export_id": staging.export_id,
                                                                          "added": len(records) - len(parent.cases)})
-    store.con.execute("INSERT OR REPLACE INTO dataset_heads VALUES (?, ?, ?, now())",
-                      [parent.name, version.version, str(final)])
-    return version
-
-
-def _record(case: ds.Case) -> dict:
-    out = {"id": case.case_id, "input": case.input}
-    if case.expected is not None:
-        out["expected"] = case.expected
-    if case.context:
-        out["context"] = list(case.context)
-    if case.tags:
-        out["tags"] = list(case.tags)
-    if case.metadata:
-        out["metadata"] = case.metadata
-    return out
+    ds.move_head(store, parent.name, version.version, stored_path)
+    return version, final
 
 
 def _all_cases(store: Store, version: str) -> list[dict]:
@@ -304,7 +323,7 @@ def _all_cases(store: Store, version: str) -> list[dict]:
 
 
 def _import_labels(store: Store, project_dir: Path, path: str, parent: ds.DatasetVersion, out_dir: Path,
-                   export_id: str, config_hash: str) -> dict:
+                   staging: publish.Staging) -> dict:
     """A completed label queue: rows with an `expected` answer become cases; `reject: true` rows are skipped."""
     file = resolve_data_path(path, project_dir)
     if not file.is_file():
@@ -339,7 +358,6 @@ def _import_labels(store: Store, project_dir: Path, path: str, parent: ds.Datase
     out = {"dataset": parent.name, "parent_version": parent.version, "imported": len(accepted),
            "rejected": rejected, "still_unlabelled": pending, "version": parent.version, "path": None}
     if accepted:
-        with store.transaction():
-            version = _new_version(store, parent, accepted, out_dir, export_id)
-        out.update(version=version.version, path=version.source)
+        version, final = _new_version(store, parent, accepted, out_dir, staging)
+        out.update(version=version.version, path=str(final))
     return out

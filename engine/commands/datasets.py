@@ -8,29 +8,42 @@ from rich.table import Table
 from engine.commands import Outcome, command
 from engine.config import Composed
 from engine.console import console
+from engine.errors import UserError, did_you_mean
 from engine.report.layout import fit
-from engine.errors import UserError
 from engine.evaluation import store_path
 from engine.store import Store
 
 
 def resolve_version(store: Store, ref: str) -> str:
-    """A version id, a unique prefix of one, or NAME@head (the bridge's latest) / NAME@latest."""
+    """A version id, a unique prefix of one, or NAME@head (the bridge's latest) / NAME@latest (the newest stored);
+    anything else is an error listing the versions that exist."""
     if "@" in ref:
         name, which = ref.split("@", 1)
+        known = [v for (v,) in store.con.execute("SELECT dataset_version FROM dataset_versions WHERE name = ? "
+                                                 "ORDER BY created_at", [name]).fetchall()]
+        if not known:
+            names = [n for (n,) in store.con.execute("SELECT DISTINCT name FROM dataset_versions ORDER BY 1")
+                     .fetchall()]
+            raise UserError(f"'{ref}': no stored dataset named '{name}'; {did_you_mean(name, names)}")
         if which == "head":
             row = store.con.execute("SELECT dataset_version FROM dataset_heads WHERE name = ?", [name]).fetchall()
-        else:
-            row = store.con.execute("SELECT dataset_version FROM dataset_versions WHERE name = ? "
-                                    "ORDER BY created_at DESC LIMIT 1", [name]).fetchall()
-        if not row:
-            raise UserError(f"no stored version for '{ref}'")
-        return row[0][0]
+            if not row:
+                raise UserError(f"'{ref}': the bridge has not grown '{name}' (no head); known versions of "
+                                f"'{name}': {', '.join(known)} (or {name}@latest)")
+            return row[0][0]
+        if which == "latest":
+            return known[-1]
+        if which and len([v for v in known if v.startswith(which)]) == 1:
+            return next(v for v in known if v.startswith(which))  # NAME@VERSION (or a unique prefix of it)
+        raise UserError(f"'{ref}': '{which}' is not a version of '{name}'; known versions of '{name}': "
+                        f"{', '.join(known)}, or {name}@head, {name}@latest")
     rows = store.con.execute("SELECT dataset_version FROM dataset_versions WHERE starts_with(dataset_version, ?)",
                              [ref]).fetchall()
     if len(rows) != 1:
-        known = [v for (v,) in store.con.execute("SELECT dataset_version FROM dataset_versions").fetchall()]
-        raise UserError(f"'{ref}' matches {len(rows)} stored dataset versions; known: {', '.join(known) or 'none'}")
+        known = [f"{n}:{v}" for n, v in store.con.execute("SELECT name, dataset_version FROM dataset_versions "
+                                                           "ORDER BY name, created_at").fetchall()]
+        raise UserError(f"'{ref}' matches {len(rows)} stored dataset versions; known: {', '.join(known) or 'none'}"
+                        f" (or NAME@head, NAME@latest)")
     return rows[0][0]
 
 
@@ -98,7 +111,7 @@ def run(composed: Composed, args: list[str]) -> Outcome:
             print_diff(result)
             return Outcome(0, result, "datasets_diff")
     raise UserError("usage: flywheel datasets list | flywheel datasets diff A B "
-                    "(A, B: a version id or prefix, NAME@head or NAME@latest)")
+                    "(A, B: a version id or prefix, NAME@VERSION, NAME@head or NAME@latest)")
 
 
 @command("datasets", "list stored golden dataset versions; `datasets diff A B` shows what changed", positional=True)

@@ -10,7 +10,10 @@ from engine.config import Composed
 from engine.errors import UserError
 from engine.evaluation import EvalRun, evaluate_model, follow_bridge_heads, load_datasets, metrics_hash, store_path
 from engine.gate.decide import compile_plan, decide
-from engine.gate.promotion import current_blessed, promote
+from engine.console import console
+from engine.exit_codes import writing_output
+from engine.gate.promotion import (already_promoted, current_blessed, model_fingerprint, promote,
+                                   refuse_self_comparison)
 from engine.gate.report import junit_xml, markdown, print_gate
 from engine.outputs import output_path, write_text
 from engine.provenance import canonical_json, config_hash, git_commit, stored_config, utc_now
@@ -75,6 +78,7 @@ def run_gate(composed: Composed, store: Store) -> tuple[dict, dict]:
     cfg, gate = composed.config, composed.config["gate"]
     if cfg.get("baseline_run"):
         b_run, c_run = stored_run(store, cfg["baseline_run"]), stored_run(store, cfg["challenger_run"])
+        refuse_self_comparison(b_run["fingerprint"], c_run["fingerprint"], c_run["name"], "stored run", store)
         check_comparable(b_run, c_run)
         if c_run["metrics_hash"] != metrics_hash(cfg["metrics"]):
             raise UserError("stale comparison refused: the stored runs were scored with a different metric "
@@ -85,6 +89,9 @@ def run_gate(composed: Composed, store: Store) -> tuple[dict, dict]:
     else:
         datasets = follow_bridge_heads(store, load_datasets(cfg, composed.project), cfg, composed.project)
         baseline_spec, source = resolve_baseline(store, composed)
+        refuse_self_comparison(model_fingerprint(baseline_spec, composed.project.dir),
+                               model_fingerprint(cfg["challenger"], composed.project.dir), cfg["challenger"]["name"],
+                               source, store)
         b = evaluate_model(store, baseline_spec, datasets, cfg, composed.project, command="gate")
         c = evaluate_model(store, cfg["challenger"], datasets, cfg, composed.project, command="gate")
         baseline, challenger = _side(b, source), _side(c, "config")
@@ -132,6 +139,15 @@ def gate(composed: Composed) -> Outcome:
     cfg = composed.config
     path = store_path(cfg, composed.project)
     with Store.open(path) as store:
+        if cfg.get("promote"):
+            done = already_promoted(store, _challenger_fingerprint(store, composed))
+            if done:  # a retry after the promotion committed: report that decision, change nothing
+                p = done["promoted"]
+                console.print(f"[bold green]already promoted[/]: challenger '{p['model']}' (fingerprint "
+                              f"{p['fingerprint']}) is the blessed baseline v{p['version']} since "
+                              f"{p['promoted_at'][:19]} (decision {p['decision_id']}); nothing to promote")
+                write_ci_files(done, cfg, composed.project.dir)
+                return Outcome(0, done, "gate_result")
         result, challenger_spec = run_gate(composed, store)
         if cfg.get("promote"):
             if result["verdict"] == "PASS":
@@ -144,9 +160,20 @@ def gate(composed: Composed) -> Outcome:
     return Outcome(0 if result["verdict"] == "PASS" else 1, result, "gate_result")
 
 
+def _challenger_fingerprint(store: Store, composed: Composed) -> str:
+    if composed.config.get("challenger_run"):
+        return stored_run(store, composed.config["challenger_run"])["fingerprint"]
+    return model_fingerprint(composed.config["challenger"], composed.project.dir)
+
+
 def write_ci_files(result: dict, cfg: dict, project_dir: Path) -> None:
+    code = 0 if result["verdict"] == "PASS" else 1
     for key, render in (("junit", junit_xml), ("markdown", markdown)):
         if cfg.get(key):
-            write_text(output_path(cfg[key], project_dir), render(scrub_value(result)))
+            target = output_path(cfg[key], project_dir)
+            with writing_output(key, cfg[key], target, code):
+                write_text(target, render(scrub_value(result)))
     if report_path(cfg):
-        write_html(output_path(report_path(cfg), project_dir), result, **report_options(cfg))
+        target = output_path(report_path(cfg), project_dir)
+        with writing_output("report", report_path(cfg), target, code):
+            write_html(target, result, **report_options(cfg))

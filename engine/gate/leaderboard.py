@@ -4,9 +4,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import yaml
 from rich.table import Table
 
 from engine.console import console
+from engine.exit_codes import writing_output
 from engine.report.layout import fit
 from engine.gate.sweep import EXPORTED, _quote
 from engine.outputs import output_path, write_text
@@ -24,13 +26,32 @@ GROUP BY s.dataset, s.metric ORDER BY s.dataset, s.metric
 """
 
 
-def merge_and_rank(sweep_dir: Path, main_store: Path, cfg: dict) -> int:
-    jobs = sorted((p for p in sweep_dir.iterdir() if (p / "job_result.json").exists()), key=lambda p: int(p.name))
-    records = [json.loads((j / "job_result.json").read_text(encoding="utf-8")) for j in jobs]
+def _job_records(sweep_dir: Path) -> list[tuple[Path, dict]]:
+    """Every job of the sweep with its record; a job that left no record (its process was killed) is an error."""
+    out = []
+    for job_dir in sorted((p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()),
+                          key=lambda p: int(p.name)):
+        result_file = job_dir / "job_result.json"
+        if result_file.exists():
+            out.append((job_dir, json.loads(result_file.read_text(encoding="utf-8"))))
+        else:
+            overrides_file = job_dir / ".hydra" / "overrides.yaml"
+            overrides = yaml.safe_load(overrides_file.read_text(encoding="utf-8")) if overrides_file.exists() else []
+            out.append((job_dir, {"job": int(job_dir.name), "overrides": [o for o in overrides or []
+                                                                          if not o.startswith("hydra.")],
+                                  "exit_code": 3, "error": "the job ended without a result (its process died)"}))
+    return out
+
+
+def merge_and_rank(sweep_dir: Path, main_store: Path, cfg: dict, project_dir: Path) -> int:
+    jobs = _job_records(sweep_dir)
+    records = [record for _, record in jobs]
     entries = []
     with Store.open(main_store) as store:
         with store.transaction() as con:
-            for job_dir in jobs:
+            for job_dir, record in jobs:
+                if "result" not in record:
+                    continue  # a failed job's Parquet (if any) may be partial: only finished jobs are merged
                 for table in EXPORTED:
                     part = job_dir / f"{table}.parquet"
                     if part.exists():
@@ -53,20 +74,40 @@ def merge_and_rank(sweep_dir: Path, main_store: Path, cfg: dict) -> int:
     varying = _varying_overrides(entries)
     for entry in entries:
         entry["swept"] = [o for o in entry["overrides"] if o in varying]
+    exit_code, outcome = sweep_outcome(records)
     leaderboard = {"command": "gate_sweep", "sweep_dir": str(sweep_dir), "main_metric": main_metric(cfg),
-                   "entries": rank(entries, main_metric(cfg))}
+                   "entries": rank(entries, main_metric(cfg)), "outcome": outcome, "exit_code": exit_code}
     problems = all_errors(validator("leaderboard"), leaderboard)
     assert not problems, f"leaderboard does not match its schema: {problems[:3]}"
     write_text(sweep_dir / "leaderboard.json", json.dumps(scrub_value(leaderboard), indent=2))
     print_leaderboard(leaderboard, cfg)
     if cfg.get("out"):
-        out = write_text(output_path(cfg["out"], sweep_dir.parents[2]),
-                         json.dumps(scrub_value(leaderboard), indent=2) + "\n")
+        out = output_path(cfg["out"], project_dir)
+        with writing_output("out", cfg["out"], out, exit_code):
+            write_text(out, json.dumps(scrub_value(leaderboard), indent=2) + "\n")
         console.print(f"result written to {out}")
     if report_path(cfg):
-        report = write_html(output_path(report_path(cfg), sweep_dir.parents[2]), leaderboard, job_results=records)
+        report = output_path(report_path(cfg), project_dir)
+        with writing_output("report", report_path(cfg), report, exit_code):
+            report = write_html(report, leaderboard, job_results=records)
         console.print(f"report written to {report}")
-    return 0 if any(e["verdict"] == "PASS" for e in entries) else 1
+    return exit_code
+
+
+def sweep_outcome(records: list[dict]) -> tuple[int, str]:
+    """0 when at least one challenger passes, 1 when none does. When none passes and a job failed, the sweep
+    cannot say that none would have: the failure's exit code (3 before 2)."""
+    passed = sum(1 for r in records if (r.get("result") or {}).get("verdict") == "PASS")
+    failed = [r for r in records if "error" in r]
+    n = len(records)
+    if passed:
+        tail = f"; {len(failed)} job(s) failed" if failed else ""
+        return 0, f"{passed} of {n} challenger(s) passed the gate{tail}"
+    if failed:
+        code = max(int(r.get("exit_code", 3)) for r in failed)
+        return code, (f"no challenger passed and {len(failed)} of {n} job(s) failed "
+                      f"({'internal error or store busy' if code == 3 else 'config or input error'})")
+    return 1, f"no challenger passed the gate ({n} BLOCKED)"
 
 
 def _varying_overrides(entries: list[dict]) -> set[str]:
@@ -120,4 +161,6 @@ def print_leaderboard(leaderboard: dict, cfg: dict) -> None:
                       *[("-" if e["deltas"].get(c) is None else f"{e['deltas'][c]:+.3f}") for c in columns],
                       ", ".join(e["failed_rules"]) or (e.get("error") or ""))
     console.print(fit(table))
+    style = "bold green" if leaderboard["exit_code"] == 0 else "bold red"
+    console.print(f"[{style}]{leaderboard['outcome']}[/] (exit {leaderboard['exit_code']})")
     console.print(f"leaderboard written to {leaderboard['sweep_dir']}/leaderboard.json")

@@ -3,7 +3,8 @@
 DuckDB allows one writer per file, and Hydra's joblib launcher runs jobs in separate processes. So each job
 works in a private store in its own output directory (seeded read-only from the main store: cached outputs,
 blessed baselines), writes its new rows as Parquet, and after the sweep one step in the parent merges them
-into the main store and prints the leaderboard.
+into the main store and prints the leaderboard. A job that meets the main store busy waits like any writer
+(store.lock_wait_s); a job that fails is an ERROR entry, and the jobs that finished are merged all the same.
 """
 from __future__ import annotations
 
@@ -38,8 +39,11 @@ def _seed_private_store(store, main_store: Path) -> None:
     """Copy what the job may reuse from the main store: cached outputs, blessed baselines, dataset versions."""
     if not main_store.exists():
         return
+    from engine.store import lock_wait, retry_while_locked
+
     con = store.con
-    con.execute(f"ATTACH {_quote(main_store)} AS main_store (READ_ONLY)")
+    retry_while_locked(lambda: con.execute(f"ATTACH {_quote(main_store)} AS main_store (READ_ONLY)"), main_store,
+                       lock_wait)
     try:
         con.execute("INSERT INTO outputs SELECT * FROM main_store.outputs WHERE error IS NULL")
         con.execute("INSERT INTO blessed_baselines SELECT * FROM main_store.blessed_baselines")
@@ -56,7 +60,8 @@ def job(cfg) -> None:  # called by Hydra in the job process (in-process or a job
     from omegaconf import OmegaConf
 
     from engine.commands.gate import run_gate
-    from engine.store import Store
+    from engine.exit_codes import classify
+    from engine.store import DEFAULT_LOCK_WAIT_S, Store, set_lock_wait
     from engine.validate import validate
 
     hc = HydraConfig.get()
@@ -68,6 +73,7 @@ def job(cfg) -> None:  # called by Hydra in the job process (in-process or a job
         plain = OmegaConf.to_container(cfg, resolve=True)
         composed = Composed(plain, (), tuple(overrides), _job_project())
         validate(composed, ("gate",))
+        set_lock_wait((plain.get("store") or {}).get("lock_wait_s", DEFAULT_LOCK_WAIT_S))
         with Store.open(out_dir / "job.duckdb") as store:
             _seed_private_store(store, Path(os.environ[ENV_MAIN_STORE]))
             result, _ = run_gate(composed, store)
@@ -81,16 +87,19 @@ def job(cfg) -> None:  # called by Hydra in the job process (in-process or a job
                                   f"{_quote(out_dir / (table + '.parquet'))} (FORMAT parquet)",
                                   {"runs": run_ids} if "$runs" in where else None)
         record["result"] = result
-    except UserError as e:
-        record["error"] = str(e)
+    except Exception as e:  # noqa: BLE001 - one failing job is an ERROR entry, never the end of the sweep
+        record["exit_code"], record["error"] = classify(e)
     write_text(out_dir / "job_result.json", json.dumps(scrub_value(record), indent=2, default=str))
 
 
 def run_sweep(options: dict, overrides: list[str]) -> int:
     import hydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
 
     from engine.evaluation import store_path
-    from engine.store import Store
+    from engine.exit_codes import check_writable
+    from engine.store import DEFAULT_LOCK_WAIT_S, Store, set_lock_wait
     from engine.validate import validate
 
     project = find_project(options["project"], options["conf"])
@@ -102,6 +111,10 @@ def run_sweep(options: dict, overrides: list[str]) -> int:
     composed = compose(project, first)
     validate(composed, ("gate",))
     check_output_paths(composed, "gate")
+    for key in ("out", "report"):
+        if composed.config.get(key):
+            check_writable(key, composed.config[key], _output(composed.config[key], project.dir))
+    set_lock_wait((composed.config.get("store") or {}).get("lock_wait_s", DEFAULT_LOCK_WAIT_S))
     main_store = store_path(composed.config, project)
     with Store.open(main_store):
         pass  # create or migrate it now, so jobs can attach it read-only
@@ -112,15 +125,27 @@ def run_sweep(options: dict, overrides: list[str]) -> int:
     os.environ[ENV_MAIN_STORE] = str(main_store)
     argv = ["flywheel", "-m", *hydra_overrides(project, overrides), f"hydra.sweep.dir={sweep_dir}",
             "hydra.sweep.subdir=${hydra.job.num}", "hydra/job_logging=disabled", "hydra/hydra_logging=disabled"]
-    saved = sys.argv
+    saved, saved_full_error = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
     sys.argv = argv
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises (mapped to an exit code here) instead of exiting 1
     try:
         hydra.main(config_path=str(LAUNCHER_DIR), config_name=ENTRY_CONFIG, version_base="1.3")(job)()
+    except (HydraException, OmegaConfBaseException) as e:
+        raise UserError(f"the sweep cannot run: {str(e).splitlines()[0]}") from e
     finally:
         sys.argv = saved
+        if saved_full_error is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = saved_full_error
     from engine.gate.leaderboard import merge_and_rank
 
-    return merge_and_rank(sweep_dir, main_store, composed.config)
+    return merge_and_rank(sweep_dir, main_store, composed.config, project.dir)
+
+
+def _output(value: str, project_dir: Path) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else project_dir / path
 
 
 def _first_value(value: str) -> str:

@@ -251,7 +251,16 @@ def bin_stats_query(epsilon: float, columns: dict[str, exp.Expression],
 
 def fetch_arrow(con, query: exp.Expression):
     """Run one query and return its result as a pyarrow Table (zero-copy into numpy for numeric columns)."""
-    return con.sql(render(query)).to_arrow_table()
+    import duckdb
+
+    from engine.executor import user_sql_failure
+    try:
+        return con.sql(render(query)).to_arrow_table()
+    except duckdb.Error as e:  # a feature expression failing on the data is the user's error (exit 2)
+        failure = user_sql_failure(e, query, "a monitor feature")
+        if failure is not None:
+            raise failure from e
+        raise
 
 
 def fetch(con, query: exp.Expression) -> list[dict[str, Any]]:

@@ -31,3 +31,6 @@ def add_feedback(store: Store, trace_id: str, kind: str, **fields) -> None:
 def store(tmp_path):
     with Store.open(tmp_path / "store.duckdb") as s:
         yield s
+
+
+from tests.production_fixture import production_project, production_template  # noqa: E402,F401
