@@ -297,6 +297,15 @@ MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
             PRIMARY KEY (encoder, text_hash)
         )""",
     )),
+    (40, "outputs keyed by output identity: input (shared by equal inputs) or case (replay)", (
+        # An output belongs to what identifies it for its adapter (engine/output_identity.py): the input hash
+        # for a model whose answer depends on the input only, the case for replay. Rows of older stores were
+        # all keyed by input hash, so their key is their input hash and old runs read back as they were.
+        "ALTER TABLE outputs RENAME COLUMN input_hash TO output_key",
+        "ALTER TABLE run_cases ADD COLUMN output_key VARCHAR",
+        "UPDATE run_cases SET output_key = input_hash",
+        "ALTER TABLE run_cases ALTER COLUMN output_key SET NOT NULL",
+    )),
 ]
 
 SCHEMA_VERSION = max(m[0] for m in MIGRATIONS)

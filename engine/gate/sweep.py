@@ -54,6 +54,7 @@ def job(cfg) -> None:  # called by Hydra in the job process (in-process or a job
     from omegaconf import OmegaConf
 
     from engine.commands.gate import run_gate
+    from engine.evaluation import StoreAccess
     from engine.store import Store
     from engine.validate import validate
 
@@ -66,9 +67,11 @@ def job(cfg) -> None:  # called by Hydra in the job process (in-process or a job
         plain = OmegaConf.to_container(cfg, resolve=True)
         composed = Composed(plain, (), tuple(overrides), _job_project())
         validate(composed, ("gate",))
-        with Store.open(out_dir / "job.duckdb") as store:
+        job_store = out_dir / "job.duckdb"
+        with Store.open(job_store) as store:
             _seed_private_store(store, Path(os.environ[ENV_MAIN_STORE]))
-            result, _ = run_gate(composed, store)
+        result, _ = run_gate(composed, StoreAccess(job_store))
+        with Store.open(job_store) as store:
             run_ids = [result["baseline"]["run_id"], result["challenger"]["run_id"]]
             for table in EXPORTED:
                 where = {"runs": "run_id IN (SELECT unnest($runs))", "run_cases": "run_id IN (SELECT unnest($runs))",
