@@ -116,57 +116,130 @@ def run_cases_table(run_id: str, datasets: list[ds.DatasetVersion], identity: st
                      "input_hash": input_hashes, "output_key": output_keys(identity, input_hashes, case_ids)})
 
 
+@dataclass
+class _Run:
+    """One evaluation in progress: what step 1 read, for steps 2 to 4."""
+
+    access: StoreAccess
+    adapter: object  # engine.models.ModelAdapter
+    fingerprint: str
+    model_spec: dict
+    cfg: dict
+    project: Project
+    run_id: str
+    repeats: int
+    started: object  # datetime
+    commit: str | None
+    config_hash: str
+    metrics_hash: str
+    datasets: list[ds.DatasetVersion] = field(default_factory=list)
+    run_cases: pa.Table | None = None
+    todo: pa.Table | None = None  # (output key, repeat) pairs with no stored output
+    distinct_keys: int = 0
+    scratch_rows: dict | None = None  # what a private copy of the run needs, when a metric has a Python step
+
+    @property
+    def versions(self) -> dict[str, str]:
+        return {d.name: d.version for d in self.datasets}
+
+
 def evaluate_model(access: StoreAccess, model_spec: dict, datasets: list[ds.DatasetVersion], cfg: dict,
                    project: Project, command: str = "evaluate") -> EvalRun:
-    from engine.bulk import write_arrow
-    from engine.compiler import compile_evaluate, default_aggregate
-    from engine.metrics.base import has_prepare_step
     from engine.models import build_adapter, fingerprint
-    from engine.runner import Journal, call_model, discard_journals, missing, needed_table, recover_journals
 
     adapter = build_adapter(model_spec, project.dir)
-    fp = fingerprint(adapter)
-    plan = compile_evaluate(cfg["metrics"])
-    run_cfg = cfg.get("run", {})
-    repeats = int(model_spec.get("repeats", 1))
-    run_id, started, commit = new_run_id(command), utc_now(), git_commit(project.dir)
-    config_hash, m_hash = content_hash(cfg), metrics_hash(cfg["metrics"])
-    prepared = has_prepare_step(cfg["metrics"])
+    run = _Run(access, adapter, fingerprint(adapter), model_spec, cfg, project, new_run_id(command),
+               int(model_spec.get("repeats", 1)), utc_now(), git_commit(project.dir), content_hash(cfg),
+               metrics_hash(cfg["metrics"]))
+    _read(run, datasets, command)
+    try:
+        called = _call_model(run)
+        writes = _prepare_metrics(run, called.outputs)
+        return _write_results(run, called, writes)
+    except BaseException:
+        _mark_failed(access, run.run_id)
+        raise
 
-    # 1. What the run needs and what the cache holds (one short write: dataset versions, the run's row).
-    with access.open() as store, store.transaction() as con:
-        recover_journals(store, access.journal_dir)
+
+def _read(run: _Run, datasets: list[ds.DatasetVersion], command: str) -> None:
+    """Step 1: what the run needs and what the cache holds; one short write (dataset versions, the run's row)."""
+    from engine.metrics.base import has_prepare_step
+    from engine.runner import missing, needed_table, recover_journals
+
+    with run.access.open() as store, store.transaction() as con:
+        recover_journals(store, run.access.journal_dir)
         for dataset in datasets:
             ds.store_version(store, dataset)
-        datasets = follow_bridge_heads(store, datasets, cfg, project)
-        run_cases = run_cases_table(run_id, datasets, adapter.output_identity)
-        todo, distinct = missing(con, fp, needed_table(run_cases.column("output_key"), run_cases.column("case_id"),
-                                                       run_cases.column("dataset_version")), repeats)
-        versions = {d.name: d.version for d in datasets}
+        run.datasets = follow_bridge_heads(store, datasets, run.cfg, run.project)
+        run.run_cases = run_cases_table(run.run_id, run.datasets, run.adapter.output_identity)
+        needed = needed_table(run.run_cases.column("output_key"), run.run_cases.column("case_id"),
+                              run.run_cases.column("dataset_version"))
+        run.todo, run.distinct_keys = missing(con, run.fingerprint, needed, run.repeats)
         con.execute("INSERT INTO runs (run_id, command, model_name, model_fingerprint, config_hash, metrics_hash, "
                     "dataset_versions, git_commit, started_at, status, config) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    [run_id, command, model_spec["name"], fp, config_hash, m_hash, canonical_json(versions), commit,
-                     started, "running", canonical_json(cfg)])
-        scratch_rows = _scratch_rows(con, fp, run_cases, repeats, run_id) if prepared else None
+                    [run.run_id, command, run.model_spec["name"], run.fingerprint, run.config_hash,
+                     run.metrics_hash, canonical_json(run.versions), run.commit, run.started, "running",
+                     canonical_json(run.cfg)])
+        if has_prepare_step(run.cfg["metrics"]):
+            run.scratch_rows = _scratch_rows(con, run.fingerprint, run.run_cases, run.repeats, run.run_id)
 
-    # 2. Call the model for what is missing, store closed.
-    all_cases = [c for d in datasets for c in d.cases]
-    called = call_model(adapter, fp, todo, distinct, all_cases, run_id, repeats=repeats,
-                        batch_size=int(model_spec.get("batch_size") or run_cfg.get("batch_size", 32)),
-                        show_progress=run_cfg.get("progress", True), journal=Journal(access.journal_dir, run_id))
 
-    # 3. The metrics' Python steps (judges, encoders) on a private copy of the run, store closed.
+def _call_model(run: _Run):
+    """Step 2: call the model for the outputs the cache lacks, store closed, each batch journaled."""
+    from engine.runner import Journal, call_model
+
+    run_cfg = run.cfg.get("run", {})
+    return call_model(run.adapter, run.fingerprint, run.todo, run.distinct_keys,
+                      [c for d in run.datasets for c in d.cases], run.run_id, repeats=run.repeats,
+                      batch_size=int(run.model_spec.get("batch_size") or run_cfg.get("batch_size", 32)),
+                      show_progress=run_cfg.get("progress", True), journal=Journal(run.access.journal_dir, run.run_id))
+
+
+def _prepare_metrics(run: _Run, new_outputs: pa.Table) -> list:
+    """Step 3: the metrics' Python steps (judges, encoders) on a private in-memory copy of the run, store
+    closed; returns their writes, deferred to step 4."""
+    import duckdb
+
+    from engine.bulk import write_arrow
+    from engine.metrics.base import PrepareContext, prepare_metrics
+
     writes: list = []
-    if prepared:
-        _prepare_on_scratch(scratch_rows, run_cases, called.outputs, access, run_id, repeats, project, run_cfg,
-                            cfg["metrics"], writes)
+    if run.scratch_rows is None:
+        return writes
+    run_cfg = run.cfg.get("run", {})
+    scratch = Store(duckdb.connect(":memory:"), Path(":memory:"))
+    try:
+        scratch.migrate()
+        con = scratch.con
+        con.execute("SET TimeZone = 'UTC'")
+        for name in ("runs", "cases"):
+            con.register("flywheel_scratch", run.scratch_rows[name])
+            con.execute(f"INSERT INTO {name} SELECT * FROM flywheel_scratch")  # names from this function
+            con.unregister("flywheel_scratch")
+        write_arrow(con, "run_cases", run.run_cases)
+        write_arrow(con, "outputs", run.scratch_rows["outputs"])
+        write_arrow(con, "outputs", new_outputs, replace=True)
+        ctx = PrepareContext(scratch, run.run_id, run.repeats, run.project, run_cfg.get("progress", True),
+                             int(run_cfg.get("batch_size", 32)), cache=run.access.read, writes=writes,
+                             journal_dir=run.access.journal_dir)
+        prepare_metrics(ctx, run.cfg["metrics"])
+    finally:
+        scratch.con.close()
+    return writes
 
-    # 4. Everything the run produced, in one short transaction.
-    reports: dict[str, dict[str, list[dict]]] = {}
-    params = {"run_id": run_id, "repeats": repeats}
+
+def _write_results(run: _Run, called, writes: list) -> EvalRun:
+    """Step 4: everything the run produced, in one short transaction."""
+    from engine.bulk import write_arrow
+    from engine.compiler import compile_evaluate, default_aggregate
     from engine.executor import execute
-    with access.open() as store, store.transaction() as con:
-        write_arrow(con, "run_cases", run_cases)
+    from engine.runner import discard_journals
+
+    plan = compile_evaluate(run.cfg["metrics"])
+    reports: dict[str, dict[str, list[dict]]] = {}
+    params = {"run_id": run.run_id, "repeats": run.repeats}
+    with run.access.open() as store, store.transaction() as con:
+        write_arrow(con, "run_cases", run.run_cases)
         write_arrow(con, "outputs", called.outputs, replace=True)  # a new answer replaces a stored error
         for write in writes:
             write.apply(con)
@@ -179,13 +252,25 @@ def evaluate_model(access: StoreAccess, model_spec: dict, datasets: list[ds.Data
         finished = utc_now()
         n_errors = con.execute("SELECT count(*) FROM run_cases AS rc JOIN outputs AS o ON o.output_key = rc.output_key "
                                "WHERE rc.run_id = ? AND o.model_fingerprint = ? AND o.error IS NOT NULL "
-                               "AND o.repeat < ?", [run_id, fp, repeats]).fetchall()[0][0]
+                               "AND o.repeat < ?", [run.run_id, run.fingerprint, run.repeats]).fetchall()[0][0]
         con.execute("UPDATE runs SET status = 'ok', finished_at = ?, n_cases = ?, n_model_calls = ?, n_errors = ? "
-                    "WHERE run_id = ?", [finished, len(run_cases), called.stats.called, n_errors, run_id])
-    discard_journals(access.journal_dir, run_id)
-    return EvalRun(run_id, model_spec["name"], fp, versions, config_hash, m_hash, commit, started.isoformat(),
-                   finished.isoformat(), called.stats, [_plain(r) for r in summary],
-                   {name: default_aggregate(spec) for name, spec in cfg["metrics"].items()}, reports)
+                    "WHERE run_id = ?", [finished, len(run.run_cases), called.stats.called, n_errors, run.run_id])
+    discard_journals(run.access.journal_dir, run.run_id)
+    return EvalRun(run.run_id, run.model_spec["name"], run.fingerprint, run.versions, run.config_hash,
+                   run.metrics_hash, run.commit, run.started.isoformat(), finished.isoformat(), called.stats,
+                   [_plain(r) for r in summary],
+                   {name: default_aggregate(spec) for name, spec in run.cfg["metrics"].items()}, reports)
+
+
+def _mark_failed(access: StoreAccess, run_id: str) -> None:
+    """A run that stopped on an error is marked failed (best effort: the store may be busy). The calls it paid
+    for stay in its journal, which the next run recovers once this process has exited."""
+    try:
+        with access.open() as store:
+            store.con.execute("UPDATE runs SET status = 'failed', finished_at = ? WHERE run_id = ? "
+                              "AND status = 'running'", [utc_now(), run_id])
+    except Exception:
+        pass
 
 
 def _scratch_rows(con, fingerprint: str, run_cases: pa.Table, repeats: int, run_id: str) -> dict[str, pa.Table]:
@@ -202,34 +287,6 @@ def _scratch_rows(con, fingerprint: str, run_cases: pa.Table, repeats: int, run_
         }
     finally:
         con.unregister("flywheel_run_cases")
-
-
-def _prepare_on_scratch(rows: dict[str, pa.Table], run_cases: pa.Table, new_outputs: pa.Table, access: StoreAccess,
-                        run_id: str, repeats: int, project: Project, run_cfg: dict, metrics: dict,
-                        writes: list) -> None:
-    import duckdb
-
-    from engine.bulk import write_arrow
-    from engine.metrics.base import PrepareContext, prepare_metrics
-
-    scratch = Store(duckdb.connect(":memory:"), Path(":memory:"))
-    try:
-        scratch.migrate()
-        con = scratch.con
-        con.execute("SET TimeZone = 'UTC'")
-        for name in ("runs", "cases"):
-            con.register("flywheel_scratch", rows[name])
-            con.execute(f"INSERT INTO {name} SELECT * FROM flywheel_scratch")  # names from this function
-            con.unregister("flywheel_scratch")
-        write_arrow(con, "run_cases", run_cases)
-        write_arrow(con, "outputs", rows["outputs"])
-        write_arrow(con, "outputs", new_outputs, replace=True)
-        ctx = PrepareContext(scratch, run_id, repeats, project, run_cfg.get("progress", True),
-                             int(run_cfg.get("batch_size", 32)), cache=access.read, writes=writes,
-                             journal_dir=access.journal_dir)
-        prepare_metrics(ctx, metrics)
-    finally:
-        scratch.con.close()
 
 
 def _plain(row: dict) -> dict:
