@@ -16,7 +16,7 @@ SELECT rc.dataset, rc.dataset_version, rc.case_id, c.input_text, c.expected_answ
 FROM run_cases AS rc
 JOIN cases AS c ON c.dataset_version = rc.dataset_version AND c.case_id = rc.case_id
 JOIN runs AS r ON r.run_id = rc.run_id
-JOIN outputs AS o ON o.model_fingerprint = r.model_fingerprint AND o.input_hash = rc.input_hash
+JOIN outputs AS o ON o.model_fingerprint = r.model_fingerprint AND o.output_key = rc.output_key
 WHERE rc.run_id = $run_id AND o.repeat < $repeats
 """
 
@@ -37,12 +37,39 @@ def scoring_source(spec: dict) -> exp.Select:
     return source
 
 
+def tag_scope(spec: dict) -> exp.Expression | None:
+    """The metric's `tags` (a case with any of them) and `exclude_tags` (a case with none of them) as a
+    condition on a row's `tags`; None when the metric scores every tag."""
+    conditions = []
+    if spec.get("tags"):
+        conditions.append(exp.func("list_has_any", exp.column("tags"), literal(list(spec["tags"]))))
+    if spec.get("exclude_tags"):
+        conditions.append(exp.Not(this=exp.func("list_has_any", exp.column("tags"),
+                                                literal(list(spec["exclude_tags"])))))
+    return exp.and_(*conditions) if conditions else None
+
+
+def scope_condition(name: str, spec: dict) -> exp.Expression | None:
+    """Which rows of a scoring_input-shaped relation a metric applies to: its tag scope and its kind's `where`.
+    Other rows get no score row at all (neither passed nor failed, not counted in n)."""
+    conditions = [c for c in (tag_scope(spec), metric_sql(name, spec).where) if c is not None]
+    return exp.and_(*conditions) if conditions else None
+
+
+def in_scope(name: str, spec: dict, source: exp.Select) -> exp.Subquery:
+    """`source` (scoring_input-shaped) restricted to the rows the metric applies to, as a subquery."""
+    condition = scope_condition(name, spec)
+    if condition is None:
+        return source.subquery("scoring_input")
+    return exp.select(exp.Star()).from_(source.subquery("scoring_input")).where(condition).subquery("scoring_input")
+
+
 def scoring_rows(name: str, spec: dict, columns: tuple[str, ...]) -> Statement:
-    """The rows a metric will score, for a kind's Python prepare step (its `where` applied too)."""
-    m = metric_sql(name, spec)
+    """The rows a metric will score, for a kind's Python prepare step (its scope and `where` applied)."""
     select = exp.select(*[exp.column(c) for c in columns]).from_(scoring_source(spec).subquery("scoring_input"))
-    if m.where is not None:
-        select = select.where(m.where)
+    condition = scope_condition(name, spec)
+    if condition is not None:
+        select = select.where(condition)
     return Statement("scoring_rows", select, ("run_id", "repeats"))
 
 
@@ -63,8 +90,9 @@ def scored_select(name: str, spec: dict, source: exp.Select) -> exp.Select:
     detail = m.detail if m.detail is not None else exp.Null()
     valued = exp.select(exp.Star(), exp.alias_(m.value, "value"), exp.alias_(detail, "metric_detail")).from_(
         source.subquery("scoring_input"))
-    if m.where is not None:
-        valued = valued.where(m.where)
+    condition = scope_condition(name, spec)
+    if condition is not None:
+        valued = valued.where(condition)
     not_errored = exp.column("error").is_(exp.null())
     errored = exp.Not(this=not_errored.copy())
     if m.applies_to_errors:

@@ -1,19 +1,27 @@
-"""One model over the selected datasets: load data, call the model through the cache, score in SQL."""
+"""One model over the selected datasets: load data, call the model through the cache, score in SQL.
+
+The store is held only for short steps, never while a model is called (an API model can take hours, and
+DuckDB allows one writer): (1) read what the run needs -- new dataset versions and the run's row are written
+here, in one short transaction -- and which outputs are cached; (2) call the model with the store closed,
+journaling each batch (engine/runner.py); (3) run the metrics' Python steps (judges, encoders) on a private
+in-memory copy of the run, with the store opened only for short reads of cached answers; (4) write outputs,
+cases of the run, prepared rows and scores in one short transaction.
+"""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
+
+import pyarrow as pa
 
 from engine import datasets as ds
-from engine.compiler import compile_evaluate, default_aggregate
 from engine.config import Project
-from engine.executor import execute
-from engine.metrics.base import PrepareContext, prepare_metrics
-from engine.models import build_adapter, fingerprint
-from engine.models.errors import error_summary
 from engine.provenance import canonical_json, content_hash, git_commit, new_run_id, stored_config, utc_now
+from engine.models.errors import error_summary
 from engine.provenance import config_hash as provenance_hash
-from engine.runner import CallStats, call_model
+from engine.runner import CallStats
 from engine.store import Store
 
 
@@ -54,6 +62,25 @@ class EvalRun:
         }
 
 
+@dataclass(frozen=True)
+class StoreAccess:
+    """How a long command reaches the store: opened for each short step, closed in between."""
+
+    path: Path
+
+    @contextmanager
+    def open(self, read_only: bool = False) -> Iterator[Store]:
+        with Store.open(self.path, read_only=read_only) as store:
+            yield store
+
+    def read(self):
+        return self.open(read_only=True)
+
+    @property
+    def journal_dir(self) -> Path:
+        return self.path.parent / "pending"
+
+
 def follow_bridge_heads(store: Store, datasets: list[ds.DatasetVersion], cfg: dict, project: Project
                         ) -> list[ds.DatasetVersion]:
     """Swap in the bridge's newer version of a dataset (production cases added), saying so."""
@@ -79,37 +106,147 @@ def load_datasets(cfg: dict, project: Project) -> list[ds.DatasetVersion]:
     return [ds.load(name, spec, project.dir) for name, spec in cfg["dataset"].items()]
 
 
-def evaluate_model(store: Store, model_spec: dict, datasets: list[ds.DatasetVersion], cfg: dict,
+def run_cases_table(run_id: str, datasets: list[ds.DatasetVersion], identity: str) -> pa.Table:
+    """The run's cases with the key of the output each one reads (engine/output_identity.py)."""
+    from engine.output_identity import output_keys
+
+    n = sum(len(d.cases) for d in datasets)
+    case_ids = pa.array([c.case_id for d in datasets for c in d.cases], pa.string())
+    input_hashes = pa.array([c.input_hash for d in datasets for c in d.cases], pa.string())
+    names = pa.array([d.name for d in datasets for _ in d.cases], pa.string()).dictionary_encode()
+    versions = pa.array([d.version for d in datasets for _ in d.cases], pa.string()).dictionary_encode()
+    return pa.table({"run_id": pa.repeat(pa.scalar(run_id), n), "dataset": names.cast(pa.string()),
+                     "dataset_version": versions.cast(pa.string()), "case_id": case_ids,
+                     "input_hash": input_hashes, "output_key": output_keys(identity, input_hashes, case_ids)})
+
+
+@dataclass
+class _Run:
+    """One evaluation in progress: what step 1 read, for steps 2 to 4."""
+
+    access: StoreAccess
+    adapter: object  # engine.models.ModelAdapter
+    fingerprint: str
+    model_spec: dict
+    cfg: dict
+    project: Project
+    run_id: str
+    repeats: int
+    started: object  # datetime
+    commit: str | None
+    config_hash: str
+    metrics_hash: str
+    datasets: list[ds.DatasetVersion] = field(default_factory=list)
+    run_cases: pa.Table | None = None
+    todo: pa.Table | None = None  # (output key, repeat) pairs with no stored output
+    distinct_keys: int = 0
+    scratch_rows: dict | None = None  # what a private copy of the run needs, when a metric has a Python step
+
+    @property
+    def versions(self) -> dict[str, str]:
+        return {d.name: d.version for d in self.datasets}
+
+
+def evaluate_model(access: StoreAccess, model_spec: dict, datasets: list[ds.DatasetVersion], cfg: dict,
                    project: Project, command: str = "evaluate") -> EvalRun:
+    from engine.models import build_adapter, fingerprint
+
     adapter = build_adapter(model_spec, project.dir)
-    fp = fingerprint(adapter)
-    plan = compile_evaluate(cfg["metrics"])
-    for dataset in datasets:
-        ds.store_version(store, dataset)
-    datasets = follow_bridge_heads(store, datasets, cfg, project)
-    run_id = new_run_id(command)
-    started = utc_now()
-    commit = git_commit(project.dir)
-    versions = {d.name: d.version for d in datasets}
-    config_hash = provenance_hash(cfg)
-    m_hash = metrics_hash(cfg["metrics"])
-    repeats = int(model_spec.get("repeats", 1))
-    with store.transaction() as con:
+    run = _Run(access, adapter, fingerprint(adapter), model_spec, cfg, project, new_run_id(command),
+               int(model_spec.get("repeats", 1)), utc_now(), git_commit(project.dir), provenance_hash(cfg),
+               metrics_hash(cfg["metrics"]))
+    _read(run, datasets, command)
+    try:
+        called = _call_model(run)
+        writes = _prepare_metrics(run, called.outputs)
+        return _write_results(run, called, writes)
+    except BaseException:
+        _mark_failed(access, run.run_id)
+        raise
+
+
+def _read(run: _Run, datasets: list[ds.DatasetVersion], command: str) -> None:
+    """Step 1: what the run needs and what the cache holds; one short write (dataset versions, the run's row)."""
+    from engine.metrics.base import has_prepare_step
+    from engine.runner import missing, needed_table, recover_journals
+
+    with run.access.open() as store, store.transaction() as con:
+        recover_journals(store, run.access.journal_dir)
+        for dataset in datasets:
+            ds.store_version(store, dataset)
+        run.datasets = follow_bridge_heads(store, datasets, run.cfg, run.project)
+        run.run_cases = run_cases_table(run.run_id, run.datasets, run.adapter.output_identity)
+        needed = needed_table(run.run_cases.column("output_key"), run.run_cases.column("case_id"),
+                              run.run_cases.column("dataset_version"))
+        run.todo, run.distinct_keys = missing(con, run.fingerprint, needed, run.repeats)
         con.execute("INSERT INTO runs (run_id, command, model_name, model_fingerprint, config_hash, metrics_hash, "
                     "dataset_versions, git_commit, started_at, status, config) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    [run_id, command, model_spec["name"], fp, config_hash, m_hash, canonical_json(versions), commit,
-                     started, "running", stored_config(cfg)])
-        con.executemany("INSERT INTO run_cases VALUES (?, ?, ?, ?, ?)",
-                        [(run_id, d.name, d.version, c.case_id, c.input_hash) for d in datasets for c in d.cases])
-    all_cases = [c for d in datasets for c in d.cases]
-    stats = call_model(store, adapter, fp, all_cases, run_id, repeats=repeats,
-                       batch_size=int(model_spec.get("batch_size") or cfg.get("run", {}).get("batch_size", 32)),
-                       show_progress=cfg.get("run", {}).get("progress", True))
-    params = {"run_id": run_id, "repeats": repeats}
-    prepare_metrics(PrepareContext(store, run_id, repeats, project, cfg.get("run", {}).get("progress", True),
-                                   int(cfg.get("run", {}).get("batch_size", 32))), cfg["metrics"])
+                    [run.run_id, command, run.model_spec["name"], run.fingerprint, run.config_hash,
+                     run.metrics_hash, canonical_json(run.versions), run.commit, run.started, "running",
+                     stored_config(run.cfg)])
+        if has_prepare_step(run.cfg["metrics"]):
+            run.scratch_rows = _scratch_rows(con, run.fingerprint, run.run_cases, run.repeats, run.run_id)
+
+
+def _call_model(run: _Run):
+    """Step 2: call the model for the outputs the cache lacks, store closed, each batch journaled."""
+    from engine.runner import Journal, call_model
+
+    run_cfg = run.cfg.get("run", {})
+    return call_model(run.adapter, run.fingerprint, run.todo, run.distinct_keys,
+                      [c for d in run.datasets for c in d.cases], run.run_id, repeats=run.repeats,
+                      batch_size=int(run.model_spec.get("batch_size") or run_cfg.get("batch_size", 32)),
+                      show_progress=run_cfg.get("progress", True), journal=Journal(run.access.journal_dir, run.run_id))
+
+
+def _prepare_metrics(run: _Run, new_outputs: pa.Table) -> list:
+    """Step 3: the metrics' Python steps (judges, encoders) on a private in-memory copy of the run, store
+    closed; returns their writes, deferred to step 4."""
+    import duckdb
+
+    from engine.bulk import write_arrow
+    from engine.metrics.base import PrepareContext, prepare_metrics
+
+    writes: list = []
+    if run.scratch_rows is None:
+        return writes
+    run_cfg = run.cfg.get("run", {})
+    scratch = Store(duckdb.connect(":memory:"), Path(":memory:"))
+    try:
+        scratch.migrate()
+        con = scratch.con
+        con.execute("SET TimeZone = 'UTC'")
+        for name in ("runs", "cases"):
+            con.register("flywheel_scratch", run.scratch_rows[name])
+            con.execute(f"INSERT INTO {name} SELECT * FROM flywheel_scratch")  # names from this function
+            con.unregister("flywheel_scratch")
+        write_arrow(con, "run_cases", run.run_cases)
+        write_arrow(con, "outputs", run.scratch_rows["outputs"])
+        write_arrow(con, "outputs", new_outputs, replace=True)
+        ctx = PrepareContext(scratch, run.run_id, run.repeats, run.project, run_cfg.get("progress", True),
+                             int(run_cfg.get("batch_size", 32)), cache=run.access.read, writes=writes,
+                             journal_dir=run.access.journal_dir)
+        prepare_metrics(ctx, run.cfg["metrics"])
+    finally:
+        scratch.con.close()
+    return writes
+
+
+def _write_results(run: _Run, called, writes: list) -> EvalRun:
+    """Step 4: everything the run produced, in one short transaction."""
+    from engine.bulk import write_arrow
+    from engine.compiler import compile_evaluate, default_aggregate
+    from engine.executor import execute
+    from engine.runner import discard_journals
+
+    plan = compile_evaluate(run.cfg["metrics"])
     reports: dict[str, dict[str, list[dict]]] = {}
-    with store.transaction() as con:
+    params = {"run_id": run.run_id, "repeats": run.repeats}
+    with run.access.open() as store, store.transaction() as con:
+        write_arrow(con, "run_cases", run.run_cases)
+        write_arrow(con, "outputs", called.outputs, replace=True)  # a new answer replaces a stored error
+        for write in writes:
+            write.apply(con)
         for statement in plan.statements[:-1]:
             rows = execute(con, statement, params)
             section, _, metric = statement.name.partition(":")
@@ -117,15 +254,44 @@ def evaluate_model(store: Store, model_spec: dict, datasets: list[ds.DatasetVers
                 reports.setdefault(section, {})[metric] = rows
         summary = execute(con, plan.statements[-1], params)
         finished = utc_now()
-        n_errors = con.execute("SELECT count(*) FROM outputs o JOIN run_cases rc ON o.input_hash = rc.input_hash "
+        n_errors = con.execute("SELECT count(*) FROM run_cases AS rc JOIN outputs AS o ON o.output_key = rc.output_key "
                                "WHERE rc.run_id = ? AND o.model_fingerprint = ? AND o.error IS NOT NULL "
-                               "AND o.repeat < ?", [run_id, fp, repeats]).fetchall()[0][0]
-        error_messages = error_summary(con, run_id, fp, repeats) if n_errors else []
+                               "AND o.repeat < ?", [run.run_id, run.fingerprint, run.repeats]).fetchall()[0][0]
+        error_messages = error_summary(con, run.run_id, run.fingerprint, run.repeats) if n_errors else []
         con.execute("UPDATE runs SET status = 'ok', finished_at = ?, n_cases = ?, n_model_calls = ?, n_errors = ? "
-                    "WHERE run_id = ?", [finished, len(all_cases), stats.called, n_errors, run_id])
-    return EvalRun(run_id, model_spec["name"], fp, versions, config_hash, m_hash, commit, started.isoformat(),
-                   finished.isoformat(), stats, [_plain(r) for r in summary],
-                   {name: default_aggregate(spec) for name, spec in cfg["metrics"].items()}, reports, error_messages)
+                    "WHERE run_id = ?", [finished, len(run.run_cases), called.stats.called, n_errors, run.run_id])
+    discard_journals(run.access.journal_dir, run.run_id)
+    return EvalRun(run.run_id, run.model_spec["name"], run.fingerprint, run.versions, run.config_hash,
+                   run.metrics_hash, run.commit, run.started.isoformat(), finished.isoformat(), called.stats,
+                   [_plain(r) for r in summary],
+                   {name: default_aggregate(spec) for name, spec in run.cfg["metrics"].items()}, reports, error_messages)
+
+
+def _mark_failed(access: StoreAccess, run_id: str) -> None:
+    """A run that stopped on an error is marked failed (best effort: the store may be busy). The calls it paid
+    for stay in its journal, which the next run recovers once this process has exited."""
+    try:
+        with access.open() as store:
+            store.con.execute("UPDATE runs SET status = 'failed', finished_at = ? WHERE run_id = ? "
+                              "AND status = 'running'", [utc_now(), run_id])
+    except Exception:
+        pass
+
+
+def _scratch_rows(con, fingerprint: str, run_cases: pa.Table, repeats: int, run_id: str) -> dict[str, pa.Table]:
+    """What a private copy of the run needs from the store: its runs row, its cases and its cached outputs."""
+    con.register("flywheel_run_cases", run_cases)
+    try:
+        return {
+            "runs": con.sql("SELECT * FROM runs WHERE run_id = ?", params=[run_id]).to_arrow_table(),
+            "cases": con.sql("SELECT c.* FROM cases AS c WHERE c.dataset_version IN "
+                             "(SELECT DISTINCT dataset_version FROM flywheel_run_cases)").to_arrow_table(),
+            "outputs": con.sql("SELECT o.* FROM outputs AS o WHERE o.model_fingerprint = ? AND o.repeat < ? "
+                               "AND o.output_key IN (SELECT output_key FROM flywheel_run_cases)",
+                               params=[fingerprint, repeats]).to_arrow_table(),
+        }
+    finally:
+        con.unregister("flywheel_run_cases")
 
 
 def _plain(row: dict) -> dict:

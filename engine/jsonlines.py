@@ -27,17 +27,27 @@ def _reject_constant(name: str) -> Any:
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
-    obj: dict = {}
-    for key, value in pairs:
-        if key in obj:
-            raise StrictJSONError(f"ambiguous JSON: duplicate key {key!r} in one object")
-        obj[key] = value
+    obj = dict(pairs)
+    if len(obj) != len(pairs):  # a key repeated: name the first one
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise StrictJSONError(f"ambiguous JSON: duplicate key {key!r} in one object")
+            seen.add(key)
     return obj
+
+
+# Built once: json.loads(text, **options) builds a decoder per call, which doubles the cost of a short line.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, object_pairs_hook=_no_duplicate_keys)
 
 
 def loads_strict(text: str | bytes) -> Any:
     """Parse one JSON text strictly; raises StrictJSONError with the reason (invalid JSON / duplicate key)."""
     try:
+        if isinstance(text, str):
+            if text.startswith(BOM):  # what json.loads says for a str
+                raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+            return _DECODER.decode(text)
         return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicate_keys)
     except StrictJSONError:
         raise

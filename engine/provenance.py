@@ -10,8 +10,12 @@ from pathlib import Path
 from typing import Any
 
 
+# Built once: json.dumps(value, **options) builds an encoder per call (a third of a short value's cost).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return _CANONICAL.encode(value)
 
 
 def content_hash(value: Any, length: int = 16) -> str:

@@ -464,6 +464,26 @@ MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
             PRIMARY KEY (export_id, final_path)
         )""",
     )),
+    (40, "outputs keyed by output identity: input (shared by equal inputs) or case (replay)", (
+        # An output belongs to what identifies it for its adapter (engine/output_identity.py): the input hash
+        # for a model whose answer depends on the input only, the case for replay. Rows of older stores were
+        # all keyed by input hash, so their key is their input hash and old runs read back as they were.
+        "ALTER TABLE outputs RENAME COLUMN input_hash TO output_key",
+        # DuckDB cannot add a NOT NULL column to a filled table in one transaction: copy into a new table.
+        """CREATE TABLE run_cases_v40 (
+            run_id VARCHAR NOT NULL,
+            dataset VARCHAR NOT NULL,
+            dataset_version VARCHAR NOT NULL,
+            case_id VARCHAR NOT NULL,
+            input_hash VARCHAR NOT NULL,
+            output_key VARCHAR NOT NULL,          -- the key of the output this case reads
+            PRIMARY KEY (run_id, dataset_version, case_id)
+        )""",
+        "INSERT INTO run_cases_v40 SELECT run_id, dataset, dataset_version, case_id, input_hash, input_hash "
+        "FROM run_cases",
+        "DROP TABLE run_cases",
+        "ALTER TABLE run_cases_v40 RENAME TO run_cases",
+    )),
 ]
 
 SCHEMA_VERSION = max(m[0] for m in MIGRATIONS)

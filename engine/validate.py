@@ -10,6 +10,7 @@ from typing import Callable
 from engine import registry
 from engine.config import Composed, activate
 from engine.errors import ConfigError, ConfigProblem, did_you_mean
+from engine.output_identity import IDENTITIES, identity_problem
 from engine.redaction import redact_message
 from engine.schemas import all_errors, dotted, validator, validator_for
 
@@ -62,6 +63,9 @@ def validate(composed: Composed, sections: tuple[str, ...] | None = None) -> Non
     for slot in ("model", "baseline", "challenger"):
         if isinstance(cfg.get(slot), dict):
             check("model", cfg[slot], slot)
+            problem = identity_problem(cfg[slot].get("adapter", "python"), cfg[slot].get("output_identity"))
+            if problem and cfg[slot].get("output_identity") in IDENTITIES:  # the schema names a bad value
+                add(f"{slot}.output_identity", problem)
     _check_metrics(cfg, composed.known_dataset_names(), add)
     _check_duplicate_names(composed, add)
     for section, extra in _CHECKERS:
@@ -92,6 +96,10 @@ def _check_metrics(cfg: dict, datasets: list[str], add: Callable[[str, str], Non
         for i, ds in enumerate(spec.get("datasets") or []):
             if ds not in datasets:
                 add(f"{where}.datasets[{i}]", f"unknown dataset '{ds}'; {did_you_mean(ds, datasets)}")
+        both = sorted(set(spec.get("tags") or []) & set(spec.get("exclude_tags") or []))
+        if both:
+            add(f"{where}.exclude_tags", f"tag(s) {', '.join(both)} both included (tags) and excluded: "
+                                         f"such a case cannot be in scope; keep each tag in one list")
 
 
 def _check_duplicate_names(composed: Composed, add: Callable[[str, str], None]) -> None:

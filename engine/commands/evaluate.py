@@ -4,9 +4,8 @@ from __future__ import annotations
 from engine.commands import Outcome, command
 from engine.compiler import compile_evaluate
 from engine.config import Composed
-from engine.evaluation import evaluate_model, load_datasets, store_path
+from engine.evaluation import StoreAccess, evaluate_model, load_datasets, store_path
 from engine.report.terminal import print_evaluation
-from engine.store import Store
 
 
 def compile_sql(composed: Composed) -> str:
@@ -19,8 +18,8 @@ def evaluate(composed: Composed) -> Outcome:
     cfg = composed.config
     datasets = load_datasets(cfg, composed.project)  # bad data fails here, before the store is opened
     path = store_path(cfg, composed.project)
-    with Store.open(path) as store:
-        run = evaluate_model(store, cfg["model"], datasets, cfg, composed.project)
+    # the store is opened for short steps only, never while the model is called
+    run = evaluate_model(StoreAccess(path), cfg["model"], datasets, cfg, composed.project)
     print_evaluation(run)
     result = {"command": "evaluate", "store": str(path), **run.to_json()}
     return Outcome(0, result, "evaluate_result")

@@ -8,7 +8,8 @@ from pathlib import Path
 from engine.commands import Outcome, command
 from engine.config import Composed
 from engine.errors import UserError
-from engine.evaluation import EvalRun, evaluate_model, follow_bridge_heads, load_datasets, metrics_hash, store_path
+from engine.evaluation import (EvalRun, StoreAccess, evaluate_model, follow_bridge_heads, load_datasets,
+                               metrics_hash, store_path)
 from engine.gate.decide import compile_plan, decide
 from engine.console import console
 from engine.exit_codes import writing_output
@@ -73,12 +74,15 @@ def _side(run: EvalRun | dict, source: str) -> dict:
     return {"name": run["name"], "run_id": run["run_id"], "fingerprint": run["fingerprint"], "source": source}
 
 
-def run_gate(composed: Composed, store: Store) -> tuple[dict, dict]:
-    """Evaluate (or load) both runs and decide; returns (result, challenger model spec)."""
+def run_gate(composed: Composed, access: StoreAccess) -> tuple[dict, dict]:
+    """Evaluate (or load) both runs and decide; returns (result, challenger model spec).
+
+    The store is opened for short steps only: models are called with it closed (engine/evaluation.py)."""
     cfg, gate = composed.config, composed.config["gate"]
     if cfg.get("baseline_run"):
-        b_run, c_run = stored_run(store, cfg["baseline_run"]), stored_run(store, cfg["challenger_run"])
-        refuse_self_comparison(b_run["fingerprint"], c_run["fingerprint"], c_run["name"], "stored run", store)
+        with access.open() as store:
+            b_run, c_run = stored_run(store, cfg["baseline_run"]), stored_run(store, cfg["challenger_run"])
+            refuse_self_comparison(b_run["fingerprint"], c_run["fingerprint"], c_run["name"], "stored run", store)
         check_comparable(b_run, c_run)
         if c_run["metrics_hash"] != metrics_hash(cfg["metrics"]):
             raise UserError("stale comparison refused: the stored runs were scored with a different metric "
@@ -87,16 +91,24 @@ def run_gate(composed: Composed, store: Store) -> tuple[dict, dict]:
         versions = c_run["dataset_versions"]
         challenger_spec = cfg["challenger"]
     else:
-        datasets = follow_bridge_heads(store, load_datasets(cfg, composed.project), cfg, composed.project)
-        baseline_spec, source = resolve_baseline(store, composed)
-        refuse_self_comparison(model_fingerprint(baseline_spec, composed.project.dir),
-                               model_fingerprint(cfg["challenger"], composed.project.dir), cfg["challenger"]["name"],
-                               source, store)
-        b = evaluate_model(store, baseline_spec, datasets, cfg, composed.project, command="gate")
-        c = evaluate_model(store, cfg["challenger"], datasets, cfg, composed.project, command="gate")
+        datasets = load_datasets(cfg, composed.project)
+        with access.open() as store:
+            datasets = follow_bridge_heads(store, datasets, cfg, composed.project)
+            baseline_spec, source = resolve_baseline(store, composed)
+            refuse_self_comparison(model_fingerprint(baseline_spec, composed.project.dir),
+                                   model_fingerprint(cfg["challenger"], composed.project.dir),
+                                   cfg["challenger"]["name"], source, store)
+        b = evaluate_model(access, baseline_spec, datasets, cfg, composed.project, command="gate")
+        c = evaluate_model(access, cfg["challenger"], datasets, cfg, composed.project, command="gate")
         baseline, challenger = _side(b, source), _side(c, "config")
         versions = c.dataset_versions
         challenger_spec = cfg["challenger"]
+    with access.open() as store:
+        return _decide_and_record(store, composed, baseline, challenger, versions), challenger_spec
+
+
+def _decide_and_record(store: Store, composed: Composed, baseline: dict, challenger: dict, versions: dict) -> dict:
+    cfg, gate = composed.config, composed.config["gate"]
     outcome = decide(store, gate, cfg["metrics"], baseline["run_id"], challenger["run_id"])
     decided_at = utc_now()
     result = {
@@ -125,7 +137,7 @@ def run_gate(composed: Composed, store: Store) -> tuple[dict, dict]:
                     [result["decision_id"], baseline["run_id"], challenger["run_id"], baseline["name"],
                      challenger["name"], outcome.verdict, result["gate_config_hash"], result["git_commit"],
                      decided_at, stored_config(gate), canonical_json(scrub_value(result))])
-    return result, challenger_spec
+    return result
 
 
 def sweep(options: dict, overrides: list[str]) -> int:
@@ -138,17 +150,18 @@ def sweep(options: dict, overrides: list[str]) -> int:
 def gate(composed: Composed) -> Outcome:
     cfg = composed.config
     path = store_path(cfg, composed.project)
-    with Store.open(path) as store:
-        if cfg.get("promote"):
+    if cfg.get("promote"):
+        with Store.open(path) as store:
             done = already_promoted(store, _challenger_fingerprint(store, composed))
-            if done:  # a retry after the promotion committed: report that decision, change nothing
-                p = done["promoted"]
-                console.print(f"[bold green]already promoted[/]: challenger '{p['model']}' (fingerprint "
-                              f"{p['fingerprint']}) is the blessed baseline v{p['version']} since "
-                              f"{p['promoted_at'][:19]} (decision {p['decision_id']}); nothing to promote")
-                write_ci_files(done, cfg, composed.project.dir)
-                return Outcome(0, done, "gate_result")
-        result, challenger_spec = run_gate(composed, store)
+        if done:  # a retry after the promotion committed: report that decision, change nothing
+            p = done["promoted"]
+            console.print(f"[bold green]already promoted[/]: challenger '{p['model']}' (fingerprint "
+                          f"{p['fingerprint']}) is the blessed baseline v{p['version']} since "
+                          f"{p['promoted_at'][:19]} (decision {p['decision_id']}); nothing to promote")
+            write_ci_files(done, cfg, composed.project.dir)
+            return Outcome(0, done, "gate_result")
+    result, challenger_spec = run_gate(composed, StoreAccess(path))
+    with Store.open(path) as store:
         if cfg.get("promote"):
             if result["verdict"] == "PASS":
                 version = promote(store, challenger_spec, result["challenger"]["fingerprint"], result["decision_id"])

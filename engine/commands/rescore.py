@@ -79,7 +79,7 @@ def rescore_run(store: Store, run_id: str, cfg: dict, project_dir) -> dict:
                    "n_cases, 0, n_errors, ? FROM runs WHERE run_id = ?",
                    [new_id, content_hash(config), metrics_hash(metrics), git_commit(project_dir), started, utc_now(),
                     canonical_json(config), run_id])
-        tx.execute("INSERT INTO run_cases SELECT ?, dataset, dataset_version, case_id, input_hash FROM run_cases "
+        tx.execute("INSERT INTO run_cases SELECT ?, dataset, dataset_version, case_id, input_hash, output_key FROM run_cases "
                    "WHERE run_id = ?", [new_id, run_id])
         tx.execute("INSERT INTO scores SELECT ?, dataset, dataset_version, case_id, repeat, metric, value, passed, "
                    "detail FROM scores WHERE run_id = ? AND list_contains(?, metric)", [new_id, run_id, copied])

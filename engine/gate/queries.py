@@ -97,12 +97,12 @@ def with_outputs(select: exp.Select, alias: str) -> exp.Select:
         LEFT JOIN run_cases AS brc ON brc.run_id = $baseline_run AND brc.dataset_version = q.dataset_version
              AND brc.case_id = q.case_id
         LEFT JOIN runs AS br ON br.run_id = $baseline_run
-        LEFT JOIN outputs AS bo ON bo.model_fingerprint = br.model_fingerprint AND bo.input_hash = brc.input_hash
+        LEFT JOIN outputs AS bo ON bo.model_fingerprint = br.model_fingerprint AND bo.output_key = brc.output_key
              AND bo.repeat = 0
         LEFT JOIN run_cases AS crc ON crc.run_id = $challenger_run AND crc.dataset_version = q.dataset_version
              AND crc.case_id = q.case_id
         LEFT JOIN runs AS cr ON cr.run_id = $challenger_run
-        LEFT JOIN outputs AS co ON co.model_fingerprint = cr.model_fingerprint AND co.input_hash = crc.input_hash
+        LEFT JOIN outputs AS co ON co.model_fingerprint = cr.model_fingerprint AND co.output_key = crc.output_key
              AND co.repeat = 0
         ORDER BY q.dataset, q.case_id
     """)

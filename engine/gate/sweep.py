@@ -60,6 +60,7 @@ def job(cfg) -> None:  # called by Hydra in the job process (in-process or a job
     from omegaconf import OmegaConf
 
     from engine.commands.gate import run_gate
+    from engine.evaluation import StoreAccess
     from engine.exit_codes import classify
     from engine.store import DEFAULT_LOCK_WAIT_S, Store, set_lock_wait
     from engine.validate import validate
@@ -74,9 +75,11 @@ def job(cfg) -> None:  # called by Hydra in the job process (in-process or a job
         composed = Composed(plain, (), tuple(overrides), _job_project())
         validate(composed, ("gate",))
         set_lock_wait((plain.get("store") or {}).get("lock_wait_s", DEFAULT_LOCK_WAIT_S))
-        with Store.open(out_dir / "job.duckdb") as store:
+        job_store = out_dir / "job.duckdb"
+        with Store.open(job_store) as store:
             _seed_private_store(store, Path(os.environ[ENV_MAIN_STORE]))
-            result, _ = run_gate(composed, store)
+        result, _ = run_gate(composed, StoreAccess(job_store))
+        with Store.open(job_store) as store:
             run_ids = [result["baseline"]["run_id"], result["challenger"]["run_id"]]
             for table in EXPORTED:
                 where = {"runs": "run_id IN (SELECT unnest($runs))", "run_cases": "run_id IN (SELECT unnest($runs))",

@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 from sqlglot import exp
 
 from engine.datasets import Case
 from engine.judges.fingerprint import JudgeFingerprint, judge_fingerprint, rubric_of
 from engine.metrics.judge import parsed_answer, prompt_hash, render_rubric
 from engine.provenance import content_hash
-from engine.runner import CallStats, call_model
+from engine.output_identity import output_keys
+from engine.runner import CallStats, call_model, missing, needed_table
 from engine.sql import literal, parse, render
 from engine.store import Store
 
@@ -53,7 +55,7 @@ def current_fingerprint(spec: dict, project_dir: Path) -> tuple[object, JudgeFin
 _VERDICTS = """
 SELECT w.item_kind, w.item_key, w.output_hash, w.prompt_hash, __parsed__ AS v
 FROM judge_wanted AS w
-LEFT JOIN outputs AS o ON o.model_fingerprint = __model__ AND o.input_hash = w.prompt_hash AND o.repeat = 0
+LEFT JOIN outputs AS o ON o.model_fingerprint = __model__ AND o.output_key = w.prompt_hash AND o.repeat = 0
 """
 
 
@@ -82,8 +84,19 @@ def judge_items(store: Store, metric: str, spec: dict, items: list[Item], projec
     hashes = [prompt_hash(p) for p in prompts]
     cases = [Case(case_id=i.item_key, position=0, input=p, input_text=p, expected=None, expected_answers=(),
                   context=(), tags=(), metadata={}, input_hash=h) for i, p, h in zip(unique, prompts, hashes)]
-    stats = call_model(store, adapter, fp.model, cases, run_id, repeats=1,
-                       batch_size=int(spec.get("batch_size") or batch_size), show_progress=show_progress)
+    case_ids = pa.array([c.case_id for c in cases], pa.string())
+    # the judge's answer is cached under its output key (the prompt hash for an input-keyed judge)
+    hashes = output_keys(adapter.output_identity, pa.array(hashes, pa.string()), case_ids).to_pylist()
+    todo, distinct = missing(store.con, fp.model, needed_table(pa.array(hashes, pa.string()), case_ids), 1)
+    called = call_model(adapter, fp.model, todo, distinct, cases, run_id, repeats=1,
+                        batch_size=int(spec.get("batch_size") or batch_size), show_progress=show_progress)
+    stats = called.stats
+    with store.transaction() as con:
+        con.register("flywheel_judge_outputs", called.outputs)
+        try:
+            con.execute("INSERT OR REPLACE INTO outputs SELECT * FROM flywheel_judge_outputs")
+        finally:
+            con.unregister("flywheel_judge_outputs")
     wanted = pl.DataFrame({"item_kind": [i.item_kind for i in unique], "item_key": [i.item_key for i in unique],
                            "output_hash": [i.output_hash for i in unique], "prompt_hash": hashes},
                           schema={"item_kind": pl.String, "item_key": pl.String, "output_hash": pl.String,

@@ -88,7 +88,7 @@ class _Resolver:
         rows = self.store.con.execute("""
             SELECT o.output_text, o.error FROM runs AS r
             JOIN run_cases AS rc ON rc.run_id = r.run_id
-            JOIN outputs AS o ON o.model_fingerprint = r.model_fingerprint AND o.input_hash = rc.input_hash
+            JOIN outputs AS o ON o.model_fingerprint = r.model_fingerprint AND o.output_key = rc.output_key
                              AND o.repeat = 0
             WHERE r.run_id = ? AND rc.dataset_version = ? AND rc.case_id = ?""", [run_id, version, case_id]).fetchall()
         if not rows:

@@ -5,13 +5,15 @@ The row (alias-free columns of the `scoring_input` relation) holds the case and 
   tags (VARCHAR[]), metadata (JSON), repeat, output_text, error, latency_ms, prompt_tokens,
   completion_tokens, cost.
 A kind returns `value` (DOUBLE), and optionally `passed` and `detail`, which may refer to the computed
-`value` column, and a `where` condition restricting the rows it applies to. An errored case always fails
+`value` column, and a `where` condition restricting the rows it applies to. Every metric may also be scoped
+by `datasets`, `tags` and `exclude_tags`: a case outside a metric's scope has no score row for it (not a 0). An errored case always fails
 (fail closed), whatever the kind says. A kind that needs a model or an encoder registers a Python `prepare`
 step that fills a store table (in batches, cached) before the SQL runs; the SQL then reads that table.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
 from sqlglot import exp
@@ -28,6 +30,12 @@ COMMON_PROPERTIES = {
     "description": {"type": "string"},
     "datasets": {"type": "array", "items": {"type": "string"}, "uniqueItems": True,
                  "description": "datasets this metric scores; empty or absent means every dataset"},
+    "tags": {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1, "uniqueItems": True,
+             "description": "scores only cases with any of these tags; other cases get no score for this metric"},
+    "exclude_tags": {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1,
+                     "uniqueItems": True,
+                     "description": "cases with any of these tags get no score for this metric (e.g. red-team "
+                                    "cases for an answer-quality metric)"},
     "threshold": {"type": "number", "description": "a case passes when value >= threshold (kinds say)"},
     "aggregate": {"enum": ["mean", "pass_rate", "p50", "p95", "p99", "sum", "max"],
                   "description": "how the per-case values are summarised in tables and gate rules"},
@@ -57,16 +65,23 @@ def output() -> exp.Expression:
 
 @dataclass(frozen=True)
 class PrepareContext:
-    """What a kind's Python `prepare` step gets: the open store and the run whose outputs are about to be scored.
+    """What a kind's Python `prepare` step gets: the run whose outputs are about to be scored.
 
-    `rows(name, spec)` are the scoring_input rows the metric will score (its datasets and `where` applied)."""
+    `rows(name, spec)` are the scoring_input rows the metric will score (its scope and `where` applied), read
+    from `store`. During `flywheel evaluate` that is a private in-memory copy of the run: the real store is
+    closed while judges and encoders are called, `cached()` opens it for a short read of cached answers or
+    vectors, and `write()` defers each write to the run's single write transaction. Built on an open store
+    alone (the defaults), it reads and writes that store directly."""
 
-    store: object  # engine.store.Store
+    store: object  # engine.store.Store holding the run's cases and outputs
     run_id: str
     repeats: int
     project: object  # engine.config.Project
     show_progress: bool = False
     batch_size: int = 32
+    cache: Callable[[], AbstractContextManager] | None = None  # opens the store of cached answers and vectors
+    writes: list | None = None  # deferred writes (engine.bulk.DeferredWrite); None: write at once
+    journal_dir: object = None  # where judge calls are journaled while the store is closed (Path)
 
     def rows(self, name: str, spec: dict, columns: tuple[str, ...] = SCORING_COLUMNS) -> list[dict]:
         from engine.compiler import scoring_rows
@@ -75,10 +90,34 @@ class PrepareContext:
         return execute(self.store.con, scoring_rows(name, spec, columns),
                        {"run_id": self.run_id, "repeats": self.repeats})
 
+    @contextmanager
+    def cached(self) -> Iterator[object]:
+        """The store that holds cached judge answers and embeddings, open for a short read."""
+        if self.cache is None:
+            yield self.store
+        else:
+            with self.cache() as store:
+                yield store
+
+    def write(self, name: str, frame, statement: str, params: dict | None = None) -> None:
+        """Run `statement` with the Arrow table `frame` registered as `name`: now, or in the write transaction."""
+        from engine.bulk import DeferredWrite
+
+        write = DeferredWrite(name, frame, statement, params or {})
+        if self.writes is None:
+            with self.store.transaction() as con:
+                write.apply(con)
+        else:
+            self.writes.append(write)
+
+
+def has_prepare_step(metrics: dict[str, dict]) -> bool:
+    return any(registry.get("metric", spec["kind"]).fn.prepare is not None for spec in metrics.values())
+
 
 def prepare_metrics(ctx: PrepareContext, metrics: dict[str, dict]) -> None:
-    """Run the Python prepare step of every configured metric that has one (outside any transaction:
-    a step may call a judge model, which commits its cached outputs batch by batch)."""
+    """Run the Python prepare step of every configured metric that has one (outside any transaction: a step
+    may call a judge model for hours)."""
     for name, spec in metrics.items():
         hook = registry.get("metric", spec["kind"]).fn.prepare
         if hook is not None:

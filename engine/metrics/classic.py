@@ -58,9 +58,10 @@ ORDER BY t.dataset
 """
 
 
-def _source(spec: dict) -> exp.Subquery:
-    from engine.compiler import scoring_source  # the compiler imports the metric package: import late
-    return scoring_source(spec).subquery("scoring_input")
+def _source(name: str, spec: dict) -> exp.Subquery:
+    """The rows the metric scores (its datasets and tag scope), for its dataset-level report."""
+    from engine.compiler import in_scope, scoring_source  # the compiler imports the metric package: import late
+    return in_scope(name, spec, scoring_source(spec))
 
 
 def _with_rows(template: str, rows: exp.Select, **subs: exp.Expression) -> exp.Expression:
@@ -78,7 +79,7 @@ def classification_report(name: str, spec: dict) -> Statement:
     predicted, expected = _labels(spec)
     none = literal(NONE_LABEL)
     rows = exp.select(col("dataset"), exp.alias_(exp.func("coalesce", predicted, none), "predicted"),
-                      exp.alias_(exp.func("coalesce", expected, none), "expected")).from_(_source(spec))
+                      exp.alias_(exp.func("coalesce", expected, none), "expected")).from_(_source(name, spec))
     if spec.get("labels"):
         classes = exp.func("list_distinct", parse_expression("list_transform(__l__, lambda _label: __n__)",
                            l=literal(list(spec["labels"])),
@@ -122,7 +123,7 @@ def _prediction_error() -> exp.Expression:
 
 def regression_report(name: str, spec: dict) -> Statement:
     """Per dataset: n, cases with a number, MAE, RMSE = sqrt(mean squared error) and bias (mean signed error)."""
-    rows = exp.select(col("dataset"), exp.alias_(_prediction_error(), "err")).from_(_source(spec))
+    rows = exp.select(col("dataset"), exp.alias_(_prediction_error(), "err")).from_(_source(name, spec))
     return Statement(f"regression:{name}", _with_rows(_REGRESSION_REPORT, rows), ("run_id", "repeats"),
                      f"{name}: MAE, RMSE and bias per dataset")
 

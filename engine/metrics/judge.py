@@ -68,11 +68,12 @@ def metric_key(spec: dict) -> str:
 
 
 def _prepare_judgements(ctx: PrepareContext, name: str, spec: dict) -> None:
-    import polars as pl
+    import pyarrow as pa
 
     from engine.datasets import Case
     from engine.models import build_adapter, fingerprint
-    from engine.runner import call_model
+    from engine.output_identity import output_keys
+    from engine.runner import Journal, call_model, missing, needed_table
 
     template = spec.get("rubric", DEFAULT_RUBRIC)
     columns = ("dataset_version", "case_id", "repeat", "input_text", "output_text", "expected_answers", "context",
@@ -87,19 +88,26 @@ def _prepare_judgements(ctx: PrepareContext, name: str, spec: dict) -> None:
     cases = [Case(case_id=f"{r['case_id']}#{r['repeat']}", position=0, input=p, input_text=p, expected=None,
                   expected_answers=(), context=(), tags=(), metadata={}, input_hash=h)
              for r, p, h in zip(rows, prompts, hashes)]
-    call_model(ctx.store, adapter, fp, cases, ctx.run_id, repeats=1,
-               batch_size=int(spec.get("batch_size") or ctx.batch_size), show_progress=ctx.show_progress)
-    frame = pl.DataFrame({
+    case_ids = pa.array([c.case_id for c in cases], pa.string())
+    keys = output_keys(adapter.output_identity, pa.array(hashes, pa.string()), case_ids)
+    with ctx.cached() as store:  # which prompts the judge already answered (a short read)
+        todo, distinct = missing(store.con, fp, needed_table(keys, case_ids), 1)
+    journal = Journal(ctx.journal_dir, ctx.run_id, f"judge-{name}") if ctx.journal_dir else None
+    result = call_model(adapter, fp, todo, distinct, cases, ctx.run_id, repeats=1,
+                        batch_size=int(spec.get("batch_size") or ctx.batch_size), show_progress=ctx.show_progress,
+                        journal=journal)
+    ctx.write("flywheel_judge_outputs", result.outputs,
+              "INSERT OR REPLACE INTO outputs SELECT * FROM flywheel_judge_outputs")
+    frame = pa.table({
         "run_id": [ctx.run_id] * len(rows), "metric_key": [metric_key(spec)] * len(rows),
         "dataset_version": [r["dataset_version"] for r in rows], "case_id": [r["case_id"] for r in rows],
-        "repeat": [r["repeat"] for r in rows], "judge_fingerprint": [fp] * len(rows), "prompt_hash": hashes},
-        schema_overrides={"repeat": pl.Int32})
-    with ctx.store.transaction() as con:
-        con.register("new_judgements", frame)
-        con.execute("INSERT OR REPLACE INTO judgements SELECT j.*, o.output_text, o.error FROM new_judgements AS j "
-                    "LEFT JOIN outputs AS o ON o.model_fingerprint = j.judge_fingerprint "
-                    "AND o.input_hash = j.prompt_hash AND o.repeat = 0")
-        con.unregister("new_judgements")
+        "repeat": pa.array([r["repeat"] for r in rows], pa.int32()), "judge_fingerprint": [fp] * len(rows),
+        "prompt_hash": keys})
+    # the judgement points at the judge's answer by its output key (the prompt hash for an input-keyed judge)
+    ctx.write("flywheel_new_judgements", frame,
+              "INSERT OR REPLACE INTO judgements SELECT j.*, o.output_text, o.error FROM flywheel_new_judgements AS j "
+              "LEFT JOIN outputs AS o ON o.model_fingerprint = j.judge_fingerprint "
+              "AND o.output_key = j.prompt_hash AND o.repeat = 0")
 
 
 # The judge's answer __r__ (and the call's error __e__) read as {value, passed, detail}.

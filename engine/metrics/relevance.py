@@ -42,7 +42,7 @@ def _targets(spec: dict) -> exp.Expression:
 
 def _prepare_embeddings(ctx: PrepareContext, name: str, spec: dict) -> None:
     """Encode the run's distinct texts that the cache lacks, in batches, and store the vectors."""
-    import polars as pl
+    import pyarrow as pa
 
     key = encoders.encoder_key(spec)
     texts: dict[str, str] = {}
@@ -50,26 +50,27 @@ def _prepare_embeddings(ctx: PrepareContext, name: str, spec: dict) -> None:
         targets = [row["input_text"]] if spec.get("against", "input") == "input" else row["expected_answers"]
         for text in [row["output_text"] or "", *targets]:
             texts[encoders.text_hash(text)] = text
-    con = ctx.store.con
-    con.register("wanted_texts", pl.DataFrame({"text_hash": list(texts)}, schema={"text_hash": pl.String}))
-    have = {h for (h,) in con.execute("SELECT w.text_hash FROM wanted_texts AS w JOIN embeddings AS e "
-                                      "ON e.text_hash = w.text_hash AND e.encoder = ?", [key]).fetchall()}
-    con.unregister("wanted_texts")
+    with ctx.cached() as store:  # a short read of the vectors already computed
+        con = store.con
+        con.register("wanted_texts", pa.table({"text_hash": pa.array(list(texts), pa.string())}))
+        have = {h for (h,) in con.execute("SELECT w.text_hash FROM wanted_texts AS w JOIN embeddings AS e "
+                                          "ON e.text_hash = w.text_hash AND e.encoder = ?", [key]).fetchall()}
+        con.unregister("wanted_texts")
     missing = [h for h in texts if h not in have]
     if not missing:
         return
     encoder = encoders.build_encoder(encoders.encoder_config(spec), ctx.project.dir if ctx.project else None)
     size = int(spec.get("batch_size", 256))
+    vectors: list[list[float]] = []
     for start in range(0, len(missing), size):
         batch = missing[start:start + size]
-        vectors = [[float(x) for x in v] for v in encoder.encode([texts[h] for h in batch])]
-        frame = pl.DataFrame({"encoder": [key] * len(batch), "text_hash": batch, "vector": vectors},
-                             schema={"encoder": pl.String, "text_hash": pl.String, "vector": pl.List(pl.Float32)})
-        with ctx.store.transaction() as tx:
-            tx.register("new_vectors", frame)
-            tx.execute("INSERT OR REPLACE INTO embeddings SELECT encoder, text_hash, vector, ? FROM new_vectors",
-                       [utc_now()])
-            tx.unregister("new_vectors")
+        vectors.extend([float(x) for x in v] for v in encoder.encode([texts[h] for h in batch]))
+    frame = pa.table({"encoder": pa.array([key] * len(missing), pa.string()),
+                      "text_hash": pa.array(missing, pa.string()),
+                      "vector": pa.array(vectors, pa.list_(pa.float32()))})
+    ctx.write("flywheel_new_vectors", frame,
+              "INSERT OR REPLACE INTO embeddings SELECT encoder, text_hash, vector, $now FROM flywheel_new_vectors",
+              {"now": utc_now()})
 
 
 @metric_kind("embedding_similarity", {"properties": {

@@ -32,8 +32,9 @@ Step by step, and how each step is made exact on DuckDB (RE2 regexes, utf8proc c
 * ``white_space_fix`` -- ``str.split()`` splits on ``str.isspace()`` characters (29 code points incl.
   U+00A0, U+2000..U+200A, U+3000, U+0085, U+001C..U+001F; not U+200B); the class is generated from Python.
 
-The character classes are computed once per process (~0.5 s) from the running Python's Unicode
-database, i.e. from the same tables the official script uses.
+The character classes are derived from the running Python's Unicode database, i.e. from the same tables the
+official script uses: computed (seconds: all 1.1M code points) or, for a Unicode version shipped in
+`squad_classes.py` (written by `python -m engine.metrics.squad_sql`, checked by a test), read from there.
 
 Performance notes: rows without a capital sigma skip the Final_Sigma regex (a `contains` guard); rows with
 one pay for an RE2 capture match with large classes (~1-2 us per row). `_let` binds intermediate values with
@@ -118,8 +119,21 @@ def _all_code_points():
     return (c for c in range(sys.maxunicode + 1) if not 0xD800 <= c <= 0xDFFF)
 
 
+def _unicode_key() -> str:
+    """What the classes depend on: the interpreter's case-mapping code and its Unicode database."""
+    return f"{sys.implementation.name}-{unicodedata.unidata_version}"
+
+
 @lru_cache(maxsize=1)
 def _classes() -> dict[str, str]:
+    """The classes for the running Python: precomputed for its Unicode database when shipped (computing them
+    walks all 1.1M code points, seconds per process), computed otherwise."""
+    from engine.metrics.squad_classes import CLASSES
+
+    return CLASSES.get(_unicode_key()) or _compute_classes()
+
+
+def _compute_classes() -> dict[str, str]:
     word: list[int] = []
     space: list[int] = []
     cased: list[int] = []  # cased and not case-ignorable
@@ -293,3 +307,20 @@ def squad_contains(prediction: exp.Expression, reference: exp.Expression) -> exp
 def render(expr: exp.Expression) -> str:
     """SQL text for tests only; the project's rendering module is the real entry point."""
     return expr.sql(dialect=_DIALECT)
+
+
+if __name__ == "__main__":  # regenerate squad_classes.py, adding the running Python's Unicode version
+    from pathlib import Path
+
+    from engine.metrics.squad_classes import CLASSES as _SHIPPED
+
+    _table = {**_SHIPPED, _unicode_key(): _compute_classes()}
+    _lines = ['"""SQuAD normaliser character classes per Unicode database, precomputed by',
+              '`python -m engine.metrics.squad_sql` (tests check the running Python\'s entry). Do not edit."""',
+              "CLASSES = {"]
+    for _key, _classes_of_key in sorted(_table.items()):
+        _lines.append(f"    {_key!r}: {{")
+        _lines += [f"        {name!r}: {value!r}," for name, value in sorted(_classes_of_key.items())]
+        _lines.append("    },")
+    _lines.append("}")
+    (Path(__file__).parent / "squad_classes.py").write_text("\n".join(_lines) + "\n", encoding="utf-8")

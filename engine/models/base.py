@@ -35,6 +35,7 @@ class ModelResponse:
 
 class ModelAdapter(Protocol):
     name: str
+    output_identity: str  # "input" or "case": what keys its outputs in the cache (engine/output_identity.py)
 
     def fingerprint_payload(self) -> dict:
         """Everything that determines the model's behaviour (target, params, endpoint model name...).

@@ -15,7 +15,7 @@ _ERRORS = """
 SELECT o.error AS message, count(*) AS n,
        list(DISTINCT rc.case_id ORDER BY rc.case_id) AS case_ids
 FROM run_cases AS rc
-JOIN outputs AS o ON o.input_hash = rc.input_hash
+JOIN outputs AS o ON o.output_key = rc.output_key
 WHERE rc.run_id = $run_id AND o.model_fingerprint = $fingerprint AND o.error IS NOT NULL AND o.repeat < $repeats
 GROUP BY o.error
 ORDER BY n DESC, o.error

@@ -22,14 +22,14 @@ SCORE_COLUMNS = ["run_id", "dataset", "dataset_version", "case_id", "repeat", "m
 
 _OUTPUTS = Prepared.of("outputs_check", parse("""
 WITH expected AS (
-    SELECT rc.case_id, rc.input_hash, rp.rep
+    SELECT rc.case_id, rc.output_key, rp.rep
     FROM run_cases AS rc, range($repeats) AS rp(rep)
     WHERE rc.run_id = $run_id
 ), found AS (
-    SELECT e.case_id, o.input_hash IS NULL AS missing,
-           o.input_hash IS NOT NULL AND o.run_id <> $run_id AND o.created_at > $started_at AS replaced
+    SELECT e.case_id, o.output_key IS NULL AS missing,
+           o.output_key IS NOT NULL AND o.run_id <> $run_id AND o.created_at > $started_at AS replaced
     FROM expected AS e
-    LEFT JOIN outputs AS o ON o.model_fingerprint = $fingerprint AND o.input_hash = e.input_hash AND o.repeat = e.rep
+    LEFT JOIN outputs AS o ON o.model_fingerprint = $fingerprint AND o.output_key = e.output_key AND o.repeat = e.rep
 )
 SELECT count(*) AS expected, count(*) FILTER (WHERE missing) AS missing, count(*) FILTER (WHERE replaced) AS replaced,
        list_slice(list_sort(list(DISTINCT case_id) FILTER (WHERE missing OR replaced)), 1, 5) AS examples

@@ -80,7 +80,7 @@ def _insert(store: Store, rows: list[dict]) -> None:
         "completion_tokens": pl.Int64, "cost": pl.Float64}, infer_schema_length=None))
     con.execute("INSERT INTO cases SELECT dataset_version, case_id, position, input::JSON, input_text, "
                 "expected::JSON, expected_answers, context, tags, metadata::JSON, input_hash FROM new_cases")
-    con.execute("INSERT INTO run_cases SELECT 'run', dataset, dataset_version, case_id, input_hash FROM new_cases")
+    con.execute("INSERT INTO run_cases SELECT 'run', dataset, dataset_version, case_id, input_hash, input_hash FROM new_cases")
     con.execute("INSERT INTO outputs SELECT 'fp', input_hash, repeat, output_text, error, latency_ms, prompt_tokens, "
                 "completion_tokens, cost, NULL, 'run', ? FROM new_outputs", [now])
     con.unregister("new_cases")
