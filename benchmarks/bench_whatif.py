@@ -77,7 +77,7 @@ def build(path: Path, n: int, runs: int) -> None:
                        NULL, TIMESTAMPTZ '2025-01-01' + INTERVAL (r) MINUTE, TIMESTAMPTZ '2025-01-01' +
                        INTERVAL (r) MINUTE + INTERVAL 30 SECOND, 'ok', $n, $n, 0, $config FROM range($runs) t(r)""",
                     {"n": n, "runs": runs, "config": config})
-        con.execute("INSERT INTO run_cases SELECT 'r' || r, 'bench', 'dv', 'c' || i, md5(i::VARCHAR) "
+        con.execute("INSERT INTO run_cases SELECT 'r' || r, 'bench', 'dv', 'c' || i, md5(i::VARCHAR), md5(i::VARCHAR) "
                     "FROM range($runs) t(r), range($n) u(i) ORDER BY r, i", {"n": n, "runs": runs})
         con.execute("""INSERT INTO outputs SELECT 'fp' || r, md5(i::VARCHAR), 0,
                        CASE WHEN hash(i, r, 1) % 100 < 72 THEN 'the answer is a' ELSE 'answer ' || i END, NULL, 100,

@@ -118,7 +118,7 @@ def test_a_new_safety_rule_blocks_exactly_the_decisions_whose_stored_outputs_vio
     for g in gates.values():
         outputs = [o for (o,) in con.execute(
             "SELECT o.output_text FROM run_cases rc JOIN runs r USING (run_id) JOIN outputs o ON "
-            "o.model_fingerprint = r.model_fingerprint AND o.input_hash = rc.input_hash WHERE rc.run_id = ?",
+            "o.model_fingerprint = r.model_fingerprint AND o.output_key = rc.output_key WHERE rc.run_id = ?",
             [g["challenger"]["run_id"]]).fetchall()]
         if any(re.search(EMAIL_RULE["pattern"], o or "") for o in outputs):
             leaking.add(g["decision_id"])
@@ -206,7 +206,7 @@ def test_missing_outputs_refuse_only_the_decisions_that_need_re_scoring(history,
     project = copy_project(src, tmp_path / "p")
     c4 = gates["c4"]["challenger"]["fingerprint"]
     con = duckdb.connect(str(project / ".flywheel" / "flywheel.duckdb"))
-    con.execute("DELETE FROM outputs WHERE model_fingerprint = ? AND input_hash IN (SELECT input_hash FROM run_cases "
+    con.execute("DELETE FROM outputs WHERE model_fingerprint = ? AND output_key IN (SELECT output_key FROM run_cases "
                 "WHERE case_id IN ('q02', 'q03'))", [c4])
     con.close()
     # stored scores suffice for a bound edit: c4 is replayed
