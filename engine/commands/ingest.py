@@ -180,7 +180,9 @@ def _ingest(store: Store, sources: list[readers.SourceFile], options: Options, c
     result["totals"] = totals
     result["by_kind"] = by_kind
     result["records_per_second"] = round(totals["read"] / seconds, 1) if seconds > 0 else None
-    result["quarantine_share"] = share_verdict(totals, (cfg.get("ingest") or {}).get("max_quarantine_share"))
+    skipped = sum(f.skipped for f in files)
+    result["quarantine_share"] = share_verdict({**totals, "skipped": skipped},
+                                               (cfg.get("ingest") or {}).get("max_quarantine_share"))
     result["resolved"] = batch.resolved
     if batch.conflicts_with:
         retract = " ".join(f"`flywheel store retract {b}`" for b in sorted(batch.conflicts_with))

@@ -547,6 +547,7 @@ class FileCounts:
     inserted: int = 0
     duplicates: int = 0
     quarantined: int = 0
+    skipped: int = 0  # left out by the reader (Chunk.skipped): not read, but counted in the quarantine share
     unreadable: str | None = None
     previously_ingested_in: list[str] = field(default_factory=list)
     by_kind: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -566,7 +567,8 @@ class FileCounts:
     def to_json(self) -> dict:
         return {"path": self.path, "format": self.format, "sha256": self.sha256, "bytes": self.bytes,
                 "read": self.read, "accepted": self.accepted, "inserted": self.inserted,
-                "duplicates": self.duplicates, "quarantined": self.quarantined, "unreadable": self.unreadable,
+                "duplicates": self.duplicates, "quarantined": self.quarantined, "skipped": self.skipped,
+                "unreadable": self.unreadable,
                 "previously_ingested_in": self.previously_ingested_in, "by_kind": self.by_kind,
                 **({"otlp": self.otlp} if self.otlp is not None else {})}
 
@@ -617,6 +619,7 @@ class Batch:
             try:
                 for chunk in self._chunks(source):
                     counts.read += chunk.table.num_rows
+                    counts.skipped += chunk.skipped
                     self._load_chunk(chunk.table, file_id, source, counts)
                     self.on_chunk(source, counts.read, chunk.bytes_done)
             except readers.UnreadableFile as e:

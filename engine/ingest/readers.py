@@ -51,6 +51,8 @@ class UnreadableFile(Exception):
 class Chunk:
     table: pa.Table
     bytes_done: int  # progress within the file
+    skipped: int = 0  # input the reader had to leave out (e.g. model-call spans it could not convert): these
+    #                   count against ingest.max_quarantine_share (engine/ingest/share.py), not as records read
 
 
 @dataclass

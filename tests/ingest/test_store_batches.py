@@ -116,3 +116,22 @@ def test_the_share_counts_records_a_reader_skipped():
     assert quarantine_share(0, 0) is None
     assert share_verdict({"read": 90, "quarantined": 0, "skipped": 10}, None)["exceeded"]
     assert not share_verdict({"read": 90, "quarantined": 0, "skipped": 10}, 0.1)["exceeded"]
+
+
+def test_records_a_reader_skips_count_against_the_share(project, monkeypatch):
+    """The hook for readers that must leave input out (OTel model-call spans they cannot convert)."""
+    from engine.ingest import readers
+
+    original = readers.read_jsonl
+
+    def skipping(source, chunk_bytes):
+        for i, chunk in enumerate(original(source, chunk_bytes)):
+            chunk.skipped = 10 if i == 0 else 0
+            yield chunk
+
+    monkeypatch.setattr(readers, "read_jsonl", skipping)
+    write_jsonl(project / "t.jsonl", [trace(f"t{i}") for i in range(90)])
+    r = flywheel("ingest", "path=t.jsonl", "out=r.json", project=project)
+    assert r.code == 1
+    assert r.json["quarantine_share"] == {"share": 0.1, "limit": DEFAULT_MAX_SHARE, "skipped": 10, "exceeded": True}
+    assert r.json["files"][0]["skipped"] == 10 and r.json["totals"]["read"] == 90
