@@ -120,13 +120,13 @@ def compose(project: Project, overrides: list[str]) -> Composed:
                 ENTRY_CONFIG, full_overrides, RunMode.RUN).defaults
             loaded = tuple((d.config_path, d.package or "") for d in defaults
                            if d.config_path and not d.config_path.startswith("hydra/") and d.package != "hydra")
-            plain = _resolve(cfg)
+            plain = resolve(cfg)
     except (HydraException, OmegaConfBaseException) as e:
         raise UserError(f"cannot compose the configuration: {_first_line_block(e)}") from e
     return Composed(plain, loaded, tuple(overrides), project)
 
 
-def _resolve(cfg) -> dict[str, Any]:
+def resolve(cfg) -> dict[str, Any]:
     """The config as plain data. Every value resolved from the environment (`${oc.env:...}`, directly or
     through another key) is registered as a secret, so that it is stored and printed only as a fingerprint
     (engine/redaction.py)."""

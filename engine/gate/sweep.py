@@ -13,7 +13,8 @@ import sys
 import uuid
 from pathlib import Path
 
-from engine.config import ENTRY_CONFIG, LAUNCHER_DIR, Composed, Project, compose, find_project, hydra_overrides
+from engine.config import (ENTRY_CONFIG, LAUNCHER_DIR, Composed, Project, compose, find_project, hydra_overrides,
+                           resolve)
 from engine.errors import UserError
 from engine.outputs import check_output_paths, write_text
 from engine.redaction import scrub_value
@@ -53,7 +54,6 @@ def _seed_private_store(store, main_store: Path) -> None:
 
 def job(cfg) -> None:  # called by Hydra in the job process (in-process or a joblib worker)
     from hydra.core.hydra_config import HydraConfig
-    from omegaconf import OmegaConf
 
     from engine.commands.gate import run_gate
     from engine.store import Store
@@ -65,7 +65,7 @@ def job(cfg) -> None:  # called by Hydra in the job process (in-process or a job
     record = {"job": hc.job.num, "overrides": overrides}
     try:
         # Hydra composed this job's config already; a second compose is impossible while Hydra is running.
-        plain = OmegaConf.to_container(cfg, resolve=True)
+        plain = resolve(cfg)  # environment-resolved values registered as secrets, as in compose()
         composed = Composed(plain, (), tuple(overrides), _job_project())
         validate(composed, ("gate",))
         with Store.open(out_dir / "job.duckdb") as store:
