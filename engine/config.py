@@ -138,13 +138,13 @@ def compose(project: Project, overrides: list[str]) -> Composed:
                 ENTRY_CONFIG, full_overrides, RunMode.RUN).defaults
             loaded = tuple((d.config_path, d.package or "") for d in defaults
                            if d.config_path and not d.config_path.startswith("hydra/") and d.package != "hydra")
-            plain = _resolve(cfg)
+            plain = resolve(cfg)
     except (HydraException, OmegaConfBaseException) as e:
         raise UserError(f"cannot compose the configuration: {_first_line_block(e)}") from e
     return Composed(plain, loaded, tuple(overrides), project)
 
 
-def _resolve(cfg) -> dict[str, Any]:
+def resolve(cfg) -> dict[str, Any]:
     """The config as plain data. Every value resolved from the environment (`${oc.env:...}`, directly or
     through another key) is registered as a secret, so that it is stored and printed only as a fingerprint
     (engine/redaction.py)."""
@@ -153,7 +153,7 @@ def _resolve(cfg) -> dict[str, Any]:
     from omegaconf import OmegaConf
     from omegaconf.resolvers import oc
 
-    from engine.redaction import register_secret
+    from engine.redaction import mark_secret, register_secret
 
     from_environment: list[str] = []
 
@@ -170,34 +170,31 @@ def _resolve(cfg) -> dict[str, Any]:
         OmegaConf.register_new_resolver("oc.env", oc.env, replace=True)
     for value in from_environment:
         register_secret(value)
-    for value in _interpolated_from_environment(OmegaConf.to_container(cfg, resolve=False), plain,
-                                                [v for v in from_environment if v]):
-        register_secret(value)
+    # A leaf interpolating another key that read the environment (`b: ${a.salt}`) is found by its value; only
+    # values of 6 characters or more, so that an environment value like "1" does not mark every 1.
+    return _mark_environment_values(OmegaConf.to_container(cfg, resolve=False), plain,
+                                    [v for v in from_environment if len(v) >= 6], mark_secret)
+
+
+def _mark_environment_values(raw: Any, plain: Any, environment_values: list[str], mark):
+    """`plain` with every leaf whose unresolved text is an interpolation that read the environment marked."""
+    if isinstance(raw, dict) and isinstance(plain, dict):
+        return {key: _mark_environment_values(raw.get(key), value, environment_values, mark)
+                for key, value in plain.items()}
+    if isinstance(raw, list) and isinstance(plain, list) and len(raw) == len(plain):
+        return [_mark_environment_values(r, p, environment_values, mark) for r, p in zip(raw, plain)]
+    if isinstance(raw, str) and "${" in raw and (
+            "oc.env" in raw or any(v in str(plain) for v in environment_values)):
+        return _mark_all(plain, mark)
     return plain
 
 
-def _interpolated_from_environment(raw: Any, plain: Any, environment_values: list[str]):
-    """The resolved leaves whose unresolved text is an interpolation that read the environment."""
-    if isinstance(raw, dict) and isinstance(plain, dict):
-        for key, value in raw.items():
-            yield from _interpolated_from_environment(value, plain.get(key), environment_values)
-    elif isinstance(raw, list) and isinstance(plain, list) and len(raw) == len(plain):
-        for r, p in zip(raw, plain):
-            yield from _interpolated_from_environment(r, p, environment_values)
-    elif isinstance(raw, str) and "${" in raw and (
-            "oc.env" in raw or any(v in str(plain) for v in environment_values)):
-        yield from _leaves(plain)
-
-
-def _leaves(value: Any):
+def _mark_all(value: Any, mark):
     if isinstance(value, dict):
-        for v in value.values():
-            yield from _leaves(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _leaves(v)
-    else:
-        yield value
+        return {k: _mark_all(v, mark) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mark_all(v, mark) for v in value]
+    return mark(value)
 
 
 def _first_line_block(e: Exception) -> str:

@@ -1,7 +1,8 @@
 """Secrets never leave the process in clear: configs are stored and printed with secrets as fingerprints.
 
-A config value is secret when it was resolved from the environment (`${oc.env:...}`, found at compose time,
-engine/config.py) or when its key is named like one (salt, key, token, secret, password, credentials, ...). Its
+A config value is secret when it was resolved from the environment (`${oc.env:...}`: engine/config.py marks
+such values at compose time with the types below, which behave exactly like str, int and float) or when its key
+is named like one (salt, key, token, secret, password, credentials, ...). Its
 fingerprint ("pbkdf2-sha256:3f9a1c2b7d4e") identifies it, so two runs can be compared and a config hash still
 changes when the secret does, without giving it away: the fingerprint is a slow key derivation, so guessing a
 weak secret from it costs ten thousand hashes per guess, not one.
@@ -20,9 +21,35 @@ from typing import Any
 _SECRET_NAME = re.compile(
     r"(?:^|_)(salt|key|token|secret|secrets|password|passwd|passphrase|credential|credentials|apikey|"
     r"api_key|private_key|access_key)$")
-_MIN_SCRUB_LENGTH = 6  # shorter registered values are fingerprinted in configs but not searched for in text
+_MIN_SCRUB_LENGTH = 6  # shorter registered values are fingerprinted where marked but not searched for
 _lock = threading.Lock()
 _secrets: set[str] = set()
+
+
+class SecretStr(str):
+    """A config string resolved from the environment: used as itself, stored and printed as a fingerprint."""
+
+
+class SecretInt(int):
+    """A config integer resolved from the environment (e.g. through oc.decode)."""
+
+
+class SecretFloat(float):
+    """A config number resolved from the environment (e.g. through oc.decode)."""
+
+
+_MARKED = (SecretStr, SecretInt, SecretFloat)
+
+
+def mark_secret(value: Any) -> Any:
+    """`value` marked as a secret (same value, same behaviour), and registered for `scrub`."""
+    register_secret(value)
+    if isinstance(value, _MARKED) or value is None or isinstance(value, bool):
+        return value
+    for plain, marked in ((str, SecretStr), (int, SecretInt), (float, SecretFloat)):
+        if isinstance(value, plain):
+            return marked(value)
+    return value
 
 
 def is_secret_key(key: object) -> bool:
@@ -66,8 +93,10 @@ def redact(value: Any, *, secret: bool = False) -> Any:
         return [redact(v, secret=secret) for v in value]
     if value is None or isinstance(value, bool):
         return value  # nothing to hide in a null or a flag
-    if secret or (isinstance(value, (str, int, float)) and str(value) in registered_secrets()):
+    if secret or isinstance(value, _MARKED):
         return fingerprint(value)
+    if isinstance(value, str) and len(value) >= _MIN_SCRUB_LENGTH and value in registered_secrets():
+        return fingerprint(value)  # a secret copied out of its marked place
     return value
 
 

@@ -45,6 +45,25 @@ def test_redaction_fingerprints_named_and_registered_secrets_only():
     assert fingerprint("s3cr3t").startswith("pbkdf2-sha256:") and fingerprint("s3cr3t") != fingerprint("s3cr3u")
 
 
+def test_values_resolved_from_the_environment_are_marked_where_they_land(monkeypatch):
+    from omegaconf import OmegaConf
+
+    from engine.config import resolve
+
+    monkeypatch.setenv("FLYWHEEL_TEST_SALT", SALT)
+    monkeypatch.setenv("FLYWHEEL_TEST_N", "2")
+    plain = resolve(OmegaConf.create({
+        "ingest": {"privacy": {"salt": "${oc.env:FLYWHEEL_TEST_SALT}"}},
+        "run": {"batch_size": "${oc.decode:${oc.env:FLYWHEEL_TEST_N}}", "repeats": 2, "label": "v${oc.env:FLYWHEEL_TEST_N}"},
+        "copy": "${ingest.privacy.salt}", "default": "${oc.env:FLYWHEEL_UNSET_VARIABLE,fallback}", "two": "2"}))
+    assert plain["run"]["batch_size"] == 2 and plain["run"]["batch_size"] + 1 == 3  # still a number
+    redacted = redact(plain)
+    assert redacted["ingest"]["privacy"]["salt"] == redacted["copy"] == fingerprint(SALT)
+    assert redacted["run"] == {"batch_size": fingerprint(2), "repeats": 2, "label": fingerprint("v2")}
+    assert redacted["two"] == "2"  # the same value, not from the environment
+    assert redacted["default"] == fingerprint("fallback")  # read through oc.env, even if the default was used
+
+
 def test_the_provenance_hash_changes_with_the_secret_and_only_with_it():
     one = {"ingest": {"privacy": {"salt": "a-salt"}}, "out": None}
     assert config_hash(one) == config_hash({"ingest": {"privacy": {"salt": "a-salt"}}, "out": None})

@@ -14,7 +14,8 @@ import sys
 import uuid
 from pathlib import Path
 
-from engine.config import ENTRY_CONFIG, LAUNCHER_DIR, Composed, Project, compose, find_project, hydra_overrides
+from engine.config import (ENTRY_CONFIG, LAUNCHER_DIR, Composed, Project, compose, find_project, hydra_overrides,
+                           resolve)
 from engine.errors import UserError
 from engine.outputs import check_output_paths, write_text
 from engine.redaction import scrub_value
@@ -57,7 +58,6 @@ def _seed_private_store(store, main_store: Path) -> None:
 
 def job(cfg) -> None:  # called by Hydra in the job process (in-process or a joblib worker)
     from hydra.core.hydra_config import HydraConfig
-    from omegaconf import OmegaConf
 
     from engine.commands.gate import run_gate
     from engine.evaluation import StoreAccess
@@ -71,7 +71,7 @@ def job(cfg) -> None:  # called by Hydra in the job process (in-process or a job
     record = {"job": hc.job.num, "overrides": overrides}
     try:
         # Hydra composed this job's config already; a second compose is impossible while Hydra is running.
-        plain = OmegaConf.to_container(cfg, resolve=True)
+        plain = resolve(cfg)  # environment-resolved values registered as secrets, as in compose()
         composed = Composed(plain, (), tuple(overrides), _job_project())
         validate(composed, ("gate",))
         set_lock_wait((plain.get("store") or {}).get("lock_wait_s", DEFAULT_LOCK_WAIT_S))
