@@ -57,3 +57,9 @@ def test_demo_runs_the_whole_flywheel(cli, tmp_path):
     for report in demo["reports"]:
         assert Path(report).stat().st_size < 2_000_000
     assert len(demo["reports"]) == 5
+
+    # the demo leaves a history `flywheel whatif gate` replays: the unedited policy reproduces every verdict
+    w = cli("whatif", "gate", "--project", demo["demo_dir"], f"out={tmp_path / 'whatif.json'}", cwd=tmp_path)
+    assert w.code == 0, w
+    assert w.json["summary"]["decisions"] >= 4
+    assert w.json["summary"]["unchanged"] == w.json["summary"]["decisions"]

@@ -24,47 +24,72 @@ from engine.whatif.history import (
     stored_versions,
 )
 from engine.whatif.policy import Policy
-from engine.whatif.replay import CompiledGate, Judged, compile_gate, judge
+from engine.whatif.replay import CompiledGate, compile_gate, judge, rule_definitions, verdict
 from engine.whatif.rescore import Rescorer
 
 
 @dataclass
 class SideReplay:
-    judged: Judged | None
+    verdict: str | None
+    rules: list[dict]  # rule results as the gate stores them, in the policy's order
     metrics: dict[str, dict]  # metric -> hash used, hashes the runs were scored with, source
     rescored: list[str]
+    recomputed: list[str]  # rules run again (the others keep their stored outcome: same definition)
     refused: str | None = None
 
 
 class Side:
-    """One policy, compiled once, replayed decision after decision."""
+    """One policy, compiled once, replayed decision after decision.
+
+    A rule whose definition (config, metric definition, reducer; engine/whatif/replay.py::rule_definitions)
+    equals the one a decision was decided with keeps its stored outcome, with the policy's severity: it is the
+    same query over the same stored scores. Only the other rules run again, reading only their metrics."""
 
     def __init__(self, con, policy: Policy, slot: int):
         self.con, self.policy = con, policy
-        gate, metrics = policy.config["gate"], policy.config["metrics"]
-        self.compiled: CompiledGate = compile_gate(gate, metrics, f"whatif_rescored_{slot}")
+        self.gate, metrics = policy.config["gate"], policy.config["metrics"]
+        self.compiled: CompiledGate = compile_gate(self.gate, metrics, f"whatif_rescored_{slot}")
         self.rescorer = Rescorer(con, metrics, f"whatif_rescored_{slot}")
+        self.definitions = rule_definitions(self.gate, self.rescorer.hash)
+        self.rule_metrics = {name: r.get("metric") for name, r in (self.gate.get("rules") or {}).items()}
 
     def replay(self, decision: StoredDecision, runs: dict[str, StoredRun], with_cases: bool) -> SideReplay:
         b, c = runs[decision.baseline_run], runs[decision.challenger_run]
-        stored, rescored, used = [], [], {}
+        stored = {r["name"]: r for r in decision.rules}
+
+        def scored_with(m: str) -> str | None:
+            return c.metric_hash(m) if c.metric_hash(m) == b.metric_hash(m) else None
+
+        decided = rule_definitions(decision.gate_config, scored_with)
+        compute = {n for n, d in self.definitions.items() if n not in stored or decided.get(n) != d}
+        needed = {self.rule_metrics[n] for n in compute}
+        used, from_store, rescored = {}, [], []
         for m in self.compiled.used_metrics:
             differs = self.rescorer.differs(m, [b, c])
             used[m] = {"hash": self.rescorer.hash(m),
                        "scored_with": {"baseline": b.metric_hash(m), "challenger": c.metric_hash(m)},
                        "source": "re-scored from stored outputs" if differs else "stored scores"}
+            if m not in needed:
+                continue
             if not differs:
-                stored.append(m)
+                from_store.append(m)
                 continue
             reason = self.rescorer.refusal(m, [b, c])
             if reason:
-                return SideReplay(None, used, rescored, reason)
+                return SideReplay(None, [], used, rescored, sorted(compute), reason)
             rescored.append(m)
         for m in rescored:
             self.rescorer.rescore(b, m)
             self.rescorer.rescore(c, m)
-        judged = judge(self.con, self.compiled, b.run_id, c.run_id, stored, rescored, with_cases)
-        return SideReplay(judged, used, rescored)
+        computed = judge(self.con, self.compiled, b.run_id, c.run_id, from_store, rescored, compute, with_cases)
+        rules = []
+        for name, rule in (self.gate.get("rules") or {}).items():
+            if name in computed:
+                rules.append(computed[name].to_json())
+            else:
+                rules.append({**stored[name], "severity": rule.get("severity", "blocking")})
+        outcome, rules = verdict(rules)
+        return SideReplay(outcome, rules, used, rescored, sorted(compute))
 
 
 def _record(decision: StoredDecision) -> dict:
@@ -73,7 +98,7 @@ def _record(decision: StoredDecision) -> dict:
             "challenger": {"name": decision.challenger_model, "run_id": decision.challenger_run},
             "status": "unchanged", "reason": None,
             "verdict": {"before": decision.verdict, "after": None},
-            "dataset_versions": {}, "metrics": {}, "rescored": [], "changes": [], "rules": []}
+            "dataset_versions": {}, "metrics": {}, "rescored": [], "recomputed": [], "changes": [], "rules": []}
 
 
 def replay_decisions(con, candidate: Policy, reference: Policy, selection: Selection) -> dict:
@@ -115,7 +140,7 @@ def _replay_one(rec: dict, decision: StoredDecision, runs: dict[str, StoredRun],
     """Fill `rec` with the comparison; return a refusal reason instead when a side cannot be replayed."""
     for with_cases in (False, True):
         after = after_side.replay(decision, runs, with_cases)
-        rec["metrics"], rec["rescored"] = after.metrics, after.rescored
+        rec["metrics"], rec["rescored"], rec["recomputed"] = after.metrics, after.rescored, after.recomputed
         if after.refused:
             return after.refused
         if before_side is None:
@@ -124,19 +149,17 @@ def _replay_one(rec: dict, decision: StoredDecision, runs: dict[str, StoredRun],
             before = before_side.replay(decision, runs, with_cases)
             if before.refused:
                 return f"the reference policy cannot be replayed: {before.refused}"
-            b_verdict, b_rules, b_cfg = before.judged.verdict, before.judged.to_rules_json(), before_side.compiled.gate
+            b_verdict, b_rules, b_cfg = before.verdict, before.rules, before_side.gate
             rec["verdict"]["before"] = b_verdict
             rec["reference_metrics"], rec["reference_rescored"] = before.metrics, before.rescored
-        comparison = compare(b_verdict, b_rules, b_cfg, after.judged.verdict, after.judged.to_rules_json(),
-                             after_side.compiled.gate)
+        comparison = compare(b_verdict, b_rules, b_cfg, after.verdict, after.rules, after_side.gate)
         # counts first; only a decision whose outcome changed is judged again to list its offending cases
         if comparison.status == "unchanged" or with_cases:
             break
     rec["status"] = comparison.status
-    rec["verdict"]["after"] = after.judged.verdict
+    rec["verdict"]["after"] = after.verdict
     rec["changes"] = comparison.changes
-    rec["rules"] = [{"name": r.name, "severity": r.severity, "status": r.status, "value": r.value, "bound": r.bound}
-                    for r in after.judged.rules]
+    rec["rules"] = [{k: r.get(k) for k in ("name", "severity", "status", "value", "bound")} for r in after.rules]
     return None
 
 

@@ -57,10 +57,13 @@ class StoredRun:
     dataset_versions: dict[str, str]
     metric_specs: dict[str, dict]  # the metric definitions it was scored with (from its stored config)
     started_at: datetime
+    _hashes: dict = field(default_factory=dict, repr=False)
 
     def metric_hash(self, metric: str) -> str | None:
-        spec = self.metric_specs.get(metric)
-        return content_hash(spec) if spec is not None else None
+        if metric not in self._hashes:
+            spec = self.metric_specs.get(metric)
+            self._hashes[metric] = content_hash(spec) if spec is not None else None
+        return self._hashes[metric]
 
 
 @dataclass

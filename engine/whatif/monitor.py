@@ -55,18 +55,25 @@ def _iso(value) -> str:
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
-def load_history(con, since: datetime | None) -> tuple[list[dict], dict[str, Observation]]:
-    """The stored runs (oldest first) and the latest observation of every (section, rule, model, window)."""
+def load_history(con, since: datetime | None) -> tuple[list[dict], dict[tuple, Observation], dict[tuple, str]]:
+    """The stored runs (oldest first), the latest observation of every (section, rule, model, window) (`since`
+    keeps windows starting at or after it; whole-period observations are kept), and the latest stored message of
+    every rule (for rules stored without a single observation, e.g. no traffic in scope)."""
     rows = con.execute("SELECT run_id, started_at, config_hash, result FROM monitor_runs "
                        "ORDER BY started_at, run_id").fetchall()
     runs = [{"run_id": r[0], "started_at": r[1], "config_hash": r[2], "result": json.loads(r[3])} for r in rows]
     latest: dict[tuple, Observation] = {}
+    messages: dict[tuple, str] = {}
     for run in runs:
-        for obs in _observations(run["run_id"], run["result"]):
+        result = run["result"]
+        for section, key in SECTIONS.items():
+            for entry in result.get(key) or []:
+                messages[(section, entry["name"])] = entry.get("message", "")
+        for obs in _observations(run["run_id"], result):
             if since is not None and obs.window is not None and datetime.fromisoformat(obs.window) < since:
                 continue
             latest[(obs.section, obs.name, obs.model, obs.window)] = obs
-    return runs, latest
+    return runs, latest, messages
 
 
 def _observations(run_id: str, result: dict):
@@ -246,7 +253,7 @@ class _Side:
 
 
 def replay_monitor(con, candidate: Policy, reference: Policy, since: datetime | None, composed=None) -> dict:
-    runs, latest = load_history(con, since)
+    runs, latest, messages = load_history(con, since)
     if not runs:
         raise UserError("no stored monitor runs: run `flywheel monitor` first")
     known = [p for p in (candidate, reference) if p.config is not None]
@@ -261,7 +268,7 @@ def replay_monitor(con, candidate: Policy, reference: Policy, since: datetime | 
     rules, weeks = [], {}
     for (section, name), observations in sorted(grouped.items()):
         observations.sort(key=lambda o: (o.model or "", o.window or "~"))
-        rules.append(_replay_rule(section, name, observations, before, after, weeks))
+        rules.append(_replay_rule(section, name, observations, before, after, weeks, messages.get((section, name))))
     weeks_list = [{"week": w, "before": b, "after": a} for w, (b, a) in sorted(weeks.items())]
     summary = _summary(rules, weeks_list)
     windows = sorted({o.window for o in latest.values() if o.window})
@@ -271,7 +278,8 @@ def replay_monitor(con, candidate: Policy, reference: Policy, since: datetime | 
             "summary": summary, "summary_line": summary_line(summary), "rules": rules, "weeks": weeks_list}
 
 
-def _replay_rule(section, name, observations, before: _Side, after: _Side, weeks: dict) -> dict:
+def _replay_rule(section, name, observations, before: _Side, after: _Side, weeks: dict, message: str | None
+                 ) -> dict:
     rec = {"section": section, "name": name, "status": "unchanged", "reason": None,
            "severity": {"before": before.severity(section, name, observations),
                         "after": after.severity(section, name, observations)},
@@ -279,8 +287,10 @@ def _replay_rule(section, name, observations, before: _Side, after: _Side, weeks
                      "after": after.bound(section, name, observations)},
            "observations": len(observations), "alerts": {"before": 0, "after": 0}, "appear": [], "disappear": []}
     if not observations and after.rule(section, name) is not None:
-        rec.update(status="refused", reason=f"new {section} rule: no stored statistics to replay; run `flywheel "
-                                            f"monitor` with it to compute them")
+        reason = (f"no stored statistics to replay: the stored runs could not compute it ({message})"
+                  if message is not None else
+                  f"new {section} rule: no stored statistics to replay; run `flywheel monitor` with it to compute them")
+        rec.update(status="refused", reason=reason)
         return rec
     old, why_old = before.alerts(section, name, observations)
     new, why_new = after.alerts(section, name, observations)

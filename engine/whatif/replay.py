@@ -81,35 +81,48 @@ def compile_gate(gate: dict, metrics: dict, rescored_table: str) -> CompiledGate
                         tuple(rules))
 
 
-@dataclass
-class Judged:
-    verdict: str  # PASS | BLOCKED
-    rules: list[RuleResult] = field(default_factory=list)
-    with_cases: bool = True  # the offending cases were listed (False: counts only, see `judge`)
-
-    def to_rules_json(self) -> list[dict]:
-        return [r.to_json() for r in self.rules]
+def rule_definitions(gate: dict, metric_hash) -> dict[str, dict]:
+    """What decides each rule's status and value: its config (but its severity and description), the metric
+    definition it reads (`metric_hash(metric)`, None when unknown), the gate's reducer and, for a bootstrap,
+    its settings. Two equal definitions over the same stored runs give the same outcome: the rules are queries
+    over immutable stored scores."""
+    out = {}
+    for name, rule in (gate.get("rules") or {}).items():
+        d = {k: v for k, v in rule.items() if k not in ("severity", "description")}
+        d["__reducer"] = gate.get("reducer", "all")
+        d["__metric"] = metric_hash(rule["metric"]) if rule.get("metric") else None
+        if (rule.get("significance") or {}).get("test") == "bootstrap":
+            d["__bootstrap"] = gate.get("bootstrap") or {}
+        out[name] = d
+    return out
 
 
 def judge(con, compiled: CompiledGate, baseline_run: str, challenger_run: str, stored_metrics: list[str],
-          rescored_metrics: list[str], with_cases: bool = True) -> Judged:
-    """The verdict of one decision under the compiled policy, exactly as engine.gate.decide.decide reaches it.
+          rescored_metrics: list[str], rules: set[str], with_cases: bool = True) -> dict[str, RuleResult]:
+    """The results of the named rules for one decision, exactly as engine.gate.decide.decide computes them.
 
     With `with_cases=False` the queries that list offending cases (they join the model outputs) are skipped:
     a rule's status and value come from its counting queries, so the replay lists cases only for decisions
     whose outcome changed."""
+    if not rules:
+        return {}
     params = {"baseline_run": baseline_run, "challenger_run": challenger_run, "stored_metrics": stored_metrics,
               "rescored_metrics": rescored_metrics}
     is_repeated = bool(compiled.repeated.rows(con, params)[0]["repeated"])
     compiled.prepare[is_repeated].rows(con, params)
-    results = []
+    results = {}
     for rule in compiled.rules:
+        if rule.name not in rules:
+            continue
         rows = {name: (prepared.rows(con, params) if with_cases or not lists else [])
                 for name, prepared, lists in rule.queries}
-        results.append(rule.judge(rows, rule.context))
-    verdict = "BLOCKED" if any(r.severity == "blocking" and r.status != "pass" for r in results) else "PASS"
-    if not results:  # as decide(): a gate with no rules cannot vouch for anything
-        results.append(RuleResult("gate", "config", "blocking", "error", None, "at least one rule",
-                                  "the gate has no rules: nothing to decide on"))
-        verdict = "BLOCKED"
-    return Judged(verdict, results, with_cases)
+        results[rule.name] = rule.judge(rows, rule.context)
+    return results
+
+
+def verdict(rules: list[dict]) -> tuple[str, list[dict]]:
+    """The gate's verdict over rule results (as decide: any blocking rule not passing blocks; no rule blocks)."""
+    if not rules:
+        return "BLOCKED", [RuleResult("gate", "config", "blocking", "error", None, "at least one rule",
+                                      "the gate has no rules: nothing to decide on").to_json()]
+    return ("BLOCKED" if any(r["severity"] == "blocking" and r["status"] != "pass" for r in rules) else "PASS"), rules

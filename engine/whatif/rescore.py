@@ -70,10 +70,13 @@ class Rescorer:
         self._done: set[tuple[str, str]] = set()
         self._outputs: dict[str, str | None] = {}
         self._repeats: dict[str, int] = {}
+        self._hashes: dict[str, str] = {}
         self.model_calls = 0  # stays 0: re-scoring never calls a model (reported, and checked by the tests)
 
     def hash(self, metric: str) -> str:
-        return metric_hash(self.metrics[metric])
+        if metric not in self._hashes:
+            self._hashes[metric] = metric_hash(self.metrics[metric])
+        return self._hashes[metric]
 
     def differs(self, metric: str, runs: list[StoredRun]) -> bool:
         """Were any of these runs scored with another definition of `metric` (or without it)?"""

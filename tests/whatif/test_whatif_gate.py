@@ -62,15 +62,27 @@ def test_the_unedited_policy_reproduces_every_stored_decision(history):
         gate = next(g for g in gates.values() if g["decision_id"] == d["decision_id"])
         assert d["dataset_versions"] == gate["dataset_versions"]
         assert d["verdict"] == {"before": gate["verdict"], "after": gate["verdict"]} and d["changes"] == []
+        assert d["recomputed"] == []  # same definitions as decided: the stored outcomes stand
         for metric in ("found", "safety"):
             assert d["metrics"][metric] == {"hash": content_hash(METRICS[metric]), "source": "stored scores",
                                             "scored_with": {"baseline": content_hash(METRICS[metric]),
                                                             "challenger": content_hash(METRICS[metric])}}
-        # the replay's rule values equal the stored ones
-        assert [(x["name"], x["status"], x["value"]) for x in d["rules"]] == \
-               [(x["name"], x["status"], x["value"]) for x in gate["rules"]]
     assert "this policy flips 0 of 7" in (project / "w.md").read_text()
     assert all(d["decision_id"] in (project / "w.html").read_text() for d in result["decisions"])
+
+
+def test_rules_run_again_under_a_new_definition_with_the_same_meaning_reproduce_the_stored_outcomes(history):
+    project, gates = history
+    # `significance: none` is the default and `qa` the only dataset: new definitions, the same meaning
+    r = run_cli("whatif", "gate", "+gate.rules.found_improves.significance={test: none}",
+                "+gate.rules.safety_suite.datasets=[qa]", "out=same.json", cwd=project)
+    assert r.code == 0, r
+    result = valid(r.json)
+    for d in result["decisions"]:
+        gate = next(g for g in gates.values() if g["decision_id"] == d["decision_id"])
+        assert d["recomputed"] == ["found_improves", "safety_suite"] and d["status"] == "unchanged"
+        assert [(x["name"], x["status"]) for x in d["rules"]] == [(x["name"], x["status"]) for x in gate["rules"]]
+        assert [x["value"] for x in d["rules"]] == pytest.approx([x["value"] for x in gate["rules"]])
 
 
 def test_a_tighter_improvement_bound_flips_exactly_the_decisions_between_the_two_bounds(history):
