@@ -55,12 +55,15 @@ def contains(spec: dict) -> MetricSQL:
     return MetricSQL(value=value)
 
 
+_F1_THRESHOLD = {"type": "number", "minimum": 0, "maximum": 1, "default": 0.5, "description": "passes at F1 >= this"}
+
+
 def _value_at_least(threshold: float) -> exp.Expression:
     return exp.GTE(this=col("value"), expression=literal(float(threshold)))
 
 
 @metric_kind("token_f1", {"properties": {
-    "threshold": {"type": "number", "minimum": 0, "maximum": 1, "description": "passes at F1 >= this (0.5)"}}})
+    "threshold": _F1_THRESHOLD}})
 def token_f1(spec: dict) -> MetricSQL:
     """SQuAD token F1 between the output and the best-matching expected answer (0..1); passes at >= threshold.
 
@@ -68,7 +71,7 @@ def token_f1(spec: dict) -> MetricSQL:
     case lists no expected answer. Default threshold 0.5."""
     from engine.metrics.squad_sql import squad_f1
     return MetricSQL(value=best_over_answers(lambda a: squad_f1(output(), a)),
-                     passed=_value_at_least(spec.get("threshold", 0.5)))
+                     passed=_value_at_least(spec.get("threshold", _F1_THRESHOLD["default"])))
 
 
 @metric_kind("regex_match", {"required": ["pattern"], "properties": {

@@ -139,6 +139,8 @@ def metric_kind(name: str, schema: dict | None = None, aggregate: str = "mean",
         "additionalProperties": False,
         "properties": {**COMMON_PROPERTIES, **(schema or {}).get("properties", {})},
     }
+    # the declared default aggregate is part of the schema, so the docs' kinds table is read from the schemas
+    full["properties"]["aggregate"] = {**full["properties"]["aggregate"], "default": aggregate}
 
     def decorator(fn: Callable) -> Callable:
         fn.default_aggregate = aggregate

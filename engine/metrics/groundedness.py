@@ -40,8 +40,8 @@ END"""
     "support_threshold": {"type": "number", "minimum": 0, "maximum": 1,
                           "description": "a sentence is supported when this share of its content words is "
                                          "in the context (0.6)"},
-    "threshold": {"type": "number", "minimum": 0, "maximum": 1,
-                  "description": "a case passes when this share of its sentences is supported (1.0)"},
+    "threshold": {"type": "number", "minimum": 0, "maximum": 1, "default": 1.0,
+                  "description": "a case passes when this share of its sentences is supported"},
     "refusal": {"enum": ["pass", "fail"], "description": "how a refusal scores: pass (1, nothing to ground) or fail"},
     "refusal_patterns": {"type": "array", "items": {"type": "string"}, "minItems": 1,
                          "description": "RE2 patterns that mark a refusal (default: the built-in phrases)"},

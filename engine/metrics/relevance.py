@@ -13,7 +13,7 @@ _THRESHOLD = {"type": "number", "minimum": 0, "maximum": 1}
 
 
 @metric_kind("lexical_relevance", {"properties": {
-    "threshold": {**_THRESHOLD, "description": "passes at >= this share (0.3)"},
+    "threshold": {**_THRESHOLD, "default": 0.3, "description": "passes at >= this share"},
     "extra_stopwords": {"type": "array", "items": {"type": "string"},
                         "description": "words to ignore besides the built-in English stopwords"}}})
 def lexical_relevance(spec: dict) -> MetricSQL:
@@ -79,7 +79,8 @@ def _prepare_embeddings(ctx: PrepareContext, name: str, spec: dict) -> None:
     "encoder": {"type": "object", "required": ["_target_"], "properties": {"_target_": {"type": "string"}},
                 "description": "the encoder: {_target_: dotted.path, **kwargs}; default the bundled HashingEncoder"},
     "batch_size": {"type": "integer", "minimum": 1, "description": "texts per encoder call (256)"},
-    "threshold": {"type": "number", "minimum": -1, "maximum": 1, "description": "passes at cosine >= this (0.3)"}}},
+    "threshold": {"type": "number", "minimum": -1, "maximum": 1, "default": 0.3,
+                  "description": "passes at cosine >= this"}}},
     prepare=_prepare_embeddings)
 def embedding_similarity(spec: dict) -> MetricSQL:
     """Cosine similarity of the output's and the question's (or best expected answer's) embeddings.
