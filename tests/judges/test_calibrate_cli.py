@@ -2,8 +2,6 @@
 judge fingerprint and tag against scikit-learn and scipy, the judge cache (zero repeat calls), JSON/HTML output."""
 from __future__ import annotations
 
-import json
-
 import duckdb
 import pytest
 from jsonschema import Draft202012Validator
@@ -187,8 +185,10 @@ def test_calibrate_without_a_judge_or_without_labels_is_a_user_error(judged_proj
 
 
 def test_the_judges_section_is_validated(judged_project):
-    r = run_cli("judges", "calibrate", *JUDGED, "judges.metrics=[exact]", "judges.bootstrap.level=2", cwd=judged_project)
+    r = run_cli("judges", "calibrate", *JUDGED, "judges.metrics=[exact]", "judges.bootstrap.level=2",
+                "judges.traces.start=yesterday", cwd=judged_project)
     assert r.code == 2, r
+    assert "3 problem(s) in the configuration" in r.stderr
     assert "judges.metrics[0]: 'exact' is not a selected llm_judge metric" in r.stderr
     assert "judges.bootstrap.level" in r.stderr
-    json.dumps(r.stderr)
+    assert "judges.traces.start: 'yesterday' is not an ISO date or date-time" in r.stderr
