@@ -7,9 +7,9 @@ from pathlib import Path
 from rich.table import Table
 
 from engine.console import console
-from engine.report.layout import fit
 from engine.gate.sweep import EXPORTED, _quote
 from engine.report.html import report_path, write_html
+from engine.report.layout import fit
 from engine.schemas import all_errors, validator
 from engine.store import Store
 
