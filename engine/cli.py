@@ -126,7 +126,9 @@ def run_command(cmd: Command, options: dict, overrides: list[str]) -> int:
         from engine.commands.config_cmd import show
         if options["cfg"] not in ("job", "all"):
             raise UserError(f"--cfg {options['cfg']}: use --cfg job")
-        return show(cmd.name, {**options, "multirun": False}, [o for o in overrides if "=" in o or o[:1] in "+~"])
+        if options["multirun"]:
+            raise UserError("--cfg job shows one config: drop -m and give one value per key")
+        return show(cmd.name, options, [o for o in overrides if "=" in o or o[:1] in "+~"])
     if options["multirun"]:
         if cmd.sweep is None:
             raise UserError(f"`flywheel {cmd.name}` does not run sweeps (-m)")

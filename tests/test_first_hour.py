@@ -110,3 +110,12 @@ def test_the_first_hour(cli, tmp_path):
     assert golden["dataset"] == "golden" and golden["added"] > 0 and golden["version"] != golden["parent_version"]
     assert_readable(r, *bridge["policies"], *[str(p["selected"]) for p in bridge["policies"].values()],
                     golden["version"])
+
+    # 8. what the bridge changed in the golden set
+    r = run(cli, project, "datasets", "list")
+    assert r.code == 0, r
+    assert_readable(r, "golden", "red_team", golden["version"], golden["parent_version"])
+    r = run(cli, project, "datasets", "diff", golden["parent_version"], "golden@head", "out=diff.json")
+    assert r.code == 0, r
+    assert len(r.json["added"]) == golden["added"]
+    assert_readable(r, f"{golden['added']} added", *[c["case_id"] for c in r.json["added"]])

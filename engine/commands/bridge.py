@@ -7,8 +7,8 @@ from engine.bridge.run import compile_plan, run_bridge
 from engine.commands import Outcome, command
 from engine.config import Composed
 from engine.console import console
-from engine.report.layout import fit
 from engine.evaluation import store_path
+from engine.report.layout import fit
 from engine.store import Store
 
 

@@ -9,8 +9,8 @@ from engine.commands import Outcome, command
 from engine.config import Composed
 from engine.console import console
 from engine.errors import UserError, did_you_mean
-from engine.report.layout import fit
 from engine.evaluation import store_path
+from engine.report.layout import fit
 from engine.store import Store
 
 
@@ -65,6 +65,11 @@ def diff(store: Store, a: str, b: str) -> dict:
             "removed": removed, "changed": changed}
 
 
+def _clip(text: str, limit: int) -> str:
+    """Long case text cut with a visible mark (the whole text is in the JSON result, out=PATH)."""
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def print_diff(result: dict) -> None:
     console.print(f"{result['a']} ({result['n_a']} cases) -> {result['b']} ({result['n_b']} cases): "
                   f"{len(result['added'])} added, {len(result['removed'])} removed, {len(result['changed'])} changed")
@@ -75,7 +80,8 @@ def print_diff(result: dict) -> None:
         for c in result["added"][:50]:
             meta = c["metadata"] or {}
             origin = meta.get("origin", "") + (f" ({meta['trace_id']})" if meta.get("trace_id") else "")
-            t.add_row(c["case_id"], origin, ",".join(c["tags"] or []), str(c["input"])[:80], str(c["expected"])[:40])
+            t.add_row(c["case_id"], origin, ",".join(c["tags"] or []), _clip(str(c["input"]), 200),
+                      _clip(str(c["expected"]), 120))
         console.print(fit(t))
     for c in result["removed"][:50]:
         console.print(f"[red]- {c['case_id']}[/]")

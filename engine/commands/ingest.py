@@ -17,7 +17,6 @@ from rich.table import Table
 from engine.commands import Outcome, command
 from engine.config import Composed
 from engine.console import console
-from engine.report.layout import fit
 from engine.errors import UserError
 from engine.evaluation import store_path
 from engine.ingest import readers
@@ -28,6 +27,7 @@ from engine.ingest.records import KINDS
 from engine.ingest.share import share_verdict
 from engine.progress import progress_bar
 from engine.provenance import canonical_json, new_run_id, utc_now
+from engine.report.layout import fit
 from engine.schemas import all_errors, dotted, validator
 from engine.sql import Plan
 from engine.store import Store

@@ -9,11 +9,11 @@ from rich.table import Table
 
 from engine.console import console
 from engine.exit_codes import writing_output
-from engine.report.layout import fit
 from engine.gate.sweep import EXPORTED, _quote
 from engine.outputs import output_path, write_text
 from engine.redaction import scrub_value
 from engine.report.html import report_path, write_html
+from engine.report.layout import fit
 from engine.schemas import all_errors, validator
 from engine.store import Store
 

@@ -8,9 +8,9 @@ from rich.panel import Panel
 from rich.table import Table
 
 from engine.console import console
+from engine.report import is_production
 from engine.report.layout import fit
 from engine.report.terminal import print_model_errors
-from engine.report import is_production
 
 STATUS_STYLE = {"pass": "green", "fail": "red", "error": "bold red"}
 
