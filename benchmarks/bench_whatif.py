@@ -121,7 +121,7 @@ def store_decisions(path: Path, pairs_: list[tuple[int, int]]) -> None:
         rows = []
         for i, (b, c) in enumerate(pairs_):
             computed = judge(con, side.compiled, run_id(b), run_id(c), list(side.compiled.used_metrics), [],
-                             set(GATE["rules"]))
+                             set(GATE["rules"]), with_cases=False)
             outcome, rules = verdict([computed[name].to_json() for name in GATE["rules"]])
             result = {"decision_id": f"d{i:05d}", "verdict": outcome, "dataset_versions": {"bench": "dv"},
                       "rules": rules}
