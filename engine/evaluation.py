@@ -203,7 +203,8 @@ def _read(run: _Run, datasets: list, command: str) -> None:
         remember_files(store, datasets)
         run.datasets = follow_bridge_heads(store, datasets, run.cfg, run.project)
         _register_datasets(con, run.datasets)
-        con.execute(render(exp.Create(this=exp.to_table("flywheel_run_cases"), kind="VIEW",
+        # computed once here (a join and a window over every case), then read three times
+        con.execute(render(exp.Create(this=exp.to_table("flywheel_run_cases"), kind="TABLE",
                                       properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
                                       expression=run_cases_select(run.adapter.output_identity))))
         run.todo, run.distinct_keys = missing(con, run.fingerprint, "flywheel_run_cases", run.repeats)
@@ -219,7 +220,7 @@ def _read(run: _Run, datasets: list, command: str) -> None:
                                     "output_key FROM flywheel_run_cases ORDER BY position",
                                     params=[run.run_id]).to_arrow_table()
             run.scratch_rows = _scratch_rows(con, run.fingerprint, run.repeats, run.run_id)
-        # the temporary view and the registered table end with this connection
+        # the temporary table and the registered table end with this connection
 
 
 def _call_model(run: _Run):
@@ -288,7 +289,7 @@ def _write_results(run: _Run, called, writes: list) -> EvalRun:
         for statement in plan.statements[:-1]:
             rows = execute(con, statement, params)
             section, _, metric = statement.name.partition(":")
-            if section != "score":
+            if section not in ("score", "materialize"):
                 reports.setdefault(section, {})[metric] = rows
         summary = execute(con, plan.statements[-1], params)
         finished = utc_now()
@@ -317,7 +318,7 @@ def _mark_failed(access: StoreAccess, run_id: str) -> None:
 
 def _scratch_rows(con, fingerprint: str, repeats: int, run_id: str) -> dict[str, pa.Table]:
     """What a private copy of the run needs from the store: its runs row, its cases and its cached outputs
-    (`flywheel_run_cases` is step 1's view of the run's cases)."""
+    (`flywheel_run_cases` is step 1's table of the run's cases)."""
     return {
         "runs": con.sql("SELECT * FROM runs WHERE run_id = ?", params=[run_id]).to_arrow_table(),
         "cases": con.sql("SELECT c.* FROM cases AS c WHERE c.dataset_version IN "
