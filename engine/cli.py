@@ -13,14 +13,13 @@ import sys
 from rich.markup import escape
 
 from engine import exit_codes
-from engine.commands import Command, Outcome, load_all
+from engine.commands import Command, Outcome, load, load_all, summaries
 from engine.config import Composed, compose, find_project
 from engine.console import console, err_console
 from engine.errors import UserError
 from engine.outputs import check_output_paths, output_path, write_text
 from engine.redaction import scrub_value
 from engine.schemas import all_errors, dotted, validator
-from engine.validate import validate
 
 USAGE = """usage: flywheel <command> [--project DIR] [--conf DIR] [--debug] [key=value ...] [-m]
 
@@ -40,9 +39,9 @@ Options:
 
 
 def usage(only: str | None = None) -> str:
-    commands = load_all()
+    commands = summaries()  # read without importing every command
     width = max(len(n) for n in commands) + 2
-    lines = [f"  {name:<{width}} {cmd.summary}" for name, cmd in commands.items()]
+    lines = [f"  {name:<{width}} {summary}" for name, summary in commands.items()]
     return USAGE.format(commands="\n".join(lines), exit_codes=exit_codes.help_text(list(commands), only))
 
 
@@ -89,6 +88,8 @@ def write_out(outcome: Outcome, composed: Composed) -> None:
     if not out:
         return
     if outcome.result_schema:
+        from engine.schemas import all_errors, dotted, validator  # jsonschema: imported when needed
+
         problems = all_errors(validator(outcome.result_schema), outcome.result)
         if problems:  # our own result breaking its schema is a bug, not a user error
             raise AssertionError(f"result does not match {outcome.result_schema}: "
@@ -112,6 +113,8 @@ def check_outputs(composed: Composed) -> None:
 
 
 def prepare(options: dict, overrides: list[str], cmd: Command) -> Composed:
+    from engine.validate import validate  # jsonschema: imported when needed
+
     project = find_project(options["project"], options["conf"])
     composed = compose(project, overrides)
     validate(composed, cmd.sections)
@@ -177,11 +180,10 @@ def main(argv: list[str] | None = None) -> int:
         name, rest = argv[0], argv[1:]
         if name == "compile":
             return run_compile(rest)
-        commands = load_all()
-        cmd = commands.get(name)
+        cmd = load(name)  # imports that command's module only
         if cmd is None:
             from engine.errors import did_you_mean
-            raise UserError(f"unknown command '{name}'; {did_you_mean(name, list(commands) + ['compile'])}")
+            raise UserError(f"unknown command '{name}'; {did_you_mean(name, list(load_all()) + ['compile'])}")
         if cmd.main is not None:  # init, config: their own arguments
             return cmd.main(rest)
         options, overrides = parse_args(rest)

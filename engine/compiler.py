@@ -28,13 +28,37 @@ def metric_sql(name: str, spec: dict) -> MetricSQL:
         raise UserError(f"metrics.{name}: {e}") from e
 
 
-def scoring_source(spec: dict) -> exp.Select:
-    """The scoring_input rows of a run that a metric's `datasets` selects ($run_id, $repeats)."""
+# The plan's first statement materialises the run's scoring input once; every metric and report reads it
+# (joining a million cases with their outputs once, not once per metric).
+SCORING_TABLE = "run_scoring_input"
+
+
+def scoring_join(spec: dict) -> exp.Select:
+    """The scoring_input rows of a run that a metric's `datasets` selects, joined from the store's tables
+    ($run_id, $repeats): self-contained, for a kind's Python prepare step."""
     source = parse(_SCORING_INPUT)
     datasets = spec.get("datasets") or []
     if datasets:
         source = source.where(exp.column("dataset", table="rc").isin(*[literal(d) for d in datasets]))
     return source
+
+
+def scoring_source(spec: dict) -> exp.Select:
+    """The rows of the materialised scoring input that a metric's `datasets` selects (the plan's first
+    statement, `materialize:scoring_input`, must have run on the connection)."""
+    source = exp.select(exp.Star()).from_(SCORING_TABLE)
+    datasets = spec.get("datasets") or []
+    if datasets:
+        source = source.where(exp.column("dataset").isin(*[literal(d) for d in datasets]))
+    return source
+
+
+def materialize_statement() -> Statement:
+    create = exp.Create(this=exp.to_table(SCORING_TABLE), kind="TABLE", replace=True,
+                        properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
+                        expression=parse(_SCORING_INPUT))
+    return Statement("materialize:scoring_input", create, ("run_id", "repeats"),
+                     "the run's cases with the model's outputs, read by every metric below")
 
 
 def tag_scope(spec: dict) -> exp.Expression | None:
@@ -66,7 +90,7 @@ def in_scope(name: str, spec: dict, source: exp.Select) -> exp.Subquery:
 
 def scoring_rows(name: str, spec: dict, columns: tuple[str, ...]) -> Statement:
     """The rows a metric will score, for a kind's Python prepare step (its scope and `where` applied)."""
-    select = exp.select(*[exp.column(c) for c in columns]).from_(scoring_source(spec).subquery("scoring_input"))
+    select = exp.select(*[exp.column(c) for c in columns]).from_(scoring_join(spec).subquery("scoring_input"))
     condition = scope_condition(name, spec)
     if condition is not None:
         select = select.where(condition)
@@ -114,8 +138,7 @@ def _score_statement(name: str, spec: dict) -> Statement:
                         "passed", "detail").from_(rows)
     insert = exp.insert(select, "scores", columns=["run_id", "dataset", "dataset_version", "case_id", "repeat",
                                                     "metric", "value", "passed", "detail"])
-    return Statement(f"score:{name}", insert, ("run_id", "repeats"),
-                     registry.get("metric", spec["kind"]).description)
+    return Statement(f"score:{name}", insert, ("run_id",), registry.get("metric", spec["kind"]).description)
 
 
 _AGGREGATES = """count(*) AS n, avg(value) AS mean, avg(CASE WHEN passed THEN 1.0 ELSE 0.0 END) AS pass_rate,
@@ -137,8 +160,9 @@ ORDER BY dataset, metric, tag NULLS FIRST
 
 
 def compile_evaluate(metrics: dict[str, dict]) -> Plan:
-    """One INSERT per metric into `scores`, then the summary per dataset, metric and capability tag."""
-    statements = [_score_statement(name, spec) for name, spec in metrics.items()]
+    """The run's scoring input materialised once, one INSERT per metric into `scores`, the kinds' dataset-level
+    reports, then the summary per dataset, metric and capability tag."""
+    statements = [materialize_statement()] + [_score_statement(name, spec) for name, spec in metrics.items()]
     # Dataset-level reports of some kinds (a confusion matrix), over the scores just written.
     for name, spec in metrics.items():
         report = registry.get("metric", spec["kind"]).fn.dataset_report

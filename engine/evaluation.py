@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pyarrow as pa
+from sqlglot import exp
 
 from engine import datasets as ds
 from engine.config import Project
@@ -22,6 +23,7 @@ from engine.provenance import canonical_json, content_hash, git_commit, new_run_
 from engine.models.errors import error_summary
 from engine.provenance import config_hash as provenance_hash
 from engine.runner import CallStats
+from engine.sql import param, render
 from engine.store import Store
 
 
@@ -102,22 +104,48 @@ def metrics_hash(metrics: dict) -> str:
     return content_hash(metrics)
 
 
-def load_datasets(cfg: dict, project: Project) -> list[ds.DatasetVersion]:
-    return [ds.load(name, spec, project.dir) for name, spec in cfg["dataset"].items()]
+def load_datasets(cfg: dict, project: Project) -> list:
+    """The configured datasets (engine/dataset_cache.py: a file already loaded is not parsed again)."""
+    from engine.dataset_cache import load_datasets as load
+
+    return load(cfg, project, store_path(cfg, project))
 
 
-def run_cases_table(run_id: str, datasets: list[ds.DatasetVersion], identity: str) -> pa.Table:
-    """The run's cases with the key of the output each one reads (engine/output_identity.py)."""
-    from engine.output_identity import output_keys
+# The run's cases, read from the store's `cases` rows of its dataset versions (so a million cases never pass
+# through Python), each with the key of the output it reads and its index in the run's list of cases.
+_RUN_CASES = """
+SELECT d.name AS dataset, c.dataset_version, c.case_id, c.input_hash, __key__ AS output_key,
+       row_number() OVER (ORDER BY d.ord, c.position) - 1 AS position
+FROM cases AS c JOIN flywheel_run_datasets AS d ON d.dataset_version = c.dataset_version"""
 
-    n = sum(len(d.cases) for d in datasets)
-    case_ids = pa.array([c.case_id for d in datasets for c in d.cases], pa.string())
-    input_hashes = pa.array([c.input_hash for d in datasets for c in d.cases], pa.string())
-    names = pa.array([d.name for d in datasets for _ in d.cases], pa.string()).dictionary_encode()
-    versions = pa.array([d.version for d in datasets for _ in d.cases], pa.string()).dictionary_encode()
-    return pa.table({"run_id": pa.repeat(pa.scalar(run_id), n), "dataset": names.cast(pa.string()),
-                     "dataset_version": versions.cast(pa.string()), "case_id": case_ids,
-                     "input_hash": input_hashes, "output_key": output_keys(identity, input_hashes, case_ids)})
+
+def run_cases_select(identity: str) -> exp.Select:
+    from engine.output_identity import output_key_sql
+    from engine.sql import parse
+
+    key = output_key_sql(identity, exp.column("input_hash", table="c"), exp.column("case_id", table="c"))
+    return parse(_RUN_CASES).transform(lambda n: key.copy() if isinstance(n, exp.Column) and n.name == "__key__"
+                                       else n)
+
+
+def _register_datasets(con, datasets: list) -> None:
+    con.register("flywheel_run_datasets", pa.table({
+        "name": pa.array([d.name for d in datasets], pa.string()),
+        "dataset_version": pa.array([d.version for d in datasets], pa.string()),
+        "ord": pa.array(range(len(datasets)), pa.int64())}))
+
+
+class _RunCaseList:
+    """The run's cases in order, as model requests need them: made (and files parsed) on first use only."""
+
+    def __init__(self, datasets: list):
+        self.datasets = datasets
+        self._cases: list | None = None
+
+    def __getitem__(self, index: int):
+        if self._cases is None:
+            self._cases = [c for d in self.datasets for c in d.cases]
+        return self._cases[index]
 
 
 @dataclass
@@ -136,8 +164,9 @@ class _Run:
     commit: str | None
     config_hash: str
     metrics_hash: str
-    datasets: list[ds.DatasetVersion] = field(default_factory=list)
-    run_cases: pa.Table | None = None
+    datasets: list = field(default_factory=list)  # DatasetVersion or dataset_cache.FileVersion
+    n_cases: int = 0
+    run_cases: pa.Table | None = None  # fetched only for a metric's Python step (the scratch copy)
     todo: pa.Table | None = None  # (output key, repeat) pairs with no stored output
     distinct_keys: int = 0
     scratch_rows: dict | None = None  # what a private copy of the run needs, when a metric has a Python step
@@ -165,27 +194,37 @@ def evaluate_model(access: StoreAccess, model_spec: dict, datasets: list[ds.Data
         raise
 
 
-def _read(run: _Run, datasets: list[ds.DatasetVersion], command: str) -> None:
+def _read(run: _Run, datasets: list, command: str) -> None:
     """Step 1: what the run needs and what the cache holds; one short write (dataset versions, the run's row)."""
+    from engine.dataset_cache import remember_files
     from engine.metrics.base import has_prepare_step
-    from engine.runner import missing, needed_table, recover_journals
+    from engine.runner import missing, recover_journals
 
     with run.access.open() as store, store.transaction() as con:
         recover_journals(store, run.access.journal_dir)
         for dataset in datasets:
             ds.store_version(store, dataset)
+        remember_files(store, datasets)
         run.datasets = follow_bridge_heads(store, datasets, run.cfg, run.project)
-        run.run_cases = run_cases_table(run.run_id, run.datasets, run.adapter.output_identity)
-        needed = needed_table(run.run_cases.column("output_key"), run.run_cases.column("case_id"),
-                              run.run_cases.column("dataset_version"))
-        run.todo, run.distinct_keys = missing(con, run.fingerprint, needed, run.repeats)
-        con.execute("INSERT INTO runs (run_id, command, model_name, model_fingerprint, config_hash, metrics_hash, "
-                    "dataset_versions, git_commit, started_at, status, config) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        _register_datasets(con, run.datasets)
+        # computed once here (a join and a window over every case), then read three times
+        con.execute(render(exp.Create(this=exp.to_table("flywheel_run_cases"), kind="TABLE",
+                                      properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
+                                      expression=run_cases_select(run.adapter.output_identity))))
+        run.todo, run.distinct_keys = missing(con, run.fingerprint, "flywheel_run_cases", run.repeats)
+        run.n_cases = con.execute("SELECT count(*) FROM flywheel_run_cases").fetchall()[0][0]
+        con.execute("INSERT INTO runs (run_id, command, model_name, model_fingerprint, config_hash, "
+                    "metrics_hash, dataset_versions, git_commit, started_at, status, config) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                     [run.run_id, command, run.model_spec["name"], run.fingerprint, run.config_hash,
                      run.metrics_hash, canonical_json(run.versions), run.commit, run.started, "running",
                      stored_config(run.cfg)])
         if has_prepare_step(run.cfg["metrics"]):
-            run.scratch_rows = _scratch_rows(con, run.fingerprint, run.run_cases, run.repeats, run.run_id)
+            run.run_cases = con.sql("SELECT ? AS run_id, dataset, dataset_version, case_id, input_hash, "
+                                    "output_key FROM flywheel_run_cases ORDER BY position",
+                                    params=[run.run_id]).to_arrow_table()
+            run.scratch_rows = _scratch_rows(con, run.fingerprint, run.repeats, run.run_id)
+        # the temporary table and the registered table end with this connection
 
 
 def _call_model(run: _Run):
@@ -194,7 +233,7 @@ def _call_model(run: _Run):
 
     run_cfg = run.cfg.get("run", {})
     return call_model(run.adapter, run.fingerprint, run.todo, run.distinct_keys,
-                      [c for d in run.datasets for c in d.cases], run.run_id, repeats=run.repeats,
+                      _RunCaseList(run.datasets), run.run_id, repeats=run.repeats,
                       batch_size=int(run.model_spec.get("batch_size") or run_cfg.get("batch_size", 32)),
                       show_progress=run_cfg.get("progress", True), journal=Journal(run.access.journal_dir, run.run_id))
 
@@ -243,14 +282,18 @@ def _write_results(run: _Run, called, writes: list) -> EvalRun:
     reports: dict[str, dict[str, list[dict]]] = {}
     params = {"run_id": run.run_id, "repeats": run.repeats}
     with run.access.open() as store, store.transaction() as con:
-        write_arrow(con, "run_cases", run.run_cases)
+        _register_datasets(con, run.datasets)
+        columns = ["dataset", "dataset_version", "case_id", "input_hash", "output_key"]
+        rows = exp.select(param("run_id"), *columns).from_(run_cases_select(run.adapter.output_identity).subquery("rc"))
+        con.execute(render(exp.insert(rows, "run_cases", columns=["run_id", *columns])), {"run_id": run.run_id})
+        con.unregister("flywheel_run_datasets")
         write_arrow(con, "outputs", called.outputs, replace=True)  # a new answer replaces a stored error
         for write in writes:
             write.apply(con)
         for statement in plan.statements[:-1]:
             rows = execute(con, statement, params)
             section, _, metric = statement.name.partition(":")
-            if section != "score":
+            if section not in ("score", "materialize"):
                 reports.setdefault(section, {})[metric] = rows
         summary = execute(con, plan.statements[-1], params)
         finished = utc_now()
@@ -259,7 +302,7 @@ def _write_results(run: _Run, called, writes: list) -> EvalRun:
                                "AND o.repeat < ?", [run.run_id, run.fingerprint, run.repeats]).fetchall()[0][0]
         error_messages = error_summary(con, run.run_id, run.fingerprint, run.repeats) if n_errors else []
         con.execute("UPDATE runs SET status = 'ok', finished_at = ?, n_cases = ?, n_model_calls = ?, n_errors = ? "
-                    "WHERE run_id = ?", [finished, len(run.run_cases), called.stats.called, n_errors, run.run_id])
+                    "WHERE run_id = ?", [finished, run.n_cases, called.stats.called, n_errors, run.run_id])
     discard_journals(run.access.journal_dir, run.run_id)
     return EvalRun(run.run_id, run.model_spec["name"], run.fingerprint, run.versions, run.config_hash,
                    run.metrics_hash, run.commit, run.started.isoformat(), finished.isoformat(), called.stats,
@@ -278,20 +321,17 @@ def _mark_failed(access: StoreAccess, run_id: str) -> None:
         pass
 
 
-def _scratch_rows(con, fingerprint: str, run_cases: pa.Table, repeats: int, run_id: str) -> dict[str, pa.Table]:
-    """What a private copy of the run needs from the store: its runs row, its cases and its cached outputs."""
-    con.register("flywheel_run_cases", run_cases)
-    try:
-        return {
-            "runs": con.sql("SELECT * FROM runs WHERE run_id = ?", params=[run_id]).to_arrow_table(),
-            "cases": con.sql("SELECT c.* FROM cases AS c WHERE c.dataset_version IN "
-                             "(SELECT DISTINCT dataset_version FROM flywheel_run_cases)").to_arrow_table(),
-            "outputs": con.sql("SELECT o.* FROM outputs AS o WHERE o.model_fingerprint = ? AND o.repeat < ? "
-                               "AND o.output_key IN (SELECT output_key FROM flywheel_run_cases)",
-                               params=[fingerprint, repeats]).to_arrow_table(),
-        }
-    finally:
-        con.unregister("flywheel_run_cases")
+def _scratch_rows(con, fingerprint: str, repeats: int, run_id: str) -> dict[str, pa.Table]:
+    """What a private copy of the run needs from the store: its runs row, its cases and its cached outputs
+    (`flywheel_run_cases` is step 1's table of the run's cases)."""
+    return {
+        "runs": con.sql("SELECT * FROM runs WHERE run_id = ?", params=[run_id]).to_arrow_table(),
+        "cases": con.sql("SELECT c.* FROM cases AS c WHERE c.dataset_version IN "
+                         "(SELECT DISTINCT dataset_version FROM flywheel_run_cases)").to_arrow_table(),
+        "outputs": con.sql("SELECT o.* FROM outputs AS o WHERE o.model_fingerprint = ? AND o.repeat < ? "
+                           "AND o.output_key IN (SELECT output_key FROM flywheel_run_cases)",
+                           params=[fingerprint, repeats]).to_arrow_table(),
+    }
 
 
 def _plain(row: dict) -> dict:

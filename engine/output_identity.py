@@ -48,3 +48,12 @@ def output_keys(identity: str, input_hashes, case_ids):
     if identity == "input":
         return input_hashes
     return pc.binary_join_element_wise(input_hashes, case_ids, ":")
+
+
+def output_key_sql(identity: str, input_hash, case_id):
+    """The same key as `output_key`, as a SQL expression over two column expressions (sqlglot)."""
+    from sqlglot import exp
+
+    if identity == "input":
+        return input_hash
+    return exp.DPipe(this=exp.DPipe(this=input_hash, expression=exp.Literal.string(":")), expression=case_id)

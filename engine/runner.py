@@ -18,10 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
+from sqlglot import exp
 
 from engine.datasets import Case
 from engine.models.base import ModelAdapter, ModelRequest, ModelResponse
 from engine.provenance import canonical_json, utc_now
+from engine.sql import parse, render
 
 # The `outputs` table's columns, in order: every bulk write of outputs goes through this schema.
 OUTPUT_SCHEMA = pa.schema([
@@ -56,24 +58,33 @@ def needed_table(keys: pa.Array, case_ids: pa.Array, dataset_versions: pa.Array 
                      "position": pa.array(range(n), pa.int64())})
 
 
-def missing(con, fingerprint: str, needed: pa.Table, repeats: int) -> tuple[pa.Table, int]:
+_MISSING = """
+WITH needed AS (
+  SELECT output_key, arg_min(dataset_version, position) AS dataset_version,
+         arg_min(case_id, position) AS case_id, min(position) AS position
+  FROM __needed__ GROUP BY output_key)
+SELECT n.output_key, n.dataset_version, n.case_id, n.position, r.repeat::INTEGER AS repeat
+FROM needed AS n CROSS JOIN range($repeats) AS r(repeat)
+WHERE NOT EXISTS (SELECT 1 FROM outputs AS o WHERE o.model_fingerprint = $fingerprint
+                  AND o.output_key = n.output_key AND o.repeat = r.repeat AND o.error IS NULL)
+ORDER BY r.repeat, n.position"""
+
+
+def missing(con, fingerprint: str, needed: pa.Table | str, repeats: int) -> tuple[pa.Table, int]:
     """(the (key, repeat) pairs with no successful stored output, one case each, in case order; the number of
-    distinct keys). Runs on an open store connection."""
-    con.register("flywheel_needed_outputs", needed)
+    distinct keys). `needed`: an Arrow table from `needed_table`, or the name of a relation of the same
+    columns on `con`. Runs on an open store connection."""
+    relation = needed if isinstance(needed, str) else "flywheel_needed_outputs"
+    if not isinstance(needed, str):
+        con.register(relation, needed)
     try:
-        distinct = con.execute("SELECT count(DISTINCT output_key) FROM flywheel_needed_outputs").fetchall()[0][0]
-        todo = con.sql("""
-            WITH needed AS (
-              SELECT output_key, arg_min(dataset_version, position) AS dataset_version,
-                     arg_min(case_id, position) AS case_id, min(position) AS position
-              FROM flywheel_needed_outputs GROUP BY output_key)
-            SELECT n.output_key, n.dataset_version, n.case_id, n.position, r.repeat::INTEGER AS repeat
-            FROM needed AS n CROSS JOIN range($repeats) AS r(repeat)
-            WHERE NOT EXISTS (SELECT 1 FROM outputs AS o WHERE o.model_fingerprint = $fingerprint
-                              AND o.output_key = n.output_key AND o.repeat = r.repeat AND o.error IS NULL)
-            ORDER BY r.repeat, n.position""", params={"repeats": repeats, "fingerprint": fingerprint}).to_arrow_table()
+        tree = parse(_MISSING).transform(
+            lambda n: exp.to_table(relation) if isinstance(n, exp.Table) and n.name == "__needed__" else n)
+        distinct = con.execute(render(exp.select("count(DISTINCT output_key)").from_(relation))).fetchall()[0][0]
+        todo = con.sql(render(tree), params={"repeats": repeats, "fingerprint": fingerprint}).to_arrow_table()
     finally:
-        con.unregister("flywheel_needed_outputs")
+        if not isinstance(needed, str):
+            con.unregister(relation)
     return todo, distinct
 
 

@@ -484,6 +484,14 @@ MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
         "DROP TABLE run_cases",
         "ALTER TABLE run_cases_v40 RENAME TO run_cases",
     )),
+    (41, "dataset files already loaded: a file's exact bytes name its stored version", (
+        """CREATE TABLE dataset_files (
+            file_sha256 VARCHAR NOT NULL,         -- the file's bytes
+            loader VARCHAR NOT NULL,              -- the rules it was validated with (engine/dataset_cache.py)
+            dataset_version VARCHAR NOT NULL,     -- the version its records made
+            PRIMARY KEY (file_sha256, loader)
+        )""",
+    )),
 ]
 
 SCHEMA_VERSION = max(m[0] for m in MIGRATIONS)

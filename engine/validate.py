@@ -18,6 +18,11 @@ from engine.schemas import all_errors, dotted, validator, validator_for
 # sections it reads, so a project that only evaluates is not held up by a monitor policy it never runs.
 Checker = Callable[[Composed, Callable[[str, str], None]], None]
 _CHECKERS: list[tuple[str | None, Checker]] = []
+# The module that registers each optional section's checker.
+SECTION_CHECKERS = {"bridge": ("engine.bridge.config",),
+                    "gate": ("engine.gate.validation", "engine.gate.judge_calibrated"),
+                    "monitor": ("engine.monitor.config",), "ingest": ("engine.commands.ingest",),
+                    "simulate": ("engine.commands.simulate",), "judges": ("engine.judges.config",)}
 
 
 def checker(fn: Checker | None = None, *, section: str | None = None):
@@ -33,12 +38,18 @@ def validate(composed: Composed, sections: tuple[str, ...] | None = None) -> Non
 
     `sections`: the optional config sections the command uses (gate, monitor, bridge, ingest, simulate);
     None checks them all. The core (store, datasets, models, metrics) is always checked."""
-    import engine.bridge.config  # noqa: F401  (registers the bridge checker)
-    import engine.gate.validation  # noqa: F401  (registers the gate checker)
-    import engine.monitor.config  # noqa: F401  (registers the monitor checker)
+    import importlib
+
     import engine.metrics  # noqa: F401  (metric kinds must be registered before checking names)
 
     activate(composed)
+    # Register the checkers of the sections this command reads, importing only those (a command that only
+    # evaluates does not load the monitor's statistics).
+    for section, modules in SECTION_CHECKERS.items():
+        if sections is None or section in sections:
+            for module in modules:
+                importlib.import_module(module)
+
     problems: list[ConfigProblem] = []
 
     def add(key_path: str, message: str) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 from engine.config import Composed
@@ -63,3 +64,28 @@ def load_all() -> dict[str, Command]:
     from engine.commands import config_cmd, ingest, init, simulate, store  # noqa: F401
     from engine.commands import judges, rescore, whatif  # noqa: F401
     return COMMANDS
+
+
+def load(name: str) -> Command | None:
+    """The command `name`, importing only its module (engine/commands/<name>.py) when there is one: running
+    one command does not import every other command's dependencies. None when there is no such command."""
+    import importlib
+    import re
+
+    if name not in COMMANDS and re.fullmatch(r"[a-z_]+", name) and (Path(__file__).parent / f"{name}.py").is_file():
+        importlib.import_module(f"engine.commands.{name}")
+    return COMMANDS.get(name) or load_all().get(name)
+
+
+def summaries() -> dict[str, str]:
+    """Every command's one-line summary, read from the `@command(...)` decorators of the modules' source
+    without importing them (so `flywheel --help` starts fast); registered commands fill any gap."""
+    import ast
+
+    out: dict[str, str] = {}
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("command", "standalone")
+                    and len(node.args) >= 2 and all(isinstance(a, ast.Constant) for a in node.args[:2])):
+                out[node.args[0].value] = node.args[1].value
+    return {**out, **{name: cmd.summary for name, cmd in COMMANDS.items()}}

@@ -43,16 +43,16 @@ def test_tag_scope_combines_with_a_kinds_own_condition(score):
 
 
 def test_the_prepare_step_sees_only_cases_in_scope(score, tmp_path):
-    (tmp_path / "counting_encoder.py").write_text(
+    (tmp_path / "scope_text_encoder.py").write_text(
         "from engine.metrics.encoders import HashingEncoder\n"
-        "class CountingEncoder(HashingEncoder):\n"
+        "class TextLoggingEncoder(HashingEncoder):\n"
         "    def __init__(self, log, **kw):\n        super().__init__(**kw)\n        self.log = log\n"
         "    def encode(self, texts):\n"
         "        open(self.log, 'a').write(''.join(t + '\\n' for t in texts))\n"
         "        return super().encode(texts)\n")
     log = tmp_path / "texts.txt"
     spec = {"kind": "embedding_similarity", "exclude_tags": ["safety"],
-            "encoder": {"_target_": "counting_encoder.CountingEncoder", "log": str(log), "dims": 32}}
+            "encoder": {"_target_": "scope_text_encoder.TextLoggingEncoder", "log": str(log), "dims": 32}}
     rows = [dict(r, input=f"question {r['case_id']}") for r in ROWS]
     s = score(spec, rows, project_dir=tmp_path)
     assert [r["case_id"] for r in s.rows] == ["qa1", "qa2"]
@@ -68,9 +68,12 @@ def test_classification_report_counts_only_cases_in_scope(score):
 
 
 def test_compiled_scope_is_a_condition_on_tags():
-    statement = compile_evaluate({"acc": {"kind": "exact_match", "tags": ["a"], "exclude_tags": ["b"]}}).statements[0]
+    def score_statement(spec: dict):
+        return next(s for s in compile_evaluate({"acc": spec}).statements if s.name == "score:acc")
+
+    statement = score_statement({"kind": "exact_match", "tags": ["a"], "exclude_tags": ["b"]})
     assert "AS scoring_input WHERE LIST_HAS_ANY(tags, ['a']) AND NOT LIST_HAS_ANY(tags, ['b'])" in statement.sql()
-    unscoped = compile_evaluate({"acc": {"kind": "exact_match"}}).statements[0]
+    unscoped = score_statement({"kind": "exact_match"})
     assert "LIST_HAS_ANY" not in unscoped.sql()
 
 
