@@ -17,9 +17,8 @@ from engine.commands import Command, Outcome, load, load_all, summaries
 from engine.config import Composed, compose, find_project
 from engine.console import console, err_console
 from engine.errors import UserError
-from engine.outputs import check_output_paths, output_path, write_text
+from engine.outputs import check_output_paths, configured_outputs, output_path, write_text
 from engine.redaction import scrub_value
-from engine.schemas import all_errors, dotted, validator
 
 USAGE = """usage: flywheel <command> [--project DIR] [--conf DIR] [--debug] [key=value ...] [-m]
 
@@ -100,16 +99,11 @@ def write_out(outcome: Outcome, composed: Composed) -> None:
     console.print(f"result written to {path}")
 
 
-# Output files a command may be asked to write; checked before it runs, so a path that cannot be written fails
-# in a second (exit 2) instead of after an hour of model calls.
-OUTPUT_KEYS = ("out", "report", "junit", "markdown", "export_quarantine")
-
-
 def check_outputs(composed: Composed) -> None:
-    for key in OUTPUT_KEYS:
-        value = composed.config.get(key)
-        if isinstance(value, str) and value:
-            exit_codes.check_writable(key, value, output_path(value, composed.project.dir))
+    """Output files a command may be asked to write, checked before it runs, so a path that cannot be written fails
+    in a second (exit 2) instead of after an hour of model calls."""
+    for key, value in configured_outputs(composed.config):
+        exit_codes.check_writable(key, value, output_path(value, composed.project.dir))
 
 
 def prepare(options: dict, overrides: list[str], cmd: Command) -> Composed:

@@ -189,8 +189,8 @@ def evaluate_model(access: StoreAccess, model_spec: dict, datasets: list[ds.Data
         called = _call_model(run)
         writes = _prepare_metrics(run, called.outputs)
         return _write_results(run, called, writes)
-    except BaseException:
-        _mark_failed(access, run.run_id)
+    except BaseException as e:
+        _mark_stopped(access, run.run_id, interrupted=isinstance(e, KeyboardInterrupt))
         raise
 
 
@@ -310,13 +310,17 @@ def _write_results(run: _Run, called, writes: list) -> EvalRun:
                    {name: default_aggregate(spec) for name, spec in run.cfg["metrics"].items()}, reports, error_messages)
 
 
-def _mark_failed(access: StoreAccess, run_id: str) -> None:
-    """A run that stopped on an error is marked failed (best effort: the store may be busy). The calls it paid
-    for stay in its journal, which the next run recovers once this process has exited."""
+def _mark_stopped(access: StoreAccess, run_id: str, interrupted: bool) -> None:
+    """A run that stopped on an error is marked failed, on Ctrl-C aborted (best effort: the store may be busy).
+    The calls it paid for stay in its journal, which the next run recovers once this process has exited."""
     try:
         with access.open() as store:
-            store.con.execute("UPDATE runs SET status = 'failed', finished_at = ? WHERE run_id = ? "
-                              "AND status = 'running'", [utc_now(), run_id])
+            if interrupted:
+                store.con.execute("UPDATE runs SET status = 'aborted', aborted_at = ? WHERE run_id = ? "
+                                  "AND status = 'running'", [utc_now(), run_id])
+            else:
+                store.con.execute("UPDATE runs SET status = 'failed', finished_at = ? WHERE run_id = ? "
+                                  "AND status = 'running'", [utc_now(), run_id])
     except Exception:
         pass
 

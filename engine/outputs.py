@@ -36,6 +36,19 @@ def quarantine_reasons_path(path: Path) -> Path:
     return path.with_name(path.stem + ".reasons.jsonl")
 
 
+def configured_outputs(cfg) -> list[tuple[str, str]]:
+    """(key as the user wrote it, path) of every output file the config asks for. `report=PATH` is short for
+    `report.path=PATH`, so the report is named `report=` either way."""
+    found = []
+    for key in OUTPUT_KEYS:
+        value = cfg.get(key)
+        if isinstance(value, dict) or hasattr(value, "get"):  # `report: {path: ..., show_pii: ...}`
+            value = value.get("path")
+        if value:
+            found.append((key, str(value)))
+    return found
+
+
 def check_output_paths(composed, command: str | None = None) -> None:
     """Refuse, before anything runs, every output path that would overwrite the store or an input."""
     from engine.evaluation import store_path
@@ -43,15 +56,11 @@ def check_output_paths(composed, command: str | None = None) -> None:
     cfg = composed.config
     base = composed.project.dir
     outputs: list[tuple[str, Path]] = []
-    for key in OUTPUT_KEYS:
-        value = cfg.get(key)
-        if isinstance(value, dict):  # `report: {path: ..., show_pii: ...}`
-            key, value = f"{key}.path", value.get("path")
-        if value:
-            path = output_path(str(value), base)
-            outputs.append((f"{key}={value}", path))
-            if key == "export_quarantine":
-                outputs.append((f"{key}={cfg[key]} (its reasons file)", quarantine_reasons_path(path)))
+    for key, value in configured_outputs(cfg):
+        path = output_path(value, base)
+        outputs.append((f"{key}={value}", path))
+        if key == "export_quarantine":
+            outputs.append((f"{key}={value} (its reasons file)", quarantine_reasons_path(path)))
     if command == "simulate" and isinstance(cfg.get("simulate"), dict):
         out_dir = output_path(cfg["simulate"].get("out_dir") or "data/production", base)
         outputs += [(f"simulate.out_dir={cfg['simulate'].get('out_dir')} ({name}.jsonl)", out_dir / f"{name}.jsonl")

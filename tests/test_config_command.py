@@ -31,7 +31,10 @@ def test_config_prints_the_composed_config_with_origins(cli, project):
     assert shown == expected
     assert shown["store"]["path"] == "data/store.duckdb"
     # where each key came from: the project's files, the bundled ones, the command line
-    assert origin_of(r.stdout, "store:") == "conf/config.yaml"  # set last by the project's config.yaml
+    # store.path set last by the project's config.yaml; lock_wait_s still from the bundled store config
+    assert origin_of(r.stdout, "path: data/store.duckdb") == "conf/config.yaml"
+    assert origin_of(r.stdout, "lock_wait_s:") == "conf/store/local.yaml (bundled)"
+    assert origin_of(r.stdout, "store:") is None
     assert origin_of(r.stdout, "dataset:") == "conf/dataset/mini.yaml"
     assert origin_of(r.stdout, "challenger:") == "conf/model/lookup_better.yaml"
     assert origin_of(r.stdout, "monitor:") == "conf/monitor/default.yaml (bundled)"

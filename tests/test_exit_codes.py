@@ -16,15 +16,13 @@ import pytest
 from tests.conftest import run_cli
 from tests.fs_helpers import full_filesystem, read_only_directory
 
-# A model that answers, then breaks the engine's store machinery: the write after the call fails inside Flywheel,
-# which is an internal error (exit 3), unlike a model that raises (an errored case, exit 0).
 # A model that answers, then breaks the engine's store machinery for its next transaction (once): the write after
 # the call fails inside Flywheel, which is an internal error (exit 3), unlike a model that raises (an errored case,
 # exit 0). Once only, so that a sweep's parent process (jobs may run in it) can still merge the other jobs.
 BREAKS_THE_ENGINE = '''
 class BreaksTheEngine:
-    def __init__(self):
-        pass
+    def __init__(self, attempt=1):
+        self.attempt = attempt  # a new attempt is a new fingerprint: its answers are not in the cache
 
     def __call__(self, requests):
         from engine.store import Store
@@ -111,6 +109,8 @@ def test_an_internal_error_is_exit_3_with_one_line_and_the_traceback_only_with_d
     # the run this process left behind is closed as failed, not left `running`
     assert ("failed",) in store_rows(project, "SELECT status FROM runs WHERE model_name = 'breaker'")
     assert not store_rows(project, "SELECT run_id FROM runs WHERE status = 'running'")
+    # the answers it paid for were kept (the next run recovers them), so the model must change to break again
+    add_model(project, "breaker", BREAKS_THE_ENGINE, "BreaksTheEngine", {"attempt": 2})
     debug = cli(*command, "--debug", cwd=project)
     assert debug.code == 3, debug
     assert "Traceback (most recent call last)" in debug.stderr and "injected fault" in debug.stderr

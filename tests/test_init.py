@@ -86,7 +86,9 @@ def test_identical_files_are_not_conflicts_and_unknown_options_are_refused(cli, 
 def test_every_template_file_ships_in_the_wheel():
     """pyproject's package-data globs for engine.templates match every file `init` writes."""
     config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
-    assert "engine.templates" in config["packages"]
+    from setuptools import find_namespace_packages  # setup.py's package discovery
+
+    assert "engine.templates" in find_namespace_packages(where=str(REPO), include=["engine", "engine.*"])
     globs = config["package-data"]["engine.templates"]
     for relative in template_files():
         shipped = f"project/{relative}"

@@ -7,7 +7,6 @@
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 from engine.commands import Outcome, command
 from engine.config import Composed
@@ -27,13 +26,15 @@ def _imports(store: Store, composed: Composed, paths: list[str]) -> list[dict]:
 
 
 def _report(result: dict, composed: Composed) -> None:
-    if composed.config.get("report"):
+    from engine.report.html import report_options, report_path, write_html
+
+    if report_path(composed.config):
         import engine.judges.html  # noqa: F401  (registers the page builder)
         from engine.console import console
-        from engine.report.html import write_html
+        from engine.outputs import output_path
 
-        target = Path(composed.config["report"]).expanduser()
-        target = write_html(target if target.is_absolute() else composed.project.dir / target, result)
+        target = output_path(report_path(composed.config), composed.project.dir)
+        target = write_html(target, result, **report_options(composed.config))
         console.print(f"report written to {target}")
 
 

@@ -54,16 +54,16 @@ def _write(target: str | None, text: str, project_dir: Path) -> Path | None:
 
 
 def _outputs(result: dict, composed: Composed, markdown) -> None:
-    from engine.report.html import write_html
+    from engine.outputs import output_path
+    from engine.report.html import report_path, write_html
     from engine.whatif import html  # noqa: F401  (registers the what-if pages)
 
     cfg, project_dir = composed.config, composed.project.dir
     written = _write(cfg.get("markdown"), markdown(result), project_dir)
     if written:
         console.print(f"markdown written to {written}", markup=False, highlight=False)
-    if cfg.get("report"):
-        target = Path(cfg["report"]).expanduser()
-        target = write_html(target if target.is_absolute() else project_dir / target, result)
+    if report_path(cfg):
+        target = write_html(output_path(report_path(cfg), project_dir), result)
         console.print(f"report written to {target}", markup=False, highlight=False)
 
 

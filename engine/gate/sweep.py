@@ -17,7 +17,7 @@ from pathlib import Path
 from engine.config import (ENTRY_CONFIG, LAUNCHER_DIR, Composed, Project, compose, find_project, hydra_overrides,
                            resolve)
 from engine.errors import UserError
-from engine.outputs import check_output_paths, write_text
+from engine.outputs import check_output_paths, configured_outputs, write_text
 from engine.redaction import scrub_value
 
 ENV_PROJECT = "FLYWHEEL_PROJECT_DIR"
@@ -114,9 +114,9 @@ def run_sweep(options: dict, overrides: list[str]) -> int:
     composed = compose(project, first)
     validate(composed, ("gate",))
     check_output_paths(composed, "gate")
-    for key in ("out", "report"):
-        if composed.config.get(key):
-            check_writable(key, composed.config[key], _output(composed.config[key], project.dir))
+    for key, value in configured_outputs(composed.config):
+        if key in ("out", "report"):
+            check_writable(key, value, _output(value, project.dir))
     set_lock_wait((composed.config.get("store") or {}).get("lock_wait_s", DEFAULT_LOCK_WAIT_S))
     main_store = store_path(composed.config, project)
     with Store.open(main_store):

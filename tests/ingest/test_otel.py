@@ -185,7 +185,8 @@ def test_spans_in_an_unknown_genai_layout_are_quarantined_and_warned_about(proje
     plain = _span("9" * 32, "9" * 16, 0, 5, {"http.route": "/health"}, name="GET /health")
     write_jsonl(project / "spans.jsonl", [_request(*unknown, plain)])
     r = run_cli("ingest", "path=spans.jsonl", "out=r.json", cwd=project)
-    assert r.code == 0, r
+    assert r.code == 1, r  # every record quarantined: above ingest.max_quarantine_share, an alert
+    assert "quarantine share 100.0% is above ingest.max_quarantine_share" in r.stdout
     f = r.json["files"][0]
     assert (f["read"], f["accepted"], f["quarantined"]) == (3, 0, 3)  # one quarantined record per trace
     assert f["otlp"]["skipped_model_calls"] == 3 and f["otlp"]["traces"] == 0
