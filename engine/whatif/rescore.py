@@ -12,7 +12,7 @@ from __future__ import annotations
 from sqlglot import exp
 
 from engine import registry
-from engine.compiler import scored_select, scoring_source
+from engine.compiler import scored_select, scoring_join
 from engine.provenance import content_hash
 from engine.sql import literal, param, parse
 from engine.whatif.history import StoredRun
@@ -52,7 +52,7 @@ def needs_model(spec: dict) -> bool:
 def rescore_statement(name: str, spec: dict, table: str) -> exp.Insert:
     """The metric's own scoring SQL over a stored run ($run_id, $repeats), inserted into `table` (shaped like
     `scores`)."""
-    rows = scored_select(name, spec, scoring_source(spec)).subquery("scored")
+    rows = scored_select(name, spec, scoring_join(spec)).subquery("scored")  # self-contained: no materialised input
     select = exp.select(param("run_id"), "dataset", "dataset_version", "case_id", "repeat", literal(name), "value",
                         "passed", "detail").from_(rows)
     return exp.insert(select, exp.to_table(table), columns=SCORE_COLUMNS)
