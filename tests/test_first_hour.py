@@ -66,16 +66,18 @@ def test_the_first_hour(cli, tmp_path):
                     *[rule["name"] for rule in gate["rules"]], *[gate_value(rule["value"]) for rule in gate["rules"]])
     assert (project / "reports" / "gate.html").is_file()
 
-    # 4. a sweep over two challengers: one is the baseline itself (no improvement: BLOCKED), one passes
+    # 4. a sweep over two challengers: one is the baseline itself (a gate against itself decides nothing: an
+    #    ERROR entry saying so, not a verdict), one passes
     r = run(cli, project, "gate", "-m", "challenger=my_model,my_model_v2", "out=leaderboard.json",
             "report=reports/sweep.html")
     assert r.code == 0, r  # at least one challenger passes
     board = r.json
-    verdicts = {e["challenger"]: e["verdict"] for e in board["entries"]}
-    assert verdicts == {"my_model_v2": "PASS", "my_model": "BLOCKED"}
-    blocked = next(e for e in board["entries"] if e["verdict"] == "BLOCKED")
-    assert blocked["failed_rules"] == ["accuracy_improves"]
-    assert_readable(r, "my_model_v2", "my_model", "PASS", "BLOCKED", "accuracy_improves")
+    assert sorted(e["verdict"] for e in board["entries"]) == ["ERROR", "PASS"]
+    passed = next(e for e in board["entries"] if e["verdict"] == "PASS")
+    errored = next(e for e in board["entries"] if e["verdict"] == "ERROR")
+    assert passed["challenger"] == "my_model_v2"
+    assert "the challenger 'my_model' and the baseline (config) are the same model" in errored["error"]
+    assert_readable(r, "my_model_v2", "PASS", "ERROR", "are the same")
 
     # 5. the traces the team already has, with feedback: JSONL and OpenTelemetry GenAI spans
     data = write_production(project)

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from engine.errors import UserError
 from engine.monitor.kpis import OPS
 from engine.monitor.run import online_hashes
-from engine.provenance import content_hash
+from engine.provenance import config_hash
 from engine.whatif.policy import Policy
 
 SECTIONS = {"drift": "drift", "kpi": "kpis", "parity": "parity"}
@@ -105,7 +105,8 @@ def run_policies(con, runs: list[dict], known: list[Policy]) -> dict[str, RunPol
                             ).fetchall()[0][0]
     if has_table:
         stored = {rid: json.loads(p) for rid, p in con.execute("SELECT run_id, policy FROM monitor_policies").fetchall()}
-    by_hash = {content_hash(p.config["monitor"]): RunPolicy(p.config["monitor"], online_hashes(p.config))
+    # hashed as monitor runs store it (secrets as fingerprints)
+    by_hash = {config_hash(p.config["monitor"]): RunPolicy(p.config["monitor"], online_hashes(p.config))
                for p in known if p.config is not None}
     out = {}
     for run in runs:

@@ -17,7 +17,7 @@ from typing import Iterator
 
 from engine.config import Composed, Project, compose
 from engine.errors import UserError
-from engine.provenance import content_hash
+from engine.provenance import config_hash
 from engine.validate import validate
 
 STORED = "stored"
@@ -47,7 +47,7 @@ class Policy:
         out = {"source": self.source, "rev": self.rev, "commit": self.commit, "label": self.label(section),
                "overrides": list(self.overrides)}
         if self.config is not None:
-            out["config_hash"] = content_hash(self.config.get(section))
+            out["config_hash"] = config_hash(self.config.get(section))
         return out
 
 

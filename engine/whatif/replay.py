@@ -8,7 +8,7 @@ for the others, and only the metrics the rules use.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlglot import exp
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from engine.report.html import Page, Section, document
+from tests.model_helpers import baseline_copy
 
 MAX_DEMO_REPORT_BYTES = 2 * 1024 * 1024
 
@@ -104,7 +105,8 @@ def test_cases_from_production_are_marked_and_filterable(open_page, production_g
 
 
 def test_sweep_report_sorts_the_leaderboard_and_charts_the_swept_parameters(open_page, cli, project):
-    r = cli("gate", "-m", "challenger=lookup,lookup_better", "gate.rules.found_improves.min_delta=0.0,0.3",
+    baseline_copy(project)
+    r = cli("gate", "-m", "challenger=lookup_v1,lookup_better", "gate.rules.found_improves.min_delta=0.0,0.3",
             "out=leaderboard.json", "report=sweep.html", cwd=project)
     assert r.code == 0, r  # at least one challenger passes
     board = r.json

@@ -19,6 +19,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/: the first-hour traffic
 
 from first_hour_data import write_production  # noqa: E402
+from tests.model_helpers import baseline_copy  # noqa: E402
 
 EMAIL, PHONE = "jane.doe@example.com", "415-555-0101"
 PII_ANSWER = f"Write to {EMAIL} or call {PHONE}"
@@ -143,7 +144,8 @@ def test_gate_report_reads_accuracy_first_and_charts_rules_plainly(open_page, pi
 
 
 def test_sweep_leaderboard_shows_verdict_and_failed_rules_first(open_page, cli, project, shots):
-    r = cli("gate", "-m", "challenger=lookup,lookup_better", "gate.rules.found_improves.min_delta=0.0,0.3",
+    baseline_copy(project)
+    r = cli("gate", "-m", "challenger=lookup_v1,lookup_better", "gate.rules.found_improves.min_delta=0.0,0.3",
             "out=leaderboard.json", "report=sweep.html", cwd=project)
     assert r.code == 0, r
     page = open_page(project / "sweep.html", width=1280, height=900)
