@@ -8,6 +8,9 @@ columns.
 from __future__ import annotations
 
 import re
+from pathlib import Path
+
+import duckdb
 
 from first_hour_data import write_production
 
@@ -79,9 +82,12 @@ def test_the_first_hour(cli, tmp_path):
     assert "the challenger 'my_model' and the baseline (config) are the same model" in errored["error"]
     assert_readable(r, "my_model_v2", "PASS", "ERROR", "are the same")
 
-    # 5. the traces the team already has, with feedback: JSONL and OpenTelemetry GenAI spans
+    # 5. the traces the team already has, with feedback: JSONL, and OpenTelemetry spans in the three layouts
+    #    instrumentations write (current GenAI conventions, OpenLLMetry's indexed attributes, OpenInference), with
+    #    feedback as span events and as records keyed by the OTel trace id
     data = write_production(project)
-    assert data["spans"] > 0 and data["span_feedback"] > 0 and data["feedback"] > 0
+    assert min(data["spans_by_layout"].values()) > 0, data["spans_by_layout"]
+    assert data["span_feedback"] > 0 and data["feedback_by_otel_trace_id"] > 0 and data["feedback"] > 0
     r = run(cli, project, "ingest", "path=data/production", "out=ingest.json")
     assert r.code == 0, r
     ingest = r.json
@@ -90,8 +96,20 @@ def test_the_first_hour(cli, tmp_path):
     assert totals["read"] == data["traces"] + data["spans"] + data["span_feedback"] + data["feedback"]
     assert ingest["by_kind"]["traces"]["accepted"] == data["traces"] + data["spans"]
     assert ingest["by_kind"]["feedback"]["accepted"] == data["feedback"] + data["span_feedback"]
-    assert_readable(r, "traces.jsonl", "spans_otlp.jsonl", "feedback.jsonl", "otlp",
-                    f"{totals['read']:,}", f"{totals['accepted']:,}")
+    assert_readable(r, "traces.jsonl", "spans_otlp.jsonl", "spans_openllmetry.jsonl", "spans_openinference.jsonl",
+                    "feedback.jsonl", "otlp", f"{totals['read']:,}", f"{totals['accepted']:,}")
+    by_file = {Path(f["path"]).name: f for f in ingest["files"]}
+    for layout, count in data["spans_by_layout"].items():  # each file read in its own layout, every span a trace
+        otlp = by_file[data["paths"][layout].name]["otlp"]
+        assert otlp["traces"] == count and otlp["skipped"] == 0, otlp
+    # the feedback keyed by OTel trace ids found its traces (the spans' ids, not some other key)
+    con = duckdb.connect(str(project / ".flywheel" / "flywheel.duckdb"), read_only=True)
+    try:
+        joined = con.execute("SELECT count(*) FROM feedback AS f JOIN traces AS t USING (trace_id) "
+                             "WHERE f.source_file LIKE '%feedback.jsonl' AND length(f.trace_id) = 32").fetchone()[0]
+    finally:
+        con.close()
+    assert joined == data["feedback_by_otel_trace_id"]
 
     # 6. monitor: the second week drifts (longer messages, questions the model cannot answer): exit 1
     r = run(cli, project, "monitor", "out=monitor.json", "report=reports/monitor.html")
