@@ -12,12 +12,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import duckdb
 from rich.table import Table
 
 from engine.commands import Outcome, command
 from engine.config import Composed
 from engine.console import console
-from engine.errors import UserError
+from engine.errors import OperationalError, UserError
 from engine.evaluation import store_path
 from engine.ingest import readers
 from engine.ingest.load import Batch, Options, compile_plan, count_extra_sql
@@ -164,6 +165,10 @@ def _ingest(store: Store, sources: list[readers.SourceFile], options: Options, c
         except readers.UnreadableFile as e:
             raise UserError(f"{e}; nothing was stored (set ingest.on_unreadable_file=quarantine to load the other "
                             f"files and quarantine this one)") from e
+        except duckdb.OutOfMemoryException as e:
+            raise OperationalError(f"ingest ran out of its memory budget (ingest.memory_mb={options.memory_mb}); "
+                                   f"nothing was stored: raise ingest.memory_mb or lower ingest.chunk_bytes "
+                                   f"({e})") from e
     seconds = time.perf_counter() - clock
     result.update(batch_id=batch_id, started_at=started.isoformat(), finished_at=finished.isoformat(),
                   seconds=round(seconds, 3), unknown_fields_kept=kept,

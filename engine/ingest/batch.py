@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 from sqlglot import exp
 
-from engine.ingest import readers, strict
+from engine.ingest import arrow_scan, readers, strict
 from engine.ingest.checks import CHUNK, FILES, PENDING
 from engine.ingest.compiled import _compile_ahead, batch_sql, insert_sql, kind_sql, validate_sql
 from engine.ingest.options import Options
@@ -60,11 +60,6 @@ class FileCounts:
                 **({"otlp": self.otlp} if self.otlp is not None else {})}
 
 
-def _run(con: duckdb.DuckDBPyConnection, st: Statement, params: dict[str, Any]) -> list[tuple]:
-    bound = {n: params[n] for n in st.params}
-    return con.execute(st.sql(), bound).fetchall()
-
-
 class Batch:
     """One `flywheel ingest`: every file in one transaction."""
 
@@ -90,6 +85,21 @@ class Batch:
         return {"batch_id": self.batch_id, "now": self.now, "salt": self.options.salt, **extra}
 
     def run(self, sources: list[readers.SourceFile]) -> list[FileCounts]:
+        """Load `sources` (in the caller's transaction) within the memory budget: chunks of at most
+        `chunk_bytes` and DuckDB's memory limited to `memory_mb` (it spills to disk beyond), so that peak memory
+        does not grow with the input."""
+        con = self.con
+        previous = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+        con.execute("SET memory_limit = $limit", {"limit": f"{int(self.options.memory_mb)}MB"})
+        try:
+            return self._run_files(sources)
+        finally:
+            try:
+                con.execute("SET memory_limit = $limit", {"limit": previous})
+            except duckdb.Error:  # an aborted transaction: the original error is the one to report
+                pass
+
+    def _run_files(self, sources: list[readers.SourceFile]) -> list[FileCounts]:
         con = self.con
         con.execute("SET TimeZone = 'UTC'")  # a timestamp without an offset is UTC
         con.execute(render(parse(f"CREATE OR REPLACE TEMPORARY TABLE {FILES} (fw_file INTEGER, fw_path VARCHAR)")))
@@ -147,17 +157,13 @@ class Batch:
             return
         # DuckDB scans an Arrow table one record batch per thread: slices (zero copy) let every thread work.
         table = pa.Table.from_batches(table.to_batches(max_chunksize=SCAN_BATCH_ROWS), table.schema)
-        con.register(CHUNK, table)
-        try:
-            if self.options.kind != "auto":
-                if table.column("kind").null_count == table.num_rows:
-                    self._validate(self.options.kind, table, file_id, source, only_that_kind=False)
-                else:  # OTLP: spans and their feedback events; only the declared kind is wanted
-                    self._route(table, file_id, source, counts, only=self.options.kind)
-                return
-            self._route(table, file_id, source, counts)
-        finally:
-            _unregister(con, CHUNK)
+        if self.options.kind != "auto":
+            if table.column("kind").null_count == table.num_rows:
+                self._validate(self.options.kind, table, file_id, source, only_that_kind=False)
+            else:  # OTLP: spans and their feedback events; only the declared kind is wanted
+                self._route(table, file_id, source, counts, only=self.options.kind)
+            return
+        self._route(table, file_id, source, counts)
 
     def _route(self, table: pa.Table, file_id: int, source: readers.SourceFile, counts: FileCounts,
                only: str | None = None) -> None:
@@ -169,45 +175,41 @@ class Batch:
         con = self.con
         detect = detect_sql()
         if only is None and table.column("kind").null_count == table.num_rows:
-            found = [k for (k,) in con.execute(render(
-                exp.select("kind").distinct().from_(detect.tree.subquery("fw_k")))).fetchall()]
+            found = [k for (k,) in arrow_scan.over(con, render(
+                exp.select("kind").distinct().from_(detect.tree.subquery("fw_k"))), None, table)]
             named = [k for k in found if k is not None]
             if len(named) <= 1:
                 kind = named[0] if named else None
                 if kind is not None:
                     self._validate(kind, table, file_id, source, only_that_kind=False)
                     return
-        detected = con.sql(detect.sql()).to_arrow_table()
+        detected = arrow_scan.over(con, detect.sql(), None, table, lambda result: result.to_arrow_table())
         if only is not None:  # records of another kind than the declared one are not this ingest's business
             import pyarrow.compute as pc
             mask = pc.fill_null(pc.equal(detected.column("kind"), only), False)
             counts.read -= table.num_rows - pc.sum(mask).as_py() if table.num_rows else 0
             detected = detected.filter(mask)
         kinds = set(detected.column("kind").drop_null().to_pylist())
-        con.register("fw_detected", detected)
-        try:
-            n = _run(con, quarantine_undetected(self.options), self.params(path=source.shown))
-            undetected = n[0][0] if n else 0
-            if undetected:
-                counts.quarantined += undetected
-                counts.add("unknown", "read", undetected)
-                counts.add("unknown", "quarantined", undetected)
-            con.unregister(CHUNK)
-            con.register(CHUNK, detected)
-            for name in sorted(kinds & set(self.kinds)):
-                self._validate(name, detected, file_id, source, only_that_kind=True)
-        finally:
-            _unregister(con, "fw_detected")
+        st = quarantine_undetected(self.options)
+        params = self.params(path=source.shown)
+        n = arrow_scan.over(con, st.sql(), {k: params[k] for k in st.params}, detected)
+        undetected = n[0][0] if n else 0
+        if undetected:
+            counts.quarantined += undetected
+            counts.add("unknown", "read", undetected)
+            counts.add("unknown", "quarantined", undetected)
+        for name in sorted(kinds & set(self.kinds)):
+            self._validate(name, detected, file_id, source, only_that_kind=True)
 
     def _validate(self, name: str, table: pa.Table, file_id: int, source: readers.SourceFile,
                   only_that_kind: bool) -> None:
-        """The records of kind `name` in the chunk (registered as CHUNK: `table`): those that pass the checks go
+        """The records of kind `name` in the chunk `table`: those that pass the checks go
         straight into the kind's table; the others (usually few) are set aside in the pending table, for
         `validate` to explain at the end of the batch."""
         con = self.con
         insert = insert_sql(name, self.options, only_that_kind)
-        got = con.execute(insert, {**self._bind(file_id), "batch_id": self.batch_id,
-                                   "path": source.shown}).fetchnumpy()
+        got = arrow_scan.over(con, insert, {**self._bind(file_id), "batch_id": self.batch_id, "path": source.shown},
+                              table, lambda result: result.fetchnumpy())
         n_got = len(got["source_line"])
         self.accepted[(file_id, name)] = self.accepted.get((file_id, name), 0) + n_got
         if only_that_kind:
@@ -220,12 +222,8 @@ class Batch:
         read = _positions(table.column("line").to_numpy(), table.column("item").fill_null(-1).to_numpy())
         went_in = _positions(np.asarray(got["source_line"]), np.ma.filled(got["source_item"], -1))
         rest = table.filter(pa.array(candidates & ~np.isin(read, went_in)))  # filter, unlike take, keeps chunks
-        con.register("fw_rest", rest)
-        try:
-            con.execute(render(parse(f"INSERT INTO {PENDING} SELECT $file_id, $kind, line, item, problem, raw, "
-                                     f"raw_bytes FROM fw_rest")), {"file_id": file_id, "kind": name})
-        finally:
-            _unregister(con, "fw_rest")
+        arrow_scan.over(con, render(parse(f"INSERT INTO {PENDING} SELECT $file_id, $kind, line, item, problem, raw, "
+                                          f"raw_bytes FROM {CHUNK}")), {"file_id": file_id, "kind": name}, rest)
 
     def _bind(self, file_id: int | None) -> dict[str, Any]:
         bound: dict[str, Any] = {} if file_id is None else {"file_id": file_id}
@@ -305,11 +303,9 @@ class Batch:
         for chunk in self._chunks(source):
             if chunk.table.num_rows == 0:
                 continue
-            self.con.register(CHUNK, chunk.table)
-            try:
-                self._run(kind, "quarantine_conflicts", path=source.shown, file_id=file_id)
-            finally:
-                _unregister(self.con, CHUNK)
+            sql, names = self._sql(kind, "quarantine_conflicts")
+            params = self.params(path=source.shown, file_id=file_id)
+            arrow_scan.over(self.con, sql, {n: params[n] for n in names}, chunk.table)
         if source.sha256 != first_read:
             raise readers.UnreadableFile(f"{source.shown}: the file changed while it was being ingested")
 
@@ -320,13 +316,6 @@ def _positions(lines: np.ndarray, items: np.ndarray) -> np.ndarray:
     if len(items) and (items.max() >= 1 << 24 or lines.max() >= 1 << 39):
         raise AssertionError("a line or item number beyond what a record position can hold")
     return lines << 24 | items
-
-
-def _unregister(con: duckdb.DuckDBPyConnection, name: str) -> None:
-    try:
-        con.unregister(name)
-    except duckdb.Error:  # an aborted transaction: the original error is the one to report
-        pass
 
 
 def _field_types(kind: RecordKind) -> dict[str, set[str]]:

@@ -11,7 +11,7 @@ from functools import cached_property
 
 from sqlglot import exp
 
-from engine.ingest import privacy, strict
+from engine.ingest import arrow_scan, privacy, strict
 from engine.ingest.options import Options
 from engine.ingest.records import Column, RecordKind
 from engine.ingest.schema_sql import RecordSQL, compile_schema
@@ -20,7 +20,7 @@ from engine.ingest.timestamps import sql_instant
 from engine.schemas import load_schema
 from engine.sql import Statement, literal, param
 
-CHUNK = "fw_chunk"
+CHUNK = arrow_scan.TABLE  # the chunk being loaded (an Arrow table, engine/ingest/arrow_scan.py)
 PENDING = "fw_pending"  # records of the batch that did not pass the checks, until validate explains them
 FILES = "fw_files"
 CONTROL = {"fw_file", "fw_line", "fw_item", "fw_raw", "fw_ok", "fw_reasons", "fw_key", "fw_hash"}

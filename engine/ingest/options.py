@@ -17,8 +17,9 @@ class Options:
     format: str = "auto"
     unknown_fields: str = "keep"
     on_unreadable_file: str = "fail"
-    chunk_bytes: int = 64 << 20
+    chunk_bytes: int = 16 << 20
     chunk_rows: int = 100_000
+    memory_mb: int = 256  # DuckDB's memory during the batch (it spills beyond): with the chunk size, the bound
     salt: str | None = None
     hash_fields: tuple[str, ...] = ("user_id",)
     redact: tuple[str, ...] = ()
@@ -33,7 +34,8 @@ class Options:
         return cls(kind=kind, format=ing.get("format") or "auto",
                    unknown_fields=ing.get("unknown_fields") or "keep",
                    on_unreadable_file=ing.get("on_unreadable_file") or "fail",
-                   chunk_bytes=int(ing.get("chunk_bytes") or (64 << 20)),
+                   chunk_bytes=int(ing.get("chunk_bytes") or (16 << 20)),
+                   memory_mb=int(ing.get("memory_mb") or 256),
                    chunk_rows=int(ing.get("chunk_rows") or 100_000),
                    salt=privacy.get("salt") or None,
                    hash_fields=tuple(privacy.get("hash_fields") or ()),

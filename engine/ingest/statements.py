@@ -208,7 +208,7 @@ def quarantine_undetected(options: Options) -> Statement:
                 "ELSE ['cannot tell the record kind: no input (traces), kind (feedback) or type (events) field'] END")
     query = exp.select(param("batch_id"), exp.Null(), param("path"), "line", "item", reason, exp.Null(),
                        param("now"), *quarantine_text(_col("raw"), _col("raw_bytes"), options)).from_(
-        "fw_detected").where("kind IS NULL")
+        CHUNK).where("kind IS NULL")  # the detected chunk
     names = ("batch_id", "path", "now") + (("salt",) if options.salt and options.hash_fields else ())
     return Statement("quarantine_undetected", _insert_quarantine(query), names, "")
 
