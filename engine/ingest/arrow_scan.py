@@ -23,3 +23,9 @@ def over(con: duckdb.DuckDBPyConnection, sql: str, params: Any, fw_chunk: pa.Tab
     assert isinstance(fw_chunk, pa.Table)
     result = con.execute(sql, params)
     return fetch(result)
+
+
+def to_arrow(con: duckdb.DuckDBPyConnection, sql: str, fw_chunk: pa.Table) -> pa.Table:
+    """The result of `sql` (no parameters) over the table `fw_chunk`, as Arrow (a relation: no extra copy)."""
+    assert isinstance(fw_chunk, pa.Table)
+    return con.sql(sql).to_arrow_table()

@@ -13,7 +13,8 @@ from sqlglot import exp
 
 from engine.ingest import arrow_scan, readers, strict
 from engine.ingest.checks import CHUNK, FILES, PENDING
-from engine.ingest.compiled import _compile_ahead, batch_sql, insert_sql, kind_sql, validate_sql
+from engine.ingest.compiled import (batch_sql, compile_ahead, insert_sql, kind_sql, load_stored, save_compiled,
+                                    validate_sql)
 from engine.ingest.options import Options
 from engine.ingest.quarantine import mark_resolved
 from engine.ingest.records import KINDS, RecordKind
@@ -72,8 +73,9 @@ class Batch:
         self.on_chunk = on_chunk or (lambda source, n_records, bytes_done: None)
         self.kinds = list(KINDS) if options.kind == "auto" else [options.kind]
         # Compiling the statements takes a while: done in a thread while the first chunk is read and checked.
-        threading.Thread(target=_compile_ahead, args=(tuple(self.kinds), options), name="flywheel-ingest-compile",
-                         daemon=True).start()
+        if not load_stored(con, self.kinds, options):  # compiled by an earlier ingest: read from the store
+            threading.Thread(target=compile_ahead, args=(tuple(self.kinds), options), name="flywheel-ingest-compile",
+                             daemon=True).start()
         self.files: list[FileCounts] = []
         self.sources: dict[int, readers.SourceFile] = {}
         self.accepted: dict[tuple[int, str], int] = {}  # (file id, kind) -> records that went straight in
@@ -89,13 +91,12 @@ class Batch:
         `chunk_bytes` and DuckDB's memory limited to `memory_mb` (it spills to disk beyond), so that peak memory
         does not grow with the input."""
         con = self.con
-        previous = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
         con.execute("SET memory_limit = $limit", {"limit": f"{int(self.options.memory_mb)}MB"})
         try:
             return self._run_files(sources)
         finally:
-            try:
-                con.execute("SET memory_limit = $limit", {"limit": previous})
+            try:  # back to DuckDB's default (Flywheel sets no other limit; current_setting would round it)
+                con.execute("RESET memory_limit")
             except duckdb.Error:  # an aborted transaction: the original error is the one to report
                 pass
 
@@ -183,7 +184,7 @@ class Batch:
                 if kind is not None:
                     self._validate(kind, table, file_id, source, only_that_kind=False)
                     return
-        detected = arrow_scan.over(con, detect.sql(), None, table, lambda result: result.to_arrow_table())
+        detected = arrow_scan.to_arrow(con, detect.sql(), table)
         if only is not None:  # records of another kind than the declared one are not this ingest's business
             import pyarrow.compute as pc
             mask = pc.fill_null(pc.equal(detected.column("kind"), only), False)
@@ -280,6 +281,7 @@ class Batch:
             for file_id in sorted(i for i, outcomes in settled.items() if outcomes.get("conflict")):
                 self._quarantine_conflicts(name, file_id)
         self.resolved = mark_resolved(con, self.batch_id, self.now, self.kinds, settled_kinds)
+        save_compiled(con, self.kinds, self.options)  # the next ingest reads them instead of compiling
         for f in self.files:
             if f.read != f.accepted + f.quarantined:  # the counting rule is the contract: a bug if broken
                 raise AssertionError(f"{f.path}: read {f.read} != accepted {f.accepted} + quarantined {f.quarantined}")

@@ -489,5 +489,5 @@ def _rows_as_json(con, rows: pa.Table) -> pa.Array:
 
     from engine.ingest import arrow_scan
 
-    out = arrow_scan.over(con, rows_to_json_sql(arrow_scan.TABLE), None, rows, lambda result: result.to_arrow_table())
+    out = arrow_scan.to_arrow(con, rows_to_json_sql(arrow_scan.TABLE), rows)
     return out.column(0).combine_chunks().cast(pa.large_string())
