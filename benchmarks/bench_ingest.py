@@ -1,7 +1,7 @@
 """Ingest benchmark (a script, not a test). On one file of N simulated traces as JSONL with a share of bad
 records, in the same run:
 
-  (a) DuckDB's own reader: `read_json_auto` of the file into a table (no validation; bad lines skipped);
+  (a) DuckDB's own reader: `read_json_auto` of the file into a table (no validation; ignore_errors);
   (b) `flywheel ingest`'s engine: strict JSON, the schema checks compiled to SQL, typing, privacy, key and
       duplicate settling, quarantine with every reason, one transaction;
   (c) the per-record path: strict `json.loads` + the Draft 2020-12 `jsonschema` validator, line by line.
@@ -124,7 +124,7 @@ def engine_path(path: Path, store_path: Path, unknown_fields: str) -> dict:
 
 
 def reader_path(path: Path, db_path: Path) -> dict:
-    """DuckDB's reader alone: the file into a table of inferred types (bad lines skipped, nothing checked)."""
+    """DuckDB's reader alone: the file into a table of inferred types (ignore_errors: nothing checked)."""
     import duckdb
 
     started = time.perf_counter()
@@ -206,7 +206,7 @@ def speed(tmp: Path, pool: list[dict], n: int, bad_rate: float, unknown_fields: 
     print(f"({_load()} before the reader)")
     reader = _run_child("reader", path, tmp, unknown_fields)
     reader_rate = n / reader["seconds"]
-    print(f"(a) DuckDB read_json_auto into a table (no checks, {n - reader['rows']:,} bad lines skipped): "
+    print(f"(a) DuckDB read_json_auto into a table (ignore_errors: no checks; {reader['rows']:,} rows): "
           f"{reader['seconds']:,.2f} s = {reader_rate:,.0f} records/s; peak RSS {reader['peak_rss_mib']:,.0f} MiB")
     engine = _run_child("engine", path, tmp, unknown_fields)
     rate = n / engine["seconds"]
