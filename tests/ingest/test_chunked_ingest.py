@@ -116,3 +116,14 @@ def test_duckdb_works_within_the_memory_budget_during_the_batch_only(tmp_path):
         after = store.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
     assert during and set(during) == {"95.3 MiB"} and before != "95.3 MiB"  # DuckDB shows 100 MB in MiB
     assert after == before
+
+
+def test_an_ingest_beyond_its_memory_budget_stores_nothing_and_exits_3(project, capsys):
+    # 16 MiB of traces in one chunk cannot be checked within 64 MiB: DuckDB runs out, the command says which
+    # setting to raise (exit 3: Flywheel could not do its job; the input is fine).
+    write_jsonl(project / "t.jsonl", [trace(f"o{i}", input="q" * 450) for i in range(30_000)])
+    assert (project / "t.jsonl").stat().st_size > 16 << 20
+    r = flywheel("ingest", "path=t.jsonl", "kind=traces", "ingest.memory_mb=64", project=project)
+    assert r.code == 3
+    assert "ran out of its memory budget (ingest.memory_mb=64)" in capsys.readouterr().err
+    assert query(project, "SELECT (SELECT count(*) FROM traces), (SELECT count(*) FROM ingest_batches)") == [(0, 0)]
