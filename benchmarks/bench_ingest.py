@@ -207,7 +207,8 @@ def speed(tmp: Path, pool: list[dict], n: int, bad_rate: float, unknown_fields: 
     reader = _run_child("reader", path, tmp, unknown_fields)
     reader_rate = n / reader["seconds"]
     print(f"(a) DuckDB read_json_auto into a table (ignore_errors: no checks; {reader['rows']:,} rows): "
-          f"{reader['seconds']:,.2f} s = {reader_rate:,.0f} records/s; peak RSS {reader['peak_rss_mib']:,.0f} MiB")
+          f"{reader['seconds']:,.2f} s = {reader_rate:,.0f} records/s ({reader['cpu_seconds']:,.2f} s CPU); peak RSS "
+          f"{reader['peak_rss_mib']:,.0f} MiB")
     engine = _run_child("engine", path, tmp, unknown_fields)
     rate = n / engine["seconds"]
     print(f"(b) flywheel ingest (strict JSON, SQL checks, typing, settle, quarantine, one transaction): "
