@@ -136,8 +136,9 @@ def reader_path(path: Path, db_path: Path) -> dict:
     con.execute("COMMIT")
     seconds = time.perf_counter() - started
     rows = con.execute("SELECT count(*) FROM traces_read").fetchall()[0][0]
+    columns = [f"{name} {type_}" for name, type_, *_ in con.execute("DESCRIBE traces_read").fetchall()]
     con.close()
-    return {"seconds": seconds, "cpu_seconds": time.process_time() - cpu, "rows": rows}
+    return {"seconds": seconds, "cpu_seconds": time.process_time() - cpu, "rows": rows, "columns": columns}
 
 
 def per_record_path(path: Path) -> dict:
@@ -206,7 +207,9 @@ def speed(tmp: Path, pool: list[dict], n: int, bad_rate: float, unknown_fields: 
     print(f"({_load()} before the reader)")
     reader = _run_child("reader", path, tmp, unknown_fields)
     reader_rate = n / reader["seconds"]
-    print(f"(a) DuckDB read_json_auto into a table (ignore_errors: no checks; {reader['rows']:,} rows): "
+    shown = ", ".join(reader["columns"][:4]) + (", ..." if len(reader["columns"]) > 4 else "")
+    print(f"(a) DuckDB read_json_auto into a table (ignore_errors: no checks; {reader['rows']:,} rows; "
+          f"{len(reader['columns'])} column(s) inferred: {shown}): "
           f"{reader['seconds']:,.2f} s = {reader_rate:,.0f} records/s ({reader['cpu_seconds']:,.2f} s CPU); peak RSS "
           f"{reader['peak_rss_mib']:,.0f} MiB")
     engine = _run_child("engine", path, tmp, unknown_fields)

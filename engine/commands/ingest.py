@@ -173,6 +173,7 @@ def _ingest(store: Store, sources: list[readers.SourceFile], options: Options, c
         except duckdb.OutOfMemoryException as e:
             raise OperationalError(f"ingest ran out of its memory budget (ingest.memory_mb={options.memory_mb}); "
                                    f"nothing was stored: raise ingest.memory_mb or lower ingest.chunk_bytes "
+                                   f"(CSV, Parquet: ingest.chunk_rows) "
                                    f"({str(e).splitlines()[0]})") from e
     seconds = time.perf_counter() - clock
     result.update(batch_id=batch_id, started_at=started.isoformat(), finished_at=finished.isoformat(),

@@ -18,7 +18,7 @@ class Options:
     unknown_fields: str = "keep"
     on_unreadable_file: str = "fail"
     chunk_bytes: int = 16 << 20
-    chunk_rows: int = 100_000
+    chunk_rows: int = 25_000  # ~16 MiB of JSON at a typical trace size, like chunk_bytes
     memory_mb: int = 256  # DuckDB's memory during the batch (it spills beyond): with the chunk size, the bound
     salt: str | None = None
     hash_fields: tuple[str, ...] = ("user_id",)
@@ -36,7 +36,7 @@ class Options:
                    on_unreadable_file=ing.get("on_unreadable_file") or "fail",
                    chunk_bytes=int(ing.get("chunk_bytes") or (16 << 20)),
                    memory_mb=int(ing.get("memory_mb") or 256),
-                   chunk_rows=int(ing.get("chunk_rows") or 100_000),
+                   chunk_rows=int(ing.get("chunk_rows") or 25_000),
                    salt=privacy.get("salt") or None,
                    hash_fields=tuple(privacy.get("hash_fields") or ()),
                    redact=tuple(privacy.get("redact") or ()),
