@@ -1,9 +1,18 @@
-"""Ingest benchmark (a script, not a test): N simulated traces as JSONL with a share of bad records,
-validated and loaded by `flywheel ingest`'s engine (schema checks compiled to SQL, one transaction), against
-per-record `jsonschema` validation of the same file. Both must reject exactly the same line numbers.
+"""Ingest benchmark (a script, not a test). On one file of N simulated traces as JSONL with a share of bad
+records, in the same run:
 
-    .venv/bin/python benchmarks/bench_ingest.py --n 1000000
-Goal: >= 500,000 records/s end to end and >= 20x the per-record path.
+  (a) DuckDB's own reader: `read_json_auto` of the file into a table (no validation; ignore_errors);
+  (b) `flywheel ingest`'s engine: strict JSON, the schema checks compiled to SQL, typing, privacy, key and
+      duplicate settling, quarantine with every reason, one transaction;
+  (c) the per-record path: strict `json.loads` + the Draft 2020-12 `jsonschema` validator, line by line.
+
+(b) and (c) must reject exactly the same line numbers. Goals (issue 17): (b) >= 60 % of (a)'s records/s and
+>= 30x (c). Each path runs in its own process, so that its peak RSS is its own.
+
+Memory (issue 12): `--memory 200000,2000000` ingests files of those sizes, each in a fresh process, and prints
+the peak RSS of each; goal: the largest within 1.25x the smallest.
+
+    .venv/bin/python benchmarks/bench_ingest.py --n 300000 --memory 200000,2000000
 """
 from __future__ import annotations
 
@@ -11,6 +20,8 @@ import argparse
 import json
 import os
 import random
+import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -19,16 +30,22 @@ from pathlib import Path
 
 import yaml
 
-from engine.ingest.load import Batch, Options
-from engine.ingest.readers import SourceFile
-from engine.ingest.records import record_validator
-from engine.ingest.strict import problem as strict_problem
-from engine.paths import bundled_conf_dir
-from engine.simulate import Simulator
-from engine.store import Store
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from engine.ingest.load import Batch, Options  # noqa: E402
+from engine.ingest.readers import SourceFile  # noqa: E402
+from engine.ingest.records import record_validator  # noqa: E402
+from engine.ingest.strict import problem as strict_problem  # noqa: E402
+from engine.paths import bundled_conf_dir  # noqa: E402
+from engine.simulate import Simulator  # noqa: E402
+from engine.store import Store  # noqa: E402
 
 BAD_KINDS = ["broken_json", "wrong_type", "missing_required", "out_of_range", "bad_timestamp", "not_object",
              "bad_integer", "long_id", "nan", "trailing_comma", "duplicate_key"]
+GOAL_OF_READER = 0.60
+GOAL_OVER_PER_RECORD = 30.0
+GOAL_MEMORY_RATIO = 1.25
 
 
 def simulated_pool(tmp: Path) -> list[dict]:
@@ -82,7 +99,14 @@ def write_file(path: Path, pool: list[dict], n: int, bad_rate: float, seed: int 
     return bad
 
 
-def engine_path(path: Path, store_path: Path, unknown_fields: str) -> tuple[float, set[int], dict]:
+# ------------------------------------------------------------------------------ the three paths (child processes)
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def engine_path(path: Path, store_path: Path, unknown_fields: str) -> dict:
     started = time.perf_counter()
     cpu = time.process_time()
     with Store.open(store_path) as store:
@@ -93,26 +117,74 @@ def engine_path(path: Path, store_path: Path, unknown_fields: str) -> tuple[floa
             counts = batch.run([source])[0]
         seconds = time.perf_counter() - started
         cpu = time.process_time() - cpu  # every DuckDB thread counts: less sensitive to other load than wall time
-        rejected = {line for (line,) in store.con.execute("SELECT source_line FROM quarantine").fetchall()}
+        rejected = sorted(line for (line,) in store.con.execute("SELECT source_line FROM quarantine").fetchall())
         stored = store.con.execute("SELECT count(*) FROM traces").fetchall()[0][0]
-    return seconds, rejected, {**counts.to_json(), "stored": stored, "cpu_seconds": cpu}
+    return {"seconds": seconds, "cpu_seconds": cpu, "rejected": rejected, "read": counts.read,
+            "accepted": counts.accepted, "quarantined": counts.quarantined, "stored": stored}
 
 
-def per_record_path(path: Path) -> tuple[float, set[int]]:
+def reader_path(path: Path, db_path: Path) -> dict:
+    """DuckDB's reader alone: the file into a table of inferred types (ignore_errors: nothing checked)."""
+    import duckdb
+
+    started = time.perf_counter()
+    cpu = time.process_time()
+    con = duckdb.connect(str(db_path))
+    con.execute("BEGIN")
+    con.execute("CREATE TABLE traces_read AS SELECT * FROM read_json_auto($path, format = 'newline_delimited', "
+                "ignore_errors = true)", {"path": str(path)}).fetchall()
+    con.execute("COMMIT")
+    seconds = time.perf_counter() - started
+    rows = con.execute("SELECT count(*) FROM traces_read").fetchall()[0][0]
+    columns = [f"{name} {type_}" for name, type_, *_ in con.execute("DESCRIBE traces_read").fetchall()]
+    con.close()
+    return {"seconds": seconds, "cpu_seconds": time.process_time() - cpu, "rows": rows, "columns": columns}
+
+
+def per_record_path(path: Path) -> dict:
     validator = record_validator("traces")
-    rejected = set()
+    rejected = []
     started = time.perf_counter()
     cpu = time.process_time()
     with open(path, encoding="utf-8", newline="\n") as f:
         for line_no, line in enumerate(f, start=1):
             if strict_problem(line) is not None:  # the same strict JSON rule (RFC 8259, no duplicate keys)
-                rejected.add(line_no)
+                rejected.append(line_no)
                 continue
             record = json.loads(line)
             if not isinstance(record, dict) or next(validator.iter_errors(record), None) is not None:
-                rejected.add(line_no)
-    print(f"  (per-record path: {time.process_time() - cpu:,.2f} s CPU; {_load()})")
-    return time.perf_counter() - started, rejected
+                rejected.append(line_no)
+    return {"seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu,
+            "rejected": rejected}
+
+
+def _child(args: argparse.Namespace) -> int:
+    path, work = Path(args.file), Path(args.work)
+    if args.child == "engine":
+        store = work / f"engine_{path.stem}.duckdb"
+        for p in (store, store.with_suffix(".duckdb.wal")):
+            p.unlink(missing_ok=True)
+        out = engine_path(path, store, args.unknown_fields)
+    elif args.child == "reader":
+        db = work / "reader.duckdb"
+        for p in (db, db.with_suffix(".duckdb.wal")):
+            p.unlink(missing_ok=True)
+        out = reader_path(path, db)
+    else:
+        out = per_record_path(path)
+    out["peak_rss_mib"] = _peak_rss_mib()
+    print(json.dumps(out))
+    return 0
+
+
+def _run_child(which: str, path: Path, work: Path, unknown_fields: str) -> dict:
+    cmd = [sys.executable, __file__, "--child", which, "--file", str(path), "--work", str(work),
+           "--unknown-fields", unknown_fields]
+    done = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=str(ROOT))
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------------------------------------------ the report
 
 
 def _load() -> str:
@@ -120,45 +192,89 @@ def _load() -> str:
     return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=1_000_000)
-    parser.add_argument("--bad-rate", type=float, default=0.01)
-    parser.add_argument("--unknown-fields", default="keep", choices=["keep", "ignore", "quarantine"])
-    parser.add_argument("--dir", default=None, help="where to write the file and the store (default: a temp dir)")
-    args = parser.parse_args()
-    tmp = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="bench_ingest_"))
-    tmp.mkdir(parents=True, exist_ok=True)
+def _make_file(tmp: Path, pool: list[dict], n: int, bad_rate: float) -> tuple[Path, set[int]]:
+    path = tmp / f"traces_{n}.jsonl"
     t = time.perf_counter()
-    pool = simulated_pool(tmp)
-    path = tmp / "traces.jsonl"
-    bad = write_file(path, pool, args.n, args.bad_rate)
+    bad = write_file(path, pool, n, bad_rate)
     size = path.stat().st_size
-    print(f"file: {args.n:,} traces ({len(bad):,} bad), {size / 1e6:,.0f} MB, {size / args.n:,.0f} bytes/record "
-          f"(generated in {time.perf_counter() - t:,.1f} s from {len(pool):,} simulated traces)")
-    store_path = tmp / "bench.duckdb"
-    for p in (store_path, store_path.with_suffix(".duckdb.wal")):
-        p.unlink(missing_ok=True)
-    print(f"({_load()} before the engine path)")
-    seconds, rejected, counts = engine_path(path, store_path, args.unknown_fields)
-    rate = args.n / seconds
-    print(f"flywheel ingest (SQL checks, one transaction): {seconds:,.2f} s = {rate:,.0f} records/s end to end; "
-          f"accepted {counts['accepted']:,}, quarantined {counts['quarantined']:,}, stored {counts['stored']:,}")
-    print(f"  ({counts['cpu_seconds']:,.2f} s CPU = {args.n / counts['cpu_seconds']:,.0f} records per CPU second; "
+    print(f"file: {n:,} traces ({len(bad):,} bad), {size / 1e6:,.0f} MB, {size / n:,.0f} bytes/record "
+          f"(generated in {time.perf_counter() - t:,.1f} s)")
+    return path, bad
+
+
+def speed(tmp: Path, pool: list[dict], n: int, bad_rate: float, unknown_fields: str) -> bool:
+    path, bad = _make_file(tmp, pool, n, bad_rate)
+    print(f"({_load()} before the reader)")
+    reader = _run_child("reader", path, tmp, unknown_fields)
+    reader_rate = n / reader["seconds"]
+    shown = ", ".join(reader["columns"][:4]) + (", ..." if len(reader["columns"]) > 4 else "")
+    print(f"(a) DuckDB read_json_auto into a table (ignore_errors: no checks; {reader['rows']:,} rows; "
+          f"{len(reader['columns'])} column(s) inferred: {shown}): "
+          f"{reader['seconds']:,.2f} s = {reader_rate:,.0f} records/s ({reader['cpu_seconds']:,.2f} s CPU); peak RSS "
+          f"{reader['peak_rss_mib']:,.0f} MiB")
+    engine = _run_child("engine", path, tmp, unknown_fields)
+    rate = n / engine["seconds"]
+    print(f"(b) flywheel ingest (strict JSON, SQL checks, typing, settle, quarantine, one transaction): "
+          f"{engine['seconds']:,.2f} s = {rate:,.0f} records/s; accepted {engine['accepted']:,}, quarantined "
+          f"{engine['quarantined']:,}, stored {engine['stored']:,}; peak RSS {engine['peak_rss_mib']:,.0f} MiB")
+    print(f"    ({engine['cpu_seconds']:,.2f} s CPU = {n / engine['cpu_seconds']:,.0f} records per CPU second; "
           f"{_load()})")
-    ref_seconds, ref_rejected = per_record_path(path)
-    ref_rate = args.n / ref_seconds
-    print(f"per-record jsonschema (strict json.loads + Draft 2020-12 validator, no storing): {ref_seconds:,.2f} s = "
-          f"{ref_rate:,.0f} records/s")
-    same = rejected == ref_rejected
-    print(f"speed-up: {rate / ref_rate:,.1f}x; identical rejected line numbers: {same} "
-          f"({len(rejected):,} vs {len(ref_rejected):,}; planted {len(bad):,})")
-    print(f"goals: >= 500,000 records/s: {'met' if rate >= 500_000 else 'NOT met'}; "
-          f">= 20x: {'met' if rate / ref_rate >= 20 else 'NOT met'}")
+    ref = _run_child("per_record", path, tmp, unknown_fields)
+    ref_rate = n / ref["seconds"]
+    print(f"(c) per-record jsonschema (strict json.loads + Draft 2020-12 validator, no storing): "
+          f"{ref['seconds']:,.2f} s = {ref_rate:,.0f} records/s ({ref['cpu_seconds']:,.2f} s CPU; {_load()})")
+    rejected, ref_rejected = set(engine["rejected"]), set(ref["rejected"])
+    same = rejected == ref_rejected and len(engine["rejected"]) == len(rejected)
+    nothing_lost = engine["read"] == engine["accepted"] + engine["quarantined"] == n
+    of_reader, over_ref = rate / reader_rate, rate / ref_rate
+    print(f"(b)/(a) = {of_reader:.0%} of the reader's records/s (goal >= {GOAL_OF_READER:.0%}: "
+          f"{'met' if of_reader >= GOAL_OF_READER else 'NOT met'}); (b)/(c) = {over_ref:,.1f}x (goal >= "
+          f"{GOAL_OVER_PER_RECORD:.0f}x: {'met' if over_ref >= GOAL_OVER_PER_RECORD else 'NOT met'})")
+    print(f"identical rejected line numbers: {same} ({len(rejected):,} vs {len(ref_rejected):,}; planted "
+          f"{len(bad):,}); read = accepted + quarantined = {n:,}: {nothing_lost}")
     if not same:
         print("only SQL:", sorted(rejected - ref_rejected)[:10], "only jsonschema:", sorted(ref_rejected - rejected)[:10])
-        return 1
-    return 0
+    return same and nothing_lost
+
+
+def memory(tmp: Path, pool: list[dict], sizes: list[int], bad_rate: float, unknown_fields: str) -> bool:
+    peaks = {}
+    for n in sizes:
+        path, _ = _make_file(tmp, pool, n, bad_rate)
+        engine = _run_child("engine", path, tmp, unknown_fields)
+        peaks[n] = engine["peak_rss_mib"]
+        print(f"peak RSS ingesting {n:,} traces: {peaks[n]:,.0f} MiB ({engine['seconds']:,.1f} s = "
+              f"{n / engine['seconds']:,.0f} records/s; {_load()})")
+        path.unlink()
+    small, large = min(sizes), max(sizes)
+    ratio = peaks[large] / peaks[small]
+    print(f"peak RSS {large:,} / {small:,} traces = {ratio:.2f}x (goal <= {GOAL_MEMORY_RATIO}x: "
+          f"{'met' if ratio <= GOAL_MEMORY_RATIO else 'NOT met'})")
+    return True
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=300_000, help="traces in the speed file (0: skip the speed part)")
+    parser.add_argument("--memory", default="", help="comma-separated sizes for the memory part, e.g. 200000,2000000")
+    parser.add_argument("--bad-rate", type=float, default=0.01)
+    parser.add_argument("--unknown-fields", default="keep", choices=["keep", "ignore", "quarantine"])
+    parser.add_argument("--dir", default=None, help="where to write the files and stores (default: a temp dir)")
+    parser.add_argument("--child", choices=["engine", "reader", "per_record"], help=argparse.SUPPRESS)
+    parser.add_argument("--file", help=argparse.SUPPRESS)
+    parser.add_argument("--work", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return _child(args)
+    tmp = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="bench_ingest_"))
+    tmp.mkdir(parents=True, exist_ok=True)
+    pool = simulated_pool(tmp)
+    ok = True
+    if args.n:
+        ok = speed(tmp, pool, args.n, args.bad_rate, args.unknown_fields)
+    if args.memory:
+        memory(tmp, pool, [int(s) for s in args.memory.split(",")], args.bad_rate, args.unknown_fields)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

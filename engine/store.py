@@ -492,6 +492,17 @@ MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
             PRIMARY KEY (file_sha256, loader)
         )""",
     )),
+    (90, "ingest: compiled validation SQL kept, keyed by the hash of schema, compiler and options", (
+        """CREATE TABLE ingest_sql_cache (
+            cache_key VARCHAR NOT NULL,           -- engine/ingest/compiled.py::cache_key
+            kind VARCHAR NOT NULL,
+            statement VARCHAR NOT NULL,           -- insert, validate, settle, ...
+            sql VARCHAR NOT NULL,
+            params JSON NOT NULL,                 -- the parameter names it binds
+            created_at TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (cache_key, statement)
+        )""",
+    )),
 ]
 
 SCHEMA_VERSION = max(m[0] for m in MIGRATIONS)

@@ -10,14 +10,18 @@ stored then) or the config is wrong.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable, Iterator
 
+import duckdb
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from engine.commands import Outcome, command
 from engine.config import Composed
 from engine.console import console
-from engine.errors import UserError
+from engine.errors import OperationalError, UserError
 from engine.evaluation import store_path
 from engine.ingest import readers
 from engine.ingest.load import Batch, Options, compile_plan, count_extra_sql
@@ -25,7 +29,6 @@ from engine.ingest.otel import print_otlp_summary
 from engine.ingest.quarantine import export_quarantine
 from engine.ingest.records import KINDS
 from engine.ingest.share import share_verdict
-from engine.progress import progress_bar
 from engine.provenance import canonical_json, new_run_id, utc_now
 from engine.report.layout import fit
 from engine.schemas import all_errors, dotted, validator
@@ -128,15 +131,18 @@ def _ingest(store: Store, sources: list[readers.SourceFile], options: Options, c
     show = bool((cfg.get("run") or {}).get("progress", True))
     total_bytes = sum(s.size for s in sources)
     interactive = console.is_terminal
-    with progress_bar(f"ingest {len(sources)} file(s)", total=total_bytes, enabled=show and interactive) as advance:
-        done: dict[str, int] = {}
+    with _progress(len(sources), total_bytes, clock, enabled=show and interactive) as advance:
+        done: dict[str, tuple[int, int]] = {}  # file -> (bytes done, records read)
 
         def on_chunk(source: readers.SourceFile, n_records: int, bytes_done: int) -> None:
-            advance(max(0, bytes_done - done.get(source.shown, 0)))
-            done[source.shown] = bytes_done
+            before_bytes, before_records = done.get(source.shown, (0, 0))
+            done[source.shown] = (bytes_done, n_records)
+            advance(max(0, bytes_done - before_bytes), max(0, n_records - before_records))
             if show and not interactive:  # logs and pipes get a line per chunk
+                records = sum(n for _, n in done.values())
+                rate = records / max(time.perf_counter() - clock, 1e-9)
                 console.print(f"  {source.shown}: {n_records:,} records read "
-                              f"({bytes_done * 100 // max(source.size, 1)}%)", highlight=False)
+                              f"({bytes_done * 100 // max(source.size, 1)}%; {rate:,.0f} records/s)", highlight=False)
 
         try:
             with store.transaction() as con:
@@ -164,6 +170,11 @@ def _ingest(store: Store, sources: list[readers.SourceFile], options: Options, c
         except readers.UnreadableFile as e:
             raise UserError(f"{e}; nothing was stored (set ingest.on_unreadable_file=quarantine to load the other "
                             f"files and quarantine this one)") from e
+        except duckdb.OutOfMemoryException as e:
+            raise OperationalError(f"ingest ran out of its memory budget (ingest.memory_mb={options.memory_mb}); "
+                                   f"nothing was stored: raise ingest.memory_mb or lower ingest.chunk_bytes "
+                                   f"(CSV, Parquet: ingest.chunk_rows) "
+                                   f"({str(e).splitlines()[0]})") from e
     seconds = time.perf_counter() - clock
     result.update(batch_id=batch_id, started_at=started.isoformat(), finished_at=finished.isoformat(),
                   seconds=round(seconds, 3), unknown_fields_kept=kept,
@@ -190,6 +201,28 @@ def _ingest(store: Store, sources: list[readers.SourceFile], options: Options, c
                                "how_to_replace": f"to replace the stored versions: {retract} (it removes every "
                                                  f"record of that batch), then ingest the corrected data again"}
     _print(result, store, batch_id, int((cfg.get("ingest") or {}).get("show_reasons", 5)))
+
+
+@contextmanager
+def _progress(n_files: int, total_bytes: int, clock: float, enabled: bool) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar over the input's bytes that shows the records read and records/s (rich; interactive
+    terminals only, and not with run.progress=false). Yields advance(bytes, records)."""
+    if not enabled or total_bytes == 0:
+        yield lambda n_bytes, n_records: None
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+                  TextColumn("{task.fields[records]:,} records, {task.fields[rate]:,.0f} records/s"),
+                  TimeElapsedColumn(), console=console, transient=False) as progress:
+        task = progress.add_task(f"ingest {n_files} file(s)", total=total_bytes, records=0, rate=0.0)
+        records = 0
+
+        def advance(n_bytes: int, n_records: int) -> None:
+            nonlocal records
+            records += n_records
+            progress.update(task, advance=n_bytes, records=records,
+                            rate=records / max(time.perf_counter() - clock, 1e-9))
+
+        yield advance
 
 
 def _print(result: dict, store: Store, batch_id: str, show_reasons: int) -> None:

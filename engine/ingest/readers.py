@@ -487,9 +487,7 @@ def read_parquet(source: SourceFile, chunk_rows: int, con) -> Iterator[Chunk]:
 def _rows_as_json(con, rows: pa.Table) -> pa.Array:
     from engine.ingest.load import rows_to_json_sql
 
-    con.register("flywheel_parquet_rows", rows)
-    try:
-        out = con.execute(rows_to_json_sql("flywheel_parquet_rows")).to_arrow_table()
-    finally:
-        con.unregister("flywheel_parquet_rows")
+    from engine.ingest import arrow_scan
+
+    out = arrow_scan.to_arrow(con, rows_to_json_sql(arrow_scan.TABLE), rows)
     return out.column(0).combine_chunks().cast(pa.large_string())
