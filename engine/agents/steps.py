@@ -46,3 +46,14 @@ def store_steps(con, fingerprint: str, run_id: str) -> None:
     params = {"fingerprint": fingerprint, "run_id": run_id}
     con.execute(_DROP_REPLACED, params)
     con.execute(_INSERT, params)
+
+
+def calls_text_sql(fingerprint: str, output_key: str) -> str:
+    """A SQL expression for the tool calls of the first repeat of one output, as `name(arguments) → ...`
+    ('(no tool calls)' for a trajectory without any, NULL without a trajectory). The arguments are column
+    references (e.g. `br.model_fingerprint`), for the gate's case listings."""
+    return (f"(SELECT CASE WHEN count(*) = 0 THEN NULL ELSE coalesce(string_agg(ts.tool_name || '(' || "
+            f"coalesce(CAST(ts.arguments AS VARCHAR), '') || ')' || CASE WHEN ts.error IS NULL THEN '' ELSE "
+            f"' !error' END, ' → ' ORDER BY ts.step) FILTER (WHERE ts.kind = 'tool_call'), '(no tool calls)') END "
+            f"FROM trajectory_steps AS ts WHERE ts.model_fingerprint = {fingerprint} AND ts.output_key = {output_key} "
+            f"AND ts.repeat = 0)")

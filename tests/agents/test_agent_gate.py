@@ -54,7 +54,12 @@ def test_refunding_without_the_lookup_is_blocked_naming_the_forbidden_call_and_t
     eligible = next(c for c in regressed["cases"] if c["case_id"] == "refund-01")
     assert eligible["c_detail"] == ("exact: call #1 is refund_order, expected lookup_order "
                                     "(calls: refund_order; expected: lookup_order → refund_order)")
+    # the regression listing puts both trajectories side by side
+    assert eligible["baseline_calls"] == ('lookup_order({"order_id":"A-1016"}) → refund_order({"amount":'
+                                          '127.42,"order_id":"A-1016","reason":"broken"})')
+    assert eligible["challenger_calls"] == 'refund_order({"order_id":"A-1016","reason":"broken"})'
     assert "called forbidden tool refund_order" in fast.stdout
+    assert "(calls:" in fast.stdout  # the terminal listing shows them too (wrapped by the table)
 
 
 def test_trajectories_are_stored_one_row_per_step(fast, workdir):
