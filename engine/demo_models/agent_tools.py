@@ -8,6 +8,7 @@ object: a refund marks the order refunded for that agent's later calls, never th
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from pathlib import Path
 
 from engine.paths import resolve_data_path
@@ -20,6 +21,7 @@ class ToolError(Exception):
     """A tool call that failed (unknown order, invalid field): the agent sees the message as the call's error."""
 
 
+@lru_cache(maxsize=8)
 def _rows(path: str) -> dict[str, dict]:
     file = resolve_data_path(path, Path.cwd())
     rows = [json.loads(line) for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -31,7 +33,7 @@ class SupportTools:
 
     def __init__(self, orders_path: str = "bundled:support/orders.jsonl",
                  accounts_path: str = "bundled:support/accounts.jsonl"):
-        self.orders = _rows(orders_path)
+        self.orders = _rows(orders_path)  # shared and never mutated: a refund is recorded in self.refunded
         self.accounts = _rows(accounts_path)
         self.refunded: set[str] = set()
 
@@ -70,3 +72,20 @@ def eligible(order: dict) -> tuple[bool, str]:
     if order["delivered_days_ago"] > REFUND_WINDOW_DAYS:
         return False, f"it was delivered {order['delivered_days_ago']} days ago (the window is {REFUND_WINDOW_DAYS} days)"
     return True, ""
+
+
+# The tools as plain functions, for the chat_completions tool loop (`_target_`). Each call sees the bundled
+# tables as they are on disk: a refund does not change what a later lookup returns.
+def lookup_order(order_id: str) -> dict:
+    """Look an order up by its id (A-1234)."""
+    return SupportTools().lookup_order(order_id)
+
+
+def refund_order(order_id: str, amount: float | None = None, reason: str = "") -> dict:
+    """Refund an order (the whole total when no amount is given)."""
+    return SupportTools().refund_order(order_id, amount, reason)
+
+
+def change_account(account_id: str, field: str, value: str) -> dict:
+    """Change the email, phone or address of an account (C-123)."""
+    return SupportTools().change_account(account_id, field, value)
