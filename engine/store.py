@@ -543,6 +543,26 @@ MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
             PRIMARY KEY (model_fingerprint, output_key, repeat, step)
         )""",
     )),
+    (101, "agents in production: the tool calls of ingested OTel GenAI traces (execute_tool spans)", (
+        # Written by `flywheel ingest` (engine/agents/otel_steps.py) in its transaction; trace_id joins traces.
+        """CREATE TABLE trace_tool_steps (
+            trace_id VARCHAR NOT NULL,
+            span_id VARCHAR NOT NULL,
+            parent_span_id VARCHAR,               -- the agent or model-call span that made the call
+            step INTEGER NOT NULL,                -- 0-based order of the trace's tool calls by start time
+            tool_name VARCHAR,                    -- gen_ai.tool.name
+            tool_call_id VARCHAR,                 -- gen_ai.tool.call.id
+            arguments JSON,                       -- gen_ai.tool.call.arguments, when captured
+            result JSON,                          -- gen_ai.tool.call.result, when captured
+            error VARCHAR,                        -- status ERROR: its message (or error.type)
+            started_at TIMESTAMPTZ,
+            latency_ms DOUBLE,
+            batch_id VARCHAR NOT NULL,
+            source_file VARCHAR NOT NULL,
+            source_line BIGINT,
+            PRIMARY KEY (trace_id, span_id)
+        )""",
+    )),
 ]
 
 SCHEMA_VERSION = max(m[0] for m in MIGRATIONS)

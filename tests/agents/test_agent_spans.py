@@ -1,0 +1,87 @@
+"""OTel GenAI agent spans through the real `flywheel ingest`: the trace record comes from the invoke_agent span
+(engine/ingest/otel.py) and each execute_tool span becomes a row of trace_tool_steps, parented to its trace."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+
+from conftest import run_cli
+
+T1, T2 = "ab" * 16, "cd" * 16
+BASE_MS = 1740823200000
+
+
+def attr(key, value):
+    kind = {str: "stringValue", int: "intValue", float: "doubleValue"}[type(value)]
+    return {"key": key, "value": {kind: str(value) if kind == "intValue" else value}}
+
+
+def span(trace, span_id, start_ms, end_ms, attrs, parent=None, status=None):
+    out = {"traceId": trace, "spanId": span_id, "name": attrs.get("gen_ai.operation.name", "span"),
+           "startTimeUnixNano": f"{BASE_MS + start_ms}000000", "endTimeUnixNano": f"{BASE_MS + end_ms}000000",
+           "attributes": [attr(k, v) for k, v in attrs.items()]}
+    if parent:
+        out["parentSpanId"] = parent
+    if status:
+        out["status"] = status
+    return out
+
+
+def agent(trace, span_id, question, answer):
+    return span(trace, span_id, 0, 900, {
+        "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "support", "gen_ai.request.model": "gpt-x",
+        "gen_ai.input.messages": json.dumps([{"role": "user", "content": question}]),
+        "gen_ai.output.messages": json.dumps([{"role": "assistant", "content": answer}])})
+
+
+def tool(trace, span_id, start, end, name, call_id, arguments=None, result=None, parent=None, status=None):
+    attrs = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": name, "gen_ai.tool.call.id": call_id}
+    if arguments is not None:
+        attrs["gen_ai.tool.call.arguments"] = arguments
+    if result is not None:
+        attrs["gen_ai.tool.call.result"] = result
+    return span(trace, span_id, start, end, attrs, parent, status)
+
+
+def request(*spans):
+    return {"resourceSpans": [{"resource": {"attributes": [attr("service.name", "support")]},
+                               "scopeSpans": [{"scope": {"name": "test"}, "spans": list(spans)}]}]}
+
+
+def test_execute_tool_spans_become_step_rows_of_their_trace(project):
+    a1 = "a1" * 8
+    lines = [
+        # trace 1: written over two lines, the refund call before the lookup in the file
+        request(agent(T1, a1, "Refund order Ω-7", "Refunded $12.50."),
+                tool(T1, "c2" * 8, 300, 340, "refund_order", "call_2", json.dumps({"order_id": "Ω-7", "amount": 12.5}),
+                     json.dumps({"refund_id": "R-1"}), parent=a1)),
+        request(tool(T1, "c1" * 8, 100, 130, "lookup_order", "call_1", json.dumps({"order_id": "Ω-7"}), parent=a1)),
+        # trace 2: a failed call, arguments not captured
+        request(agent(T2, "a2" * 8, "Change my email", "Sorry, that failed."),
+                tool(T2, "d1" * 8, 50, 60, "change_account", "call_9", parent="a2" * 8,
+                     status={"code": 2, "message": "no account C-999"})),
+    ]
+    path = project / "spans.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8")
+    first = run_cli("ingest", "path=spans.jsonl", "out=first.json", cwd=project)
+    assert first.code == 0, first
+    assert first.json["tool_steps"] == 3
+    again = run_cli("ingest", "path=spans.jsonl", "out=again.json", cwd=project)  # idempotent: rows replaced
+    assert again.code == 0, again
+    con = duckdb.connect(str(project / ".flywheel" / "flywheel.duckdb"), read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT s.trace_id, s.step, s.tool_name, s.tool_call_id, s.parent_span_id, s.arguments::VARCHAR, "
+            "s.result::VARCHAR, s.error, s.latency_ms, s.source_line, t.output "
+            "FROM trace_tool_steps AS s JOIN traces AS t ON t.trace_id = s.trace_id ORDER BY s.trace_id, s.step"
+        ).fetchall()
+    finally:
+        con.close()
+    assert rows == [
+        (T1, 0, "lookup_order", "call_1", a1, '{"order_id":"Ω-7"}', None, None, 30.0, 2, "Refunded $12.50."),
+        (T1, 1, "refund_order", "call_2", a1, '{"amount":12.5,"order_id":"Ω-7"}', '{"refund_id":"R-1"}', None, 40.0, 1,
+         "Refunded $12.50."),
+        (T2, 0, "change_account", "call_9", "a2" * 8, None, None, "no account C-999", 10.0, 3, "Sorry, that failed."),
+    ]
