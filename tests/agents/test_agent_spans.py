@@ -85,3 +85,36 @@ def test_execute_tool_spans_become_step_rows_of_their_trace(project):
          "Refunded $12.50."),
         (T2, 0, "change_account", "call_9", "a2" * 8, None, None, "no account C-999", 10.0, 3, "Sorry, that failed."),
     ]
+
+
+def test_tool_mix_error_rate_and_step_counts_are_declared_monitor_features_and_kpis(project):
+    from datetime import datetime, timezone
+
+    from engine.monitor.kpis import aggregate_query
+    from engine.monitor.sources import feature_relation
+    from engine.sql import render
+
+    a1 = "a1" * 8
+    lines = [request(agent(T1, a1, "Refund order 7", "Refunded."),
+                     tool(T1, "c1" * 8, 100, 130, "lookup_order", "call_1", parent=a1),
+                     tool(T1, "c2" * 8, 300, 340, "refund_order", "call_2", parent=a1,
+                          status={"code": 2, "message": "denied"})),
+             request(agent(T2, "a2" * 8, "Hello", "Hi! How can I help?"))]  # an agent answer without tools
+    (project / "spans.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8")
+    assert run_cli("ingest", "path=spans.jsonl", cwd=project).code == 0
+    cfg = {"window": "day"}
+    con = duckdb.connect(str(project / ".flywheel" / "flywheel.duckdb"), read_only=True)
+    try:
+        def feature(expr):
+            rel = feature_relation(cfg, {"expr": expr, "type": "numeric"}, {})
+            return sorted(r[0] for r in con.execute(f"SELECT x FROM ({render(rel)})").fetchall())
+
+        assert feature("tool_sequence") == ["", "lookup_order > refund_order"]  # tool mix, one category a trace
+        assert feature("tool_calls") == [0, 2]  # step counts
+        kpi = aggregate_query("tool_error_rate", {"from": "traces", "agg": "sum(tool_errors) / sum(tool_calls)"},
+                              cfg, "overall")
+        period = {"cur_start": datetime(2000, 1, 1, tzinfo=timezone.utc),
+                  "cur_end": datetime(2100, 1, 1, tzinfo=timezone.utc)}
+        assert con.execute(render(kpi), period).fetchall() == [(None, 0.5)]
+    finally:
+        con.close()
