@@ -149,3 +149,16 @@ def store_tool_steps(con, sources, batch_id: str) -> int:
     finally:
         con.unregister("flywheel_tool_spans")
     return len(rows)
+
+
+def production_tool_calls(con, trace_ids: list[str]) -> dict[str, list[dict]]:
+    """The recorded tool calls of production traces (names and errors, in order), for the bridge's golden cases.
+    Arguments and results are left out: they may hold personal data the bridge's redaction does not cover."""
+    if not trace_ids:
+        return {}
+    rows = con.execute("SELECT trace_id, tool_name, error FROM trace_tool_steps WHERE list_contains($ids, trace_id) "
+                       "ORDER BY trace_id, step", {"ids": list(trace_ids)}).fetchall()
+    out: dict[str, list[dict]] = {}
+    for trace_id, name, error in rows:
+        out.setdefault(trace_id, []).append({"name": name, **({"error": error} if error else {})})
+    return out

@@ -118,3 +118,34 @@ def test_tool_mix_error_rate_and_step_counts_are_declared_monitor_features_and_k
         assert con.execute(render(kpi), period).fetchall() == [(None, 0.5)]
     finally:
         con.close()
+
+
+def test_a_failed_agent_session_becomes_a_golden_case_with_its_recorded_calls(project):
+    a1 = "a1" * 8
+    lines = [request(agent(T1, a1, "Refund order A-1031 please", "I have refunded $57.97."),
+                     tool(T1, "c1" * 8, 100, 130, "refund_order", "call_1", json.dumps({"order_id": "A-1031"}),
+                          parent=a1, status={"code": 2, "message": "payment gateway timeout"})),
+             request(agent(T2, "a2" * 8, "Where is order A-1001?", "It is shipped."),
+                     tool(T2, "d1" * 8, 50, 60, "lookup_order", "call_9", parent="a2" * 8))]
+    (project / "spans.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8")
+    correction = {"feedback_id": "fb-1", "trace_id": T1, "timestamp": "2025-03-01T12:00:00Z", "kind": "correction",
+                  "correction": "Order A-1031 is not eligible for a refund."}
+    (project / "feedback.jsonl").write_text(json.dumps(correction) + "\n", encoding="utf-8")
+    (project / "conf" / "bridge").mkdir(exist_ok=True)
+    (project / "conf" / "bridge" / "agents.yaml").write_text(
+        "out_dir: data/bridge\nsalt: bridge\npolicies:\n  agent_failures:\n    kind: failure_first\n"
+        "    signals: [tool_error]\n    limit: 10\nexport:\n  format: jsonl\n  layout: chat\n"
+        "golden:\n  dataset: mini\n  from_policies: [agent_failures]\n  label_queue: true\n")
+    assert run_cli("ingest", "path=spans.jsonl", cwd=project).code == 0
+    assert run_cli("ingest", "path=feedback.jsonl", "kind=feedback", cwd=project).code == 0
+    # the fixture project has no live metrics for the bundled monitor config to reference
+    bridged = run_cli("bridge", "bridge=agents", "monitor.online.metrics=[]", "~monitor.parity",
+                      "~monitor.features.live_relevance", "~monitor.drift.live_relevance_drift", "out=bridge.json",
+                      cwd=project)
+    assert bridged.code == 0, bridged
+    golden = bridged.json["golden"]
+    assert (golden["candidates"], golden["added"]) == (1, 1)  # only the session whose tool call failed
+    cases = [json.loads(line) for line in Path(golden["path"]).read_text(encoding="utf-8").splitlines()]
+    case = next(c for c in cases if c["id"] == f"prod-{T1}")
+    assert case["expected"] == "Order A-1031 is not eligible for a refund."
+    assert case["metadata"]["production_tool_calls"] == [{"name": "refund_order", "error": "payment gateway timeout"}]
