@@ -121,7 +121,7 @@ def over_row(select_list: str, **values: exp.Expression) -> exp.Expression:
     return parse_expression(f"(SELECT {select_list} FROM ({DERIVED}) AS g)", **values)
 
 
-def with_trajectory(select_list: str, missing: str, **values: exp.Expression) -> str:
+def with_trajectory(select_list: str, missing: str) -> str:
     """`select_list`, or `missing` (a SQL expression) when the output recorded no trajectory."""
     return f"CASE WHEN g.n_steps = 0 THEN {missing} ELSE {select_list} END"
 
