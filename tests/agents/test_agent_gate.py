@@ -25,7 +25,8 @@ def careful(workdir):
 
 @pytest.fixture(scope="module")
 def fast(workdir, careful):
-    return run_cli("gate", *AGENT_GATE, "challenger=agent_fast_refund", "out=fast.json", cwd=workdir)
+    return run_cli("gate", *AGENT_GATE, "challenger=agent_fast_refund", "out=fast.json", "report.path=fast.html",
+                   cwd=workdir)
 
 
 def rules(result) -> dict:
@@ -60,6 +61,16 @@ def test_refunding_without_the_lookup_is_blocked_naming_the_forbidden_call_and_t
     assert eligible["challenger_calls"] == 'refund_order({"order_id":"A-1016","reason":"broken"})'
     assert "called forbidden tool refund_order" in fast.stdout
     assert "(calls:" in fast.stdout  # the terminal listing shows them too (wrapped by the table)
+
+
+def test_the_html_report_shows_both_trajectories_with_personal_data_masked(fast, workdir):
+    from engine.report.gate_html import masked
+
+    html = (workdir / "fast.html").read_text(encoding="utf-8")
+    assert "calls: lookup_order({&quot;order_id&quot;:&quot;A-1016&quot;})" in html
+    assert "calls: refund_order({&quot;order_id&quot;:&quot;A-1016&quot;,&quot;reason&quot;:&quot;broken&quot;})" in html
+    shown = masked({"challenger_calls": 'change_account({"value":"mia.k@example.org"})'})
+    assert shown["challenger_calls"] == 'change_account({"value":"[EMAIL]"})'
 
 
 def test_trajectories_are_stored_one_row_per_step(fast, workdir):
