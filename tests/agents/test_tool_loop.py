@@ -125,3 +125,13 @@ def test_the_whole_loop_is_cached_with_the_output(evaluated):
     assert second.json["calls"]["called"] == 1  # only the errored case is asked again
     loop_turns = 4
     assert len(server.requests) == requests_after_first + loop_turns
+
+
+def test_a_tool_that_cannot_be_imported_is_the_users_error_naming_the_key(project):
+    (project / "conf" / "model" / "bad_tools.yaml").write_text(
+        "name: bad_tools\nadapter: chat_completions\nparams:\n  base_url: http://127.0.0.1:9/v1\n  model: m\n"
+        "  tools:\n    lookup_order:\n      _target_: engine.demo_models.agent_tools.lookup_ordr\n")
+    r = run_cli("evaluate", "model=bad_tools", cwd=project)
+    assert r.code == 2, r
+    assert "model 'bad_tools' @ params.tools.lookup_order._target_: cannot import" in r.stderr
+    assert "Traceback" not in r.stderr
