@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from conftest import run_cli
+from tests.conftest import run_cli
 
 AGENT_GATE = ("dataset=[support_agent]", "metrics=[agent]", "gate=agent", "baseline=agent_baseline")
 

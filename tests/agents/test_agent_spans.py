@@ -7,7 +7,7 @@ from pathlib import Path
 
 import duckdb
 
-from conftest import run_cli
+from tests.conftest import run_cli
 
 T1, T2 = "ab" * 16, "cd" * 16
 BASE_MS = 1740823200000

@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from conftest import run_cli
+from tests.conftest import run_cli
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tool_server import ToolServer  # noqa: E402
@@ -43,7 +43,7 @@ CASES = [
 
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory):
-    from conftest import FIXTURE_PROJECT
+    from tests.conftest import FIXTURE_PROJECT
     import shutil
 
     project = tmp_path_factory.mktemp("tool_loop") / "project"
