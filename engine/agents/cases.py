@@ -115,3 +115,39 @@ def record_part(case) -> dict[str, Any]:
     if case.agent is not None:
         out["agent"] = case.agent
     return out
+
+
+def stored_parts(con, version: str) -> dict[str, dict]:
+    """{case id: {"messages", "agent"}} of a stored version's agent cases, rebuilt from the task rows (the order
+    mode always spelled out), e.g. for `flywheel datasets diff` to see a changed task."""
+    import json
+
+    tasks = con.execute("SELECT case_id, messages, order_mode, forbidden_tools, max_steps, n_expected "
+                        "FROM agent_cases WHERE dataset_version = ?", [version]).fetchall()
+    calls: dict[str, list[dict]] = {}
+    for case_id, position, name in con.execute(
+            "SELECT case_id, position, name FROM agent_expected_calls WHERE dataset_version = ? "
+            "ORDER BY case_id, position", [version]).fetchall():
+        calls.setdefault(case_id, []).append({"name": name, "arguments": []})
+    for case_id, position, path, op, value, pattern, approx, tolerance in con.execute(
+            "SELECT case_id, position, path, op, value, pattern, approx, tolerance FROM agent_argument_checks "
+            "WHERE dataset_version = ? ORDER BY case_id, position, check_no", [version]).fetchall():
+        check = {"path": path, **({"equals": json.loads(value)} if op == "equals" else {"regex": pattern}
+                                  if op == "regex" else {"approx": approx, "tolerance": tolerance})}
+        calls[case_id][position]["arguments"].append(check)
+    out = {}
+    for case_id, messages, order, forbidden, max_steps, n_expected in tasks:
+        part: dict[str, Any] = {}
+        if json.loads(messages):
+            part["messages"] = json.loads(messages)
+        if order is not None:
+            task: dict[str, Any] = {"order": order}
+            if n_expected is not None:
+                task["tool_calls"] = calls.get(case_id, [])
+            if forbidden:
+                task["forbidden_tools"] = list(forbidden)
+            if max_steps is not None:
+                task["max_steps"] = max_steps
+            part["agent"] = task
+        out[case_id] = part
+    return out

@@ -119,3 +119,26 @@ def test_a_malformed_trajectory_makes_an_errored_case_not_an_empty_one(trajector
         normalize(trajectory)
     response = _to_response({"output": "ok", "trajectory": trajectory}, 1.0)
     assert response.output_text is None and response.error.startswith("bad trajectory: " + reason), response.error
+
+
+def test_datasets_diff_sees_a_changed_agent_task(tmp_path):
+    from engine.commands.datasets import diff
+
+    base = {"id": "t1", "input": "refund A-1", "agent": {"tool_calls": [{"name": "lookup_order", "arguments": [
+        {"path": "$.order_id", "equals": "A-1"}]}], "order": "exact", "max_steps": 3}}
+    edited = {**base, "agent": {**base["agent"], "tool_calls": [{"name": "lookup_order", "arguments": [
+        {"path": "$.order_id", "equals": "A-2"}]}]}}
+    talk = {"id": "t2", "input": "and now?", "messages": [{"role": "user", "content": "hi"}]}
+    store = Store(duckdb.connect(":memory:"), Path(":memory:"))
+    store.migrate()
+    versions = []
+    for i, records in enumerate(([base, talk], [edited, talk])):
+        path = tmp_path / f"v{i}.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+        dataset = ds.load_file("agents", path, path.name)
+        ds.store_version(store, dataset)
+        versions.append(dataset.version)
+    result = diff(store, versions[0], versions[1])
+    assert result["changed"] == [{"case_id": "t1", "fields": ["agent"]}]
+    from engine.agents.cases import stored_parts
+    assert stored_parts(store.con, versions[0]) == {"t1": {"agent": base["agent"]}, "t2": {"messages": talk["messages"]}}
