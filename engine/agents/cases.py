@@ -29,14 +29,34 @@ def problems(record: dict) -> list[tuple[list, str]]:
         expected_names.add(call["name"])
         for k, check in enumerate(call.get("arguments", [])):
             if "regex" in check:
-                try:
-                    re.compile(check["regex"])
-                except re.error as e:
-                    found.append((["agent", "tool_calls", i, "arguments", k, "regex"], f"not a valid regex: {e}"))
+                why = _regex_problem(check["regex"])
+                if why:
+                    found.append((["agent", "tool_calls", i, "arguments", k, "regex"], why))
     for name in task.get("forbidden_tools", []):
         if name in expected_names:
             found.append((["agent", "forbidden_tools"], f"'{name}' is both expected in tool_calls and forbidden"))
     return found
+
+
+_RE2 = None  # an in-memory DuckDB connection that checks patterns with the regex engine that will run them
+
+
+def _regex_problem(pattern: str) -> str | None:
+    """Why `pattern` cannot be used by the SQL that checks arguments (DuckDB's RE2), or None."""
+    global _RE2
+    try:
+        re.compile(pattern)
+    except re.error as e:
+        return f"not a valid regex: {e}"
+    import duckdb
+
+    if _RE2 is None:
+        _RE2 = duckdb.connect()
+    try:
+        _RE2.execute("SELECT regexp_matches('', ?)", [pattern]).fetchall()
+    except duckdb.Error as e:
+        return f"not a regex the scoring SQL can run (RE2: no lookaround or back-references): {str(e).splitlines()[0]}"
+    return None
 
 
 def conversation_key(record: dict) -> dict:

@@ -37,15 +37,18 @@ def test_bad_agent_tasks_are_named_by_line_and_key(tmp_path):
                                                          "forbidden_tools": ["refund"]}},
         {"id": "msg", "input": "q", "messages": [{"role": "robot", "content": "hi"}]},
         {"id": "steps", "input": "q", "agent": {"max_steps": 0}},
+        {"id": "re2", "input": "q", "agent": {"tool_calls": [{"name": "t", "arguments": [
+            {"path": "$.x", "regex": "(?=damaged)"}]}]}},
     ])
     with pytest.raises(UserError) as e:
         ds.load_file("agents", path, "cases.jsonl")
     text = str(e.value)
-    assert "7 bad record(s)" in text
+    assert "8 bad record(s)" in text
     for where in ("cases.jsonl:2 @ agent.order", "cases.jsonl:3 @ agent.tool_calls[0].arguments[0].regex: not a valid regex",
                   "cases.jsonl:4 @ agent.tool_calls[0].arguments[0]", "cases.jsonl:5 @ agent.tool_calls[0].arguments[0].path",
                   "cases.jsonl:6 @ agent.forbidden_tools: 'refund' is both expected in tool_calls and forbidden",
-                  "cases.jsonl:7 @ messages[0].role", "cases.jsonl:8 @ agent.max_steps"):
+                  "cases.jsonl:7 @ messages[0].role", "cases.jsonl:8 @ agent.max_steps",
+                  "cases.jsonl:9 @ agent.tool_calls[0].arguments[0].regex: not a regex the scoring SQL can run"):
         assert where in text, where
 
 
