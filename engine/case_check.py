@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+# An agent case (`messages`, `agent`) is not plainly valid: the schema checks it.
 KEYS = frozenset(("id", "input", "expected", "context", "tags", "metadata"))
 
 

@@ -8,11 +8,12 @@ from engine.errors import UserError
 from engine.metrics.base import MetricSQL
 from engine.sql import Plan, Statement, literal, param, parse
 
-# Every row the metrics see: a case of this run joined with the model's (cached) output for it.
+# Every row the metrics see: a case of this run joined with the model's (cached) output for it (its key and
+# fingerprint find the output's trajectory steps: engine/metrics/trajectory.py).
 _SCORING_INPUT = """
 SELECT rc.dataset, rc.dataset_version, rc.case_id, c.input_text, c.expected_answers, c.expected, c.context,
        c.tags, c.metadata, o.repeat, o.output_text, o.error, o.latency_ms, o.prompt_tokens,
-       o.completion_tokens, o.cost
+       o.completion_tokens, o.cost, rc.output_key, r.model_fingerprint
 FROM run_cases AS rc
 JOIN cases AS c ON c.dataset_version = rc.dataset_version AND c.case_id = rc.case_id
 JOIN runs AS r ON r.run_id = rc.run_id

@@ -20,7 +20,7 @@ from engine.provenance import content_hash
 # Change `rules` whenever what a golden file must satisfy changes outside the case schema (the JSON Lines
 # reader's strictness, the fields a Case is made of): recorded files are then validated again.
 LOADER = content_hash({"case_schema": hashlib.sha256((schemas_dir() / "case.schema.json").read_bytes()).hexdigest(),
-                       "rules": "strict-jsonl-1"}, length=16)
+                       "rules": "strict-jsonl-1, agent-tasks-1"}, length=16)  # agent-tasks: engine/agents/cases.py
 
 
 def file_sha256(path: Path) -> str:

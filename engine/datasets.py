@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from engine import jsonlines
+from engine.agents.cases import problems as agent_problems
+from engine.agents.cases import conversation_key, record_part, store_agent_rows
 from engine.case_check import plainly_valid
 from engine.errors import UserError
 from engine.paths import resolve_data_path
@@ -28,6 +30,8 @@ class Case:
     tags: tuple[str, ...]
     metadata: dict
     input_hash: str
+    messages: tuple = ()  # the conversation before `input` (engine/agents/cases.py)
+    agent: dict | None = None  # the agent task: expected tool calls, order, forbidden tools, step budget
 
 
 @dataclass(frozen=True)
@@ -56,8 +60,9 @@ def expected_answers(expected: Any) -> tuple[str, ...]:
 
 
 def case_input_hash(record: dict) -> str:
-    # What a model sees: the input and the context passages. Same input => same cached output.
-    return content_hash({"input": record["input"], "context": record.get("context", [])}, length=24)
+    # What a model sees: the input, the context passages (and the conversation). Same input => same cached output.
+    return content_hash({"input": record["input"], "context": record.get("context", []),
+                         **conversation_key(record)}, length=24)
 
 
 def load_file(name: str, path: Path, shown_path: str) -> DatasetVersion:
@@ -84,6 +89,8 @@ def load_file(name: str, path: Path, shown_path: str) -> DatasetVersion:
             problems.append(f"{shown_path}:{line_no}: {e.reason}")
             continue
         errors = [] if plainly_valid(record) else all_errors(check, record)  # the fast check, then the schema
+        if not errors and "agent" in record:
+            errors = agent_problems(record)
         if errors:
             for p, msg in errors:
                 problems.append(f"{shown_path}:{line_no} @ {dotted(p)}: {msg}")
@@ -97,7 +104,8 @@ def load_file(name: str, path: Path, shown_path: str) -> DatasetVersion:
             case_id=record["id"], position=line_no, input=record["input"], input_text=input_text(record["input"]),
             expected=record.get("expected"), expected_answers=expected_answers(record.get("expected")),
             context=tuple(record.get("context", [])), tags=tuple(record.get("tags", [])),
-            metadata=record.get("metadata", {}), input_hash=case_input_hash(record)))
+            metadata=record.get("metadata", {}), input_hash=case_input_hash(record),
+            messages=tuple(record.get("messages", ())), agent=record.get("agent")))
     if problems:
         shown = problems[:20] + ([f"... and {len(problems) - 20} more"] if len(problems) > 20 else [])
         raise UserError(f"dataset '{name}' has {len(problems)} bad record(s):\n  " + "\n  ".join(shown))
@@ -143,6 +151,7 @@ def store_version(store: Store, dataset: DatasetVersion, parent: str | None = No
         con.execute("INSERT INTO cases SELECT dataset_version, case_id, position, input::JSON, input_text, "
                     "expected::JSON, expected_answers, context, tags, metadata::JSON, input_hash FROM new_cases")
         con.unregister("new_cases")
+        store_agent_rows(con, dataset.version, dataset.cases)
     return True
 
 
@@ -169,7 +178,7 @@ def case_record(case: Case) -> dict:
         out["tags"] = list(case.tags)
     if case.metadata:
         out["metadata"] = case.metadata
-    return out
+    return {**out, **record_part(case)}
 
 
 def move_head(store: Store, name: str, version: str, path: str) -> None:

@@ -276,6 +276,7 @@ def _write_results(run: _Run, called, writes: list) -> EvalRun:
     from engine.bulk import write_arrow
     from engine.compiler import compile_evaluate, default_aggregate
     from engine.executor import execute
+    from engine.agents.steps import store_steps
     from engine.runner import discard_journals
 
     plan = compile_evaluate(run.cfg["metrics"])
@@ -288,6 +289,7 @@ def _write_results(run: _Run, called, writes: list) -> EvalRun:
         con.execute(render(exp.insert(rows, "run_cases", columns=["run_id", *columns])), {"run_id": run.run_id})
         con.unregister("flywheel_run_datasets")
         write_arrow(con, "outputs", called.outputs, replace=True)  # a new answer replaces a stored error
+        store_steps(con, run.fingerprint, run.run_id)  # recorded agent trajectories, one row per step
         for write in writes:
             write.apply(con)
         for statement in plan.statements[:-1]:

@@ -109,7 +109,7 @@ def call_model(adapter: ModelAdapter, fingerprint: str, todo: pa.Table, distinct
                 batch = [cases[p] for p in positions[start:start + batch_size]]
                 responses = adapter.predict_batch([ModelRequest(
                     case_id=c.case_id, input=c.input, input_text=c.input_text, context=c.context,
-                    metadata=c.metadata) for c in batch])
+                    metadata=c.metadata, messages=c.messages) for c in batch])
                 part = _frame(fingerprint, todo.slice(start, len(batch)), _responses(responses), run_id, utc_now())
                 if journal is not None:
                     journal.append(part)

@@ -503,6 +503,77 @@ MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
             PRIMARY KEY (cache_key, statement)
         )""",
     )),
+    (100, "agents: conversation and task rows of golden cases, trajectory steps of outputs", (
+        # engine/agents/cases.py writes the task rows with a dataset version; engine/agents/steps.py unrolls an
+        # output's recorded trajectory (outputs.raw) into one row per step. The trajectory metrics join them.
+        """CREATE TABLE agent_cases (
+            dataset_version VARCHAR NOT NULL,
+            case_id VARCHAR NOT NULL,
+            messages JSON NOT NULL,               -- the conversation before the input ([] when none)
+            order_mode VARCHAR,                   -- exact | in_order | any_order | subset (NULL: no task)
+            forbidden_tools VARCHAR[] NOT NULL,
+            max_steps INTEGER,                    -- step budget (NULL: none)
+            n_expected INTEGER,                   -- expected tool calls (NULL: not declared)
+            PRIMARY KEY (dataset_version, case_id)
+        )""",
+        """CREATE TABLE agent_expected_calls (
+            dataset_version VARCHAR NOT NULL,
+            case_id VARCHAR NOT NULL,
+            position INTEGER NOT NULL,            -- 0-based, in declared order
+            name VARCHAR NOT NULL,
+            PRIMARY KEY (dataset_version, case_id, position)
+        )""",
+        """CREATE TABLE agent_argument_checks (
+            dataset_version VARCHAR NOT NULL,
+            case_id VARCHAR NOT NULL,
+            position INTEGER NOT NULL,            -- the expected call it constrains
+            check_no INTEGER NOT NULL,
+            path VARCHAR NOT NULL,                -- JSON path into the call's arguments
+            op VARCHAR NOT NULL,                  -- equals | regex | approx
+            value JSON,                           -- equals: the JSON value
+            pattern VARCHAR,                      -- regex: searched in the value as text
+            approx DOUBLE,                        -- approx: |value - approx| <= tolerance
+            tolerance DOUBLE,
+            PRIMARY KEY (dataset_version, case_id, position, check_no)
+        )""",
+        """CREATE TABLE trajectory_steps (
+            model_fingerprint VARCHAR NOT NULL,
+            output_key VARCHAR NOT NULL,
+            repeat INTEGER NOT NULL,
+            step INTEGER NOT NULL,                -- 0-based; the last step of a trajectory is its final answer
+            kind VARCHAR NOT NULL,                -- tool_call | message | final
+            role VARCHAR,                         -- message: assistant | user | tool | system
+            content VARCHAR,                      -- message or final answer text
+            tool_name VARCHAR,
+            tool_call_id VARCHAR,
+            call_index INTEGER,                   -- tool_call: 0-based among the trajectory's tool calls
+            arguments JSON,
+            result JSON,
+            error VARCHAR,                        -- the tool call failed
+            latency_ms DOUBLE,
+            PRIMARY KEY (model_fingerprint, output_key, repeat, step)
+        )""",
+    )),
+    (101, "agents in production: the tool calls of ingested OTel GenAI traces (execute_tool spans)", (
+        # Written by `flywheel ingest` (engine/agents/otel_steps.py) in its transaction; trace_id joins traces.
+        """CREATE TABLE trace_tool_steps (
+            trace_id VARCHAR NOT NULL,
+            span_id VARCHAR NOT NULL,
+            parent_span_id VARCHAR,               -- the agent or model-call span that made the call
+            step INTEGER NOT NULL,                -- 0-based order of the trace's tool calls by start time
+            tool_name VARCHAR,                    -- gen_ai.tool.name
+            tool_call_id VARCHAR,                 -- gen_ai.tool.call.id
+            arguments JSON,                       -- gen_ai.tool.call.arguments, when captured
+            result JSON,                          -- gen_ai.tool.call.result, when captured
+            error VARCHAR,                        -- status ERROR: its message (or error.type)
+            started_at TIMESTAMPTZ,
+            latency_ms DOUBLE,
+            batch_id VARCHAR NOT NULL,
+            source_file VARCHAR NOT NULL,
+            source_line BIGINT,
+            PRIMARY KEY (trace_id, span_id)
+        )""",
+    )),
 ]
 
 SCHEMA_VERSION = max(m[0] for m in MIGRATIONS)

@@ -11,7 +11,7 @@ from engine.paths import schemas_dir
 from engine.schemas import validator
 
 # The case schema this check was written for; when the schema changes, update engine/case_check.py and this hash.
-CASE_SCHEMA_SHA256 = "e4a4bac61c2c5cb2f0c91bd2f1aabfe29ef4db0c1ef303c44f868045d15ac755"
+CASE_SCHEMA_SHA256 = "90dff6571c087586e9c16f11294c9e3ae5485383fe5187f0c4ea0319196769e7"
 
 VALUES = [None, True, False, 0, 1, -2.5, 1e300, "", "x", "é\u2028", "a" * 200, "a" * 201, [], ["a"], ["a", "a"],
           ["a", ""], ["a", 1], [None], {}, {"k": "v"}, {"k": [1, {"x": None}]}]

@@ -54,6 +54,14 @@ def test_demo_runs_the_whole_flywheel(cli, tmp_path):
     judged = result("gate_judged.json")
     assert judged["verdict"] == "BLOCKED" and judged["blocking_failures"] == ["judge_trusted_on_troubleshooting"]
     assert next(x for x in judged["rules"] if x["name"] == "judge_improves_troubleshooting")["status"] == "pass"
+    # the agent gate (its own store): the careful agent passes, the one refunding without a lookup is blocked by
+    # its forbidden calls, and the regression listing shows both trajectories
+    assert result("gate_agent_careful.json")["verdict"] == "PASS"
+    fast = result("gate_agent_fast_refund.json")
+    assert {"no_forbidden_tools", "no_trajectory_regressions"} <= set(fast["blocking_failures"])
+    regressed = next(x for x in fast["rules"] if x["name"] == "no_trajectory_regressions")["cases"]
+    assert all(c["baseline_calls"].startswith("lookup_order(") for c in regressed)
+    assert all(c["challenger_calls"].startswith("refund_order(") for c in regressed)
     for report in demo["reports"]:
         assert Path(report).stat().st_size < 2_000_000
     assert len(demo["reports"]) == 5

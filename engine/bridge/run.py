@@ -258,6 +258,10 @@ def _grow_golden(store: Store, statement: Statement, golden_cfg: dict, parent: d
                 + render(text_hash(exp.column("t"))) + " AS text_hash FROM (SELECT unnest($texts) AS t)",
                 {"texts": hashes})
     rows = execute(con, statement, {"policies": list(golden_cfg.get("from_policies") or [])})
+    from engine.agents.otel_steps import production_tool_calls  # an agent's recorded calls, kept as context
+
+    calls = production_tool_calls(con, [r["trace_id"] for r in rows])
+    rows = [{**r, "tool_calls": calls.get(r["trace_id"])} for r in rows]
     labelled = [r for r in rows if r["correction"]]
     unlabelled = [r for r in rows if not r["correction"]] if golden_cfg.get("label_queue", True) else []
     new_cases = [_case(r, r["correction"], "correction") for r in labelled]
@@ -287,7 +291,8 @@ def _case(row: dict, expected: str, ground_truth: str) -> dict:
                          "ground_truth": ground_truth, "model": row.get("model"),
                          "model_version": row.get("model_version"),
                          "timestamp": row["timestamp"].isoformat() if row.get("timestamp") else None,
-                         "feedback_id": row.get("feedback_id"), "model_output": row.get("output")}}
+                         "feedback_id": row.get("feedback_id"), "model_output": row.get("output"),
+                         **({"production_tool_calls": row["tool_calls"]} if row.get("tool_calls") else {})}}
 
 
 def _queue_row(row: dict) -> dict:
@@ -350,7 +355,8 @@ def _import_labels(store: Store, project_dir: Path, path: str, parent: ds.Datase
         if row.get("expected") in (None, ""):
             pending += 1
             continue
-        case = {k: row[k] for k in ("id", "input", "expected", "context", "tags", "metadata") if k in row}
+        case = {k: row[k] for k in ("id", "input", "expected", "context", "tags", "metadata", "messages", "agent")
+                if k in row}  # a labelled agent task (expected tool calls) is kept
         case.setdefault("metadata", {})["ground_truth"] = "label"
         accepted.append(case)
     if problems:

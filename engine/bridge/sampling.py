@@ -25,6 +25,7 @@ SIGNALS = {
                    "AND NOT s.passed)",
     "low_online_score": "EXISTS (SELECT 1 FROM live_scores s WHERE s.trace_id = t.trace_id AND NOT s.passed)",
     "error": "t.error IS NOT NULL",
+    "tool_error": "t.tool_errors > 0",  # an agent's failed tool call (engine/agents/monitor_columns.py)
 }
 COMMON = {"kind": {"type": "string"}, "limit": {"type": "integer", "minimum": 1},
           "description": {"type": "string"}}

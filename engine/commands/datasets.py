@@ -50,8 +50,11 @@ def resolve_version(store: Store, ref: str) -> str:
 def cases_of(store: Store, version: str) -> dict[str, dict]:
     rows = store.con.execute("SELECT case_id, input, expected, context, tags, metadata FROM cases "
                              "WHERE dataset_version = ? ORDER BY position", [version]).fetchall()
+    from engine.agents.cases import stored_parts  # an agent case's conversation and task
+
+    agents = stored_parts(store.con, version)
     return {r[0]: {"input": json.loads(r[1]), "expected": json.loads(r[2]) if r[2] else None, "context": r[3],
-                   "tags": r[4], "metadata": json.loads(r[5])} for r in rows}
+                   "tags": r[4], "metadata": json.loads(r[5]), **agents.get(r[0], {})} for r in rows}
 
 
 def diff(store: Store, a: str, b: str) -> dict:

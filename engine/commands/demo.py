@@ -35,7 +35,7 @@ class DemoRun:
         console.print(f"[dim]$ flywheel {command_name} {' '.join((*args, *overrides))}[/]")
         started = time.perf_counter()
         composed = compose(self.project, overrides + ["run.progress=false"])
-        validate(composed)
+        validate(composed, load_all()[command_name].sections)  # the sections the command reads, as the CLI does
         outcome = load_all()[command_name].run(replace(composed, args=args))
         write_out(outcome, composed)
         self.steps.append({"title": title, "command": command_name, "exit_code": outcome.exit_code,
@@ -84,6 +84,21 @@ def _judges_steps(run: DemoRun, out) -> Outcome:
     return judged
 
 
+def _agent_steps(demo_dir, out) -> tuple[Outcome, Outcome, list[dict]]:
+    """The agent gate: tool-using support agents scored on their trajectories. Run in a project of its own (its
+    own store), so the support assistant's history that `flywheel whatif` replays stays as it was."""
+    agents = DemoRun(Project(demo_dir / "agents", None))
+    (demo_dir / "agents").mkdir()
+    common = ["dataset=[support_agent]", "metrics=[agent]", "gate=agent", "baseline=agent_baseline"]
+    careful = agents.run("1. Agents: gate the careful agent on its tool calls", "gate",
+                         common + ["challenger=agent_careful", f"out={out}/gate_agent_careful.json"])
+    agents.finding(_gate_finding(careful.result))
+    fast = agents.run("1. Agents: gate the agent that refunds without looking the order up", "gate",
+                      common + ["challenger=agent_fast_refund", f"out={out}/gate_agent_fast_refund.json"])
+    agents.finding(_gate_finding(fast.result))
+    return careful, fast, agents.steps
+
+
 @command("demo", "the whole flywheel on the bundled data, end to end, narrated", sections=None)
 def demo(composed: Composed) -> Outcome:
     started = time.perf_counter()
@@ -115,6 +130,8 @@ def demo(composed: Composed) -> Outcome:
                      f"out={out}/gate_bm25_clean.json", f"report={out}/gate_bm25_clean.html"])
     run.finding(_gate_finding(clean.result))
     judged = _judges_steps(run, out)
+    careful_agent, fast_agent, agent_steps = _agent_steps(demo_dir, out)
+    run.steps.extend(agent_steps)
 
     # 2-3. the real world
     simulated = run.run("2. Production: a month of traffic for the promoted model", "simulate",
@@ -182,6 +199,10 @@ def demo(composed: Composed) -> Outcome:
         and "no_regressions" in after.result["blocking_failures"],
         "judge trusted on billing/account, refused on troubleshooting": judged.result["verdict"] == "BLOCKED"
         and judged.result["blocking_failures"] == ["judge_trusted_on_troubleshooting"],
+        "careful agent passed": careful_agent.result["verdict"] == "PASS",
+        "agent refunding without lookup blocked by forbidden calls and trajectory regressions":
+        fast_agent.result["verdict"] == "BLOCKED"
+        and {"no_forbidden_tools", "no_trajectory_regressions"} <= set(fast_agent.result["blocking_failures"]),
     }
     failed = [k for k, ok in checks.items() if not ok]
     if failed:

@@ -148,6 +148,8 @@ def _ingest(store: Store, sources: list[readers.SourceFile], options: Options, c
             with store.transaction() as con:
                 batch = Batch(con, options, batch_id, started, on_chunk)
                 files = batch.run(sources)
+                from engine.agents.otel_steps import store_tool_steps  # agents' execute_tool spans, same transaction
+                result["tool_steps"] = store_tool_steps(con, sources, batch_id)
                 finished = utc_now()
                 earlier = {}
                 for f in files:

@@ -55,7 +55,10 @@ def merge_and_rank(sweep_dir: Path, main_store: Path, cfg: dict, project_dir: Pa
                 for table in EXPORTED:
                     part = job_dir / f"{table}.parquet"
                     if part.exists():
-                        verb = "INSERT OR REPLACE" if table == "outputs" else "INSERT OR IGNORE"
+                        verb = "INSERT OR REPLACE" if table in ("outputs", "trajectory_steps") else "INSERT OR IGNORE"
+                        if table == "trajectory_steps":  # a replaced output's old trajectory may have had more steps
+                            con.execute("DELETE FROM trajectory_steps WHERE (model_fingerprint, output_key, repeat) IN "
+                                        f"(SELECT (model_fingerprint, output_key, repeat) FROM read_parquet({_quote(part)}))")
                         con.execute(f"{verb} INTO {table} SELECT * FROM read_parquet({_quote(part)})")
         for record in records:
             entry = {"job": record["job"], "overrides": record["overrides"]}

@@ -88,10 +88,14 @@ def paired(metric: str, reducer: str, rule: dict) -> exp.Select:
 
 
 def with_outputs(select: exp.Select, alias: str) -> exp.Select:
-    """Add the baseline's and the challenger's first output to case rows (for regression listings)."""
-    template = parse("""
+    """Add the baseline's and the challenger's first output (and an agent's tool calls) to case rows (for
+    regression listings)."""
+    from engine.agents.steps import calls_text_sql
+
+    template = parse(("""
         SELECT q.*, c.input_text, c.expected, c.metadata, bo.output_text AS baseline_output, bo.error AS baseline_error,
-               co.output_text AS challenger_output, co.error AS challenger_error
+               co.output_text AS challenger_output, co.error AS challenger_error,
+               __baseline_calls__ AS baseline_calls, __challenger_calls__ AS challenger_calls
         FROM (SELECT 1) AS q
         JOIN cases AS c ON c.dataset_version = q.dataset_version AND c.case_id = q.case_id
         LEFT JOIN run_cases AS brc ON brc.run_id = $baseline_run AND brc.dataset_version = q.dataset_version
@@ -105,5 +109,6 @@ def with_outputs(select: exp.Select, alias: str) -> exp.Select:
         LEFT JOIN outputs AS co ON co.model_fingerprint = cr.model_fingerprint AND co.output_key = crc.output_key
              AND co.repeat = 0
         ORDER BY q.dataset, q.case_id
-    """)
+    """).replace("__baseline_calls__", calls_text_sql("br.model_fingerprint", "brc.output_key"))
+        .replace("__challenger_calls__", calls_text_sql("cr.model_fingerprint", "crc.output_key")))
     return template.from_(select.subquery("q"))

@@ -56,9 +56,13 @@ def print_gate(result: dict) -> None:
             challenger_text = case.get("challenger_output") or f"ERROR: {case.get('challenger_error')}"
             if r["kind"] != "no_regression" and case.get("c_detail"):
                 challenger_text = f"{_short(challenger_text, 50)} [dim]({case['c_detail']})[/]"
+            baseline_text = _short(case.get("baseline_output"), 50)
+            if case.get("baseline_calls") or case.get("challenger_calls"):  # an agent: both trajectories
+                baseline_text += f" [dim](calls: {case.get('baseline_calls') or 'none recorded'})[/]"
+                challenger_text = (f"{_short(challenger_text, 90)} "
+                                   f"[dim](calls: {case.get('challenger_calls') or 'none recorded'})[/]")
             cases.add_row(f"{case['case_id']}{origin}", ",".join(case.get("tags") or []), _short(case.get("input_text")),
-                          _short(case.get("expected"), 30), _short(case.get("baseline_output"), 50),
-                          _short(challenger_text, 90))
+                          _short(case.get("expected"), 30), baseline_text, _short(challenger_text, 240))
         if len(r["cases"]) > 20:
             cases.caption = f"... {len(r['cases']) - 20} more in the JSON result (out=PATH)"
         console.print(fit(cases))

@@ -83,7 +83,8 @@ def _cases(rows: list[dict], columns: tuple[str, ...]) -> list[dict]:
 
 
 CASE_COLUMNS = ("dataset", "case_id", "tags", "input_text", "expected", "metadata", "baseline_output",
-                "challenger_output", "challenger_error", "c_detail", "b_value", "c_value")
+                "challenger_output", "challenger_error", "c_detail", "b_value", "c_value", "baseline_calls",
+                "challenger_calls")
 
 
 @rule_kind("threshold", {

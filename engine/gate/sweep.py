@@ -20,11 +20,14 @@ from engine.errors import UserError
 from engine.outputs import check_output_paths, configured_outputs, write_text
 from engine.redaction import scrub_value
 
+# A dataset version's agent tasks travel with its cases (engine/agents/cases.py).
+AGENT_TABLES = ("agent_cases", "agent_expected_calls", "agent_argument_checks")
 ENV_PROJECT = "FLYWHEEL_PROJECT_DIR"
 ENV_CONF = "FLYWHEEL_CONF_DIR"
 ENV_MAIN_STORE = "FLYWHEEL_MAIN_STORE"
 # Tables a job exports, in merge order; outputs may replace an earlier errored row, the rest are append-only.
-EXPORTED = ("dataset_versions", "cases", "runs", "run_cases", "outputs", "scores", "gate_decisions")
+EXPORTED = ("dataset_versions", "cases", *AGENT_TABLES, "runs", "run_cases", "outputs", "trajectory_steps", "scores",
+            "gate_decisions")
 
 
 def _quote(path: Path) -> str:
@@ -51,6 +54,8 @@ def _seed_private_store(store, main_store: Path) -> None:
         # the bridge's dataset versions and heads, so the job follows them like a single gate does
         con.execute("INSERT INTO dataset_versions SELECT * FROM main_store.dataset_versions")
         con.execute("INSERT INTO cases SELECT * FROM main_store.cases")
+        for table in AGENT_TABLES:  # names from the constant above
+            con.execute(f"INSERT INTO {table} SELECT * FROM main_store.{table}")
         con.execute("INSERT INTO dataset_heads SELECT * FROM main_store.dataset_heads")
     finally:
         con.execute("DETACH main_store")
@@ -84,7 +89,10 @@ def job(cfg) -> None:  # called by Hydra in the job process (in-process or a job
             for table in EXPORTED:
                 where = {"runs": "run_id IN (SELECT unnest($runs))", "run_cases": "run_id IN (SELECT unnest($runs))",
                          "scores": "run_id IN (SELECT unnest($runs))",
-                         "outputs": "run_id IN (SELECT unnest($runs))"}.get(table, "true")
+                         "outputs": "run_id IN (SELECT unnest($runs))",
+                         "trajectory_steps": "(model_fingerprint, output_key, repeat) IN (SELECT (model_fingerprint, "
+                                             "output_key, repeat) FROM outputs WHERE run_id IN (SELECT unnest($runs)))",
+                         }.get(table, "true")
                 # table names come from EXPORTED, paths from our own directories (quoted): no user text
                 store.con.execute(f"COPY (SELECT * FROM {table} WHERE {where}) TO "
                                   f"{_quote(out_dir / (table + '.parquet'))} (FORMAT parquet)",

@@ -28,7 +28,7 @@ def build_adapter(spec: dict, project_dir: Path) -> ModelAdapter:
         built = ReplayAdapter(name, resolve_data_path(path, project_dir), path, **params)
     elif adapter == "chat_completions":
         from engine.models.http import ChatCompletionsAdapter
-        built = ChatCompletionsAdapter(name=name, **params)
+        built = ChatCompletionsAdapter(name=name, **params, **({"project_dir": project_dir} if "tools" in params else {}))
     else:
         raise UserError(f"model '{name}': unknown adapter '{adapter}' (allowed: {', '.join(ADAPTERS)})")
     # What identifies one of its outputs in the cache: the input, or the case (engine/output_identity.py).

@@ -16,6 +16,7 @@ class ModelRequest:
     input_text: str  # the input rendered as text (str input as is, objects as canonical JSON)
     context: tuple[str, ...] = ()
     metadata: dict = field(default_factory=dict)
+    messages: tuple = ()  # the conversation before `input`: ({"role", "content"}, ...), oldest first
 
 
 @dataclass

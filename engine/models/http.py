@@ -89,6 +89,9 @@ class ChatCompletionsAdapter:
         max_concurrency: int = 4,
         price_per_1k_prompt_tokens: float = 0.0,
         price_per_1k_completion_tokens: float = 0.0,
+        tools: dict | None = None,
+        max_steps: int = 8,
+        project_dir=None,
         sleep: Callable[[float], None] = time.sleep,
     ):
         problems = [
@@ -98,6 +101,7 @@ class ChatCompletionsAdapter:
                 (max_retries < 0, "max_retries must be >= 0"),
                 (backoff_s < 0 or max_backoff_s < 0, "backoff_s and max_backoff_s must be >= 0"),
                 (max_concurrency < 1, "max_concurrency must be >= 1"),
+                (max_steps < 1, "max_steps must be >= 1"),
                 (price_per_1k_prompt_tokens < 0 or price_per_1k_completion_tokens < 0, "prices must be >= 0"),
             ]
             if bad
@@ -129,6 +133,11 @@ class ChatCompletionsAdapter:
         self.price_completion = price_per_1k_completion_tokens
         self.sleep = sleep
         self._url = f"{self.base_url}/chat/completions"
+        self.max_steps = max_steps
+        self.tools = None
+        if tools:  # an agent: the tool loop of engine/agents/tool_loop.py, tools built once here
+            from engine.agents.tool_loop import build_tools
+            self.tools = build_tools(name, tools, project_dir)
 
     def fingerprint_payload(self) -> dict:
         # Only what shapes the output; transport knobs (timeouts, retries, prices) and the key stay out.
@@ -139,6 +148,8 @@ class ChatCompletionsAdapter:
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
             "system_prompt": self.system_prompt,
+            **({"tools": [tool.fingerprint() for tool in self.tools], "max_steps": self.max_steps}
+               if self.tools else {}),
         }
 
     def predict_batch(self, requests: list[ModelRequest]) -> list[ModelResponse]:
@@ -155,12 +166,24 @@ class ChatCompletionsAdapter:
 
     def _predict_one(self, request: ModelRequest) -> ModelResponse:
         messages = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        messages.extend({"role": m["role"], "content": m["content"]} for m in request.messages)
         messages.append({"role": "user", "content": request.input_text})
-        payload = {"model": self.model, "messages": messages, "temperature": self.temperature}
+        if self.tools:
+            from engine.agents.tool_loop import run_tool_loop
+            return run_tool_loop(self, messages)
+        return self.complete(messages)
+
+    def payload(self, messages: list[dict], **extra) -> bytes:
+        payload = {"model": self.model, "messages": messages, "temperature": self.temperature, **extra}
         if self.max_tokens is not None:
             payload["max_tokens"] = self.max_tokens
-        body = json.dumps(payload).encode("utf-8")
+        return json.dumps(payload).encode("utf-8")
 
+    def complete(self, messages: list[dict], parse: Callable | None = None, **extra) -> ModelResponse:
+        """One chat completion with retries, its body read by `parse(raw, latency_ms, attempts)` (the final
+        answer's `_parse` by default)."""
+        body = self.payload(messages, **extra)
+        parse = parse or self._parse
         first_start = time.monotonic()
         wait = 0.0
         reason = ""
@@ -177,7 +200,7 @@ class ChatCompletionsAdapter:
                 continue
             except _Fail as f:
                 return ModelResponse.failed(f.reason, _ms_since(first_start))
-            return self._parse(raw, _ms_since(start), attempt + 1)
+            return parse(raw, _ms_since(start), attempt + 1)
         return ModelResponse.failed(f"gave up after {attempts} attempt(s): {reason}", _ms_since(first_start))
 
     def _backoff(self, attempt: int) -> float:

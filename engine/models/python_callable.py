@@ -5,6 +5,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from engine.agents.trajectory import TrajectoryError
+from engine.agents.trajectory import normalize as normalize_trajectory
 from engine.config import active_config
 from engine.errors import UserError
 from engine.models.importing import ImportFailure, call_factory, load_object
@@ -48,7 +50,8 @@ def _load_target(name: str, target: str, params: dict, project_dir: Path) -> Any
 class PythonCallableAdapter:
     """Calls `target(**params)` once, then `model(requests) -> list[str | dict]` per batch.
 
-    A dict result may carry output, error, prompt_tokens, completion_tokens, cost and latency_ms. Latency
+    A dict result may carry output, error, prompt_tokens, completion_tokens, cost, latency_ms and an agent's
+    `trajectory` (its steps: engine/agents/trajectory.py). Latency
     defaults to the batch's wall time divided by its size. If the whole batch raises, each case is retried
     alone so that one bad case cannot fail its neighbours."""
 
@@ -89,8 +92,14 @@ def _to_response(result: Any, latency_ms: float) -> ModelResponse:
         error = result.get("error")
         if output is not None and not isinstance(output, str):
             output, error = None, f"model output is {type(output).__name__}, expected text"
+        raw = None
+        if "trajectory" in result:  # an agent: its steps are kept with the output (engine/agents/trajectory.py)
+            try:
+                raw = {"trajectory": normalize_trajectory(result["trajectory"])}
+            except TrajectoryError as e:
+                output, error = None, f"bad trajectory: {e}"
         return ModelResponse(output_text=output, error=error if error else (None if output is not None else "no output"),
                              latency_ms=result.get("latency_ms", latency_ms),
                              prompt_tokens=result.get("prompt_tokens"),
-                             completion_tokens=result.get("completion_tokens"), cost=result.get("cost"))
+                             completion_tokens=result.get("completion_tokens"), cost=result.get("cost"), raw=raw)
     return ModelResponse.failed(f"model returned {type(result).__name__}, expected str or dict", latency_ms)

@@ -10,13 +10,14 @@ from datetime import datetime, timedelta
 
 from sqlglot import exp
 
+from engine.agents.monitor_columns import AGENT_COLUMNS, with_agent_columns
 from engine.errors import UserError
 from engine.sql import literal, parse
 from engine.usersql import parse_expression
 
 TRACE_COLUMNS = ("trace_id", "session_id", "user_id", "timestamp", "model", "model_version", "input", "output",
                  "latency_ms", "prompt_tokens", "completion_tokens", "cost", "error", "topic", "channel", "locale",
-                 "feature", "attributes", "span_id")
+                 "feature", "attributes", "span_id", *AGENT_COLUMNS)
 FEEDBACK_COLUMNS = ("feedback_id", "trace_id", "session_id", "user_id", "timestamp", "kind", "rating", "thumbs",
                     "signal", "correction", "ticket_id", "metric", "value", "label", "comment", "score",
                     "attributes", "span_id")
@@ -34,8 +35,10 @@ def user_expression(text: str, columns: tuple[str, ...], *, aggregates: bool = F
 
 
 def traces_in_scope(cfg: dict) -> exp.Select:
-    """Traces of the monitored model (if one is named) within the configured start/end, with their window."""
-    select = parse(f"""SELECT t.*, date_trunc('{_window(cfg)}', t."timestamp") AS window_start FROM traces AS t""")
+    """Traces of the monitored model (if one is named) within the configured start/end, with their window and
+    their agent's tool calls (engine/agents/monitor_columns.py)."""
+    select = with_agent_columns(parse(
+        f"""SELECT t.*, date_trunc('{_window(cfg)}', t."timestamp") AS window_start FROM traces AS t"""))
     conditions = []
     if cfg.get("model"):
         conditions.append(exp.column("model", table="t").eq(literal(cfg["model"])))

@@ -24,7 +24,8 @@ from engine.report.svg import BASELINE_COLOUR, CHALLENGER_COLOUR, Bar, fmt, grou
 SIDES = [("baseline", BASELINE_COLOUR), ("challenger", CHALLENGER_COLOUR)]
 # Rules and metric charts read accuracy first (what the challenger is for), then safety, then operations.
 RULE_ORDER = {"improvement": 0, "no_regression": 1, "all_pass": 2, "threshold": 3}
-_CASE_TEXT = ("input_text", "baseline_output", "challenger_output", "baseline_error", "challenger_error")
+_CASE_TEXT = ("input_text", "baseline_output", "challenger_output", "baseline_error", "challenger_error",
+              "baseline_calls", "challenger_calls")  # an agent's tool calls and their arguments
 
 
 def _rule_rank(rule: dict) -> int:
@@ -98,20 +99,23 @@ def _case_cell(case: dict) -> tuple[str, str]:
     return html, case["case_id"]
 
 
-def _output_cell(text: str | None, error: str | None, value, answers: list[str], detail: str | None = None) -> str:
+def _output_cell(text: str | None, error: str | None, value, answers: list[str], detail: str | None = None,
+                 calls: str | None = None) -> str:
     body = highlight(text, answers) if text else f'<span class="error">error: {esc(error)}</span>' if error else \
         '<span class="muted">(no output)</span>'
     score = f'<br><span class="muted">score {fmt(value)}</span>' if value is not None else ""
     why = f'<br><span class="error">{esc(detail)}</span>' if detail else ""
-    return body + score + why
+    trajectory = f'<br><span class="muted">calls: {esc(calls)}</span>' if calls else ""  # an agent's tool calls
+    return body + score + why + trajectory
 
 
 def _case_row(rule: str, case: dict) -> Row:
     answers = _answers(case.get("expected"))
     cells = [_case_cell(case), esc(case.get("input_text")), _expected_text(case),
-             _output_cell(case.get("baseline_output"), case.get("baseline_error"), case.get("b_value"), answers),
+             _output_cell(case.get("baseline_output"), case.get("baseline_error"), case.get("b_value"), answers,
+                          calls=case.get("baseline_calls")),
              _output_cell(case.get("challenger_output"), case.get("challenger_error"), case.get("c_value"), answers,
-                          case.get("c_detail"))]
+                          case.get("c_detail"), case.get("challenger_calls"))]
     return Row(cells, tags=tuple(case.get("tags") or ()), production=is_production(case),
                id=f"case-{rule}-{case['case_id']}")
 

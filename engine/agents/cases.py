@@ -1,0 +1,173 @@
+"""The agent part of a golden case: the conversation so far (`messages`) and the task (`agent`).
+
+The JSON Schema (schemas/case.schema.json, `$defs.agent_task`) checks the shape; `problems` adds what a schema
+cannot say (a regex that does not compile, a tool both expected and forbidden). A stored dataset version keeps
+its tasks as rows, so the trajectory metrics are joins: `agent_cases` (one per case with messages or a task),
+`agent_expected_calls` (one per expected call) and `agent_argument_checks` (one per argument constraint).
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pyarrow as pa
+
+from engine.provenance import canonical_json
+
+ORDER_MODES = ("exact", "in_order", "any_order", "subset")
+DEFAULT_ORDER = "in_order"
+
+
+def problems(record: dict) -> list[tuple[list, str]]:
+    """(key path parts, message) of what the schema cannot check in a schema-valid record's `agent` task."""
+    task = record.get("agent")
+    if not task:
+        return []
+    found = []
+    expected_names = set()
+    for i, call in enumerate(task.get("tool_calls", [])):
+        expected_names.add(call["name"])
+        for k, check in enumerate(call.get("arguments", [])):
+            if "regex" in check:
+                why = _regex_problem(check["regex"])
+                if why:
+                    found.append((["agent", "tool_calls", i, "arguments", k, "regex"], why))
+    for name in task.get("forbidden_tools", []):
+        if name in expected_names:
+            found.append((["agent", "forbidden_tools"], f"'{name}' is both expected in tool_calls and forbidden"))
+    return found
+
+
+_RE2 = None  # an in-memory DuckDB connection that checks patterns with the regex engine that will run them
+
+
+def _regex_problem(pattern: str) -> str | None:
+    """Why `pattern` cannot be used by the SQL that checks arguments (DuckDB's RE2), or None."""
+    global _RE2
+    try:
+        re.compile(pattern)
+    except re.error as e:
+        return f"not a valid regex: {e}"
+    import duckdb
+
+    if _RE2 is None:
+        _RE2 = duckdb.connect()
+    try:
+        _RE2.execute("SELECT regexp_matches('', ?)", [pattern]).fetchall()
+    except duckdb.Error as e:
+        return f"not a regex the scoring SQL can run (RE2: no lookaround or back-references): {str(e).splitlines()[0]}"
+    return None
+
+
+def conversation_key(record: dict) -> dict:
+    """What of the conversation a model sees, for the case's input hash (nothing for a single-turn case, so
+    the hashes of existing cases do not change)."""
+    return {"messages": record["messages"]} if record.get("messages") else {}
+
+
+def has_agent_part(case) -> bool:
+    return bool(case.messages) or case.agent is not None
+
+
+def _checks(call: dict):
+    for k, check in enumerate(call.get("arguments", [])):
+        if "equals" in check:
+            yield k, check["path"], "equals", canonical_json(check["equals"]), None, None, None
+        elif "regex" in check:
+            yield k, check["path"], "regex", None, check["regex"], None, None
+        else:
+            yield k, check["path"], "approx", None, None, float(check["approx"]), float(check["tolerance"])
+
+
+def agent_tables(version: str, cases) -> dict[str, pa.Table]:
+    """The rows of the three agent tables for a dataset version's cases (only those with an agent part)."""
+    task_rows: dict[str, list] = {k: [] for k in ("case_id", "messages", "order_mode", "forbidden_tools",
+                                                  "max_steps", "n_expected")}
+    call_rows: dict[str, list] = {k: [] for k in ("case_id", "position", "name")}
+    check_rows: dict[str, list] = {k: [] for k in ("case_id", "position", "check_no", "path", "op", "value",
+                                                   "pattern", "approx", "tolerance")}
+    for case in cases:
+        if not has_agent_part(case):
+            continue
+        task = case.agent or {}
+        calls = task.get("tool_calls")
+        for key, value in (("case_id", case.case_id), ("messages", canonical_json(list(case.messages))),
+                           ("order_mode", task.get("order", DEFAULT_ORDER) if task else None),
+                           ("forbidden_tools", list(task.get("forbidden_tools", []))),
+                           ("max_steps", task.get("max_steps")),
+                           ("n_expected", None if calls is None else len(calls))):
+            task_rows[key].append(value)
+        for position, call in enumerate(calls or []):
+            for key, value in (("case_id", case.case_id), ("position", position), ("name", call["name"])):
+                call_rows[key].append(value)
+            for check in _checks(call):
+                for key, value in zip(check_rows, (case.case_id, position, *check)):
+                    check_rows[key].append(value)
+    types = {"position": pa.int32(), "check_no": pa.int32(), "max_steps": pa.int32(), "n_expected": pa.int32(),
+             "approx": pa.float64(), "tolerance": pa.float64(), "forbidden_tools": pa.list_(pa.string())}
+
+    def table(rows: dict[str, list]) -> pa.Table:
+        columns = {"dataset_version": pa.array([version] * len(rows["case_id"]), pa.string())}
+        columns.update({k: pa.array(v, types.get(k, pa.string())) for k, v in rows.items()})
+        return pa.table(columns)
+
+    return {"agent_cases": table(task_rows), "agent_expected_calls": table(call_rows),
+            "agent_argument_checks": table(check_rows)}
+
+
+def store_agent_rows(con, version: str, cases) -> None:
+    """Insert the agent rows of a new dataset version (inside the caller's transaction)."""
+    for name, rows in agent_tables(version, cases).items():
+        if len(rows):
+            con.register("flywheel_agent_rows", rows)
+            # table names from agent_tables' fixed keys; JSON columns cast from their canonical text
+            select = ", ".join(f"{c}::JSON" if c in ("messages", "value") else c for c in rows.column_names)
+            con.execute(f"INSERT INTO {name} ({', '.join(rows.column_names)}) SELECT {select} "
+                        "FROM flywheel_agent_rows")
+            con.unregister("flywheel_agent_rows")
+
+
+def record_part(case) -> dict[str, Any]:
+    """The case's agent keys back as a golden record holds them."""
+    out: dict[str, Any] = {}
+    if case.messages:
+        out["messages"] = list(case.messages)
+    if case.agent is not None:
+        out["agent"] = case.agent
+    return out
+
+
+def stored_parts(con, version: str) -> dict[str, dict]:
+    """{case id: {"messages", "agent"}} of a stored version's agent cases, rebuilt from the task rows (the order
+    mode always spelled out), e.g. for `flywheel datasets diff` to see a changed task."""
+    import json
+
+    tasks = con.execute("SELECT case_id, messages, order_mode, forbidden_tools, max_steps, n_expected "
+                        "FROM agent_cases WHERE dataset_version = ?", [version]).fetchall()
+    calls: dict[str, list[dict]] = {}
+    for case_id, position, name in con.execute(
+            "SELECT case_id, position, name FROM agent_expected_calls WHERE dataset_version = ? "
+            "ORDER BY case_id, position", [version]).fetchall():
+        calls.setdefault(case_id, []).append({"name": name, "arguments": []})
+    for case_id, position, path, op, value, pattern, approx, tolerance in con.execute(
+            "SELECT case_id, position, path, op, value, pattern, approx, tolerance FROM agent_argument_checks "
+            "WHERE dataset_version = ? ORDER BY case_id, position, check_no", [version]).fetchall():
+        check = {"path": path, **({"equals": json.loads(value)} if op == "equals" else {"regex": pattern}
+                                  if op == "regex" else {"approx": approx, "tolerance": tolerance})}
+        calls[case_id][position]["arguments"].append(check)
+    out = {}
+    for case_id, messages, order, forbidden, max_steps, n_expected in tasks:
+        part: dict[str, Any] = {}
+        if json.loads(messages):
+            part["messages"] = json.loads(messages)
+        if order is not None:
+            task: dict[str, Any] = {"order": order}
+            if n_expected is not None:
+                task["tool_calls"] = calls.get(case_id, [])
+            if forbidden:
+                task["forbidden_tools"] = list(forbidden)
+            if max_steps is not None:
+                task["max_steps"] = max_steps
+            part["agent"] = task
+        out[case_id] = part
+    return out
