@@ -7,6 +7,8 @@ so a project's `conf/config.yaml` is used when present and the bundled one other
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import re
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -131,17 +133,40 @@ def compose(project: Project, overrides: list[str]) -> Composed:
 
     full_overrides = hydra_overrides(project, overrides)
     try:
-        with initialize_config_dir(config_dir=str(LAUNCHER_DIR), version_base="1.3"):
+        with initialize_config_dir(config_dir=str(LAUNCHER_DIR), version_base="1.3"), \
+                _capturing_defaults_list() as captured:
             cfg = hydra_compose(ENTRY_CONFIG, overrides=full_overrides)
-            # Which files were loaded into which package, for error messages (Hydra keeps no per-key origin).
-            defaults = GlobalHydra.instance().config_loader().compute_defaults_list(
-                ENTRY_CONFIG, full_overrides, RunMode.RUN).defaults
+            # Which files were loaded into which package, for error messages (Hydra keeps no per-key origin):
+            # the defaults list Hydra composed with, else computed again (a second pass over every file)
+            defaults = captured[-1].defaults if captured else GlobalHydra.instance().config_loader(
+                ).compute_defaults_list(ENTRY_CONFIG, full_overrides, RunMode.RUN).defaults
             loaded = tuple((d.config_path, d.package or "") for d in defaults
                            if d.config_path and not d.config_path.startswith("hydra/") and d.package != "hydra")
             plain = resolve(cfg)
     except (HydraException, OmegaConfBaseException) as e:
         raise UserError(f"cannot compose the configuration: {_first_line_block(e)}") from e
     return Composed(plain, loaded, tuple(overrides), project)
+
+
+@contextmanager
+def _capturing_defaults_list():
+    """Record the defaults lists Hydra builds while composing (its `create_defaults_list`, wrapped for the
+    duration), so the files loaded need not be computed a second time: that pass costs as much as composing."""
+    from hydra._internal import config_loader_impl
+
+    original = config_loader_impl.create_defaults_list
+    captured: list = []
+
+    def recording(*args, **kwargs):
+        result = original(*args, **kwargs)
+        captured.append(result)
+        return result
+
+    config_loader_impl.create_defaults_list = recording
+    try:
+        yield captured
+    finally:
+        config_loader_impl.create_defaults_list = original
 
 
 def resolve(cfg) -> dict[str, Any]:
