@@ -80,7 +80,9 @@ def build(path: Path, n: int, runs: int) -> None:
         con.execute("""INSERT INTO cases SELECT 'dv', 'c' || i, i, to_json('q' || i), 'question ' || i, to_json('a'),
                        ['a'], [], [['billing','account','policy','troubleshooting','integrations'][1 + i % 5]], '{}',
                        md5(i::VARCHAR) FROM range($n) t(i)""", {"n": n})
-        con.execute("""INSERT INTO runs SELECT printf('gate-20250101T%02d%02d%02d-%08x', r // 3600, r // 60 % 60, r % 60, r), 'gate', 'model' || r, 'fp' || r, 'h', 'm', '{"bench": "dv"}',
+        con.execute("""INSERT INTO runs (run_id, command, model_name, model_fingerprint, config_hash, metrics_hash,
+                       dataset_versions, git_commit, started_at, finished_at, status, n_cases, n_model_calls, n_errors,
+                       config) SELECT printf('gate-20250101T%02d%02d%02d-%08x', r // 3600, r // 60 % 60, r % 60, r), 'gate', 'model' || r, 'fp' || r, 'h', 'm', '{"bench": "dv"}',
                        NULL, TIMESTAMPTZ '2025-01-01' + INTERVAL (r) MINUTE, TIMESTAMPTZ '2025-01-01' +
                        INTERVAL (r) MINUTE + INTERVAL 30 SECOND, 'ok', $n, $n, 0, $config FROM range($runs) t(r)""",
                     {"n": n, "runs": runs, "config": config})
