@@ -58,7 +58,7 @@ def _retract(store: Store, batch_id: str) -> Outcome:
         return Outcome(0, result, "store_retract_result")
     r = result["removed"]
     console.print(f"retracted batch {batch_id}: removed {r['traces']:,} trace(s), {r['feedback']:,} feedback, "
-                  f"{r['events']:,} event(s), {r['live_scores']:,} live score(s); {r['quarantine']:,} of its "
+                  f"{r['events']:,} event(s), {r['live_scores']:,} live score(s), {r.get('tool_steps', 0):,} tool step(s); {r['quarantine']:,} of its "
                   f"quarantined record(s) closed, {r['quarantine_reopened']:,} it had resolved back in quarantine",
                   highlight=False)
     if result["stale_monitor_runs"]:

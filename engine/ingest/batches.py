@@ -84,6 +84,11 @@ def retract(con: duckdb.DuckDBPyConnection, batch_id: str, now: datetime) -> dic
         "AND trace_id NOT IN (SELECT trace_id FROM traces)").fetchall()[0][0]
     con.execute("DELETE FROM live_scores WHERE trace_id IN (SELECT trace_id FROM fw_gone) "
                 "AND trace_id NOT IN (SELECT trace_id FROM traces)")
+    # Tool-call steps (engine/agents/otel_steps.py) of this batch, and of the traces that left the store with it
+    gone_steps = "batch_id = ? OR (trace_id IN (SELECT trace_id FROM fw_gone) AND trace_id NOT IN (SELECT trace_id FROM traces))"
+    removed["tool_steps"] = con.execute(f"SELECT count(*) FROM trace_tool_steps WHERE {gone_steps}",
+                                        [batch_id]).fetchall()[0][0]
+    con.execute(f"DELETE FROM trace_tool_steps WHERE {gone_steps}", [batch_id])
     removed["quarantine"] = con.execute("SELECT count(*) FROM quarantine WHERE batch_id = ? AND resolved_at IS NULL",
                                         [batch_id]).fetchall()[0][0]
     con.execute("UPDATE quarantine SET resolved_at = ?, resolved_by = ?, resolution = 'retracted' "

@@ -85,6 +85,15 @@ def test_execute_tool_spans_become_step_rows_of_their_trace(project):
          "Refunded $12.50."),
         (T2, 0, "change_account", "call_9", "a2" * 8, None, None, "no account C-999", 10.0, 3, "Sorry, that failed."),
     ]
+    # retracting the batch that brought the traces takes their tool steps with them (none left behind)
+    retracted = run_cli("store", "retract", first.json["batch_id"], "out=r.json", cwd=project)
+    assert retracted.code == 0, retracted
+    assert retracted.json["removed"]["traces"] == 2 and retracted.json["removed"]["tool_steps"] == 3
+    con = duckdb.connect(str(project / ".flywheel" / "flywheel.duckdb"), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM trace_tool_steps").fetchone()[0] == 0
+    finally:
+        con.close()
 
 
 def test_tool_mix_error_rate_and_step_counts_are_declared_monitor_features_and_kpis(project):

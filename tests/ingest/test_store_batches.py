@@ -83,7 +83,7 @@ def test_retract_removes_a_batch_in_one_transaction_and_reopens_what_it_resolved
     r = flywheel("store", "retract", fix.json["batch_id"], "out=r2.json", project=project)
     assert r.code == 0
     assert r.json["removed"] == {"traces": 1, "feedback": 0, "events": 0, "live_scores": 1, "quarantine": 0,
-                                 "quarantine_reopened": 1}
+                                 "quarantine_reopened": 1, "tool_steps": 0}
     assert [t for (t,) in query(project, "SELECT trace_id FROM traces")] == ["t1"]
     assert query(project, "SELECT count(*) FROM live_scores") == [(0,)]
     assert flywheel("ingest", "export_quarantine=q2.jsonl", "out=e.json", project=project).json["export"]["records"] == 1
