@@ -1,0 +1,77 @@
+"""A zygote for the tests' CLI calls: `python -m engine ARGS` in a fresh process, without paying for the
+interpreter and the heavy third-party imports (DuckDB, Arrow, numpy, Hydra, sqlglot, jsonschema, rich) each time.
+
+The test process starts this script once (tests/conftest.py::run_cli). It imports those libraries, then serves
+requests on stdin, one JSON line each: {"args", "cwd", "env", "stdout", "stderr"}. For each it forks a child
+that becomes `python -m engine ARGS` (cwd, environment, sys.argv, sys.path[0] and file descriptors 0/1/2 as a
+subprocess would have them; `engine` itself is imported fresh in the child, so every call runs the code on
+disk) and answers two lines: {"pid": ...} at once (so the caller can kill it on a timeout) and {"code": ...}
+when it has exited (negative: killed by that signal, as subprocess reports it).
+
+The zygote never opens a database or starts a thread pool, so a child starts from a clean state: nothing of
+DuckDB's instance cache or Arrow's threads is inherited.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+# Imported once here, inherited by every child. Only third-party modules: engine modules read the
+# environment (e.g. the console width) when imported, so the child imports them itself.
+import duckdb  # noqa: F401
+import hydra  # noqa: F401
+import hydra.utils  # noqa: F401
+import jsonschema  # noqa: F401
+import numpy  # noqa: F401
+import omegaconf  # noqa: F401
+import pyarrow  # noqa: F401
+import pyarrow.compute  # noqa: F401
+import rich.console  # noqa: F401
+import rich.table  # noqa: F401
+import sqlglot  # noqa: F401
+import yaml  # noqa: F401
+
+REPLIES = sys.stdout.fileno()
+
+
+def reply(message: dict) -> None:
+    os.write(REPLIES, (json.dumps(message) + "\n").encode())  # unbuffered: a child inherits no pending bytes
+
+
+def become_cli(request: dict) -> None:
+    """In the forked child: become `python -m engine ARGS` and exit with its code."""
+    import runpy
+
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    stdin = os.open(os.devnull, os.O_RDONLY)
+    out = os.open(request["stdout"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    err = os.open(request["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    for fd, target in ((stdin, 0), (out, 1), (err, 2)):
+        os.dup2(fd, target)
+        os.close(fd)
+    sys.stdin = open(0, encoding="utf-8", closefd=False)
+    sys.stdout = open(1, "w", encoding="utf-8", closefd=False)
+    sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False)
+    sys.path[0] = os.getcwd()  # as `python -m` sets it
+    main = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "engine", "__main__.py")
+    sys.argv = [main, *request["args"]]
+    runpy.run_module("engine", run_name="__main__", alter_sys=True)  # exits through SystemExit
+
+
+def serve() -> None:
+    for line in sys.stdin:
+        request = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            become_cli(request)
+            sys.exit(0)  # `python -m engine` that returned without exiting
+        reply({"pid": pid})
+        _, status = os.waitpid(pid, 0)
+        reply({"code": os.waitstatus_to_exitcode(status)})
+
+
+if __name__ == "__main__":
+    serve()
