@@ -27,7 +27,7 @@ from typing import Any, Iterator
 
 import pyarrow as pa
 
-from engine.ingest.otel import attributes_dict, otel_id
+from engine.ingest.otel import attributes_dict, otel_id, unix_nanos
 from engine.provenance import canonical_json
 
 TOOL_OPERATION = "execute_tool"
@@ -54,14 +54,6 @@ def _json_text(value: Any) -> str | None:
         return None
 
 
-def _nanos(value: Any) -> int | None:
-    try:
-        n = int(value)
-    except (TypeError, ValueError):
-        return None
-    return n if n > 0 else None
-
-
 def _spans(request: Any) -> Iterator[dict]:
     if not isinstance(request, dict):
         return
@@ -83,8 +75,8 @@ def tool_step(span: dict) -> dict | None:
         return None
     status = span.get("status") or {}
     failed = isinstance(status, dict) and status.get("code") in (2, "2", "STATUS_CODE_ERROR", "ERROR")
-    start = _nanos(span.get("startTimeUnixNano", span.get("start_time_unix_nano")))
-    end = _nanos(span.get("endTimeUnixNano", span.get("end_time_unix_nano")))
+    start = unix_nanos(span.get("startTimeUnixNano", span.get("start_time_unix_nano")))
+    end = unix_nanos(span.get("endTimeUnixNano", span.get("end_time_unix_nano")))
     name = attrs.get("gen_ai.tool.name")
     return {
         "trace_id": trace_id, "span_id": span_id,

@@ -110,7 +110,8 @@ def otel_id(value: Any, n_bytes: int) -> str | None:
     return value
 
 
-def _nanos(value: Any) -> int | None:
+def unix_nanos(value: Any) -> int | None:
+    """An OTLP `*UnixNano` value (a string or an int) as an int; None when absent, malformed or zero."""
     try:
         n = int(value)
     except (TypeError, ValueError):
@@ -245,8 +246,8 @@ class OtlpFile:
                 resource: dict, line: int) -> None:
         status = span.get("status") or {}
         error = (status.get("message") or attrs.get("error.type") or "error") if _is_error(status) else None
-        seen = _Span(span_id, _nanos(_get(span, "startTimeUnixNano", "start_time_unix_nano")),
-                     _nanos(_get(span, "endTimeUnixNano", "end_time_unix_nano")), facts, error,
+        seen = _Span(span_id, unix_nanos(_get(span, "startTimeUnixNano", "start_time_unix_nano")),
+                     unix_nanos(_get(span, "endTimeUnixNano", "end_time_unix_nano")), facts, error,
                      {k[len("app."):]: v for k, v in attrs.items() if k.startswith("app.")},
                      resource.get("service.name"), line)
         if seen.start is not None:
@@ -357,7 +358,7 @@ def _feedback(event: dict, index: int, trace_id: str | None, span_id: str | None
     _put(fb, "trace_id", trace_id)
     _put(fb, "span_id", span_id)
     _put(fb, "session_id", facts.session_id)
-    _put(fb, "timestamp", _nanos_to_iso(_nanos(_get(event, "timeUnixNano", "time_unix_nano"))))
+    _put(fb, "timestamp", _nanos_to_iso(unix_nanos(_get(event, "timeUnixNano", "time_unix_nano"))))
     if name == "gen_ai.evaluation.result":
         fb["kind"] = "evaluation"
         _put(fb, "metric", ev.get("gen_ai.evaluation.name"))
