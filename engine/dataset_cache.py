@@ -15,20 +15,12 @@ from pathlib import Path
 
 from engine import datasets as ds
 from engine.paths import resolve_data_path, schemas_dir
-from engine.provenance import content_hash
+from engine.provenance import content_hash, file_sha256
 
 # Change `rules` whenever what a golden file must satisfy changes outside the case schema (the JSON Lines
 # reader's strictness, the fields a Case is made of): recorded files are then validated again.
 LOADER = content_hash({"case_schema": hashlib.sha256((schemas_dir() / "case.schema.json").read_bytes()).hexdigest(),
                        "rules": "strict-jsonl-1, agent-tasks-1"}, length=16)  # agent-tasks: engine/agents/cases.py
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class FileVersion:

@@ -38,6 +38,15 @@ def config_hash(config: Any) -> str:
     return content_hash(redact(config))
 
 
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes, read in 4 MiB blocks (golden files, replay predictions)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def new_run_id(command: str) -> str:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     return f"{command}-{stamp}-{uuid.uuid4().hex[:8]}"

@@ -6,21 +6,13 @@ cases with the same question keep their own predictions. The file is read only w
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from engine.errors import UserError
 from engine.models.base import ModelRequest, ModelResponse
+from engine.provenance import file_sha256
 
 _NUMERIC = {"latency_ms": "Float64", "prompt_tokens": "Int64", "completion_tokens": "Int64", "cost": "Float64"}
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class ReplayAdapter:
@@ -36,7 +28,7 @@ class ReplayAdapter:
         self.output_field = output_field
         if not path.is_file():
             raise UserError(f"model '{name}': predictions file not found: {shown_path} ({path})")
-        self.file_hash = _file_sha256(path)[:24]
+        self.file_hash = file_sha256(path)[:24]
         self._frame = None
 
     def fingerprint_payload(self) -> dict:
