@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import sys
 import uuid
 from datetime import datetime, timezone
@@ -21,6 +22,7 @@ from engine.journal import Journal
 from engine.sql import Plan
 
 SCHEMA_VERSION = 1
+KEEP_RUNS = 100  # run directories kept per project, newest first (the store keeps the durable record)
 RESULTS_FILE = "run_results.json"
 PLAN_FILE = "plan.sql"
 
@@ -43,7 +45,8 @@ def results(command: str, run_id: str, plan: Plan | None, journal: Journal, *, s
     for i, e in enumerate(journal.entries):
         plan_name = by_text.get(normalized(e.sql))
         steps.append({"index": i, "name": e.name or plan_name, "in_plan": plan_name is not None,
-                      "phase": e.phase, "status": e.status, "ms": e.ms, "rows": e.rows, "params": list(e.params), "sql": e.sql})
+                      "phase": e.phase, "status": e.status, "ms": e.ms, "rows": e.rows, "params": list(e.params),
+                      "sql": None if plan_name is not None else e.sql})  # a plan step's SQL is in plan.sql
     ran = {s["name"] for s in steps if s["in_plan"]}
     return {
         "schema_version": SCHEMA_VERSION,
@@ -79,7 +82,14 @@ def write(project_dir: Path, run_id: str, plan: Plan | None, run_results: dict) 
         tmp = target / f".{RESULTS_FILE}.tmp"
         tmp.write_text(json.dumps(run_results, indent=1, default=str), encoding="utf-8")
         tmp.replace(target / RESULTS_FILE)
+        _prune(target.parent)
     except OSError as e:
         print(f"warning: could not write the run artifacts to {target}: {e}", file=sys.stderr)
         return None
     return target
+
+
+def _prune(runs_dir: Path) -> None:
+    runs = sorted((d for d in runs_dir.iterdir() if d.is_dir()), key=lambda d: d.stat().st_mtime, reverse=True)
+    for old in runs[KEEP_RUNS:]:
+        shutil.rmtree(old, ignore_errors=True)
