@@ -1,12 +1,16 @@
 """Pure compilation: validated config -> Plan of named SQL statements. Never touches DuckDB."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sqlglot import exp
 
 from engine import registry
 from engine.errors import UserError
-from engine.metrics.base import MetricSQL
 from engine.sql import Plan, Statement, literal, param, parse
+
+if TYPE_CHECKING:
+    from engine.metrics.base import MetricSQL
 
 # Every row the metrics see: a case of this run joined with the model's (cached) output for it (its key and
 # fingerprint find the output's trajectory steps: engine/metrics/trajectory.py).

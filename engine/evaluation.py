@@ -273,31 +273,31 @@ def _prepare_metrics(run: _Run, new_outputs: pa.Table) -> list:
 
 def _write_results(run: _Run, called, writes: list) -> EvalRun:
     """Step 4: everything the run produced, in one short transaction."""
-    from engine.bulk import write_arrow
-    from engine.compiler import compile_evaluate, default_aggregate
-    from engine.executor import execute
     from engine.agents.steps import store_steps
+    from engine.backend import DuckDBBackend
+    from engine.compiler import compile_evaluate, default_aggregate
     from engine.runner import discard_journals
 
     plan = compile_evaluate(run.cfg["metrics"])
     reports: dict[str, dict[str, list[dict]]] = {}
     params = {"run_id": run.run_id, "repeats": run.repeats}
     with run.access.open() as store, store.transaction() as con:
+        backend = DuckDBBackend(store)
         _register_datasets(con, run.datasets)
         columns = ["dataset", "dataset_version", "case_id", "input_hash", "output_key"]
         rows = exp.select(param("run_id"), *columns).from_(run_cases_select(run.adapter.output_identity).subquery("rc"))
         con.execute(render(exp.insert(rows, "run_cases", columns=["run_id", *columns])), {"run_id": run.run_id})
         con.unregister("flywheel_run_datasets")
-        write_arrow(con, "outputs", called.outputs, replace=True)  # a new answer replaces a stored error
+        backend.write("outputs", called.outputs, mode="upsert")  # a new answer replaces a stored error
         store_steps(con, run.fingerprint, run.run_id)  # recorded agent trajectories, one row per step
         for write in writes:
             write.apply(con)
         for statement in plan.statements[:-1]:
-            rows = execute(con, statement, params)
+            rows = backend.run(statement, params)
             section, _, metric = statement.name.partition(":")
             if section not in ("score", "materialize"):
                 reports.setdefault(section, {})[metric] = rows
-        summary = execute(con, plan.statements[-1], params)
+        summary = backend.run(plan.statements[-1], params)
         finished = utc_now()
         n_errors = con.execute("SELECT count(*) FROM run_cases AS rc JOIN outputs AS o ON o.output_key = rc.output_key "
                                "WHERE rc.run_id = ? AND o.model_fingerprint = ? AND o.error IS NOT NULL "

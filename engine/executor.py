@@ -8,7 +8,7 @@ from sqlglot import exp
 
 from engine import journal
 from engine.errors import UserError
-from engine.sql import Plan, Statement
+from engine.sql import Statement
 
 # DuckDB errors that say nothing about the SQL: the store, memory, an interrupt. Never blamed on the user.
 _NOT_ABOUT_THE_SQL = (duckdb.IOException, duckdb.OutOfMemoryException, duckdb.InterruptException,
@@ -19,17 +19,28 @@ _OWNERS = (("score:", "metric"), ("kpi.", "KPI"), ("drift.", "drift rule"), ("on
            ("parity.", "parity check"))
 
 
-def execute(con: duckdb.DuckDBPyConnection, statement: Statement, params: dict[str, Any]) -> list[dict]:
-    # Bind exactly the parameters the statement uses (DuckDB rejects extra ones).
+def _bound(statement: Statement, params: dict[str, Any]) -> dict[str, Any]:
+    """Exactly the parameters the statement uses (DuckDB rejects extra ones)."""
     used = {p.name for p in statement.tree.find_all(exp.Placeholder)}
-    bound = {name: params[name] for name in used}
+    missing = used - params.keys()
+    if missing:  # a plan bug, not the user's: name it rather than let DuckDB guess
+        raise KeyError(f"statement '{statement.name}' needs the parameters {sorted(missing)}")
+    return {name: params[name] for name in used}
+
+
+def _run(con, statement: Statement, params: dict[str, Any]):
     try:
-        cursor = con.execute(statement.sql(), bound)
+        return con.execute(statement.sql(), _bound(statement, params))
     except duckdb.Error as e:
         failure = user_sql_failure(e, statement.tree, _owner(statement.name))
         if failure is not None:
             raise failure from e
         raise
+
+
+def execute(con: duckdb.DuckDBPyConnection, statement: Statement, params: dict[str, Any]) -> list[dict]:
+    """Run one plan statement; its rows as dicts (none for a statement without a result)."""
+    cursor = _run(con, statement, params)
     rows: list[dict] = []
     if cursor.description is not None:
         columns = [d[0] for d in cursor.description]
@@ -39,8 +50,12 @@ def execute(con: duckdb.DuckDBPyConnection, statement: Statement, params: dict[s
     return rows
 
 
-def execute_plan(con: duckdb.DuckDBPyConnection, plan: Plan, params: dict[str, Any]) -> dict[str, list[dict]]:
-    return {st.name: execute(con, st, params) for st in plan.statements}
+def execute_arrow(con: duckdb.DuckDBPyConnection, statement: Statement, params: dict[str, Any]):
+    """Run one plan statement; its result as an Arrow table."""
+    table = _run(con, statement, params).fetch_arrow_table()
+    if journal.current() is not None:
+        journal.current().name_last(statement.name, table.num_rows)
+    return table
 
 
 def user_sql_failure(e: duckdb.Error, tree: exp.Expression, owner: str | None = None) -> UserError | None:

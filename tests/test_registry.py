@@ -48,7 +48,7 @@ def test_every_kind_compiles_from_a_minimal_config(kind):
 
 # Every other registered kind (gate rules, drift tests, samplers) meets the same bar.
 import engine.bridge.sampling  # noqa: E402,F401
-import engine.gate.rules  # noqa: E402,F401
+import engine.gate.kinds  # noqa: E402,F401
 import engine.monitor.stattests  # noqa: E402,F401
 
 OTHER = [(k, n) for k in ("gate_rule", "drift_test", "sampler") for n in registry.names(k)]

@@ -28,7 +28,7 @@ def prepare_statements(gate: dict) -> tuple[Statement, Statement, Statement]:
 
 
 def compile_rules(gate: dict, metrics: dict) -> dict[str, RuleSQL]:
-    import engine.gate.rules  # noqa: F401  (registers the rule kinds)
+    import engine.gate.kinds  # noqa: F401  (registers the rule kinds)
 
     reducer = gate.get("reducer", "all")
     out = {}

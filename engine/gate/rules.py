@@ -226,5 +226,3 @@ def no_regression(name: str, rule: dict, reducer: str, aggregate: str) -> RuleSQ
 
     return RuleSQL({"counts": counts, "regressed": regressed, "per_tag": per_tag}, judge)
 
-
-from engine.gate import judge_calibrated  # noqa: E402,F401  (registers the judge_calibrated kind)

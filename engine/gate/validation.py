@@ -10,7 +10,7 @@ from engine.gate import judge_calibrated  # noqa: E402,F401  (its checker: block
 
 @checker(section="gate")
 def check_gate(composed, add) -> None:
-    import engine.gate.rules  # noqa: F401
+    import engine.gate.kinds  # noqa: F401  (registers the rule kinds)
 
     cfg = composed.config
     gate = cfg.get("gate") or {}

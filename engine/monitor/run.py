@@ -5,6 +5,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+import pyarrow as pa
+
+from engine.backend import DuckDBBackend
 from engine.executor import execute
 from engine.ingest.batches import stale_monitor_runs
 from engine.monitor import kpis as kpi_mod
@@ -204,10 +207,23 @@ def _append(store: Store, result: dict, policy: dict) -> None:
         rows.append((rid, "online", m["metric"], None, None, m["mean"], None, None, False, "info",
                      canonical_json({"n": m["n"], "pass_rate": m["pass_rate"]})))
     with store.transaction() as con:
-        if rows:
-            con.executemany("INSERT INTO monitor_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        DuckDBBackend(store).write("monitor_results", _results_table(rows))
         con.execute("INSERT INTO monitor_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     [rid, result["started_at"], utc_now(), result["config_hash"], result["git_commit"],
                      result["healthy"], len(result["blocking_alerts"]) + len(result["warnings"]),
                      canonical_json(result)])
         con.execute("INSERT INTO monitor_policies VALUES (?, ?)", [rid, canonical_json(policy)])
+
+
+_RESULT_COLUMNS = (("run_id", pa.string()), ("section", pa.string()), ("name", pa.string()), ("model", pa.string()),
+                   ("window_start", pa.string()), ("statistic", pa.float64()), ("p_value", pa.float64()),
+                   ("threshold", pa.float64()), ("alert", pa.bool_()), ("severity", pa.string()),
+                   ("details", pa.string()))
+
+
+def _results_table(rows: list[tuple]) -> pa.Table:
+    """monitor_results rows as Arrow (ISO window strings and JSON text are cast by the insert)."""
+    columns = list(zip(*rows)) if rows else [()] * len(_RESULT_COLUMNS)
+    return pa.table({name: pa.array([None if v is None else (float(v) if kind == pa.float64() else v)
+                                     for v in values], kind)
+                     for (name, kind), values in zip(_RESULT_COLUMNS, columns)})

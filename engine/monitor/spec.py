@@ -25,6 +25,11 @@ KINDS = ("numeric", "categorical")
 BINNINGS = ("quantile", "fixed")
 
 
+# Each drift test's traits (kinds it applies to, binned or whole-sample), filled in by engine/monitor/stattests.py
+# as it registers the test (importing engine.monitor does), so this module needs no import of it.
+TEST_TRAITS: dict[str, Any] = {}
+
+
 @dataclass(frozen=True)
 class Binning:
     """How a numeric feature is cut into bins (ignored for categorical features)."""
@@ -63,7 +68,6 @@ class DriftSpec:
         import jsonschema
 
         from engine import registry
-        from engine.monitor import stattests
 
         name = d.get("test")
         if name not in registry.names("drift_test"):
@@ -72,7 +76,7 @@ class DriftSpec:
         errors = [f"{'.'.join(str(p) for p in e.absolute_path) or '<root>'}: {e.message}"
                   for e in jsonschema.Draft202012Validator(entry.schema).iter_errors(d)]
         kind = d.get("kind", "numeric")
-        test = stattests.TESTS[name]
+        test = TEST_TRAITS[name]
         if kind not in test.kinds:
             errors.append(f"kind: test {name!r} applies to {' or '.join(test.kinds)} features, not {kind!r}")
         binning = Binning(d.get("binning", "quantile"), int(d.get("n_bins", 10)),

@@ -32,7 +32,7 @@ from sqlglot import exp
 from engine import registry
 from engine.monitor.pvalues import chi2_sf, ks_2samp_pvalue
 from engine.monitor.queries import double
-from engine.monitor.spec import KINDS, DriftSpec
+from engine.monitor.spec import KINDS, TEST_TRAITS, DriftSpec
 from engine.sql import parse_expression
 
 BINNING = {
@@ -227,7 +227,7 @@ def drift_test(name: str, method: str, kinds: tuple[str, ...], properties: dict,
 
     def decorator(fn: Callable[[DriftSpec], TestSQL]) -> Callable:
         registry.register("drift_test", name, schema)(fn)
-        TESTS[name] = StatTest(name, method, kinds, default_log_base, fn)
+        TESTS[name] = TEST_TRAITS[name] = StatTest(name, method, kinds, default_log_base, fn)
         return fn
 
     return decorator
