@@ -54,7 +54,7 @@ def test_execute_tool_spans_become_step_rows_of_their_trace(project):
     a1 = "a1" * 8
     lines = [
         # trace 1: written over two lines, the refund call before the lookup in the file
-        request(agent(T1, a1, "Refund order Ω-7", "Refunded $12.50."),
+        request(conversation(T1, a1, [("user", "Hello"), ("user", "Refund order Ω-7")], "Refunded $12.50."),
                 tool(T1, "c2" * 8, 300, 340, "refund_order", "call_2", json.dumps({"order_id": "Ω-7", "amount": 12.5}),
                      json.dumps({"refund_id": "R-1"}), parent=a1)),
         request(tool(T1, "c1" * 8, 100, 130, "lookup_order", "call_1", json.dumps({"order_id": "Ω-7"}), parent=a1)),
@@ -72,6 +72,8 @@ def test_execute_tool_spans_become_step_rows_of_their_trace(project):
     assert again.code == 0, again
     con = duckdb.connect(str(project / ".flywheel" / "flywheel.duckdb"), read_only=True)
     try:
+        assert con.execute("SELECT trace_id, messages::VARCHAR FROM trace_conversations").fetchall() == [
+            (T1, '[{"content":"Hello","role":"user"}]')]
         rows = con.execute(
             "SELECT s.trace_id, s.step, s.tool_name, s.tool_call_id, s.parent_span_id, s.arguments::VARCHAR, "
             "s.result::VARCHAR, s.error, s.latency_ms, s.source_line, t.output "
@@ -92,6 +94,7 @@ def test_execute_tool_spans_become_step_rows_of_their_trace(project):
     con = duckdb.connect(str(project / ".flywheel" / "flywheel.duckdb"), read_only=True)
     try:
         assert con.execute("SELECT count(*) FROM trace_tool_steps").fetchone()[0] == 0
+        assert con.execute("SELECT count(*) FROM trace_conversations").fetchone()[0] == 0  # the earlier turns too
     finally:
         con.close()
 
@@ -129,32 +132,113 @@ def test_tool_mix_error_rate_and_step_counts_are_declared_monitor_features_and_k
         con.close()
 
 
-def test_a_failed_agent_session_becomes_a_golden_case_with_its_recorded_calls(project):
-    a1 = "a1" * 8
-    lines = [request(agent(T1, a1, "Refund order A-1031 please", "I have refunded $57.97."),
-                     tool(T1, "c1" * 8, 100, 130, "refund_order", "call_1", json.dumps({"order_id": "A-1031"}),
-                          parent=a1, status={"code": 2, "message": "payment gateway timeout"})),
-             request(agent(T2, "a2" * 8, "Where is order A-1001?", "It is shipped."),
-                     tool(T2, "d1" * 8, 50, 60, "lookup_order", "call_9", parent="a2" * 8))]
+T3, T4 = "ef" * 16, "01" * 16
+
+
+def conversation(trace, span_id, turns, answer):
+    """An invoke_agent span whose input holds a whole conversation (earlier turns, then the current request)."""
+    span_ = agent(trace, span_id, "", answer)
+    attrs = [a for a in span_["attributes"] if a["key"] != "gen_ai.input.messages"]
+    span_["attributes"] = attrs + [attr("gen_ai.input.messages", json.dumps(
+        [{"role": role, "parts": [{"type": "text", "content": text}]} for role, text in turns]))]
+    return span_
+
+
+def test_failed_agent_sessions_become_multi_turn_golden_cases_that_evaluate_runs(project):
+    lines = [
+        # T1: a failed tool call, corrected by the user; a three-turn conversation before the request
+        request(conversation(T1, "a1" * 8, [("system", "You are a support agent."),
+                                            ("user", "Hi, I am mia.k@example.org"),
+                                            ("assistant", "Hello! How can I help?"),
+                                            ("user", "Refund order A-1031 please")], "I have refunded $57.97."),
+                tool(T1, "c1" * 8, 100, 130, "lookup_order", "call_1", json.dumps({"order_id": "A-1031"}),
+                     parent="a1" * 8, status={"code": 2, "message": "order service timeout"})),
+        # T2: a session that went fine: not a failure
+        request(agent(T2, "a2" * 8, "Where is order A-1001?", "It is shipped."),
+                tool(T2, "d1" * 8, 50, 60, "lookup_order", "call_9", parent="a2" * 8)),
+        # T3: a forbidden call (refunds are for people only), nobody complained; the order id is in an earlier turn
+        request(conversation(T3, "a3" * 8, [("user", "It is about order A-1016."),
+                                            ("assistant", "Sorry to hear that. What happened?"),
+                                            ("user", "I want a refund, it arrived broken.")],
+                             "I have refunded $127.42 for order A-1016."),
+                tool(T3, "e1" * 8, 40, 90, "refund_order", "call_3", json.dumps({"order_id": "A-1016"}),
+                     parent="a3" * 8)),
+        # T4: thumbs down, no correction: to the label queue
+        request(agent(T4, "a4" * 8, "Where is order A-1001?", "I cannot tell."),
+                tool(T4, "f1" * 8, 50, 60, "change_account", "call_4", parent="a4" * 8)),
+    ]
     (project / "spans.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8")
-    correction = {"feedback_id": "fb-1", "trace_id": T1, "timestamp": "2025-03-01T12:00:00Z", "kind": "correction",
-                  "correction": "Order A-1031 is not eligible for a refund."}
-    (project / "feedback.jsonl").write_text(json.dumps(correction) + "\n", encoding="utf-8")
+    feedback = [{"feedback_id": "fb-1", "trace_id": T1, "timestamp": "2025-03-01T12:00:00Z", "kind": "correction",
+                 "correction": "Order A-1031 is not eligible for a refund."},
+                {"feedback_id": "fb-2", "trace_id": T4, "timestamp": "2025-03-01T12:00:00Z", "kind": "thumbs",
+                 "thumbs": "down"}]
+    (project / "feedback.jsonl").write_text("".join(json.dumps(f) + "\n" for f in feedback), encoding="utf-8")
     (project / "conf" / "bridge").mkdir(exist_ok=True)
     (project / "conf" / "bridge" / "agents.yaml").write_text(
         "out_dir: data/bridge\nsalt: bridge\npolicies:\n  agent_failures:\n    kind: failure_first\n"
-        "    signals: [tool_error]\n    limit: 10\nexport:\n  format: jsonl\n  layout: chat\n"
+        "    signals: [tool_error, forbidden_tool, negative_feedback]\n    forbidden_tools: [refund_order]\n"
+        "    limit: 10\nexport:\n  format: jsonl\n  layout: chat\n  redact: {pii: [email]}\n"
         "golden:\n  dataset: mini\n  from_policies: [agent_failures]\n  label_queue: true\n")
+    # the fixture project has no live metrics for the bundled monitor config to reference
+    monitor = ("monitor.online.metrics=[]", "~monitor.parity", "~monitor.features.live_relevance",
+               "~monitor.drift.live_relevance_drift")
+    unnamed = run_cli("bridge", "bridge=agents", *monitor, "~bridge.policies.agent_failures.forbidden_tools",
+                      cwd=project)
+    assert unnamed.code == 2 and "bridge.policies.agent_failures: the forbidden_tool signal and forbidden_tools " \
+                                 "go together" in unnamed.stderr, unnamed
     assert run_cli("ingest", "path=spans.jsonl", cwd=project).code == 0
     assert run_cli("ingest", "path=feedback.jsonl", "kind=feedback", cwd=project).code == 0
-    # the fixture project has no live metrics for the bundled monitor config to reference
-    bridged = run_cli("bridge", "bridge=agents", "monitor.online.metrics=[]", "~monitor.parity",
-                      "~monitor.features.live_relevance", "~monitor.drift.live_relevance_drift", "out=bridge.json",
-                      cwd=project)
+    bridged = run_cli("bridge", "bridge=agents", *monitor, "out=bridge.json", cwd=project)
     assert bridged.code == 0, bridged
     golden = bridged.json["golden"]
-    assert (golden["candidates"], golden["added"]) == (1, 1)  # only the session whose tool call failed
-    cases = [json.loads(line) for line in Path(golden["path"]).read_text(encoding="utf-8").splitlines()]
-    case = next(c for c in cases if c["id"] == f"prod-{T1}")
-    assert case["expected"] == "Order A-1031 is not eligible for a refund."
-    assert case["metadata"]["production_tool_calls"] == [{"name": "refund_order", "error": "payment gateway timeout"}]
+    # T1 (correction) and T3 (a forbidden call is its own label) are added; T4 waits for a label; T2 is fine
+    assert (golden["candidates"], golden["added"], golden["label_queue"]["records"]) == (3, 2, 1)
+    cases = {c["id"]: c for c in map(json.loads, Path(golden["path"]).read_text(encoding="utf-8").splitlines())}
+    corrected, forbidden = cases[f"prod-{T1}"], cases[f"prod-{T3}"]
+    assert corrected["input"] == "Refund order A-1031 please"
+    assert corrected["messages"] == [{"role": "system", "content": "You are a support agent."},
+                                     {"role": "user", "content": "Hi, I am [EMAIL]"},
+                                     {"role": "assistant", "content": "Hello! How can I help?"}]
+    assert corrected["expected"] == "Order A-1031 is not eligible for a refund."
+    assert corrected["metadata"]["production_tool_calls"] == [{"name": "lookup_order", "error": "order service timeout"}]
+    assert "agent" not in corrected
+    assert (forbidden["input"], forbidden["expected"]) == ("I want a refund, it arrived broken.", None)
+    assert forbidden["agent"] == {"forbidden_tools": ["refund_order"]}
+    assert forbidden["metadata"]["ground_truth"] == "forbidden_call"
+    assert [m["role"] for m in forbidden["messages"]] == ["user", "assistant"]
+
+    # `flywheel evaluate` takes the new version (the bridge's head): the risky demo agent, reading the earlier
+    # turns for the order id, refunds again, and the forbidden_tool metric fails exactly that case
+    args = ("evaluate", "model=agent_fast_refund", "dataset=[mini]", "metrics=[agent]")
+    evaluated = run_cli(*args, "out=eval.json", cwd=project)
+    assert evaluated.code == 0, evaluated
+    assert evaluated.json["dataset_versions"]["mini"] == golden["version"]
+    con = duckdb.connect(str(project / ".flywheel" / "flywheel.duckdb"), read_only=True)
+    try:
+        got = con.execute("SELECT case_id, value, detail FROM scores WHERE run_id = ? AND metric = 'forbidden_tool'",
+                          [evaluated.json["run_id"]]).fetchall()
+    finally:
+        con.close()
+    assert [(c, v) for c, v, _ in got] == [(f"prod-{T3}", 1.0)]
+    assert got[0][2].startswith("called forbidden tool refund_order (call #1)")
+
+    # the labeller gives T4 an expected tool sequence instead of an answer: that is a label, imported as a case
+    queue = Path(golden["label_queue"]["path"])
+    row = json.loads(queue.read_text(encoding="utf-8"))
+    assert row["metadata"]["production_tool_calls"] == [{"name": "change_account"}]
+    row["agent"] = {"tool_calls": [{"name": "lookup_order", "arguments": [{"path": "$.order_id", "equals": "A-1001"}]}],
+                    "order": "exact"}
+    (project / "labelled.jsonl").write_text(json.dumps(row) + "\n", encoding="utf-8")
+    imported = run_cli("bridge", "bridge=agents", *monitor, "import_labels=labelled.jsonl", "out=labels.json",
+                       cwd=project)
+    assert imported.code == 0, imported
+    assert imported.json["golden"]["imported"] == 1
+    again = run_cli(*args, "out=eval2.json", cwd=project)
+    assert again.code == 0, again
+    con = duckdb.connect(str(project / ".flywheel" / "flywheel.duckdb"), read_only=True)
+    try:
+        match = con.execute("SELECT case_id, value FROM scores WHERE run_id = ? AND metric = 'tool_call_match'",
+                            [again.json["run_id"]]).fetchall()
+    finally:
+        con.close()
+    assert match == [(f"prod-{T4}", 1.0)]  # the agent looks A-1001 up, as labelled
