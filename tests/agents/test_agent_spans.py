@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import math
+
 import duckdb
+import pytest
 
 from tests.conftest import run_cli
 
@@ -99,37 +102,67 @@ def test_execute_tool_spans_become_step_rows_of_their_trace(project):
         con.close()
 
 
-def test_tool_mix_error_rate_and_step_counts_are_declared_monitor_features_and_kpis(project):
-    from datetime import datetime, timezone
+AGENT_MONITOR = """
+window: day
+reference: {kind: first_days, days: 1}
+online: {rate: 0.0, metrics: []}
+features:
+  tool_mix: {expr: tool_sequence, type: categorical}
+  tool_calls: {expr: tool_calls, type: numeric}
+drift:
+  tool_mix_psi: {feature: tool_mix, test: psi, epsilon: 0.0001, threshold: 0.1, severity: blocking}
+kpis:
+  tool_error_rate:
+    category: efficacy
+    aggregates:
+      errors: {from: traces, agg: "sum(tool_errors)"}
+      calls: {from: traces, agg: "sum(tool_calls)"}
+    value: "errors / nullif(calls, 0)"
+    target: {op: "<=", value: 0.1}
+    severity: warn
+  tool_calls_per_session:
+    category: usage
+    aggregates:
+      calls: {from: traces, agg: "avg(tool_calls)"}
+    value: calls
+    target: {op: "<=", value: 3}
+    severity: warn
+"""
 
-    from engine.monitor.kpis import aggregate_query
-    from engine.monitor.sources import feature_relation
-    from engine.sql import render
 
-    a1 = "a1" * 8
-    lines = [request(agent(T1, a1, "Refund order 7", "Refunded."),
-                     tool(T1, "c1" * 8, 100, 130, "lookup_order", "call_1", parent=a1),
-                     tool(T1, "c2" * 8, 300, 340, "refund_order", "call_2", parent=a1,
-                          status={"code": 2, "message": "denied"})),
-             request(agent(T2, "a2" * 8, "Hello", "Hi! How can I help?"))]  # an agent answer without tools
+def test_tool_mix_drift_error_rate_and_step_counts_per_window_in_flywheel_monitor(project):
+    """Day 1 (the reference): 3 sessions look an order up, 1 looks up then refunds. Day 2: the other way round,
+    and 2 of its 7 calls fail. Tool-mix PSI = (.25-.75) ln(.25/.75) + (.75-.25) ln(.75/.25) = ln 3."""
+    day = 86_400_000
+    lines, n = [], 0
+    failed = {(5, 0), (7, 1)}  # (session, call): day 2's first lookup and one of its refunds
+    for offset, sequences in ((0, ["L", "L", "L", "LR"]), (day, ["L", "LR", "LR", "LR"])):
+        for tools in sequences:
+            n += 1
+            trace, parent = f"{n:032x}", f"{n:016x}"
+            spans = [span(trace, parent, offset, offset + 900, {
+                "gen_ai.operation.name": "invoke_agent", "gen_ai.request.model": "gpt-x",
+                "gen_ai.input.messages": json.dumps([{"role": "user", "content": f"order {n}"}]),
+                "gen_ai.output.messages": json.dumps([{"role": "assistant", "content": "done"}])})]
+            for k, letter in enumerate(tools):
+                name = {"L": "lookup_order", "R": "refund_order"}[letter]
+                spans.append(tool(trace, f"{n:014x}{k:02x}", offset + 100 * (k + 1), offset + 100 * (k + 1) + 50,
+                                  name, f"call_{k}", parent=parent,
+                                  status={"code": 2, "message": "boom"} if (n, k) in failed else None))
+            lines.append(request(*spans))
     (project / "spans.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8")
     assert run_cli("ingest", "path=spans.jsonl", cwd=project).code == 0
-    cfg = {"window": "day"}
-    con = duckdb.connect(str(project / ".flywheel" / "flywheel.duckdb"), read_only=True)
-    try:
-        def feature(expr):
-            rel = feature_relation(cfg, {"expr": expr, "type": "numeric"}, {})
-            return sorted(r[0] for r in con.execute(f"SELECT x FROM ({render(rel)})").fetchall())
-
-        assert feature("tool_sequence") == ["", "lookup_order > refund_order"]  # tool mix, one category a trace
-        assert feature("tool_calls") == [0, 2]  # step counts
-        kpi = aggregate_query("tool_error_rate", {"from": "traces", "agg": "sum(tool_errors) / sum(tool_calls)"},
-                              cfg, "overall")
-        period = {"cur_start": datetime(2000, 1, 1, tzinfo=timezone.utc),
-                  "cur_end": datetime(2100, 1, 1, tzinfo=timezone.utc)}
-        assert con.execute(render(kpi), period).fetchall() == [(None, 0.5)]
-    finally:
-        con.close()
+    (project / "conf" / "monitor").mkdir(exist_ok=True)
+    (project / "conf" / "monitor" / "agents.yaml").write_text(AGENT_MONITOR, encoding="utf-8")
+    r = run_cli("monitor", "monitor=agents", "out=monitor.json", cwd=project)
+    assert r.code == 1, r  # the tool mix drifted: a blocking alert
+    drift = {d["name"]: d for d in r.json["drift"]}["tool_mix_psi"]
+    assert drift["status"] == "alert"
+    assert [w["statistic"] for w in drift["windows"]] == [pytest.approx(math.log(3), rel=1e-3)]
+    kpis = {k["name"]: k for k in r.json["kpis"]}
+    assert kpis["tool_error_rate"]["value"] == pytest.approx(2 / 7)  # day 2: 7 calls, 2 failed
+    assert kpis["tool_error_rate"]["status"] == "alert"
+    assert kpis["tool_calls_per_session"]["value"] == pytest.approx(7 / 4)
 
 
 T3, T4 = "ef" * 16, "01" * 16
