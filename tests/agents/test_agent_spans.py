@@ -1,15 +1,18 @@
-"""OTel GenAI agent spans through the real `flywheel ingest`: the trace record comes from the invoke_agent span
-(engine/ingest/otel.py) and each execute_tool span becomes a row of trace_tool_steps, parented to its trace."""
+"""OTel GenAI agent spans through the real CLI: `flywheel ingest` makes the trace record from the invoke_agent span
+(engine/ingest/otel.py), each execute_tool span a row of trace_tool_steps parented to its trace, and the agent's
+earlier turns a row of trace_conversations; `flywheel monitor` watches the tool mix, error rate and call counts;
+`flywheel bridge` turns failed sessions into multi-turn golden cases that `flywheel evaluate` runs."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
 import math
+from pathlib import Path
 
 import duckdb
 import pytest
+from jsonschema import Draft202012Validator
 
+from engine.schemas import load_schema
 from tests.conftest import run_cli
 
 T1, T2 = "ab" * 16, "cd" * 16
@@ -227,6 +230,8 @@ def test_failed_agent_sessions_become_multi_turn_golden_cases_that_evaluate_runs
     # T1 (correction) and T3 (a forbidden call is its own label) are added; T4 waits for a label; T2 is fine
     assert (golden["candidates"], golden["added"], golden["label_queue"]["records"]) == (3, 2, 1)
     cases = {c["id"]: c for c in map(json.loads, Path(golden["path"]).read_text(encoding="utf-8").splitlines())}
+    for case in cases.values():
+        Draft202012Validator(load_schema("case")).validate(case)
     corrected, forbidden = cases[f"prod-{T1}"], cases[f"prod-{T3}"]
     assert corrected["input"] == "Refund order A-1031 please"
     assert corrected["messages"] == [{"role": "system", "content": "You are a support agent."},
