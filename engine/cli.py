@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import sys
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
 
 from rich.markup import escape
 
@@ -142,9 +145,39 @@ def run_command(cmd: Command, options: dict, overrides: list[str]) -> int:
         from dataclasses import replace
         composed = replace(composed, args=tuple(args))
     check_outputs(composed)
-    outcome = cmd.run(composed)
+    with recorded_run(cmd, composed) as record:
+        outcome = cmd.run(composed)
+        record(outcome)
     write_out(outcome, composed)
     return outcome.exit_code
+
+
+@contextmanager
+def recorded_run(cmd: Command, composed):
+    """Run a command with every store statement journaled; write its run artifacts (engine/run_artifacts.py)
+    whether it succeeds or fails."""
+    from engine import journal, run_artifacts
+
+    outcome: list = []
+    started, clock = datetime.now(timezone.utc), time.perf_counter()
+    error = None
+    with journal.recording() as log:
+        try:
+            yield outcome.append
+        except BaseException as e:
+            error = e
+            raise
+        finally:
+            exit_code = outcome[0].exit_code if outcome else (exit_codes.classify(error)[0] if error else None)
+            result = outcome[0].result if outcome else None
+            plan = None
+            if cmd.compile is not None and error is None:
+                plan = cmd.compile(composed)  # pure and cheap: the same config compiled again
+            run_id = run_artifacts.run_id_for(cmd.name, result)
+            data = run_artifacts.results(cmd.name, run_id, plan, log, started_at=started.isoformat(),
+                                         elapsed_ms=(time.perf_counter() - clock) * 1000, exit_code=exit_code,
+                                         error=None if error is None else exit_codes.classify(error)[1])
+            run_artifacts.write(composed.project.dir, run_id, plan, data)
 
 
 def run_compile(argv: list[str]) -> int:
@@ -160,7 +193,7 @@ def run_compile(argv: list[str]) -> int:
         allowed = [n for n, c in commands.items() if c.compile]
         raise UserError(f"cannot compile '{name}'; commands with SQL: {', '.join(allowed)}")
     composed = prepare(options, overrides, cmd)
-    sys.stdout.write(cmd.compile(composed))
+    sys.stdout.write(cmd.compile(composed).to_text())
     return 0
 
 

@@ -6,6 +6,7 @@ from typing import Any
 import duckdb
 from sqlglot import exp
 
+from engine import journal
 from engine.errors import UserError
 from engine.sql import Plan, Statement
 
@@ -29,10 +30,13 @@ def execute(con: duckdb.DuckDBPyConnection, statement: Statement, params: dict[s
         if failure is not None:
             raise failure from e
         raise
-    if cursor.description is None:
-        return []
-    columns = [d[0] for d in cursor.description]
-    return [dict(zip(columns, row)) for row in cursor.fetchall()]
+    rows: list[dict] = []
+    if cursor.description is not None:
+        columns = [d[0] for d in cursor.description]
+        rows = [dict(zip(columns, row)) for row in cursor.fetchall()]
+    if journal.current() is not None:
+        journal.current().name_last(statement.name, len(rows))
+    return rows
 
 
 def execute_plan(con: duckdb.DuckDBPyConnection, plan: Plan, params: dict[str, Any]) -> dict[str, list[dict]]:

@@ -67,6 +67,10 @@ class Statement:
     tree: exp.Expression
     params: tuple[str, ...] = ()
     description: str = ""
+    only_when: str = ""  # a step that runs only in some cases says when (else it always runs)
+
+    def conditional(self, when: str) -> "Statement":
+        return Statement(self.name, self.tree, self.params, self.description, when)
 
     def sql(self, pretty: bool = False) -> str:
         return render(self.tree, pretty=pretty)
@@ -87,5 +91,7 @@ class Plan:
                 header += f": {st.description}"
             if st.params:
                 header += f"\n-- parameters: {', '.join('$' + p for p in st.params)}"
+            if st.only_when:
+                header += f"\n-- runs only {st.only_when}"
             parts.append(f"{header}\n{st.sql(pretty=True)};")
         return "\n\n".join(parts) + "\n"

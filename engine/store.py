@@ -14,6 +14,7 @@ from typing import Callable, Iterator, TypeVar
 
 import duckdb
 
+from engine import journal
 from engine.errors import OperationalError, StoreBusy, UserError
 
 T = TypeVar("T")
@@ -610,15 +611,19 @@ class Store:
         path.parent.mkdir(parents=True, exist_ok=True)
         wait = lock_wait if lock_wait_s is None else lock_wait_s
         con = retry_while_locked(lambda: duckdb.connect(str(path), read_only=read_only), path, wait)
+        if journal.current() is not None:  # the command records what it runs (run_results.json)
+            con = journal.RecordingConnection(con, journal.current())
         store = cls(con, path)
         try:
-            con.execute("SET TimeZone = 'UTC'")  # windows (date_trunc) and reports are in UTC everywhere
-            if not read_only:
-                from engine import abandoned_runs
+            with journal.phase("connect"):
+                con.execute("SET TimeZone = 'UTC'")  # windows (date_trunc) and reports are in UTC everywhere
+                if not read_only:
+                    from engine import abandoned_runs
 
-                store.migrate()
-                abandoned_runs.stamp_owner(store)
-                abandoned_runs.mark_abandoned(store)
+                    with journal.phase("migrate"):
+                        store.migrate()
+                    abandoned_runs.stamp_owner(store)
+                    abandoned_runs.mark_abandoned(store)
             try:
                 yield store
             except BaseException as e:
@@ -670,15 +675,18 @@ class Store:
             finally:
                 self._depth -= 1
             return
-        self.con.execute("BEGIN TRANSACTION")
+        with journal.phase("transaction"):
+            self.con.execute("BEGIN TRANSACTION")
         self._depth = 1
         try:
             yield self.con
         except BaseException:
-            self.con.execute("ROLLBACK")
+            with journal.phase("transaction"):
+                self.con.execute("ROLLBACK")
             raise
         else:
-            self.con.execute("COMMIT")
+            with journal.phase("transaction"):
+                self.con.execute("COMMIT")
         finally:
             self._depth = 0
 

@@ -22,7 +22,7 @@ class Command:
     name: str
     summary: str  # one line for `flywheel --help`
     run: Callable[[Composed], Outcome]
-    compile: Callable[[Composed], str] | None = None  # the SQL it would run, for `flywheel compile NAME`
+    compile: Callable[[Composed], Any] | None = None  # its Plan (engine/sql.py), for `flywheel compile NAME`
     sweep: Callable[[dict, list[str]], int] | None = None  # Hydra multirun (-m), for commands that support it
     positional: bool = False  # takes positional arguments (words without `=`) before its overrides
     sections: tuple[str, ...] | None = ()  # optional config sections it reads and validates (None: all)
@@ -36,7 +36,7 @@ class Command:
 COMMANDS: dict[str, Command] = {}
 
 
-def command(name: str, summary: str, compile: Callable[[Composed], str] | None = None,
+def command(name: str, summary: str, compile: Callable[[Composed], Any] | None = None,
             sweep: Callable[[dict, list[str]], int] | None = None, positional: bool = False,
             sections: tuple[str, ...] | None = (), arguments: tuple[str, ...] = ()):
     def decorator(fn: Callable[[Composed], Outcome]) -> Callable[[Composed], Outcome]:

@@ -6,14 +6,15 @@ from rich.table import Table
 from engine.bridge.run import compile_plan, run_bridge
 from engine.commands import Outcome, command
 from engine.config import Composed
+from engine.sql import Plan
 from engine.console import console
 from engine.evaluation import store_path
 from engine.report.layout import fit
 from engine.store import Store
 
 
-def compile_sql(composed: Composed) -> str:
-    return compile_plan(composed.config).to_text()
+def compile_sql(composed: Composed) -> Plan:
+    return compile_plan(composed.config)
 
 
 @command("bridge", "the Bridge: sampled production traces into training data, failures into golden cases",

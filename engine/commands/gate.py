@@ -7,6 +7,7 @@ from pathlib import Path
 
 from engine.commands import Outcome, command
 from engine.config import Composed
+from engine.sql import Plan
 from engine.errors import UserError
 from engine.evaluation import (EvalRun, StoreAccess, evaluate_model, follow_bridge_heads, load_datasets,
                                metrics_hash, store_path)
@@ -24,8 +25,15 @@ from engine.report.summary import per_tag_summary
 from engine.store import Store
 
 
-def compile_sql(composed: Composed) -> str:
-    return compile_plan(composed.config["gate"], composed.config["metrics"]).to_text()
+def compile_sql(composed: Composed) -> Plan:
+    """The gate's statements, after the scoring statements of the evaluate it runs for a side whose run is not
+    in the store yet."""
+    from engine.compiler import compile_evaluate
+
+    scoring = [st.conditional("for a side (baseline, challenger) whose run is not stored yet: its evaluate")
+               for st in compile_evaluate(composed.config["metrics"]).statements]
+    gate = compile_plan(composed.config["gate"], composed.config["metrics"])
+    return Plan("gate", tuple(scoring) + gate.statements)
 
 
 def _explicit_baseline(composed: Composed) -> bool:

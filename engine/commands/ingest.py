@@ -55,8 +55,8 @@ def _check_ingest(composed: Composed, add) -> None:
                                                f"({', '.join(sorted(known))}) or attributes.<key>")
 
 
-def compile_sql(composed: Composed) -> str:
-    return Plan("ingest", tuple(compile_plan(Options.from_config(composed.config)))).to_text()
+def compile_sql(composed: Composed) -> Plan:
+    return Plan("ingest", tuple(compile_plan(Options.from_config(composed.config))))
 
 
 def _sources(cfg: dict, composed: Composed, options: Options) -> list[readers.SourceFile]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from engine.commands import Outcome, command
 from engine.config import Composed
+from engine.sql import Plan
 from engine.console import console
 from engine.evaluation import store_path
 from engine.monitor.report import print_monitor
@@ -12,8 +13,8 @@ from engine.report.html import report_path, write_html
 from engine.store import Store
 
 
-def compile_sql(composed: Composed) -> str:
-    return compile_plan(composed.config).to_text()
+def compile_sql(composed: Composed) -> Plan:
+    return compile_plan(composed.config)
 
 
 @command("monitor", "Loop 2: drift, online scores, KPIs, ROI and prod-lab parity; exit 1 on a blocking alert",

@@ -10,6 +10,7 @@ from engine.compiler import default_aggregate
 from engine.executor import execute
 from engine.gate.queries import REPEATED, prepare
 from engine.gate.rules import RuleContext, RuleResult, RuleSQL
+from engine.report.summary import per_tag_statement
 from engine.sql import Plan, Statement, parse
 from engine.store import Store
 
@@ -20,9 +21,10 @@ def prepare_statements(gate: dict) -> tuple[Statement, Statement, Statement]:
     reducer = gate.get("reducer", "all")
     return (Statement("repeated", parse(REPEATED), PARAMS, "did either run call its model more than once per case?"),
             Statement("prepare_single", prepare(reducer, repeated=False), PARAMS,
-                      "both runs' per-case scores, read by every rule (runs without repeats)"),
+                      "both runs' per-case scores, read by every rule", "when neither run has repeats"),
             Statement("prepare_repeated", prepare(reducer, repeated=True), PARAMS,
-                      f"both runs' per-case scores reduced over repeats with '{reducer}' (runs with repeats)"))
+                      f"both runs' per-case scores reduced over repeats with '{reducer}'",
+                      "when a run has repeats"))
 
 
 def compile_rules(gate: dict, metrics: dict) -> dict[str, RuleSQL]:
@@ -43,11 +45,15 @@ def compile_plan(gate: dict, metrics: dict) -> Plan:
     """Every rule's queries as one plan: what `flywheel compile gate` prints."""
     statements = list(prepare_statements(gate))
     for name, rule_sql in compile_rules(gate, metrics).items():
-        kind = gate["rules"][name]["kind"]
-        for query_name, query in rule_sql.queries.items():
-            statements.append(Statement(f"{name}:{query_name}", query, PARAMS,
-                                        registry.get("gate_rule", kind).description))
+        statements += rule_statements(gate, name, rule_sql).values()
+    statements += [FLAKY, per_tag_statement(gate.get("reducer", "all"))]
     return Plan("gate", tuple(statements))
+
+
+def rule_statements(gate: dict, name: str, rule_sql) -> dict[str, Statement]:
+    """A rule's queries as named plan statements (`<rule>:<query>`), by query name."""
+    description = registry.get("gate_rule", gate["rules"][name]["kind"]).description
+    return {qn: Statement(f"{name}:{qn}", query, PARAMS, description) for qn, query in rule_sql.queries.items()}
 
 
 @dataclass
@@ -62,13 +68,13 @@ class GateOutcome:
         return [r for r in self.rules if r.severity == "blocking" and r.status != "pass"]
 
 
-_FLAKY = """
+FLAKY = Statement("flaky", parse("""
 SELECT metric, dataset, case_id, count(*) AS repeats, count(*) FILTER (WHERE passed) AS passed_repeats
 FROM scores WHERE run_id = $challenger_run
 GROUP BY metric, dataset, case_id
 HAVING bool_or(passed) AND NOT bool_and(passed)
 ORDER BY metric, dataset, case_id
-"""
+"""), ("challenger_run",), "cases whose repeats disagree (flaky)")
 
 
 def decide(store: Store, gate: dict, metrics: dict, baseline_run: str, challenger_run: str) -> GateOutcome:
@@ -83,10 +89,10 @@ def decide(store: Store, gate: dict, metrics: dict, baseline_run: str, challenge
         started = time.perf_counter()
         ctx = RuleContext(name, rule, gate, default_aggregate(metrics[rule["metric"]])
                           if rule.get("metric") in metrics else "mean")
-        rows = {qn: execute(store.con, Statement(qn, query, PARAMS), params) for qn, query in rule_sql.queries.items()}
+        rows = {qn: execute(store.con, st, params) for qn, st in rule_statements(gate, name, rule_sql).items()}
         results.append(rule_sql.judge(rows, ctx))
         timings[name] = (time.perf_counter() - started) * 1000
-    flaky = execute(store.con, Statement("flaky", parse(_FLAKY), ("challenger_run",)), params)
+    flaky = execute(store.con, FLAKY, params)
     verdict = "BLOCKED" if any(r.severity == "blocking" and r.status != "pass" for r in results) else "PASS"
     if not results:  # a gate with no rules cannot vouch for anything
         results.append(RuleResult("gate", "config", "blocking", "error", None, "at least one rule",

@@ -8,10 +8,13 @@ the calling frame, for the one statement only.
 """
 from __future__ import annotations
 
+import time
 from typing import Any, Callable
 
 import duckdb
 import pyarrow as pa
+
+from engine import journal
 
 TABLE = "fw_chunk"  # the name statements read the Arrow table by
 
@@ -21,11 +24,16 @@ def over(con: duckdb.DuckDBPyConnection, sql: str, params: Any, fw_chunk: pa.Tab
     """Run `sql` (which reads the table as `fw_chunk`) and fetch its result while the table is in scope: DuckDB
     resolves `fw_chunk` to this function's argument (a replacement scan of this frame's locals)."""
     assert isinstance(fw_chunk, pa.Table)
-    result = con.execute(sql, params)
+    started = time.perf_counter()
+    result = journal.unwrapped(con).execute(sql, params)  # from this frame, which holds fw_chunk
+    journal.note(con, sql, started, params=params)
     return fetch(result)
 
 
 def to_arrow(con: duckdb.DuckDBPyConnection, sql: str, fw_chunk: pa.Table) -> pa.Table:
     """The result of `sql` (no parameters) over the table `fw_chunk`, as Arrow (a relation: no extra copy)."""
     assert isinstance(fw_chunk, pa.Table)
-    return con.sql(sql).to_arrow_table()
+    started = time.perf_counter()
+    table = journal.unwrapped(con).sql(sql).to_arrow_table()
+    journal.note(con, sql, started)
+    return table

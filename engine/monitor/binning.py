@@ -139,13 +139,3 @@ def categorical_profile(counts: dict[str, int], n_missing: int) -> ReferenceProf
         raise ValueError(f"the reference sample has no non-missing values ({n_missing} rows)")
     keys = tuple(sorted(counts))
     return ReferenceProfile("categorical", n, n_missing, keys, keys, tuple(int(counts[k]) for k in keys))
-
-
-def fit_reference(con, reference, kind: str, binning: Binning | None = None, value: str = "x") -> ReferenceProfile:
-    """Fit the reference profile of one feature (`engine.monitor.drift.fit_references` for several at once).
-
-    `reference` is a query (sqlglot AST or SQL text written by code) yielding the column `value`.
-    Raises ValueError if the reference has no non-missing value (nothing to compare against)."""
-    from engine.monitor.drift import fit_references
-
-    return fit_references(con, reference, {value: (kind, binning or Binning())})[value]

@@ -17,7 +17,8 @@ from sqlglot import exp
 from engine.monitor.drift import DriftSpec, ReferenceProfile, compute_drift, fit_reference
 from engine.monitor.sources import Periods, feature_relation, golden_relation, in_period, user_expression, TRACE_COLUMNS
 from engine.provenance import canonical_json, content_hash, utc_now
-from engine.sql import literal, parse_expression, render
+from engine.executor import execute
+from engine.sql import Statement, literal, parse_expression, render
 
 RULE_KEYS = ("feature", "threshold", "p_value", "sigma", "severity", "description")
 
@@ -46,30 +47,47 @@ def drift_spec(rule: dict, feature: dict) -> DriftSpec:
     return DriftSpec.from_dict(spec)
 
 
-def bind(tree: exp.Expression, params: dict) -> exp.Expression:
-    """Inline the period bounds (our own computed timestamps) as literals: the drift engine runs plain queries."""
-    def sub(node):
-        if isinstance(node, exp.Placeholder) and node.name in params:
-            value = params[node.name]
-            return exp.cast(literal(value.isoformat()), "TIMESTAMPTZ") if value is not None else exp.Null()
-        return node
-    return tree.transform(sub)
+# Each rule's samples are materialised once (the drift engine reads them several times) by two plan steps
+# whose period bounds are bound parameters: what `flywheel compile monitor` prints is what runs.
+CURRENT_TABLE, REFERENCE_TABLE = "fw_drift_current", "fw_drift_reference"
 
 
-def _relations(cfg: dict, feature: dict, periods: Periods, metrics_hashes: dict, golden_version: str | None):
+def sample_statements(name: str, rule: dict, cfg: dict, metrics_hashes: dict) -> list[Statement]:
+    """`drift.<name>.current` and (unless the reference is the previous window) `drift.<name>.reference`."""
+    feature = cfg["features"][rule["feature"]]
     rel = feature_relation(cfg, feature, metrics_hashes)
     ts = exp.column("timestamp", quoted=True)
-    current = bind(rel.copy().where(in_period(ts.copy(), "cur_start", "cur_end")), periods.params())
+    current = rel.copy().where(in_period(ts.copy(), "cur_start", "cur_end"))
+    statements = [_materialize(f"drift.{name}.current", CURRENT_TABLE, current, ("cur_start", "cur_end"),
+                               f"{rule.get('test', 'psi')} on {rule['feature']}: the current period's values")]
     ref_kind = (cfg.get("reference") or {}).get("kind", "first_days")
     if ref_kind == "golden":
         expr = user_expression(feature["expr"], TRACE_COLUMNS, what="monitor feature expression")
-        golden = golden_relation().transform(
-            lambda n: literal(golden_version) if isinstance(n, exp.Placeholder) and n.name == "golden_version" else n)
         reference = exp.select(exp.alias_(literal(0), "window_start"), exp.alias_(expr, "x")).from_(
-            golden.subquery("t"))
-    else:
-        reference = bind(rel.copy().where(in_period(ts.copy(), "ref_start", "ref_end")), periods.params())
-    return current, reference
+            golden_relation().subquery("t"))
+        statements.append(_materialize(f"drift.{name}.reference", REFERENCE_TABLE, reference, ("golden_version",),
+                                       "the reference sample: the golden dataset's latest version"))
+    elif ref_kind != "previous":
+        reference = rel.copy().where(in_period(ts.copy(), "ref_start", "ref_end"))
+        statements.append(_materialize(f"drift.{name}.reference", REFERENCE_TABLE, reference,
+                                       ("ref_start", "ref_end"), "the reference sample"))
+    return statements
+
+
+def _materialize(name: str, table: str, query: exp.Expression, params: tuple[str, ...], description: str
+                 ) -> Statement:
+    create = exp.Create(this=exp.to_table(table), kind="TABLE", replace=True,
+                        properties=exp.Properties(expressions=[exp.TemporaryProperty()]), expression=query)
+    return Statement(name, create, params, description)
+
+
+def _relations(con, name: str, rule: dict, cfg: dict, periods: Periods, metrics_hashes: dict,
+               golden_version: str | None) -> tuple[exp.Expression, exp.Expression]:
+    """Run the rule's sample statements; the two samples as relations over the materialised tables."""
+    params = {**periods.params(), "golden_version": golden_version}
+    for statement in sample_statements(name, rule, cfg, metrics_hashes):
+        execute(con, statement, params)
+    return (exp.select("*").from_(CURRENT_TABLE), exp.select("*").from_(REFERENCE_TABLE))
 
 
 def _profile(con, key_source: dict, reference: exp.Expression, spec: DriftSpec, feature_name: str
@@ -98,7 +116,7 @@ def evaluate_rule(con, name: str, rule: dict, cfg: dict, periods: Periods, metri
         result.status, result.message = "error", "no traces in scope: nothing to monitor"
         return result
     ref_kind = (cfg.get("reference") or {}).get("kind", "first_days")
-    current, reference = _relations(cfg, feature, periods, metrics_hashes, golden_version)
+    current, reference = _relations(con, name, rule, cfg, periods, metrics_hashes, golden_version)
     try:
         if ref_kind == "previous":
             rows = _previous_windows(con, spec, current)

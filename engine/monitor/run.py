@@ -11,9 +11,9 @@ from engine.monitor import kpis as kpi_mod
 from engine.monitor import online, parity
 from engine.monitor.drift_rules import evaluate_rule
 from engine.monitor.joins import Coverage, min_join_share
-from engine.monitor.sources import periods as compute_periods
+from engine.monitor.sources import periods as compute_periods, periods_statement
 from engine.provenance import canonical_json, config_hash, git_commit, utc_now
-from engine.sql import Plan, Statement
+from engine.sql import Plan, Statement, parse
 from engine.store import Store
 
 
@@ -26,20 +26,19 @@ def online_hashes(cfg: dict) -> dict[str, str]:
 def compile_plan(cfg: dict) -> Plan:
     """What `flywheel compile monitor` prints. Drift comparisons depend on the reference bins fitted from the
     data, so the drift part shows the feature relations each rule compares (see engine/monitor/drift.py)."""
-    from engine.monitor.drift_rules import _relations
-    from engine.monitor.sources import Periods
+    from engine.monitor.drift_rules import sample_statements
 
     monitor, metrics = cfg["monitor"], cfg.get("metrics") or {}
-    statements: list[Statement] = []
+    statements: list[Statement] = [periods_statement(monitor)]
     online_cfg = monitor.get("online") or {}
     for m in online_cfg.get("metrics") or []:
         statements.append(online.score_statement(monitor, online_cfg, m, metrics[m]))
-    placeholder = Periods(None, None, None, None, None, None)
+    if online_cfg.get("metrics"):
+        statements.append(online.summary_statement(monitor))
+    if (monitor.get("reference") or {}).get("kind") == "golden":
+        statements.append(GOLDEN_VERSION)
     for name, rule in (monitor.get("drift") or {}).items():
-        feature = monitor["features"][rule["feature"]]
-        current, reference = _relations(monitor, feature, placeholder, online_hashes(cfg), "<golden version>")
-        statements.append(Statement(f"drift.{name}.current", current, (), f"{rule['test']} on {rule['feature']}"))
-        statements.append(Statement(f"drift.{name}.reference", reference, (), "the reference sample"))
+        statements += sample_statements(name, rule, monitor, online_hashes(cfg))
     kpis = monitor.get("kpis") or {}
     statements += list(kpi_mod.source_statements(kpis, monitor).values())
     for name, kpi in kpis.items():
@@ -50,7 +49,18 @@ def compile_plan(cfg: dict) -> Plan:
         coverage = parity.coverage_of(name, check, monitor)
         if coverage is not None:
             statements.append(coverage)
+    if monitor.get("parity"):
+        statements += [LAB_RUN, LAB_SCORES]
     return Plan("monitor", tuple(statements))
+
+
+GOLDEN_VERSION = Statement("reference.golden_version", parse(
+    "SELECT dataset_version FROM dataset_versions WHERE name = $dataset ORDER BY created_at DESC LIMIT 1"),
+    ("dataset",), "the golden dataset version that is the drift reference")
+LAB_RUN = Statement("parity.lab_run", parity.LAB_RUN, ("model_name", "model_version", "lab_metric"),
+                    "the latest lab run of the live model version (else its name) scored on the lab metric")
+LAB_SCORES = Statement("parity.lab_scores", parity.LAB_SCORES, ("run_id", "lab_metric"),
+                       "that run's passes on the lab metric, overall and per tag")
 
 
 @dataclass
@@ -72,7 +82,7 @@ def run_monitor(store: Store, cfg: dict, project_dir) -> MonitorOutcome:
         for m in hashes:
             rows = execute(con, online.score_statement(monitor, online_cfg, m, metrics[m]), {})
             newly_scored[m] = int(next(iter(rows[0].values()))) if rows else 0
-    periods = compute_periods(con, monitor)
+    periods = compute_periods(con, monitor, lambda st: execute(con, st, {}))
     params = {**periods.params(), "pairs": [f"{m}:{h}" for m, h in hashes.items()]}
     online_summary = execute(con, online.summary_statement(monitor), params) if hashes and periods.cur_start else []
 
@@ -152,19 +162,17 @@ def _golden_version(con, monitor: dict) -> str | None:
     ref = monitor.get("reference") or {}
     if ref.get("kind") != "golden":
         return None
-    row = con.execute("SELECT dataset_version FROM dataset_versions WHERE name = ? ORDER BY created_at DESC LIMIT 1",
-                      [ref["dataset"]]).fetchall()
-    return row[0][0] if row else None
+    rows = execute(con, GOLDEN_VERSION, {"dataset": ref["dataset"]})
+    return rows[0]["dataset_version"] if rows else None
 
 
 def _lab_lookup(con, lab_metric: str):
     def lookup(model_name, model_version):
         params = {"model_name": model_name, "model_version": model_version, "lab_metric": lab_metric}
-        run = execute(con, Statement("lab_run", parity.LAB_RUN), params)
+        run = execute(con, LAB_RUN, params)
         if not run:
             return None
-        rows = execute(con, Statement("lab_scores", parity.LAB_SCORES), {"run_id": run[0]["run_id"],
-                                                                        "lab_metric": lab_metric})
+        rows = execute(con, LAB_SCORES, {"run_id": run[0]["run_id"], "lab_metric": lab_metric})
         return run[0]["run_id"], rows
     return lookup
 

@@ -12,7 +12,7 @@ from sqlglot import exp
 
 from engine.agents.monitor_columns import AGENT_COLUMNS, with_agent_columns
 from engine.errors import UserError
-from engine.sql import literal, parse
+from engine.sql import Statement, literal, parse
 from engine.usersql import parse_expression
 
 TRACE_COLUMNS = ("trace_id", "session_id", "user_id", "timestamp", "model", "model_version", "input", "output",
@@ -147,10 +147,18 @@ class Periods:
         return {k: (v.isoformat() if v else None) for k, v in self.__dict__.items()}
 
 
-def periods(con, cfg: dict) -> Periods:
+def periods_statement(cfg: dict) -> Statement:
     scope = traces_in_scope(cfg).subquery("t")
-    first, last = con.execute(exp.select('min("timestamp")', 'max("timestamp")').from_(scope).sql("duckdb")
-                              ).fetchall()[0]
+    return Statement("periods", exp.select('min("timestamp") AS first', 'max("timestamp") AS last').from_(scope),
+                     (), "the first and last trace in scope: the reference and current periods follow")
+
+
+def periods(con, cfg: dict, run=None) -> Periods:
+    """The periods of the traces in scope; `run(statement) -> rows` executes the plan step (default: directly)."""
+    statement = periods_statement(cfg)
+    row = (run(statement)[0] if run is not None
+           else dict(zip(("first", "last"), con.execute(statement.sql()).fetchall()[0])))
+    first, last = row["first"], row["last"]
     if first is None:
         return Periods(None, None, None, None, None, None)
     end = last + timedelta(microseconds=1)

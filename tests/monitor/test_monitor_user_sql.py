@@ -10,7 +10,8 @@ def test_a_feature_or_kpi_failing_on_the_data_is_exit_2_naming_it(production_pro
     project = production_project
     r = run_cli("monitor", "monitor.features.input_length.expr='CAST(input AS INTEGER)'", cwd=project)
     assert r.code == 2, r
-    assert "a monitor feature: the SQL written in the config (`CAST(input AS INTEGER)`)" in r.stderr
+    # the drift rule whose sample ran the feature's expression is named
+    assert "drift rule 'input_length_psi': the SQL written in the config (`CAST(input AS INTEGER)`)" in r.stderr
     assert "Conversion Error" in r.stderr and "Traceback" not in r.stderr
     kpi = run_cli("monitor", "monitor.kpis.revenue.value='coalesce(revenue, 0) + CAST(\\'x\\' AS INTEGER)'",
                   cwd=project)

@@ -1,0 +1,119 @@
+"""Run artifacts (.flywheel/runs/<id>/plan.sql and run_results.json) and the promise behind them: the plan that
+`flywheel compile X` prints is what `flywheel X` runs. Every statement the store executes is journaled by the
+real connection, so these tests compare the compiled plan with what DuckDB actually ran."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import duckdb
+import pytest
+from jsonschema import Draft202012Validator
+
+from engine.journal import Journal, RecordingConnection
+from engine.run_artifacts import normalized
+from engine.schemas import load_schema
+from tests.conftest import run_cli
+from tests.production_fixture import production_project, production_template  # noqa: F401
+
+VALIDATOR = Draft202012Validator(load_schema("run_results"))
+
+
+def runs(project: Path, command: str) -> list[tuple[Path, dict]]:
+    """The command's run directories in the project, oldest first."""
+    found = []
+    for path in (project / ".flywheel" / "runs").glob("*/run_results.json"):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        VALIDATOR.validate(data)
+        if data["command"] == command:
+            found.append((path.parent, data))
+    return sorted(found, key=lambda item: item[1]["started_at"])
+
+
+def compiled_statements(plan_text: str) -> dict[str, str]:
+    """plan.sql / `flywheel compile` output -> {statement name: SQL}, from the `-- name` headers."""
+    out: dict[str, list[str]] = {}
+    name = None
+    for line in plan_text.splitlines():
+        if line.startswith("-- ") and not line.startswith(("-- parameters:", "-- runs only")):
+            name = line[3:].split(": ", 1)[0]
+            out[name] = []
+        elif not line.startswith("-- ") and name is not None:
+            out[name].append(line)
+    return {n: normalized("\n".join(lines)) for n, lines in out.items()}
+
+
+def assert_plan_is_what_ran(run_dir: Path, data: dict, compile_stdout: str) -> None:
+    plan_text = (run_dir / "plan.sql").read_text(encoding="utf-8")
+    assert plan_text == compile_stdout  # the artifact and `flywheel compile` agree
+    assert data["plan"]["not_run"] == [], data["plan"]
+    planned = set(data["plan"]["statements"])
+    assert set(compiled_statements(plan_text)) == planned
+    for step in data["steps"]:
+        if step["name"] is not None:  # run by the executor as a plan statement: its text is the compiled text
+            assert step["in_plan"] and step["name"] in planned and step["sql"] is None, step
+    ran = {s["name"] for s in data["steps"] if s["in_plan"]}
+    assert ran <= planned and ran, data["plan"]
+
+
+def test_evaluate_and_gate_run_their_compiled_plans(project):
+    gate = run_cli("gate", cwd=project)
+    assert gate.code == 0, gate
+    compiled = run_cli("compile", "gate", cwd=project)
+    assert compiled.code == 0, compiled
+    [(run_dir, data)] = runs(project, "gate")
+    assert data["exit_code"] == 0 and data["error"] is None
+    assert_plan_is_what_ran(run_dir, data, compiled.stdout)
+    # the gate evaluated both sides in-process: its scoring statements ran twice, as plan steps
+    assert sum(s["name"] == "summary" for s in data["steps"]) == 2
+    assert "prepare_repeated" in data["plan"]["skipped"]  # the fixture's runs have no repeats
+
+    evaluate = run_cli("evaluate", cwd=project)
+    assert evaluate.code == 0, evaluate
+    [(run_dir, data)] = runs(project, "evaluate")
+    assert_plan_is_what_ran(run_dir, data, run_cli("compile", "evaluate", cwd=project).stdout)
+    scored = [s for s in data["steps"] if s["name"] and s["name"].startswith("score:")]
+    assert scored and all(s["status"] == "ok" and s["ms"] >= 0 for s in scored)
+    assert data["summary"]["executed"] == len(data["steps"]) == (
+        data["summary"]["in_plan"] + data["summary"]["store_bookkeeping"] + data["summary"]["outside_plan"])
+
+
+def test_monitor_runs_its_compiled_plan_with_bound_period_parameters(production_project):  # noqa: F811
+    project = production_project
+    assert run_cli("evaluate", "model=bm25_clean", "dataset=[support_qa]", cwd=project).code == 0
+    compiled = run_cli("compile", "monitor", cwd=project)
+    assert compiled.code == 0, compiled
+    # the drift samples are filtered on parameters that the run binds, never on a literal NULL
+    assert not re.search(r">=\s*NULL", compiled.stdout)
+    for rule in ("input_length_psi", "topic_mix"):
+        assert re.search(rf"-- drift\.{rule}\.current:.*\n-- parameters: \$cur_start, \$cur_end", compiled.stdout)
+        assert re.search(rf"-- drift\.{rule}\.reference:.*\n-- parameters: \$ref_start, \$ref_end", compiled.stdout)
+
+    monitor = run_cli("monitor", "out=monitor.json", cwd=project)
+    assert monitor.code in (0, 1), monitor
+    [(run_dir, data)] = runs(project, "monitor")
+    assert data["run_id"] == monitor.json["run_id"] and data["exit_code"] == monitor.code
+    assert_plan_is_what_ran(run_dir, data, compiled.stdout)
+    current = next(s for s in data["steps"] if s["name"] == "drift.input_length_psi.current")
+    assert current["params"] == ["cur_end", "cur_start"]
+
+
+def test_a_failed_command_still_writes_its_results(project):
+    (project / "data" / "mini.jsonl").write_text('{"id": "a", "input": "x", "expected": "y"}\n{not json\n',
+                                                 encoding="utf-8")
+    r = run_cli("evaluate", cwd=project)
+    assert r.code == 2, r
+    [(run_dir, data)] = runs(project, "evaluate")
+    assert data["exit_code"] == 2 and "mini.jsonl" in data["error"]
+    assert not (run_dir / "plan.sql").exists()  # nothing was compiled for a run that never started
+
+
+def test_recording_connection_journals_failures_and_keeps_duckdb_results():
+    journal = Journal()
+    con = RecordingConnection(duckdb.connect(), journal)
+    assert con.execute("SELECT 40 + $n AS x", {"n": 2}).fetchall() == [(42,)]
+    with pytest.raises(duckdb.CatalogException):
+        con.execute("SELECT * FROM no_such_table")
+    assert [(e.status, e.params) for e in journal.entries] == [("ok", ("n",)), ("error", ())]
+    assert journal.entries[1].sql == "SELECT * FROM no_such_table"
