@@ -232,6 +232,9 @@ def _call_model(run: _Run):
     from engine.runner import Journal, call_model
 
     run_cfg = run.cfg.get("run", {})
+    if getattr(run.adapter, "tools", None):  # an agent: each turn kept as it is answered, beside the store
+        from engine.agents.turn_cache import TurnCache
+        run.adapter.turn_cache = TurnCache(run.access.path.parent / "turns", run.adapter.fingerprint_payload())
     return call_model(run.adapter, run.fingerprint, run.todo, run.distinct_keys,
                       _RunCaseList(run.datasets), run.run_id, repeats=run.repeats,
                       batch_size=int(run.model_spec.get("batch_size") or run_cfg.get("batch_size", 32)),

@@ -107,9 +107,10 @@ def call_model(adapter: ModelAdapter, fingerprint: str, todo: pa.Table, distinct
         with progress_bar(f"{adapter.name}: calling model", total=len(todo), enabled=show_progress) as advance:
             for start in range(0, len(todo), batch_size):
                 batch = [cases[p] for p in positions[start:start + batch_size]]
+                repeats_of = todo.column("repeat").slice(start, len(batch)).to_pylist()
                 responses = adapter.predict_batch([ModelRequest(
                     case_id=c.case_id, input=c.input, input_text=c.input_text, context=c.context,
-                    metadata=c.metadata, messages=c.messages) for c in batch])
+                    metadata=c.metadata, messages=c.messages, repeat=r) for c, r in zip(batch, repeats_of)])
                 part = _frame(fingerprint, todo.slice(start, len(batch)), _responses(responses), run_id, utc_now())
                 if journal is not None:
                     journal.append(part)

@@ -575,6 +575,17 @@ MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
             PRIMARY KEY (trace_id, span_id)
         )""",
     )),
+    (102, "agents in production: the earlier turns of an ingested agent conversation (invoke_agent input)", (
+        # Written by `flywheel ingest` (engine/agents/otel_steps.py); the bridge makes them a golden case's messages.
+        """CREATE TABLE trace_conversations (
+            trace_id VARCHAR NOT NULL PRIMARY KEY,
+            span_id VARCHAR NOT NULL,             -- the invoke_agent span whose input held the conversation
+            messages JSON NOT NULL,               -- [{role, content}] before the trace's input, oldest first
+            batch_id VARCHAR NOT NULL,
+            source_file VARCHAR NOT NULL,
+            source_line BIGINT
+        )""",
+    )),
 ]
 
 SCHEMA_VERSION = max(m[0] for m in MIGRATIONS)

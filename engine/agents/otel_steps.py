@@ -16,7 +16,12 @@ row per call, parented to its trace (`trace_id` joins `traces.trace_id`) and to 
     batch_id, source_file, source_line  provenance, as on every ingested row
 
 A span re-ingested (the same trace and span id) replaces its row, so ingesting a file twice keeps one row per
-call. Files are read a second time for this (the trace records' reader is another module's); spans of other
+call.
+
+A multi-turn conversation: the trace's `invoke_agent` span (the earliest, when several) with
+`gen_ai.input.messages` gives the turns before the trace's input (its last user message) to
+`trace_conversations` (one row per trace: its text messages of role system, user or assistant, oldest first;
+tool-call parts are left out). The bridge makes them a golden case's `messages` (engine/agents/bridge_cases.py). Files are read a second time for this (the trace records' reader is another module's); spans of other
 operations are ignored here.
 """
 from __future__ import annotations
@@ -27,6 +32,7 @@ from typing import Any, Iterator
 
 import pyarrow as pa
 
+from engine.ingest.genai_layouts import _message_text, _messages
 from engine.ingest.otel import attributes_dict, otel_id, unix_nanos
 from engine.provenance import canonical_json
 
@@ -91,12 +97,42 @@ def tool_step(span: dict) -> dict | None:
     }
 
 
-def read_tool_steps(path, shown: str) -> pa.Table:
-    """The tool-call rows of one OTLP/JSON file (one export request per line, or one document per file)."""
-    rows = []
+AGENT_OPERATION = "invoke_agent"
+CONVERSATION_ROLES = ("system", "user", "assistant")
+_CONVERSATIONS = pa.schema([("trace_id", pa.string()), ("span_id", pa.string()), ("start", pa.int64()),
+                            ("messages", pa.string()), ("source_file", pa.string()), ("source_line", pa.int64())])
+
+
+def earlier_turns(input_messages) -> list[dict]:
+    """The text turns before the last user message of an agent's `gen_ai.input.messages`."""
+    messages = [m for m in _messages(input_messages) if isinstance(m, dict)]
+    last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=None)
+    if last_user is None:
+        return []
+    turns = [{"role": m["role"], "content": _message_text(m)} for m in messages[:last_user]
+             if m.get("role") in CONVERSATION_ROLES]
+    return [t for t in turns if t["content"]]
+
+
+def conversation(span: dict) -> dict | None:
+    """The conversation row of an `invoke_agent` span with earlier turns, else None."""
+    attrs = attributes_dict(span.get("attributes"))
+    if attrs.get("gen_ai.operation.name") != AGENT_OPERATION:
+        return None
+    trace_id = otel_id(span.get("traceId", span.get("trace_id")), 16)
+    span_id = otel_id(span.get("spanId", span.get("span_id")), 8)
+    turns = earlier_turns(attrs.get("gen_ai.input.messages"))
+    if not trace_id or not span_id or not turns:
+        return None
+    return {"trace_id": trace_id, "span_id": span_id,
+            "start": unix_nanos(span.get("startTimeUnixNano", span.get("start_time_unix_nano"))),
+            "messages": canonical_json(turns)}
+
+
+def _documents(path) -> list[tuple[int, Any]]:
     text = path.read_text(encoding="utf-8", errors="replace").lstrip("\ufeff")
     try:
-        documents = [(1, json.loads(text))]  # a pretty-printed document (or a single line)
+        return [(1, json.loads(text))]  # a pretty-printed document (or a single line)
     except ValueError:
         documents = []
         for number, line in enumerate(text.split("\n"), start=1):
@@ -104,19 +140,31 @@ def read_tool_steps(path, shown: str) -> pa.Table:
                 documents.append((number, json.loads(line)))
             except ValueError:
                 continue  # blank, or bad: the trace reader quarantines it
-    for number, document in documents:
+        return documents
+
+
+def read_agent_rows(path, shown: str) -> tuple[pa.Table, pa.Table]:
+    """(tool-call rows, conversation rows) of one OTLP/JSON file (one export request per line, or one document)."""
+    rows, talks = [], []
+    for number, document in _documents(path):
         for span in _spans(document):
             row = tool_step(span)
             if row is not None:
                 rows.append({**row, "source_file": shown, "source_line": number})
-    return pa.Table.from_pylist(rows, schema=_COLUMNS)
+            talk = conversation(span)
+            if talk is not None:
+                talks.append({**talk, "source_file": shown, "source_line": number})
+    return pa.Table.from_pylist(rows, schema=_COLUMNS), pa.Table.from_pylist(talks, schema=_CONVERSATIONS)
 
 
 def store_tool_steps(con, sources, batch_id: str) -> int:
     """Read the `execute_tool` spans of the OTLP sources into `trace_tool_steps` (inside the ingest's
     transaction), renumbering the steps of the traces they belong to. Returns the rows written."""
-    tables = [read_tool_steps(s.path, s.shown) for s in sources if s.format == "otlp"]
-    rows = pa.concat_tables(tables) if tables else _COLUMNS.empty_table()
+    read = [read_agent_rows(s.path, s.shown) for s in sources if s.format == "otlp"]
+    rows = pa.concat_tables([r[0] for r in read]) if read else _COLUMNS.empty_table()
+    talks = pa.concat_tables([r[1] for r in read]) if read else _CONVERSATIONS.empty_table()
+    if len(talks):
+        _store_conversations(con, talks, batch_id)
     if not len(rows):
         return 0
     con.register("flywheel_tool_spans", rows)
@@ -141,6 +189,20 @@ def store_tool_steps(con, sources, batch_id: str) -> int:
     finally:
         con.unregister("flywheel_tool_spans")
     return len(rows)
+
+
+def _store_conversations(con, talks: pa.Table, batch_id: str) -> None:
+    """One row per trace (its earliest agent span's turns); a re-ingested trace's row is replaced."""
+    con.register("flywheel_conversations", talks)
+    try:
+        con.execute("DELETE FROM trace_conversations WHERE trace_id IN (SELECT trace_id FROM flywheel_conversations)")
+        con.execute("""
+            INSERT INTO trace_conversations
+            SELECT trace_id, span_id, messages::JSON, $batch_id, source_file, source_line FROM flywheel_conversations
+            QUALIFY row_number() OVER (PARTITION BY trace_id ORDER BY start NULLS LAST, span_id,
+                                       source_file DESC, source_line DESC) = 1""", {"batch_id": batch_id})
+    finally:
+        con.unregister("flywheel_conversations")
 
 
 def production_tool_calls(con, trace_ids: list[str]) -> dict[str, list[dict]]:

@@ -18,7 +18,10 @@ error, which the model sees and may recover from):
 Each turn posts the conversation with `tools` (OpenAI function tools); a reply with `message.tool_calls` has
 every call run and answered with a `role: tool` message (by `tool_call_id`), a reply without them is the final
 answer. The recorded trajectory (engine/agents/trajectory.py) is kept with the output, so the whole loop is
-cached like any output (by model fingerprint, which includes the tools, and input).
+cached like any output (by model fingerprint, which includes the tools, and input). Each turn is also cached as
+soon as it is answered (engine/agents/turn_cache.py): a re-run re-plays the turns already answered without
+calling the endpoint, and an interrupted loop resumes where it stopped. Tools are run again on a re-play (they
+are local code; their results are part of the conversation that keys the next turn).
 """
 from __future__ import annotations
 
@@ -131,9 +134,11 @@ def _run_call(tools: dict[str, Tool], call: Any) -> tuple[dict, str]:
     return step, content
 
 
-def run_tool_loop(adapter, messages: list[dict]) -> ModelResponse:
+def run_tool_loop(adapter, messages: list[dict], repeat: int = 0) -> ModelResponse:
     """Turns until the model answers without tool calls, or `max_steps` turns: the final answer with its
-    trajectory, tokens and cost summed over the turns, latency the loop's wall time."""
+    trajectory, tokens and cost summed over the turns (re-played turns included: what the answer cost), latency
+    the loop's wall time."""
+    cache = getattr(adapter, "turn_cache", None)
     tools = {t.name: t for t in adapter.tools}
     declared = [t.declaration() for t in adapter.tools]
     messages = list(messages)
@@ -149,9 +154,15 @@ def run_tool_loop(adapter, messages: list[dict]) -> ModelResponse:
 
     for _ in range(adapter.max_steps):
         turn = _Turn(adapter)
-        reply = adapter.complete(messages, parse=turn.parse, tools=declared)
-        if reply.error:
-            return response(None, reply.error)
+        cached = cache.get(repeat, messages) if cache is not None else None
+        if cached is not None:
+            turn.message, turn.usage = cached["message"], tuple(cached.get("usage") or (None, None))
+        else:
+            reply = adapter.complete(messages, parse=turn.parse, tools=declared)
+            if reply.error:
+                return response(None, reply.error)
+            if cache is not None:
+                cache.put(repeat, messages, turn.message, turn.usage)
         for i, used in enumerate(turn.usage):
             tokens[i] = None if used is None or tokens[i] is None else tokens[i] + used
         message = turn.message

@@ -29,6 +29,10 @@ def check_bridge(composed, add) -> None:
             continue
         for path, message in all_errors(validator_for(registry.get("sampler", kind).schema), policy):
             add(dotted(path, where), message)
+        if kind == "failure_first" and ("forbidden_tool" in (policy.get("signals") or [])) != \
+                bool(policy.get("forbidden_tools")):
+            add(where, "the forbidden_tool signal and forbidden_tools go together: name the tools an agent must "
+                       "never call in forbidden_tools, with forbidden_tool in signals")
         if kind == "stratified" and ("per_stratum" in policy) == ("total" in policy):
             add(where, "give exactly one of per_stratum or total")
         if kind == "drift_segment" and policy.get("rule") not in drift_rules:

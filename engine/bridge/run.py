@@ -202,7 +202,7 @@ def _export(store: Store, cfg: dict, project_dir: Path, import_labels: str | Non
     # them, nor the failures waiting in the label queue
     if name:
         result["golden"] = _grow_golden(store, plan.statements[3], golden_cfg, parent, out_dir, staging,
-                                        config_hash)
+                                        config_hash, bridge)
     con.execute(f"CREATE OR REPLACE TEMP TABLE golden_hashes AS {plan.statements[1].sql()} UNION "
                 f"SELECT text_hash FROM bridge_exports WHERE destination IN ('golden', 'label_queue')")
 
@@ -251,20 +251,23 @@ def _parent_dataset(store: Store, cfg: dict, project_dir: Path, name: str) -> ds
 
 
 def _grow_golden(store: Store, statement: Statement, golden_cfg: dict, parent: ds.DatasetVersion, out_dir: Path,
-                 staging: publish.Staging, config_hash: str) -> dict:
+                 staging: publish.Staging, config_hash: str, bridge: dict) -> dict:
     con = store.con
     hashes = [c.input_text for c in parent.cases]
     con.execute("CREATE OR REPLACE TEMP TABLE parent_hashes AS SELECT "
                 + render(text_hash(exp.column("t"))) + " AS text_hash FROM (SELECT unnest($texts) AS t)",
                 {"texts": hashes})
     rows = execute(con, statement, {"policies": list(golden_cfg.get("from_policies") or [])})
-    from engine.agents.otel_steps import production_tool_calls  # an agent's recorded calls, kept as context
+    from engine.agents.bridge_cases import agent_parts  # an agent session: its earlier turns, calls, forbidden calls
 
-    calls = production_tool_calls(con, [r["trace_id"] for r in rows])
-    rows = [{**r, "tool_calls": calls.get(r["trace_id"])} for r in rows]
-    labelled = [r for r in rows if r["correction"]]
-    unlabelled = [r for r in rows if not r["correction"]] if golden_cfg.get("label_queue", True) else []
-    new_cases = [_case(r, r["correction"], "correction") for r in labelled]
+    pii = list(((bridge.get("export") or {}).get("redact") or {}).get("pii") or [])
+    parts = agent_parts(con, rows, bridge.get("policies") or {}, pii)
+    rows = [{**r, "agent_part": parts.get(r["trace_id"], {})} for r in rows]
+    # ground truth: the correction, else the forbidden tools an agent called (its own label)
+    labelled = [r for r in rows if r["correction"] or "agent" in r["agent_part"]]
+    unlabelled = [r for r in rows if not (r["correction"] or "agent" in r["agent_part"])] \
+        if golden_cfg.get("label_queue", True) else []
+    new_cases = [_case(r, r["correction"], "correction" if r["correction"] else "forbidden_call") for r in labelled]
     out = {"dataset": parent.name, "parent_version": parent.version, "candidates": len(rows),
            "added": len(new_cases), "label_queue": None, "version": parent.version, "path": None}
     if new_cases:
@@ -275,24 +278,27 @@ def _grow_golden(store: Store, statement: Statement, golden_cfg: dict, parent: d
         staging.stage(queue).write_text("".join(json.dumps(_queue_row(r), ensure_ascii=False) + "\n"
                                                 for r in unlabelled), encoding="utf-8")
         out["label_queue"] = {"path": str(queue), "records": len(unlabelled)}
+    golden_ids = {r["trace_id"] for r in labelled}
     for r in labelled + unlabelled:
         con.execute("INSERT INTO bridge_exports VALUES (?, ?, ?, ?, ?, ?, now())",
                     [staging.export_id, r["trace_id"], r["policy"], r["text_hash"],
-                     "golden" if r["correction"] else "label_queue", config_hash])
+                     "golden" if r["trace_id"] in golden_ids else "label_queue", config_hash])
     out["cases_from_production"] = sum(1 for c in _all_cases(store, out["version"])
                                        if (c.get("metadata") or {}).get("origin") == "production")
     return out
 
 
 def _case(row: dict, expected: str, ground_truth: str) -> dict:
+    agent = row.get("agent_part") or {}  # engine/agents/bridge_cases.py
     return {"id": f"prod-{row['trace_id']}", "input": row["input"], "expected": expected,
+            **{k: agent[k] for k in ("messages", "agent") if k in agent},
             "tags": [row["topic"]] if row.get("topic") else [],
             "metadata": {"origin": "production", "trace_id": row["trace_id"], "policy": row["policy"],
                          "ground_truth": ground_truth, "model": row.get("model"),
                          "model_version": row.get("model_version"),
                          "timestamp": row["timestamp"].isoformat() if row.get("timestamp") else None,
                          "feedback_id": row.get("feedback_id"), "model_output": row.get("output"),
-                         **({"production_tool_calls": row["tool_calls"]} if row.get("tool_calls") else {})}}
+                         **({"production_tool_calls": agent["tool_calls"]} if agent.get("tool_calls") else {})}}
 
 
 def _queue_row(row: dict) -> dict:
@@ -352,7 +358,8 @@ def _import_labels(store: Store, project_dir: Path, path: str, parent: ds.Datase
         if row.get("reject"):
             rejected += 1
             continue
-        if row.get("expected") in (None, ""):
+        labelled_calls = isinstance(row.get("agent"), dict) and "tool_calls" in row["agent"]
+        if row.get("expected") in (None, "") and not labelled_calls:  # an expected tool sequence is a label too
             pending += 1
             continue
         case = {k: row[k] for k in ("id", "input", "expected", "context", "tags", "metadata", "messages", "agent")

@@ -26,6 +26,9 @@ SIGNALS = {
     "low_online_score": "EXISTS (SELECT 1 FROM live_scores s WHERE s.trace_id = t.trace_id AND NOT s.passed)",
     "error": "t.error IS NOT NULL",
     "tool_error": "t.tool_errors > 0",  # an agent's failed tool call (engine/agents/monitor_columns.py)
+    # an agent's call of a tool the policy's `forbidden_tools` names (engine/agents/otel_steps.py)
+    "forbidden_tool": "EXISTS (SELECT 1 FROM trace_tool_steps AS fw_ts WHERE fw_ts.trace_id = t.trace_id "
+                      "AND list_contains(CAST(__forbidden__ AS VARCHAR[]), fw_ts.tool_name))",
 }
 COMMON = {"kind": {"type": "string"}, "limit": {"type": "integer", "minimum": 1},
           "description": {"type": "string"}}
@@ -92,12 +95,19 @@ def stratified(policy: dict, traces: exp.Select, salt: str) -> exp.Select:
 
 
 @sampler("failure_first", {
-    "signals": {"type": "array", "items": {"enum": list(SIGNALS)}, "minItems": 1, "uniqueItems": True}},
+    "signals": {"type": "array", "items": {"enum": list(SIGNALS)}, "minItems": 1, "uniqueItems": True},
+    "forbidden_tools": {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1,
+                        "uniqueItems": True,
+                        "description": "tools an agent must never call: a call is the forbidden_tool signal"}},
     ("signals",))
 def failure_first(policy: dict, traces: exp.Select, salt: str) -> exp.Select:
     """Production failures: traces with any declared signal (corrections, tickets, negative feedback, safety
-    flags, failed online scores, errors), the ones with most signals first."""
-    conditions = [parse(f"SELECT {SIGNALS[s]}").expressions[0] for s in policy["signals"]]
+    flags, failed online scores, errors, an agent's failed or forbidden tool call), the ones with most signals
+    first."""
+    forbidden = literal(list(policy.get("forbidden_tools") or []))
+    conditions = [parse(f"SELECT {SIGNALS[s]}").expressions[0].transform(
+        lambda n: forbidden.copy() if isinstance(n, exp.Column) and n.name == "__forbidden__" else n)
+        for s in policy["signals"]]
     n_signals = exp.Add(this=literal(0), expression=literal(0))
     for c in conditions:
         n_signals = exp.Add(this=n_signals, expression=exp.cast(c.copy(), "INT"))

@@ -89,6 +89,7 @@ def retract(con: duckdb.DuckDBPyConnection, batch_id: str, now: datetime) -> dic
     removed["tool_steps"] = con.execute(f"SELECT count(*) FROM trace_tool_steps WHERE {gone_steps}",
                                         [batch_id]).fetchall()[0][0]
     con.execute(f"DELETE FROM trace_tool_steps WHERE {gone_steps}", [batch_id])
+    con.execute(f"DELETE FROM trace_conversations WHERE {gone_steps}", [batch_id])  # their earlier turns too
     removed["quarantine"] = con.execute("SELECT count(*) FROM quarantine WHERE batch_id = ? AND resolved_at IS NULL",
                                         [batch_id]).fetchall()[0][0]
     con.execute("UPDATE quarantine SET resolved_at = ?, resolved_by = ?, resolution = 'retracted' "

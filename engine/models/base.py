@@ -17,6 +17,7 @@ class ModelRequest:
     context: tuple[str, ...] = ()
     metadata: dict = field(default_factory=dict)
     messages: tuple = ()  # the conversation before `input`: ({"role", "content"}, ...), oldest first
+    repeat: int = 0  # which of the model's repeats this request is (keys an agent's cached turns)
 
 
 @dataclass

@@ -135,6 +135,7 @@ class ChatCompletionsAdapter:
         self._url = f"{self.base_url}/chat/completions"
         self.max_steps = max_steps
         self.tools = None
+        self.turn_cache = None  # set by the run for an agent (engine/agents/turn_cache.py)
         if tools:  # an agent: the tool loop of engine/agents/tool_loop.py, tools built once here
             from engine.agents.tool_loop import build_tools
             self.tools = build_tools(name, tools, project_dir)
@@ -170,7 +171,7 @@ class ChatCompletionsAdapter:
         messages.append({"role": "user", "content": request.input_text})
         if self.tools:
             from engine.agents.tool_loop import run_tool_loop
-            return run_tool_loop(self, messages)
+            return run_tool_loop(self, messages, request.repeat)
         return self.complete(messages)
 
     def payload(self, messages: list[dict], **extra) -> bytes:

@@ -83,3 +83,31 @@ def test_trajectories_are_stored_one_row_per_step(fast, workdir):
                            "'refund_order' AND arguments ->> 'order_id' = 'A-1031'").fetchall()[0][0] == 1
     finally:
         con.close()
+
+
+def test_whatif_rescores_a_stored_agent_run_and_replays_the_gate_without_model_calls(careful, workdir):
+    """Forbidding change_account everywhere, re-scored from the stored trajectories: the careful agent's account
+    changes now fail forbidden_tool, and its PASS flips to BLOCKED."""
+    run_id = careful.json["challenger"]["run_id"]
+    con = duckdb.connect(str(workdir / ".flywheel" / "flywheel.duckdb"), read_only=True)
+    try:  # the oracle: the careful run's cases whose stored trajectory calls change_account
+        changed = con.execute(
+            "SELECT count(DISTINCT rc.case_id) FROM run_cases AS rc JOIN runs AS r ON r.run_id = rc.run_id "
+            "JOIN trajectory_steps AS s ON s.model_fingerprint = r.model_fingerprint AND s.output_key = rc.output_key "
+            "WHERE rc.run_id = ? AND s.tool_name = 'change_account'", [run_id]).fetchall()[0][0]
+    finally:
+        con.close()
+    assert changed > 0
+    edit = "+metrics.forbidden_tool.tools=[change_account]"
+    rescored = run_cli("rescore", f"run={run_id}", "dataset=[support_agent]", "metrics=[agent]", edit,
+                       "out=rescored.json", cwd=workdir)
+    assert rescored.code == 0, rescored
+    assert rescored.json["rescored"] == ["forbidden_tool"] and rescored.json["model_calls"] == 0
+    forbidden = next(s for s in rescored.json["summary"] if s["metric"] == "forbidden_tool")
+    assert forbidden["n"] == 60  # with metric-wide tools, every case is scored
+    assert forbidden["pass_rate"] == pytest.approx(1 - changed / 60)
+    replay = run_cli("whatif", "gate", *AGENT_GATE, edit, "out=whatif.json", cwd=workdir)
+    assert replay.code == 1, replay
+    decisions = {d["challenger"]["name"]: d for d in replay.json["decisions"]}
+    assert decisions["agent_careful"]["verdict"] == {"before": "PASS", "after": "BLOCKED"}
+    assert decisions["agent_fast_refund"]["verdict"] == {"before": "BLOCKED", "after": "BLOCKED"}

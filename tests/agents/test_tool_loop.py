@@ -38,7 +38,10 @@ CASES = [
     {"id": "loop", "input": "loop", "agent": {"tool_calls": [], "order": "exact"}},
     {"id": "garbled", "input": "garbled", "agent": {"tool_calls": [], "order": "exact"}},
     {"id": "ghost", "input": "ghost", "agent": {"tool_calls": [], "order": "exact"}},
+    {"id": "interrupted", "input": "Where is order A-1002? (interrupted)", "agent": {"tool_calls": [
+        {"name": "lookup_order", "arguments": [{"path": "$.order_id", "equals": "A-1002"}]}], "order": "exact"}},
 ]
+INTERRUPTED = "Where is order A-1002? (interrupted)"
 
 
 @pytest.fixture(scope="module")
@@ -106,25 +109,41 @@ def test_failed_calls_are_recorded_and_the_loop_is_bounded(evaluated):
     # max_steps=4 model turns, each calling lookup_order: an errored case, its trajectory kept
     loop = steps(project, "loop")
     assert [s[0] for s in loop] == ["tool_call"] * 4 + ["final"]
-    assert first.json["calls"]["errors"] == 1
-    assert first.json["error_messages"][0]["message"].startswith("no final answer within max_steps=4")
+    assert first.json["calls"]["errors"] == 2  # the loop, and the loop the endpoint cut short
+    messages = sorted(e["message"] for e in first.json["error_messages"])
+    assert messages[0].startswith("gave up after 1 attempt(s): HTTP 500")
+    assert messages[1].startswith("no final answer within max_steps=4")
 
 
 def test_the_trajectory_is_scored(evaluated):
     _, _, first, _, _ = evaluated
     got = scores(first)
-    # status and refund match; loop errored; garbled and ghost called a tool where none was expected
-    assert got["match"]["n"] == 5 and got["match"]["pass_rate"] == pytest.approx(2 / 5)
-    # tool error rate over cases with calls: status 0, refund 0, loop (errored case: fails), garbled 1, ghost 1
-    assert got["tool_errors"]["n"] == 5 and got["tool_errors"]["pass_rate"] == pytest.approx(2 / 5)
+    # status and refund match; loop and interrupted errored; garbled and ghost called a tool where none was expected
+    assert got["match"]["n"] == 6 and got["match"]["pass_rate"] == pytest.approx(2 / 6)
+    # tool error rate over cases with calls: status 0, refund 0, garbled 1, ghost 1, loop and interrupted (errored
+    # cases: fail)
+    assert got["tool_errors"]["n"] == 6 and got["tool_errors"]["pass_rate"] == pytest.approx(2 / 6)
 
 
-def test_the_whole_loop_is_cached_with_the_output(evaluated):
-    _, server, _, second, requests_after_first = evaluated
+def asked(requests: list[dict], input_text: str) -> int:
+    return sum(1 for r in requests if [m for m in r["messages"] if m["role"] == "user"][-1]["content"] == input_text)
+
+
+def test_each_turn_is_cached_so_a_rerun_replays_and_an_interrupted_loop_resumes(evaluated):
+    project, server, first, second, requests_after_first = evaluated
     assert second.code == 0, second
-    assert second.json["calls"]["called"] == 1  # only the errored case is asked again
-    loop_turns = 4
-    assert len(server.requests) == requests_after_first + loop_turns
+    before, after = server.requests[:requests_after_first], server.requests[requests_after_first:]
+    # first run: the loop's 4 turns; the interrupted case's first turn, then its failed second turn
+    assert (asked(before, "loop"), asked(before, INTERRUPTED)) == (4, 2)
+    # the errored cases are asked again: the loop's 4 turns all re-played from the turn cache (no request), the
+    # interrupted one resumes at its second turn (one request: the final answer)
+    assert second.json["calls"]["called"] == 2
+    assert len(after) == 1 and asked(after, INTERRUPTED) == 1
+    assert after[0]["messages"][-1]["role"] == "tool"
+    assert steps(project, INTERRUPTED) == [
+        ("message", None, None, None, "Let me look that up."), ("tool_call", "lookup_order", '{"order_id":"A-1002"}', None, None),
+        ("final", None, None, None, "Your order A-1002 is in transit.")]
+    assert scores(second)["match"]["pass_rate"] == pytest.approx(3 / 6)  # the resumed case now matches
 
 
 def test_a_tool_that_cannot_be_imported_is_the_users_error_naming_the_key(project):

@@ -5,7 +5,8 @@ It reads the conversation it is sent and answers like a tool-using model would:
   request, after the lookup result arrives, a `refund_order` call); no order id -> a final answer asking for it;
 * the last message is a tool result: the next call, or a final answer built from the results.
 Special prompts: "loop" calls lookup_order forever (to hit max_steps); "garbled" sends arguments that are not
-JSON; "ghost" calls a tool that was not declared. Every request body is recorded.
+JSON; "ghost" calls a tool that was not declared. A prompt containing "(interrupted)" gets an HTTP 500 on its
+second turn the first time it is asked (a loop cut short). Every request body is recorded.
 """
 from __future__ import annotations
 
@@ -56,12 +57,23 @@ def reply(messages: list[dict]) -> dict:
 class ToolServer:
     def __init__(self):
         self.requests: list[dict] = []
+        self.interrupted: set[str] = set()
         outer = self
+
+        def interrupt(messages: list[dict]) -> bool:
+            ask = [m for m in messages if m["role"] == "user"][-1]["content"]
+            if "(interrupted)" not in ask or messages[-1]["role"] != "tool" or ask in outer.interrupted:
+                return False
+            outer.interrupted.add(ask)
+            return True
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 outer.requests.append(body)
+                if interrupt(body["messages"]):
+                    self.send_error(500, "interrupted")
+                    return
                 message = reply(body["messages"])
                 data = json.dumps({"id": "chatcmpl-tools", "object": "chat.completion", "choices": [{
                     "index": 0, "message": message,
