@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Iterator
 
 import pyarrow as pa
-from sqlglot import exp
 
 from engine import datasets as ds
 from engine.config import Project
@@ -23,7 +22,6 @@ from engine.provenance import canonical_json, content_hash, git_commit, new_run_
 from engine.models.errors import error_summary
 from engine.provenance import config_hash as provenance_hash
 from engine.runner import CallStats
-from engine.sql import param, render
 from engine.store import Store
 
 
@@ -111,23 +109,6 @@ def load_datasets(cfg: dict, project: Project) -> list:
     return load(cfg, project, store_path(cfg, project))
 
 
-# The run's cases, read from the store's `cases` rows of its dataset versions (so a million cases never pass
-# through Python), each with the key of the output it reads and its index in the run's list of cases.
-_RUN_CASES = """
-SELECT d.name AS dataset, c.dataset_version, c.case_id, c.input_hash, __key__ AS output_key,
-       row_number() OVER (ORDER BY d.ord, c.position) - 1 AS position
-FROM cases AS c JOIN flywheel_run_datasets AS d ON d.dataset_version = c.dataset_version"""
-
-
-def run_cases_select(identity: str) -> exp.Select:
-    from engine.output_identity import output_key_sql
-    from engine.sql import parse
-
-    key = output_key_sql(identity, exp.column("input_hash", table="c"), exp.column("case_id", table="c"))
-    return parse(_RUN_CASES).transform(lambda n: key.copy() if isinstance(n, exp.Column) and n.name == "__key__"
-                                       else n)
-
-
 def _register_datasets(con, datasets: list) -> None:
     con.register("flywheel_run_datasets", pa.table({
         "name": pa.array([d.name for d in datasets], pa.string()),
@@ -196,7 +177,9 @@ def evaluate_model(access: StoreAccess, model_spec: dict, datasets: list[ds.Data
 
 def _read(run: _Run, datasets: list, command: str) -> None:
     """Step 1: what the run needs and what the cache holds; one short write (dataset versions, the run's row)."""
+    from engine import evaluate_plan as plan
     from engine.dataset_cache import remember_files
+    from engine.executor import execute, execute_arrow
     from engine.metrics.base import has_prepare_step
     from engine.runner import missing, recover_journals
 
@@ -208,22 +191,19 @@ def _read(run: _Run, datasets: list, command: str) -> None:
         run.datasets = follow_bridge_heads(store, datasets, run.cfg, run.project)
         _register_datasets(con, run.datasets)
         # computed once here (a join and a window over every case), then read three times
-        con.execute(render(exp.Create(this=exp.to_table("flywheel_run_cases"), kind="TABLE",
-                                      properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
-                                      expression=run_cases_select(run.adapter.output_identity))))
-        run.todo, run.distinct_keys = missing(con, run.fingerprint, "flywheel_run_cases", run.repeats)
-        run.n_cases = con.execute("SELECT count(*) FROM flywheel_run_cases").fetchall()[0][0]
-        con.execute("INSERT INTO runs (run_id, command, model_name, model_fingerprint, config_hash, "
-                    "metrics_hash, dataset_versions, git_commit, started_at, status, config) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    [run.run_id, command, run.model_spec["name"], run.fingerprint, run.config_hash,
-                     run.metrics_hash, canonical_json(run.versions), run.commit, run.started, "running",
-                     stored_config(run.cfg)])
+        execute(con, plan.stage_run_cases(run.adapter.output_identity), {})
+        run.todo, run.distinct_keys = missing(con, run.fingerprint, plan.RUN_CASES_TABLE, run.repeats)
+        run.n_cases = execute(con, plan.RUN_CASE_COUNT, {})[0]["n"]
+        execute(con, plan.START_RUN, {
+            "run_id": run.run_id, "command": command, "model_name": run.model_spec["name"],
+            "fingerprint": run.fingerprint, "config_hash": run.config_hash, "metrics_hash": run.metrics_hash,
+            "dataset_versions": canonical_json(run.versions), "git_commit": run.commit, "started_at": run.started,
+            "config": stored_config(run.cfg)})
         if has_prepare_step(run.cfg["metrics"]):
-            run.run_cases = con.sql("SELECT ? AS run_id, dataset, dataset_version, case_id, input_hash, "
-                                    "output_key FROM flywheel_run_cases ORDER BY position",
-                                    params=[run.run_id]).to_arrow_table()
-            run.scratch_rows = _scratch_rows(con, run.fingerprint, run.repeats, run.run_id)
+            params = {"run_id": run.run_id, "fingerprint": run.fingerprint, "repeats": run.repeats}
+            run_cases, *scratch = (execute_arrow(con, st, params) for st in plan.SCRATCH)
+            run.run_cases = run_cases
+            run.scratch_rows = dict(zip(("runs", "cases", "outputs"), scratch))
         # the temporary table and the registered table end with this connection
 
 
@@ -276,6 +256,7 @@ def _prepare_metrics(run: _Run, new_outputs: pa.Table) -> list:
 
 def _write_results(run: _Run, called, writes: list) -> EvalRun:
     """Step 4: everything the run produced, in one short transaction."""
+    from engine import evaluate_plan as run_plan
     from engine.agents.steps import store_steps
     from engine.backend import DuckDBBackend
     from engine.compiler import compile_evaluate, default_aggregate
@@ -287,9 +268,7 @@ def _write_results(run: _Run, called, writes: list) -> EvalRun:
     with run.access.open() as store, store.transaction() as con:
         backend = DuckDBBackend(store)
         _register_datasets(con, run.datasets)
-        columns = ["dataset", "dataset_version", "case_id", "input_hash", "output_key"]
-        rows = exp.select(param("run_id"), *columns).from_(run_cases_select(run.adapter.output_identity).subquery("rc"))
-        con.execute(render(exp.insert(rows, "run_cases", columns=["run_id", *columns])), {"run_id": run.run_id})
+        backend.run(run_plan.insert_run_cases(run.adapter.output_identity), {"run_id": run.run_id})
         con.unregister("flywheel_run_datasets")
         backend.write("outputs", called.outputs, mode="upsert")  # a new answer replaces a stored error
         store_steps(con, run.fingerprint, run.run_id)  # recorded agent trajectories, one row per step
@@ -302,12 +281,10 @@ def _write_results(run: _Run, called, writes: list) -> EvalRun:
                 reports.setdefault(section, {})[metric] = rows
         summary = backend.run(plan.statements[-1], params)
         finished = utc_now()
-        n_errors = con.execute("SELECT count(*) FROM run_cases AS rc JOIN outputs AS o ON o.output_key = rc.output_key "
-                               "WHERE rc.run_id = ? AND o.model_fingerprint = ? AND o.error IS NOT NULL "
-                               "AND o.repeat < ?", [run.run_id, run.fingerprint, run.repeats]).fetchall()[0][0]
+        n_errors = backend.run(run_plan.COUNT_ERRORS, {**params, "fingerprint": run.fingerprint})[0]["n"]
         error_messages = error_summary(con, run.run_id, run.fingerprint, run.repeats) if n_errors else []
-        con.execute("UPDATE runs SET status = 'ok', finished_at = ?, n_cases = ?, n_model_calls = ?, n_errors = ? "
-                    "WHERE run_id = ?", [finished, run.n_cases, called.stats.called, n_errors, run.run_id])
+        backend.run(run_plan.FINISH_RUN, {"finished_at": finished, "n_cases": run.n_cases, "run_id": run.run_id,
+                                          "n_model_calls": called.stats.called, "n_errors": n_errors})
     discard_journals(run.access.journal_dir, run.run_id)
     return EvalRun(run.run_id, run.model_spec["name"], run.fingerprint, run.versions, run.config_hash,
                    run.metrics_hash, run.commit, run.started.isoformat(), finished.isoformat(), called.stats,
@@ -328,19 +305,6 @@ def _mark_stopped(access: StoreAccess, run_id: str, interrupted: bool) -> None:
                                   "AND status = 'running'", [utc_now(), run_id])
     except Exception:
         pass
-
-
-def _scratch_rows(con, fingerprint: str, repeats: int, run_id: str) -> dict[str, pa.Table]:
-    """What a private copy of the run needs from the store: its runs row, its cases and its cached outputs
-    (`flywheel_run_cases` is step 1's table of the run's cases)."""
-    return {
-        "runs": con.sql("SELECT * FROM runs WHERE run_id = ?", params=[run_id]).to_arrow_table(),
-        "cases": con.sql("SELECT c.* FROM cases AS c WHERE c.dataset_version IN "
-                         "(SELECT DISTINCT dataset_version FROM flywheel_run_cases)").to_arrow_table(),
-        "outputs": con.sql("SELECT o.* FROM outputs AS o WHERE o.model_fingerprint = ? AND o.repeat < ? "
-                           "AND o.output_key IN (SELECT output_key FROM flywheel_run_cases)",
-                           params=[fingerprint, repeats]).to_arrow_table(),
-    }
 
 
 def _plain(row: dict) -> dict:

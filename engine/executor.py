@@ -52,7 +52,9 @@ def execute(con: duckdb.DuckDBPyConnection, statement: Statement, params: dict[s
 
 def execute_arrow(con: duckdb.DuckDBPyConnection, statement: Statement, params: dict[str, Any]):
     """Run one plan statement; its result as an Arrow table."""
-    table = _run(con, statement, params).fetch_arrow_table()
+    result = _run(con, statement, params)
+    # DuckDB 2 names it to_arrow_table; 1.x fetch_arrow_table
+    table = (getattr(result, "to_arrow_table", None) or result.fetch_arrow_table)()
     if journal.current() is not None:
         journal.current().name_last(statement.name, table.num_rows)
     return table

@@ -18,12 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-from sqlglot import exp
 
 from engine.datasets import Case
 from engine.models.base import ModelAdapter, ModelRequest, ModelResponse
 from engine.provenance import canonical_json, utc_now
-from engine.sql import parse, render
 
 # The `outputs` table's columns, in order: every bulk write of outputs goes through this schema.
 OUTPUT_SCHEMA = pa.schema([
@@ -58,17 +56,6 @@ def needed_table(keys: pa.Array, case_ids: pa.Array, dataset_versions: pa.Array 
                      "position": pa.array(range(n), pa.int64())})
 
 
-_MISSING = """
-WITH needed AS (
-  SELECT output_key, arg_min(dataset_version, position) AS dataset_version,
-         arg_min(case_id, position) AS case_id, min(position) AS position
-  FROM __needed__ GROUP BY output_key)
-SELECT n.output_key, n.dataset_version, n.case_id, n.position, r.repeat::INTEGER AS repeat
-FROM needed AS n CROSS JOIN range($repeats) AS r(repeat)
-WHERE NOT EXISTS (SELECT 1 FROM outputs AS o WHERE o.model_fingerprint = $fingerprint
-                  AND o.output_key = n.output_key AND o.repeat = r.repeat AND o.error IS NULL)
-ORDER BY r.repeat, n.position"""
-
 
 def missing(con, fingerprint: str, needed: pa.Table | str, repeats: int) -> tuple[pa.Table, int]:
     """(the (key, repeat) pairs with no successful stored output, one case each, in case order; the number of
@@ -77,11 +64,12 @@ def missing(con, fingerprint: str, needed: pa.Table | str, repeats: int) -> tupl
     relation = needed if isinstance(needed, str) else "flywheel_needed_outputs"
     if not isinstance(needed, str):
         con.register(relation, needed)
+    from engine.evaluate_plan import distinct_keys, missing_outputs
+    from engine.executor import execute, execute_arrow
+
     try:
-        tree = parse(_MISSING).transform(
-            lambda n: exp.to_table(relation) if isinstance(n, exp.Table) and n.name == "__needed__" else n)
-        distinct = con.execute(render(exp.select("count(DISTINCT output_key)").from_(relation))).fetchall()[0][0]
-        todo = con.sql(render(tree), params={"repeats": repeats, "fingerprint": fingerprint}).to_arrow_table()
+        distinct = execute(con, distinct_keys(relation), {})[0]["n"]
+        todo = execute_arrow(con, missing_outputs(relation), {"repeats": repeats, "fingerprint": fingerprint})
     finally:
         if not isinstance(needed, str):
             con.unregister(relation)

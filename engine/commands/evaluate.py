@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 from engine.commands import Outcome, command
-from engine.compiler import compile_evaluate
 from engine.config import Composed
+from engine.evaluate_plan import compile_run
 from engine.sql import Plan
 from engine.evaluation import StoreAccess, evaluate_model, load_datasets, store_path
 from engine.report.terminal import print_evaluation
 
 
 def compile_sql(composed: Composed) -> Plan:
-    return compile_evaluate(composed.config["metrics"])
+    return compile_run(composed.config)
 
 
 @command("evaluate", "run one model on the datasets; store outputs and per-case scores",

@@ -26,14 +26,18 @@ from engine.store import Store
 
 
 def compile_sql(composed: Composed) -> Plan:
-    """The gate's statements, after the scoring statements of the evaluate it runs for a side whose run is not
-    in the store yet."""
-    from engine.compiler import compile_evaluate
+    """The gate's statements, after those of the evaluate it runs for a side whose run is not stored yet (once
+    per distinct statement: two sides with the same output identity share their text)."""
+    from engine.evaluate_plan import compile_run
 
-    scoring = [st.conditional("for a side (baseline, challenger) whose run is not stored yet: its evaluate")
-               for st in compile_evaluate(composed.config["metrics"]).statements]
-    gate = compile_plan(composed.config["gate"], composed.config["metrics"])
-    return Plan("gate", tuple(scoring) + gate.statements)
+    cfg, seen, evaluate = composed.config, set(), []
+    for side in ("baseline", "challenger"):
+        for st in compile_run(cfg, cfg[side]).statements:
+            if (st.name, st.sql()) not in seen:
+                seen.add((st.name, st.sql()))
+                evaluate.append(st if st.only_when else
+                                st.conditional("for a side (baseline, challenger) whose run is not stored yet"))
+    return Plan("gate", tuple(evaluate) + compile_plan(cfg["gate"], cfg["metrics"]).statements)
 
 
 def _explicit_baseline(composed: Composed) -> bool:
