@@ -12,7 +12,8 @@ from sqlglot import exp
 from engine.sql import render
 
 # Tables written in bulk (identifiers come from this list, never from config).
-WRITABLE = ("run_cases", "outputs", "scores", "judgements", "embeddings", "cases", "monitor_results")
+WRITABLE = ("run_cases", "outputs", "scores", "judgements", "embeddings", "cases", "monitor_results",
+            "bridge_exports")
 
 
 def write_arrow(con, table: str, frame: pa.Table, replace: bool = False) -> int:

@@ -79,7 +79,7 @@ def test_evaluate_and_gate_run_their_compiled_plans(project):
         data["summary"]["in_plan"] + data["summary"]["store_bookkeeping"] + data["summary"]["outside_plan"])
 
 
-def test_monitor_runs_its_compiled_plan_with_bound_period_parameters(production_project):  # noqa: F811
+def test_monitor_and_bridge_run_their_compiled_plans(production_project):  # noqa: F811
     project = production_project
     assert run_cli("evaluate", "model=bm25_clean", "dataset=[support_qa]", cwd=project).code == 0
     compiled = run_cli("compile", "monitor", cwd=project)
@@ -97,6 +97,12 @@ def test_monitor_runs_its_compiled_plan_with_bound_period_parameters(production_
     assert_plan_is_what_ran(run_dir, data, compiled.stdout)
     current = next(s for s in data["steps"] if s["name"] == "drift.input_length_psi.current")
     assert current["params"] == ["cur_end", "cur_start"]
+
+    bridge = run_cli("bridge", cwd=project)
+    assert bridge.code == 0, bridge
+    [(run_dir, data)] = runs(project, "bridge")
+    assert_plan_is_what_ran(run_dir, data, run_cli("compile", "bridge", cwd=project).stdout)
+    assert {"select", "golden_hashes", "training", "exports:training"} <= {s["name"] for s in data["steps"]}
 
 
 def test_a_failed_command_still_writes_its_results(project):

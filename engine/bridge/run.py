@@ -9,6 +9,7 @@ import uuid
 from dataclasses import replace
 from pathlib import Path
 
+import pyarrow as pa
 from sqlglot import exp
 
 from engine import datasets as ds, jsonlines
@@ -16,6 +17,7 @@ from engine.bridge import publish
 from engine.bridge.redact import redact
 from engine.bridge.sampling import compile_policy
 from engine.bridge.texts import text_hash
+from engine.bulk import write_arrow
 from engine.errors import UserError
 from engine.monitor.sources import with_resolved_feedback
 from engine.executor import execute
@@ -61,9 +63,20 @@ def selection_statement(cfg: dict) -> Statement:
 
 
 def golden_hashes_statement() -> Statement:
-    """The normalised inputs of every golden case of every stored version: the leakage guard's list."""
-    tree = exp.select(exp.alias_(text_hash(exp.column("input_text")), "text_hash")).from_("cases").distinct()
-    return Statement("golden_hashes", tree)
+    """The normalised inputs of every golden case of every stored version, and of every trace already sent to
+    a golden set or its label queue: the leakage guard's list."""
+    cases = exp.select(exp.alias_(text_hash(exp.column("input_text")), "text_hash")).from_("cases").distinct()
+    sent = parse("SELECT text_hash FROM bridge_exports WHERE destination IN ('golden', 'label_queue')")
+    return Statement("golden_hashes", _temp_table("golden_hashes", exp.union(cases, sent, distinct=True)), (),
+                     "the leakage guard: golden inputs never leave for training")
+
+
+TRAINING = "bridge_training"  # the training export's rows (before layout), materialised once
+
+
+def _temp_table(name: str, query: exp.Expression) -> exp.Create:
+    return exp.Create(this=exp.to_table(name), kind="TABLE", replace=True,
+                      properties=exp.Properties(expressions=[exp.TemporaryProperty()]), expression=query)
 
 
 def _redacted(tree: exp.Expression, pii: list[str]) -> exp.Expression:
@@ -96,7 +109,8 @@ def training_statement(cfg: dict) -> Statement:
           AND s.text_hash NOT IN (SELECT text_hash FROM bridge_exports WHERE destination = 'training')
         QUALIFY row_number() OVER (PARTITION BY s.text_hash ORDER BY s.policy_order, s.ord, s.trace_id) = 1
         ORDER BY s.policy_order, s.ord, s.trace_id""")
-    return Statement("training", with_resolved_feedback(_redacted(tree, pii)), (), "the training export (before layout)")
+    return Statement("training", _temp_table(TRAINING, with_resolved_feedback(_redacted(tree, pii))), (),
+                     "the training export (before layout)")
 
 
 def candidates_statement(cfg: dict) -> Statement:
@@ -116,12 +130,18 @@ def candidates_statement(cfg: dict) -> Statement:
         QUALIFY row_number() OVER (PARTITION BY s.text_hash ORDER BY c.correction IS NULL, s.ord, s.trace_id) = 1
         ORDER BY s.ord, s.trace_id""")
     return Statement("candidates", with_resolved_feedback(_redacted(tree, pii)), ("policies",),
-                     "failures into golden cases")
+                     "failures into golden cases", "when bridge.golden.dataset names a dataset to grow")
+
+
+EXPORTED_FOR_TRAINING = Statement("exports:training", parse(
+    f"INSERT INTO bridge_exports SELECT $export_id, trace_id, policy, text_hash, 'training', $config_hash, now() "
+    f"FROM {TRAINING}"), ("export_id", "config_hash"), "what left for training, so it never leaves twice")
 
 
 def compile_plan(cfg: dict) -> Plan:
+    """The bridge's statements in the order they run (the golden candidates come first when a dataset grows)."""
     return Plan("bridge", (selection_statement(cfg), golden_hashes_statement(), training_statement(cfg),
-                           candidates_statement(cfg)))
+                           EXPORTED_FOR_TRAINING, candidates_statement(cfg)))
 
 
 def _write_training(con, rows_sql: str, path: Path, export: dict, meta: dict) -> int:
@@ -191,8 +211,8 @@ def _export(store: Store, cfg: dict, project_dir: Path, import_labels: str | Non
         result["golden"] = _import_labels(store, project_dir, import_labels, parent, out_dir, staging)
         return result
 
-    plan = compile_plan(cfg)
-    execute(con, plan.statements[0], {})
+    step = {st.name: st for st in compile_plan(cfg).statements}
+    execute(con, step["select"], {})
     for policy, n in con.execute(f"SELECT policy, count(*) FROM {SELECTED} GROUP BY 1").fetchall():
         result["policies"][policy] = {"selected": n}
     for policy in bridge.get("policies") or {}:
@@ -201,14 +221,14 @@ def _export(store: Store, cfg: dict, project_dir: Path, import_labels: str | Non
     # failures into golden cases first: they are test cases from now on, so the training export must not hold
     # them, nor the failures waiting in the label queue
     if name:
-        result["golden"] = _grow_golden(store, plan.statements[3], golden_cfg, parent, out_dir, staging,
+        result["golden"] = _grow_golden(store, step["candidates"], golden_cfg, parent, out_dir, staging,
                                         config_hash, bridge)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE golden_hashes AS {plan.statements[1].sql()} UNION "
-                f"SELECT text_hash FROM bridge_exports WHERE destination IN ('golden', 'label_queue')")
+    execute(con, step["golden_hashes"], {})
 
     # training export
     export = bridge.get("export") or {}
-    training_sql = plan.statements[2].sql()
+    execute(con, step["training"], {})
+    training_sql = f"SELECT * FROM {TRAINING}"
     suffix = "parquet" if export.get("format", "jsonl") == "parquet" else "jsonl"
     final = out_dir / f"training-{export_id}.{suffix}"
     path = staging.stage(final)
@@ -217,8 +237,7 @@ def _export(store: Store, cfg: dict, project_dir: Path, import_labels: str | Non
     leaked = _leaks(con, path, suffix) if n else 0
     if leaked:  # the query excludes them; this re-reads what was written, so a bug cannot leak silently
         raise RuntimeError(f"leakage guard: {leaked} exported records match golden cases; nothing exported")
-    con.execute(f"INSERT INTO bridge_exports SELECT '{export_id}', trace_id, policy, text_hash, 'training', "
-                f"'{config_hash}', now() FROM ({training_sql})")
+    execute(con, step["exports:training"], {"export_id": export_id, "config_hash": config_hash})
     excluded = con.execute(f"SELECT count(*) FROM {SELECTED} WHERE text_hash IN (SELECT text_hash FROM "
                            f"golden_hashes)").fetchall()[0][0]
     result["training"] = {"path": str(final), "records": n, "format": suffix, "layout": export.get("layout", "chat"),
@@ -279,10 +298,16 @@ def _grow_golden(store: Store, statement: Statement, golden_cfg: dict, parent: d
                                                 for r in unlabelled), encoding="utf-8")
         out["label_queue"] = {"path": str(queue), "records": len(unlabelled)}
     golden_ids = {r["trace_id"] for r in labelled}
-    for r in labelled + unlabelled:
-        con.execute("INSERT INTO bridge_exports VALUES (?, ?, ?, ?, ?, ?, now())",
-                    [staging.export_id, r["trace_id"], r["policy"], r["text_hash"],
-                     "golden" if r["trace_id"] in golden_ids else "label_queue", config_hash])
+    sent = labelled + unlabelled
+    write_arrow(con, "bridge_exports", pa.table({
+        "export_id": pa.array([staging.export_id] * len(sent), pa.string()),
+        "trace_id": pa.array([r["trace_id"] for r in sent], pa.string()),
+        "policy": pa.array([r["policy"] for r in sent], pa.string()),
+        "text_hash": pa.array([r["text_hash"] for r in sent], pa.string()),
+        "destination": pa.array(["golden" if r["trace_id"] in golden_ids else "label_queue" for r in sent],
+                                pa.string()),
+        "config_hash": pa.array([config_hash] * len(sent), pa.string()),
+        "exported_at": pa.array([utc_now()] * len(sent), pa.timestamp("us", tz="UTC"))}))
     out["cases_from_production"] = sum(1 for c in _all_cases(store, out["version"])
                                        if (c.get("metadata") or {}).get("origin") == "production")
     return out

@@ -7,7 +7,6 @@ empty scope, missing baseline cases) reports status "error", which blocks like a
 from __future__ import annotations
 
 import json
-import operator
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -16,6 +15,7 @@ from sqlglot import exp
 
 from engine import registry
 from engine.gate import queries as q
+from engine.outcome import OPS
 from engine.gate.stats import mcnemar_exact_p, paired_bootstrap_ci
 from engine.sql import parse
 
@@ -27,8 +27,6 @@ COMMON = {
     "severity": {"enum": ["blocking", "warn"], "description": "blocking rules decide the verdict"},
     "description": {"type": "string"},
 }
-OPS: dict[str, Callable[[float, float], bool]] = {
-    "<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt, "==": operator.eq}
 CASE_LIMIT = 200  # offending cases listed per rule (the count is always exact)
 
 

@@ -20,16 +20,15 @@ its join coverage (engine/monitor/joins.py).
 """
 from __future__ import annotations
 
-import operator
 from dataclasses import dataclass, field
 
 from sqlglot import exp
 
 from engine.monitor.joins import Coverage, count_statement, coverage_statement
 from engine.monitor.sources import TABLE_COLUMNS, in_period, resolved, traces_in_scope, user_expression
+from engine.outcome import OPS
 from engine.sql import Statement, parse
 
-OPS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt, "==": operator.eq}
 GROUPINGS = ("overall", "window", "model")
 
 

@@ -15,26 +15,16 @@ missing section. With `live: feedback`, the result carries the join coverage of 
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 from sqlglot import exp
 
 from engine.monitor.joins import Coverage, coverage_statement
 from engine.monitor.sources import traces_in_scope, with_resolved_feedback
+from engine.outcome import wilson  # noqa: F401  (the parity intervals; tests import it from here)
 from engine.sql import Statement, parse
 
 MIN_SLICE = 20  # a slice with fewer live judgements is reported but never named as the cause
-
-
-def wilson(k: float, n: float, z: float = 1.959963984540054) -> tuple[float | None, float | None]:
-    if not n:
-        return None, None
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 # The model version's latest lab run scored with the metric: by fingerprint first, else by model name.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from engine.outcome import OP_TEXT
 from engine.report.html import (
     badge,
     esc,
@@ -15,7 +16,6 @@ from engine.report.svg import (
 
 
 CATEGORIES = ("business", "usage", "efficacy", "roi")
-OP_TEXT = {"<=": "≤", "<": "<", ">=": "≥", ">": ">", "==": "="}
 OK_COLOUR = PALETTE[0]
 GAP_COLOUR = "#868e96"  # neutral: the red labels and the tolerance line carry the alert
 

@@ -26,10 +26,10 @@ import duckdb
 from sqlglot import exp
 
 from engine.executor import execute
+from engine.outcome import Z95, wilson
 from engine.sql import Statement, parse, parse_expression
 
 QUANTILES = ("p50", "p95", "p99", "max", "sum")
-Z95 = 1.959963984540054  # the standard normal's 97.5th percentile
 
 # Reducers of one case's repeats to one pass/fail (the gate's `reducer` option).
 REDUCERS = {
@@ -84,10 +84,7 @@ def wilson_interval(p: float, n: int, z: float = Z95) -> tuple[float, float]:
     """Wilson score interval of a proportion p observed on n trials."""
     if n <= 0:
         return (math.nan, math.nan)
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    return wilson(p * n, n, z)
 
 
 def normal_interval(mean: float, sd: float | None, n: int, z: float = Z95) -> tuple[float, float] | None:
