@@ -23,7 +23,7 @@ KNOWN_CYCLES = {
                "engine.commands.rescore", "engine.commands.simulate", "engine.commands.store",
                "engine.commands.whatif", "engine.gate.leaderboard", "engine.gate.sweep"}),
 }
-KNOWN_LONG = {"engine/store.py"}  # to split
+KNOWN_LONG: set[str] = set()  # modules over the limit, to split
 
 
 def modules() -> dict[str, Path]:

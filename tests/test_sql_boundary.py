@@ -11,8 +11,8 @@ from pathlib import Path
 ENGINE = Path(__file__).resolve().parent.parent / "engine"
 CALLS = ("execute", "executemany", "sql")
 
-# Raw SQL call sites per file when the ratchet was set (wave 2, session 3): 159 in 36 files. Lower a number when
-# you remove some; never raise one.
+# Raw SQL call sites per file when the ratchet was set (wave 2, session 3): 159 in 36 files; 148 after evaluate's
+# and the bridge's statements became plan steps. Lower a number when you remove some; never raise one.
 BASELINE = {
     "engine/abandoned_runs.py": 6,
     "engine/agents/bridge_cases.py": 1,
@@ -20,7 +20,7 @@ BASELINE = {
     "engine/agents/otel_steps.py": 6,
     "engine/api.py": 1,
     "engine/bridge/publish.py": 2,
-    "engine/bridge/run.py": 9,
+    "engine/bridge/run.py": 6,
     "engine/bridge/sampling.py": 4,
     "engine/commands/datasets.py": 7,
     "engine/commands/gate.py": 2,
@@ -29,7 +29,7 @@ BASELINE = {
     "engine/dataset_cache.py": 2,
     "engine/dataset_carry.py": 1,
     "engine/datasets.py": 6,
-    "engine/evaluation.py": 12,
+    "engine/evaluation.py": 4,
     "engine/gate/leaderboard.py": 2,
     "engine/gate/promotion.py": 4,
     "engine/gate/sweep.py": 9,
