@@ -70,15 +70,22 @@ def _spans(request: Any) -> Iterator[dict]:
                     yield span
 
 
-def tool_step(span: dict) -> dict | None:
-    """The row of one `execute_tool` span, or None for any other span (or one without ids)."""
+def _operation_span(span: dict, operation: str) -> tuple[dict, str, str] | None:
+    """(attributes, trace id, span id) of a GenAI span of this operation with both ids, else None."""
     attrs = attributes_dict(span.get("attributes"))
-    if attrs.get("gen_ai.operation.name") != TOOL_OPERATION:
+    if attrs.get("gen_ai.operation.name") != operation:
         return None
     trace_id = otel_id(span.get("traceId", span.get("trace_id")), 16)
     span_id = otel_id(span.get("spanId", span.get("span_id")), 8)
-    if not trace_id or not span_id:
+    return (attrs, trace_id, span_id) if trace_id and span_id else None
+
+
+def tool_step(span: dict) -> dict | None:
+    """The row of one `execute_tool` span, or None for any other span (or one without ids)."""
+    found = _operation_span(span, TOOL_OPERATION)
+    if found is None:
         return None
+    attrs, trace_id, span_id = found
     status = span.get("status") or {}
     failed = isinstance(status, dict) and status.get("code") in (2, "2", "STATUS_CODE_ERROR", "ERROR")
     start = unix_nanos(span.get("startTimeUnixNano", span.get("start_time_unix_nano")))
@@ -116,13 +123,12 @@ def earlier_turns(input_messages) -> list[dict]:
 
 def conversation(span: dict) -> dict | None:
     """The conversation row of an `invoke_agent` span with earlier turns, else None."""
-    attrs = attributes_dict(span.get("attributes"))
-    if attrs.get("gen_ai.operation.name") != AGENT_OPERATION:
+    found = _operation_span(span, AGENT_OPERATION)
+    if found is None:
         return None
-    trace_id = otel_id(span.get("traceId", span.get("trace_id")), 16)
-    span_id = otel_id(span.get("spanId", span.get("span_id")), 8)
+    attrs, trace_id, span_id = found
     turns = earlier_turns(attrs.get("gen_ai.input.messages"))
-    if not trace_id or not span_id or not turns:
+    if not turns:
         return None
     return {"trace_id": trace_id, "span_id": span_id,
             "start": unix_nanos(span.get("startTimeUnixNano", span.get("start_time_unix_nano"))),

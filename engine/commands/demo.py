@@ -29,14 +29,17 @@ class DemoRun:
     def run(self, title: str, command_name: str, overrides: list[str], args: tuple[str, ...] = ()) -> Outcome:
         from dataclasses import replace
 
-        from engine.cli import write_out
+        from engine.cli import recorded_run, write_out
 
         console.print(Rule(f"[bold]{title}[/]"))
         console.print(f"[dim]$ flywheel {command_name} {' '.join((*args, *overrides))}[/]")
         started = time.perf_counter()
         composed = compose(self.project, overrides + ["run.progress=false"])
         validate(composed, load_all()[command_name].sections)  # the sections the command reads, as the CLI does
-        outcome = load_all()[command_name].run(replace(composed, args=args))
+        cmd = load_all()[command_name]
+        with recorded_run(cmd, composed) as record:  # its own run artifacts, in the demo project
+            outcome = cmd.run(replace(composed, args=args))
+            record(outcome)
         write_out(outcome, composed)
         self.steps.append({"title": title, "command": command_name, "exit_code": outcome.exit_code,
                            "seconds": round(time.perf_counter() - started, 2), "result": outcome.result,
