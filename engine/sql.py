@@ -6,6 +6,7 @@ as bound parameters (`$name`) or sqlglot literals, never as formatted strings.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import sqlglot
@@ -19,21 +20,47 @@ def parse(template: str) -> exp.Expression:
     return sqlglot.parse_one(template, dialect=DIALECT)
 
 
+@lru_cache(maxsize=512)
+def _parsed(text: str) -> exp.Expression:
+    return sqlglot.parse_one(text, dialect=DIALECT)
+
+
+def template(text: str) -> exp.Expression:
+    """A SQL template written in the code base, parsed once and copied on each use (parsing is slow)."""
+    return _parsed(text).copy()
+
+
 def parse_expression(template: str, **substitutions: exp.Expression) -> exp.Expression:
-    """Parse an expression template and replace `{name}` placeholders with AST nodes.
-
-    Placeholders are written as bare identifiers `__name__` in the template, e.g.
-    parse_expression("length(__text__)", text=exp.column("output_text"))."""
-    tree = sqlglot.parse_one(template, dialect=DIALECT)
-
+    """Parse a SQL template written in the code base and replace its `__name__` placeholders (bare columns, or
+    tables) with AST nodes, e.g. parse_expression("length(__text__)", text=exp.column("output_text"))."""
     def substitute(node: exp.Expression) -> exp.Expression:
-        if isinstance(node, exp.Column) and not node.table:
+        if isinstance(node, (exp.Column, exp.Table)) and not (node.args.get("table") or node.args.get("db")):
             name = node.name
             if name.startswith("__") and name.endswith("__") and name[2:-2] in substitutions:
                 return substitutions[name[2:-2]].copy()
         return node
 
-    return tree.transform(substitute)
+    return _parsed(template).transform(substitute)
+
+
+LET = "_let"  # the lambda parameter of `let`; templates inside a let body must not use it for their own lambdas
+
+
+def let_field(name: str) -> exp.Expression:
+    """A binding of the enclosing `let`, where `__name__` placeholders cannot reach (inside another substitution)."""
+    # struct_extract(_let, 'k'), not _let.k: DuckDB resolves `_let.k` to a *column* named _let when the input has
+    # one, while a bare lambda parameter shadows columns.
+    return exp.func("struct_extract", exp.column(LET), exp.Literal.string(name))
+
+
+def let(body: str, bindings: dict[str, exp.Expression], **substitutions: exp.Expression) -> exp.Expression:
+    """Evaluate each binding once and use it several times in `body` (as `__name__` placeholders, like the
+    substitutions). DuckDB has no LET; a one-element list of a struct mapped through a lambda does the job and
+    keeps large expressions from being repeated (and recomputed per list element inside other lambdas)."""
+    struct = exp.func("struct_pack", *[exp.PropertyEQ(this=exp.to_identifier(k), expression=v.copy())
+                                       for k, v in bindings.items()])
+    lam = parse_expression(body, **substitutions, **{k: let_field(k) for k in bindings})
+    return parse_expression(f"list_transform([__struct__], {LET} -> __body__)[1]", struct=struct, body=lam)
 
 
 def literal(value: Any) -> exp.Expression:

@@ -10,11 +10,10 @@ from engine.metrics.lexical import (
     UNICODE_SPACE,
     any_pattern,
     content_tokens,
-    let,
     share_in,
     words,
 )
-from engine.sql import literal, parse_expression
+from engine.sql import let, let_field, literal, parse_expression
 
 # A sentence ends at ., ! or ? followed by (Unicode) whitespace: "$8.50" and "v1.2" do not split.
 SENTENCE_END = f"[.!?]+{UNICODE_SPACE}+"
@@ -66,7 +65,7 @@ def lexical_groundedness(spec: dict) -> MetricSQL:
     }
     subs = {"support": literal(float(spec.get("support_threshold", 0.6))),
             "on_refusal": literal(1.0 if spec.get("refusal", "pass") == "pass" else 0.0),
-            "share": share_in(content_tokens(exp.column("_s"), stop), exp.column("pool", table="_let"))}
+            "share": share_in(content_tokens(exp.column("_s"), stop), let_field("pool"))}
 
     detail = exp.Case().when(passed, exp.Null()).else_(let(_DETAIL, bindings, **subs))
     return MetricSQL(value=let(_BODY, bindings, **subs), passed=passed, detail=detail)

@@ -67,14 +67,3 @@ def straight_apostrophes(text: exp.Expression) -> exp.Expression:
 def any_pattern(text: exp.Expression, patterns: tuple[str, ...] | list[str]) -> exp.Expression:
     """TRUE when `text` (curly apostrophes straightened) matches one of the RE2 `patterns`, ignoring case."""
     return exp.func("regexp_matches", straight_apostrophes(text), literal(alternation(patterns)))
-
-
-def let(body: str, bindings: dict[str, exp.Expression], **subs: exp.Expression) -> exp.Expression:
-    """Evaluate each binding once and use it several times in `body` (as `__name__` placeholders, like `subs`).
-
-    DuckDB has no LET; a one-element list of a struct mapped through a lambda does the job and keeps large
-    expressions from being repeated (and recomputed per list element inside other lambdas)."""
-    struct = exp.func("struct_pack", *[exp.PropertyEQ(this=exp.to_identifier(k), expression=v.copy())
-                                       for k, v in bindings.items()])
-    lam = parse_expression(body, **subs, **{k: exp.column(k, table="_let") for k in bindings})
-    return parse_expression("list_transform([__s__], lambda _let: __b__)[1]", s=struct, b=lam)

@@ -56,8 +56,9 @@ import sys
 import unicodedata
 from functools import lru_cache
 
-import sqlglot
 from sqlglot import exp
+
+from engine.sql import let, parse_expression
 
 __all__ = [
     "squad_normalize",
@@ -179,20 +180,6 @@ def _regexp_replace(this: exp.Expression, pattern: str, replacement: str) -> exp
     )
 
 
-def _template(sql: str, **subs: exp.Expression) -> exp.Expression:
-    """Parse a SQL template written in this module (never user text); `__name__` columns are placeholders."""
-    tree = sqlglot.parse_one(sql, dialect=_DIALECT)
-
-    def substitute(node: exp.Expression) -> exp.Expression:
-        if isinstance(node, exp.Column) and not node.table:
-            name = node.name
-            if name.startswith("__") and name.endswith("__") and name[2:-2] in subs:
-                return subs[name[2:-2]].copy()
-        return node
-
-    return tree.transform(substitute)
-
-
 def _as_prediction(prediction: exp.Expression) -> exp.Expression:
     return exp.func("coalesce", prediction.copy(), _lit(""))
 
@@ -234,7 +221,7 @@ def squad_normalize(text: exp.Expression) -> exp.Expression:
 
 def _split(normalized: exp.Expression) -> exp.Expression:
     """`normalized.split()` for an already normalised string (tokens separated by single spaces)."""
-    return _template("list_filter(string_split(__n__, ' '), x -> x <> '')", n=normalized)
+    return parse_expression("list_filter(string_split(__n__, ' '), x -> x <> '')", n=normalized)
 
 
 def squad_tokens(text: exp.Expression) -> exp.Expression:
@@ -242,22 +229,9 @@ def squad_tokens(text: exp.Expression) -> exp.Expression:
     return _split(squad_normalize(text))
 
 
-def _let(body: str, **bindings: exp.Expression) -> exp.Expression:
-    """Evaluate each binding once and use it several times in `body` (as `__name__` placeholders).
-
-    DuckDB has no LET; a one-element list of a struct mapped through a lambda does the job, and keeps the
-    rendered SQL from repeating the (large) normalisation expressions."""
-    struct = exp.func("struct_pack", *[exp.PropertyEQ(this=exp.to_identifier(k), expression=v.copy())
-                                       for k, v in bindings.items()])
-    # struct_extract(_s, 'k'), not _s.k: DuckDB resolves `_s.k` to a *column* named _s when the input has one,
-    # while a bare lambda parameter shadows columns.
-    lam = _template(body, **{k: exp.func("struct_extract", exp.column("_s"), _lit(k)) for k in bindings})
-    return _template("list_transform([__struct__], _s -> __body__)[1]", struct=struct, body=lam)
-
-
 def squad_exact_match(prediction: exp.Expression, reference: exp.Expression) -> exp.Expression:
     """1.0 if the normalised strings are equal else 0.0 (DOUBLE). NULL prediction = ''; NULL reference -> NULL."""
-    return _template(
+    return parse_expression(
         "CAST(__p__ = __r__ AS DOUBLE)",
         p=squad_normalize(_as_prediction(prediction)),
         r=squad_normalize(reference),
@@ -285,23 +259,17 @@ _F1_BODY = (
 
 def squad_f1(prediction: exp.Expression, reference: exp.Expression) -> exp.Expression:
     """Official SQuAD token F1 (DOUBLE). NULL prediction = ''; NULL reference -> NULL."""
-    return _let(
-        _F1_BODY,
-        p=exp.func("string_split", squad_normalize(_as_prediction(prediction)), _lit(" ")),
-        r=exp.func("string_split", squad_normalize(reference), _lit(" ")),
-    )
+    return let(_F1_BODY, {"p": exp.func("string_split", squad_normalize(_as_prediction(prediction)), _lit(" ")),
+                          "r": exp.func("string_split", squad_normalize(reference), _lit(" "))})
 
 
 def squad_contains(prediction: exp.Expression, reference: exp.Expression) -> exp.Expression:
     """1.0 if the normalised reference tokens occur as a contiguous run of the normalised prediction tokens.
 
     0.0 when the normalised reference is empty. NULL prediction = ''; NULL reference -> NULL."""
-    return _let(
-        "CASE WHEN __r__ = '' THEN CAST(0 AS DOUBLE) "
-        "ELSE CAST(contains(' ' || __p__ || ' ', ' ' || __r__ || ' ') AS DOUBLE) END",
-        p=squad_normalize(_as_prediction(prediction)),
-        r=squad_normalize(reference),
-    )
+    return let("CASE WHEN __r__ = '' THEN CAST(0 AS DOUBLE) "
+               "ELSE CAST(contains(' ' || __p__ || ' ', ' ' || __r__ || ' ') AS DOUBLE) END",
+               {"p": squad_normalize(_as_prediction(prediction)), "r": squad_normalize(reference)})
 
 
 def render(expr: exp.Expression) -> str:

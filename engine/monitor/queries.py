@@ -32,7 +32,7 @@ from typing import Any
 
 from sqlglot import exp
 
-from engine.sql import literal, parse, parse_expression, render
+from engine.sql import literal, parse, parse_expression, render, template
 
 
 def as_query(source: exp.Expression | str) -> exp.Expression:
@@ -168,16 +168,6 @@ def ecdf_query(current: exp.Expression, reference: exp.Expression, columns: dict
 
 # ---- the batch path ------------------------------------------------------------------------------------------
 BINS_RELATION = "__flywheel_drift_bins"  # the registered per-bin counts table that `bin_stats_query` reads
-
-
-@lru_cache(maxsize=64)
-def _template(text: str) -> exp.Expression:
-    return parse(text)
-
-
-def template(text: str) -> exp.Expression:
-    """A parsed query template written in this module (parsed once, copied on use: parsing is slow)."""
-    return _template(text).copy()
 
 
 def _read(query: exp.Expression | str, cte: str = "s") -> exp.Expression:

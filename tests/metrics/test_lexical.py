@@ -4,7 +4,8 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from engine.metrics.lexical import REFUSAL_PATTERNS, any_pattern, content_tokens, let, share_in, words
+from engine.metrics.lexical import REFUSAL_PATTERNS, any_pattern, content_tokens, share_in, words
+from engine.sql import let
 from engine.sql import literal, render
 
 
