@@ -17,8 +17,8 @@ from typing import Any, Literal, Mapping, Protocol
 
 import pyarrow as pa
 
-from engine import bulk, executor
-from engine.sql import DIALECT, Plan, Statement
+from engine import bulk, executor, journal
+from engine.sql import DIALECT, Plan, Statement, Write
 
 WriteMode = Literal["append", "upsert"]
 
@@ -58,10 +58,15 @@ class DuckDBBackend:
             raise ValueError(f"write mode must be append or upsert, not {mode!r}")
         return bulk.write_arrow(self.store.con, table, frame, replace=mode == "upsert")
 
+    def write_step(self, step: Write, frame: pa.Table) -> int:
+        """A plan's Write step: its statements are recorded under the step's name."""
+        with journal.step(step.name):
+            return self.write(step.table, frame, step.mode)  # type: ignore[arg-type]
+
     def transaction(self) -> AbstractContextManager:
         return self.store.transaction()
 
 
 def run_plan(backend: Backend, plan: Plan, params: Mapping[str, Any]) -> dict[str, list[dict]]:
-    """Every statement of a plan, in order, on one backend: each statement's rows by its name."""
-    return {statement.name: backend.run(statement, params) for statement in plan.statements}
+    """Every SQL statement of a plan, in order, on one backend: each statement's rows by its name."""
+    return {st.name: backend.run(st, params) for st in plan.statements if isinstance(st, Statement)}

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from sqlglot import exp
 
+from engine.agents.steps import DROP_REPLACED, INSERT_STEPS
 from engine.compiler import compile_evaluate
 from engine.models.errors import ERRORS
 from engine.output_identity import identity_of, output_key_sql
-from engine.sql import Plan, Statement, param, parse
+from engine.sql import Plan, PythonStep, Statement, Write, param, parse
 
 RUN_CASES_TABLE = "flywheel_run_cases"  # step 1's temporary table of the run's cases
 DATASETS_TABLE = "flywheel_run_datasets"  # the run's dataset versions, registered from Arrow (name, version, ord)
@@ -103,10 +104,23 @@ FINISH_RUN = Statement("runs:finish", parse(
     ("finished_at", "n_cases", "n_model_calls", "n_errors", "run_id"), "the run is complete")
 
 
+READ_DATASETS = PythonStep("datasets:read", "the golden files, each parsed and validated unless its sha256 is "
+                           "stored with the version it made (engine/dataset_cache.py); bad data stops here")
+REGISTER_DATASETS = PythonStep("datasets:register", "each golden file's content-addressed version and cases, "
+                               "stored once (engine/datasets.py), its file hash remembered (engine/dataset_cache.py) "
+                               "and the bridge's newer version of a dataset followed")
+MODEL_CALLS = PythonStep("model:calls", "the model is called for the outputs the cache lacks, with the store "
+                         "closed; each answered batch is journaled to .flywheel/pending (engine/runner.py)")
+METRIC_STEPS = PythonStep("metrics:python", "the metrics' Python steps (judges, encoders) on a private in-memory copy "
+                          "of the run; their rows are written with the scores", _PYTHON_STEPS)
+WRITE_OUTPUTS = Write("write:outputs", "outputs", "upsert", "the new outputs (a new answer replaces a stored error)")
+
+
 def compile_run(cfg: dict, model_spec: dict | None = None) -> Plan:
-    """Every statement of `flywheel evaluate` on this config, in the order they run."""
+    """Every step of `flywheel evaluate` on this config, in the order they run."""
     identity = identity_of(model_spec if model_spec is not None else cfg["model"])
-    read = [stage_run_cases(identity), distinct_keys(RUN_CASES_TABLE), missing_outputs(RUN_CASES_TABLE),
+    read = [READ_DATASETS, REGISTER_DATASETS, stage_run_cases(identity), distinct_keys(RUN_CASES_TABLE), missing_outputs(RUN_CASES_TABLE),
             RUN_CASE_COUNT, START_RUN, *SCRATCH]
     scoring = compile_evaluate(cfg["metrics"]).statements
-    return Plan("evaluate", (*read, insert_run_cases(identity), *scoring, COUNT_ERRORS, ERRORS, FINISH_RUN))
+    return Plan("evaluate", (*read, MODEL_CALLS, METRIC_STEPS, insert_run_cases(identity), WRITE_OUTPUTS,
+                             DROP_REPLACED, INSERT_STEPS, *scoring, COUNT_ERRORS, ERRORS, FINISH_RUN))

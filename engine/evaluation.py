@@ -9,7 +9,7 @@ cases of the run, prepared rows and scores in one short transaction.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -104,9 +104,11 @@ def metrics_hash(metrics: dict) -> str:
 
 def load_datasets(cfg: dict, project: Project) -> list:
     """The configured datasets (engine/dataset_cache.py: a file already loaded is not parsed again)."""
+    from engine import evaluate_plan, journal
     from engine.dataset_cache import load_datasets as load
 
-    return load(cfg, project, store_path(cfg, project))
+    with journal.step(evaluate_plan.READ_DATASETS.name):
+        return load(cfg, project, store_path(cfg, project))
 
 
 def _register_datasets(con, datasets: list) -> None:
@@ -167,8 +169,12 @@ def evaluate_model(access: StoreAccess, model_spec: dict, datasets: list[ds.Data
                metrics_hash(cfg["metrics"]))
     _read(run, datasets, command)
     try:
-        called = _call_model(run)
-        writes = _prepare_metrics(run, called.outputs)
+        from engine import evaluate_plan, journal
+
+        with journal.step(evaluate_plan.MODEL_CALLS.name):
+            called = _call_model(run)
+        with journal.step(evaluate_plan.METRIC_STEPS.name) if run.scratch_rows is not None else nullcontext():
+            writes = _prepare_metrics(run, called.outputs)
         return _write_results(run, called, writes)
     except BaseException as e:
         _mark_stopped(access, run.run_id, interrupted=isinstance(e, KeyboardInterrupt))
@@ -178,6 +184,7 @@ def evaluate_model(access: StoreAccess, model_spec: dict, datasets: list[ds.Data
 def _read(run: _Run, datasets: list, command: str) -> None:
     """Step 1: what the run needs and what the cache holds; one short write (dataset versions, the run's row)."""
     from engine import evaluate_plan as plan
+    from engine import journal
     from engine.dataset_cache import remember_files
     from engine.executor import execute, execute_arrow
     from engine.metrics.base import has_prepare_step
@@ -185,10 +192,11 @@ def _read(run: _Run, datasets: list, command: str) -> None:
 
     with run.access.open() as store, store.transaction() as con:
         recover_journals(store, run.access.journal_dir)
-        for dataset in datasets:
-            ds.store_version(store, dataset)
-        remember_files(store, datasets)
-        run.datasets = follow_bridge_heads(store, datasets, run.cfg, run.project)
+        with journal.step(plan.REGISTER_DATASETS.name):
+            for dataset in datasets:
+                ds.store_version(store, dataset)
+            remember_files(store, datasets)
+            run.datasets = follow_bridge_heads(store, datasets, run.cfg, run.project)
         _register_datasets(con, run.datasets)
         # computed once here (a join and a window over every case), then read three times
         execute(con, plan.stage_run_cases(run.adapter.output_identity), {})
@@ -270,7 +278,7 @@ def _write_results(run: _Run, called, writes: list) -> EvalRun:
         _register_datasets(con, run.datasets)
         backend.run(run_plan.insert_run_cases(run.adapter.output_identity), {"run_id": run.run_id})
         con.unregister("flywheel_run_datasets")
-        backend.write("outputs", called.outputs, mode="upsert")  # a new answer replaces a stored error
+        backend.write_step(run_plan.WRITE_OUTPUTS, called.outputs)
         store_steps(con, run.fingerprint, run.run_id)  # recorded agent trajectories, one row per step
         for write in writes:
             write.apply(con)

@@ -23,15 +23,17 @@ class Executed:
     rows: int | None = None  # rows the executor read back (None: not read through the executor)
     params: tuple[str, ...] = ()  # the names of the bound parameters
     phase: str | None = None  # the store's own work around a command: "migrate", "connect", "transaction"
+    step: str | None = None  # the plan's Python step that issued it (engine/sql.py PythonStep)
 
 
 @dataclass
 class Journal:
     entries: list[Executed] = field(default_factory=list)
+    steps_run: list[str] = field(default_factory=list)  # Python steps entered, in order
 
     def record(self, sql: str, ms: float, status: str, params: Any = None) -> None:
         names = tuple(sorted(params)) if isinstance(params, dict) else ()
-        self.entries.append(Executed(sql, round(ms, 3), status, params=names, phase=_phase.get()))
+        self.entries.append(Executed(sql, round(ms, 3), status, params=names, phase=_phase.get(), step=_step.get()))
 
     def name_last(self, name: str, rows: int | None) -> None:
         if self.entries:
@@ -40,6 +42,19 @@ class Journal:
 
 _current: ContextVar[Journal | None] = ContextVar("flywheel_journal", default=None)
 _phase: ContextVar[str | None] = ContextVar("flywheel_journal_phase", default=None)
+_step: ContextVar[str | None] = ContextVar("flywheel_journal_step", default=None)
+
+
+@contextmanager
+def step(name: str) -> Iterator[None]:
+    """Run a plan's Python step: the statements issued inside are recorded under its name."""
+    if _current.get() is not None:
+        _current.get().steps_run.append(name)
+    token = _step.set(name)
+    try:
+        yield
+    finally:
+        _step.reset(token)
 
 
 @contextmanager

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from engine.journal import Journal
-from engine.sql import Plan
+from engine.sql import Plan, Statement
 
 SCHEMA_VERSION = 1
 KEEP_RUNS = 100  # run directories kept per project, newest first (the store keeps the durable record)
@@ -40,14 +40,14 @@ def run_id_for(command: str, result: dict | None) -> str:
 
 def results(command: str, run_id: str, plan: Plan | None, journal: Journal, *, started_at: str, elapsed_ms: float,
             exit_code: int | None, error: str | None = None) -> dict:
-    by_text = {normalized(st.sql()): st.name for st in (plan.statements if plan else ())}
+    by_text = {normalized(st.sql()): st.name for st in (plan.statements if plan else ()) if isinstance(st, Statement)}
     steps = []
     for i, e in enumerate(journal.entries):
         plan_name = by_text.get(normalized(e.sql))
         steps.append({"index": i, "name": e.name or plan_name, "in_plan": plan_name is not None,
-                      "phase": e.phase, "status": e.status, "ms": e.ms, "rows": e.rows, "params": list(e.params),
+                      "phase": e.phase, "step": e.step, "status": e.status, "ms": e.ms, "rows": e.rows, "params": list(e.params),
                       "sql": None if plan_name is not None else e.sql})  # a plan step's SQL is in plan.sql
-    ran = {s["name"] for s in steps if s["in_plan"]}
+    ran = {s["name"] for s in steps if s["in_plan"]} | set(journal.steps_run)
     return {
         "schema_version": SCHEMA_VERSION,
         "command": command,
@@ -65,7 +65,9 @@ def results(command: str, run_id: str, plan: Plan | None, journal: Journal, *, s
                  if plan else []},
         "summary": {"executed": len(steps), "in_plan": sum(s["in_plan"] for s in steps),
                     "store_bookkeeping": sum(s["phase"] is not None for s in steps),
-                    "outside_plan": sum(not s["in_plan"] and s["phase"] is None for s in steps),
+                    "in_python_steps": sum(not s["in_plan"] and s["step"] is not None for s in steps),
+                    "outside_plan": sum(not s["in_plan"] and s["phase"] is None and s["step"] is None
+                                        for s in steps),
                     "errors": sum(s["status"] == "error" for s in steps),
                     "ms": round(sum(s["ms"] for s in steps), 3)},
         "steps": steps,

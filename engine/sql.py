@@ -104,11 +104,47 @@ class Statement:
 
 
 @dataclass(frozen=True)
+class PythonStep:
+    """A named plan step that runs in Python: model calls, a drift test's binning and statistics. It has no SQL of
+    its own; the statements it issues are recorded under its name in run_results.json (engine/journal.py)."""
+
+    name: str
+    description: str = ""
+    only_when: str = ""
+    params: tuple[str, ...] = ()
+
+    def conditional(self, when: str) -> "PythonStep":
+        return PythonStep(self.name, self.description, when, self.params)
+
+    def sql(self, pretty: bool = False) -> str:
+        return ""
+
+
+@dataclass(frozen=True)
+class Write:
+    """A named plan step that writes an Arrow table into a store table (append, or upsert on the table's key),
+    through the backend's bulk path (engine/backend.py)."""
+
+    name: str
+    table: str
+    mode: str = "append"  # append | upsert
+    description: str = ""
+    only_when: str = ""
+    params: tuple[str, ...] = ()
+
+    def conditional(self, when: str) -> "Write":
+        return Write(self.name, self.table, self.mode, self.description, when)
+
+    def sql(self, pretty: bool = False) -> str:
+        return ""
+
+
+@dataclass(frozen=True)
 class Plan:
     """Plain data: the statements a command will run, in order. The compiler makes it; the executor runs it."""
 
     command: str
-    statements: tuple[Statement, ...] = field(default_factory=tuple)
+    statements: tuple[Statement | PythonStep | Write, ...] = field(default_factory=tuple)
 
     def to_text(self) -> str:
         parts = []
@@ -120,5 +156,11 @@ class Plan:
                 header += f"\n-- parameters: {', '.join('$' + p for p in st.params)}"
             if st.only_when:
                 header += f"\n-- runs only {st.only_when}"
+            if isinstance(st, PythonStep):
+                parts.append(f"{header}\n-- python step: its statements are recorded under this name")
+                continue
+            if isinstance(st, Write):
+                parts.append(f"{header}\n-- write: {st.mode} into {st.table} from an Arrow table")
+                continue
             parts.append(f"{header}\n{st.sql(pretty=True)};")
         return "\n\n".join(parts) + "\n"

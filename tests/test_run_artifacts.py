@@ -36,7 +36,8 @@ def compiled_statements(plan_text: str) -> dict[str, str]:
     out: dict[str, list[str]] = {}
     name = None
     for line in plan_text.splitlines():
-        if line.startswith("-- ") and not line.startswith(("-- parameters:", "-- runs only")):
+        if line.startswith("-- ") and not line.startswith(("-- parameters:", "-- runs only", "-- python step",
+                                                          "-- write: ")):
             name = line[3:].split(": ", 1)[0]
             out[name] = []
         elif not line.startswith("-- ") and name is not None:

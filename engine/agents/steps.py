@@ -7,6 +7,9 @@ journal or cached from an earlier run get their rows too, and a replaced output 
 """
 from __future__ import annotations
 
+from engine.executor import execute
+from engine.sql import Statement, parse
+
 # Rows of an output that this run called again are dropped first (its trajectory may have changed).
 _DROP_REPLACED = """
 DELETE FROM trajectory_steps AS s WHERE s.model_fingerprint = $fingerprint AND EXISTS (
@@ -40,12 +43,18 @@ SELECT model_fingerprint, output_key, repeat, len(steps)::INTEGER, 'final', 'ass
 FROM recorded"""
 
 
+DROP_REPLACED = Statement("trajectory:drop_replaced", parse(_DROP_REPLACED), ("fingerprint", "run_id"),
+                          "step rows of outputs this run called again")
+INSERT_STEPS = Statement("trajectory:insert", parse(_INSERT), ("fingerprint", "run_id"),
+                         "one row per step of each output that recorded a trajectory, then its final answer")
+
+
 def store_steps(con, fingerprint: str, run_id: str) -> None:
     """Write the step rows of the run's outputs that recorded a trajectory (after the run's outputs and
     run_cases rows are written, inside the same transaction)."""
     params = {"fingerprint": fingerprint, "run_id": run_id}
-    con.execute(_DROP_REPLACED, params)
-    con.execute(_INSERT, params)
+    execute(con, DROP_REPLACED, params)
+    execute(con, INSERT_STEPS, params)
 
 
 def calls_text_sql(fingerprint: str, output_key: str) -> str:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from engine import journal
 from engine.backend import DuckDBBackend
 from engine.executor import execute
 from engine.ingest.batches import stale_monitor_runs
@@ -16,7 +17,7 @@ from engine.monitor.drift_rules import evaluate_rule
 from engine.monitor.joins import Coverage, min_join_share
 from engine.monitor.sources import periods as compute_periods, periods_statement
 from engine.provenance import canonical_json, config_hash, git_commit, utc_now
-from engine.sql import Plan, Statement, parse
+from engine.sql import Plan, PythonStep, Statement, parse
 from engine.store import Store
 
 
@@ -42,6 +43,7 @@ def compile_plan(cfg: dict) -> Plan:
         statements.append(GOLDEN_VERSION)
     for name, rule in (monitor.get("drift") or {}).items():
         statements += sample_statements(name, rule, monitor, online_hashes(cfg))
+        statements.append(drift_step(name, rule))
     kpis = monitor.get("kpis") or {}
     statements += list(kpi_mod.source_statements(kpis, monitor).values())
     for name, kpi in kpis.items():
@@ -55,6 +57,12 @@ def compile_plan(cfg: dict) -> Plan:
     if monitor.get("parity"):
         statements += [LAB_RUN, LAB_SCORES]
     return Plan("monitor", tuple(statements))
+
+
+def drift_step(name: str, rule: dict) -> PythonStep:
+    return PythonStep(f"drift.{name}.statistic", f"{rule.get('test', 'psi')} of the current sample against the "
+                      "reference per window: the reference profile (fitted once, then read from the store), binning "
+                      "in SQL over the two samples, statistics in numpy (engine/monitor/drift.py)")
 
 
 GOLDEN_VERSION = Statement("reference.golden_version", parse(
@@ -92,8 +100,10 @@ def run_monitor(store: Store, cfg: dict, project_dir) -> MonitorOutcome:
     # 2. drift, reference profiles stored as they are fitted
     golden_version = _golden_version(con, monitor)
     with store.transaction():
-        drift = [evaluate_rule(con, name, rule, cfg["monitor"], periods, hashes, golden_version).to_json()
-                 for name, rule in (monitor.get("drift") or {}).items()]
+        drift = []
+        for name, rule in (monitor.get("drift") or {}).items():
+            with journal.step(drift_step(name, rule).name):
+                drift.append(evaluate_rule(con, name, rule, cfg["monitor"], periods, hashes, golden_version).to_json())
 
     # 3. KPIs, each with the rows of its sources and the join coverage of its feedback
     min_share = min_join_share(monitor)
