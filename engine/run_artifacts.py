@@ -65,7 +65,8 @@ def results(command: str, run_id: str, plan: Plan | None, journal: Journal, *, s
                  if plan else []},
         "summary": {"executed": len(steps), "in_plan": sum(s["in_plan"] for s in steps),
                     "store_bookkeeping": sum(s["phase"] is not None for s in steps),
-                    "in_python_steps": sum(not s["in_plan"] and s["step"] is not None for s in steps),
+                    "in_python_steps": sum(not s["in_plan"] and s["phase"] is None and s["step"] is not None
+                                           for s in steps),
                     "outside_plan": sum(not s["in_plan"] and s["phase"] is None and s["step"] is None
                                         for s in steps),
                     "errors": sum(s["status"] == "error" for s in steps),

@@ -76,8 +76,14 @@ def test_evaluate_and_gate_run_their_compiled_plans(project):
     assert_plan_is_what_ran(run_dir, data, run_cli("compile", "evaluate", cwd=project).stdout)
     scored = [s for s in data["steps"] if s["name"] and s["name"].startswith("score:")]
     assert scored and all(s["status"] == "ok" and s["ms"] >= 0 for s in scored)
-    assert data["summary"]["executed"] == len(data["steps"]) == (
-        data["summary"]["in_plan"] + data["summary"]["store_bookkeeping"] + data["summary"]["outside_plan"])
+    summary = data["summary"]
+    assert summary["executed"] == len(data["steps"]) == (summary["in_plan"] + summary["store_bookkeeping"]
+                                                         + summary["in_python_steps"] + summary["outside_plan"])
+    # evaluate runs nothing outside its plan: every statement is a plan statement, issued by a named Python step
+    # of the plan (datasets read and registered, ...), or the store's own bookkeeping
+    assert summary["outside_plan"] == 0, [s["sql"] for s in data["steps"] if not (s["in_plan"] or s["phase"]
+                                                                                   or s["step"])]
+    assert {s["step"] for s in data["steps"] if s["step"]} <= set(data["plan"]["statements"])
 
 
 def test_monitor_and_bridge_run_their_compiled_plans(production_project):  # noqa: F811
@@ -98,6 +104,10 @@ def test_monitor_and_bridge_run_their_compiled_plans(production_project):  # noq
     assert_plan_is_what_ran(run_dir, data, compiled.stdout)
     current = next(s for s in data["steps"] if s["name"] == "drift.input_length_psi.current")
     assert current["params"] == ["cur_end", "cur_start"]
+    # the drift engine's queries over the two samples belong to the rule's Python step
+    binning = [s for s in data["steps"] if s["step"] == "drift.input_length_psi.statistic" and not s["in_plan"]]
+    assert binning and all("fw_drift_current" in s["sql"] or "fw_drift_reference" in s["sql"]
+                           or "reference_profiles" in s["sql"] or "__flywheel_drift_bins" in s["sql"] for s in binning)
 
     bridge = run_cli("bridge", cwd=project)
     assert bridge.code == 0, bridge
