@@ -12,7 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 from sqlglot import exp
 
-from engine import datasets as ds, jsonlines
+from engine import datasets as ds, journal, jsonlines
 from engine.bridge import publish
 from engine.bridge.redact import redact
 from engine.bridge.sampling import compile_policy
@@ -25,7 +25,7 @@ from engine.monitor.sources import traces_in_scope
 from engine.paths import resolve_data_path
 from engine.provenance import config_hash as provenance_hash
 from engine.provenance import utc_now
-from engine.sql import Plan, Statement, literal, parse, render
+from engine.sql import Plan, PythonStep, Statement, literal, parse, render
 from engine.store import Store
 
 SELECTED = "bridge_selected"
@@ -138,10 +138,31 @@ EXPORTED_FOR_TRAINING = Statement("exports:training", parse(
     f"FROM {TRAINING}"), ("export_id", "config_hash"), "what left for training, so it never leaves twice")
 
 
+POLICY_COUNTS = Statement("select:counts", parse(f"SELECT policy, count(*) AS n FROM {SELECTED} GROUP BY 1"),
+                          (), "traces selected per policy")
+EXCLUDED = Statement("leakage:excluded", parse(f"SELECT count(*) AS n FROM {SELECTED} WHERE text_hash IN "
+                                               f"(SELECT text_hash FROM golden_hashes)"), (),
+                     "selected traces that were golden cases and stayed out")
+_GROWS = "when bridge.golden.dataset names a dataset to grow"
+RECOVER = PythonStep("publish:recover", "files staged by a bridge killed after its commit are published first "
+                     "(engine/bridge/publish.py)")
+PARENT = PythonStep("golden:dataset", "the golden dataset to grow: its file's version stored, the bridge's head "
+                    "followed", _GROWS)
+GROW = PythonStep("golden:grow", "the candidates with a correction become a new dataset version (file staged), "
+                  "the others a label queue; both recorded in bridge_exports", _GROWS)
+EXPORT_FILE = PythonStep("export:file", "the training file written by DuckDB (COPY, JSONL or Parquet, staged) and "
+                         "read back by the leakage guard")
+PUBLISH = PythonStep("publish", "the staged files recorded in the transaction, renamed into place after the commit")
+IMPORT = PythonStep("labels:import", "a filled-in label queue imported as a new dataset version")
+
+
 def compile_plan(cfg: dict) -> Plan:
-    """The bridge's statements in the order they run (the golden candidates come first when a dataset grows)."""
-    return Plan("bridge", (selection_statement(cfg), golden_hashes_statement(), training_statement(cfg),
-                           EXPORTED_FOR_TRAINING, candidates_statement(cfg)))
+    """The bridge's steps in the order they run (the golden candidates come first when a dataset grows)."""
+    if cfg.get("import_labels"):
+        return Plan("bridge", (RECOVER, PARENT, IMPORT, PUBLISH))
+    return Plan("bridge", (RECOVER, PARENT, selection_statement(cfg), POLICY_COUNTS, candidates_statement(cfg),
+                           GROW, golden_hashes_statement(), training_statement(cfg), EXPORT_FILE,
+                           EXPORTED_FOR_TRAINING, EXCLUDED, PUBLISH))
 
 
 def _write_training(con, rows_sql: str, path: Path, export: dict, meta: dict) -> int:
@@ -169,19 +190,22 @@ def run_bridge(store: Store, cfg: dict, project_dir: Path, import_labels: str | 
     """One bridge export as one unit of work: the store's records and the files appear together or not at all
     (files are staged and published after the commit, engine/bridge/publish.py)."""
     out_dir = resolve_data_path(cfg["bridge"].get("out_dir", "data/bridge"), project_dir)
-    publish.recover(store, project_dir, out_dir)
+    with journal.step(RECOVER.name):
+        publish.recover(store, project_dir, out_dir)
     export_id = f"bridge-{utc_now().strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
     staging = publish.Staging(store, out_dir, export_id, project_dir)
     try:
         with store.transaction():
             result = _export(store, cfg, project_dir, import_labels, out_dir, staging)
-            staging.record()
+            with journal.step(PUBLISH.name):
+                staging.record()
             _test_seam("before_commit")
     except BaseException:
         staging.discard()
         raise
     _test_seam("before_publish")
-    publish.publish(store, project_dir, export_id)
+    with journal.step(PUBLISH.name):
+        publish.publish(store, project_dir, export_id)
     return result
 
 
@@ -204,42 +228,47 @@ def _export(store: Store, cfg: dict, project_dir: Path, import_labels: str | Non
     config_hash = provenance_hash(bridge)
     golden_cfg = bridge.get("golden") or {}
     name = golden_cfg.get("dataset")
-    parent = _parent_dataset(store, cfg, project_dir, name) if name else None
+    parent = None
+    if name:
+        with journal.step(PARENT.name):
+            parent = _parent_dataset(store, cfg, project_dir, name)
     result = {"command": "bridge", "export_id": export_id, "config_hash": config_hash, "exported_at": exported_at,
               "policies": {}, "training": None, "golden": None, "store": str(store.path)}
     if import_labels:
-        result["golden"] = _import_labels(store, project_dir, import_labels, parent, out_dir, staging)
+        with journal.step(IMPORT.name):
+            result["golden"] = _import_labels(store, project_dir, import_labels, parent, out_dir, staging)
         return result
 
-    step = {st.name: st for st in compile_plan(cfg).statements}
-    execute(con, step["select"], {})
-    for policy, n in con.execute(f"SELECT policy, count(*) FROM {SELECTED} GROUP BY 1").fetchall():
-        result["policies"][policy] = {"selected": n}
+    steps = {st.name: st for st in compile_plan(cfg).statements}
+    execute(con, steps["select"], {})
+    for row in execute(con, POLICY_COUNTS, {}):
+        result["policies"][row["policy"]] = {"selected": row["n"]}
     for policy in bridge.get("policies") or {}:
         result["policies"].setdefault(policy, {"selected": 0})
 
     # failures into golden cases first: they are test cases from now on, so the training export must not hold
     # them, nor the failures waiting in the label queue
     if name:
-        result["golden"] = _grow_golden(store, step["candidates"], golden_cfg, parent, out_dir, staging,
-                                        config_hash, bridge)
-    execute(con, step["golden_hashes"], {})
+        with journal.step(GROW.name):
+            result["golden"] = _grow_golden(store, steps["candidates"], golden_cfg, parent, out_dir, staging,
+                                            config_hash, bridge)
+    execute(con, steps["golden_hashes"], {})
 
     # training export
     export = bridge.get("export") or {}
-    execute(con, step["training"], {})
+    execute(con, steps["training"], {})
     training_sql = f"SELECT * FROM {TRAINING}"
     suffix = "parquet" if export.get("format", "jsonl") == "parquet" else "jsonl"
     final = out_dir / f"training-{export_id}.{suffix}"
     path = staging.stage(final)
     meta = {"config_hash": config_hash, "exported_at": exported_at, "export_id": export_id}
-    n = _write_training(con, training_sql, path, export, meta)
-    leaked = _leaks(con, path, suffix) if n else 0
+    with journal.step(EXPORT_FILE.name):
+        n = _write_training(con, training_sql, path, export, meta)
+        leaked = _leaks(con, path, suffix) if n else 0
     if leaked:  # the query excludes them; this re-reads what was written, so a bug cannot leak silently
         raise RuntimeError(f"leakage guard: {leaked} exported records match golden cases; nothing exported")
-    execute(con, step["exports:training"], {"export_id": export_id, "config_hash": config_hash})
-    excluded = con.execute(f"SELECT count(*) FROM {SELECTED} WHERE text_hash IN (SELECT text_hash FROM "
-                           f"golden_hashes)").fetchall()[0][0]
+    execute(con, steps["exports:training"], {"export_id": export_id, "config_hash": config_hash})
+    excluded = execute(con, EXCLUDED, {})[0]["n"]
     result["training"] = {"path": str(final), "records": n, "format": suffix, "layout": export.get("layout", "chat"),
                           "excluded_golden_matches": excluded}
     return result

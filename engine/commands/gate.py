@@ -7,7 +7,9 @@ from pathlib import Path
 
 from engine.commands import Outcome, command
 from engine.config import Composed
-from engine.sql import Plan
+from engine import journal
+from engine.executor import execute
+from engine.sql import Plan, PythonStep, Statement, parse
 from engine.errors import UserError
 from engine.evaluation import (EvalRun, StoreAccess, evaluate_model, follow_bridge_heads, load_datasets,
                                metrics_hash, store_path)
@@ -37,7 +39,20 @@ def compile_sql(composed: Composed) -> Plan:
                 seen.add((st.name, st.sql()))
                 evaluate.append(st if st.only_when else
                                 st.conditional("for a side (baseline, challenger) whose run is not stored yet"))
-    return Plan("gate", tuple(evaluate) + compile_plan(cfg["gate"], cfg["metrics"]).statements)
+    return Plan("gate", (RESOLVE, *evaluate, *compile_plan(cfg["gate"], cfg["metrics"]).statements, DECISION,
+                         PROMOTE))
+
+
+RESOLVE = PythonStep("sides:resolve", "the datasets' bridge heads followed and the baseline resolved (named on the "
+                     "command line, else the latest blessed one, else the config's); the same model on both sides "
+                     "is refused")
+_COLUMNS = ("decision_id", "baseline_run", "challenger_run", "baseline_model", "challenger_model", "verdict",
+            "gate_config_hash", "git_commit", "decided_at", "gate_config", "result")
+DECISION = Statement("gate:decision", parse(f"INSERT INTO gate_decisions VALUES "
+                                            f"({', '.join('$' + c for c in _COLUMNS)})"), _COLUMNS,
+                     "the verdict with its rules' hash, git commit and whole result")
+PROMOTE = PythonStep("promote", "the challenger becomes the blessed baseline (engine/gate/promotion.py)",
+                     "with promote=true when the verdict is PASS")
 
 
 def _explicit_baseline(composed: Composed) -> bool:
@@ -92,7 +107,7 @@ def run_gate(composed: Composed, access: StoreAccess) -> tuple[dict, dict]:
     The store is opened for short steps only: models are called with it closed (engine/evaluation.py)."""
     cfg, gate = composed.config, composed.config["gate"]
     if cfg.get("baseline_run"):
-        with access.open() as store:
+        with access.open() as store, journal.step(RESOLVE.name):
             b_run, c_run = stored_run(store, cfg["baseline_run"]), stored_run(store, cfg["challenger_run"])
             refuse_self_comparison(b_run["fingerprint"], c_run["fingerprint"], c_run["name"], "stored run", store)
         check_comparable(b_run, c_run)
@@ -104,7 +119,7 @@ def run_gate(composed: Composed, access: StoreAccess) -> tuple[dict, dict]:
         challenger_spec = cfg["challenger"]
     else:
         datasets = load_datasets(cfg, composed.project)
-        with access.open() as store:
+        with access.open() as store, journal.step(RESOLVE.name):
             datasets = follow_bridge_heads(store, datasets, cfg, composed.project)
             baseline_spec, source = resolve_baseline(store, composed)
             refuse_self_comparison(model_fingerprint(baseline_spec, composed.project.dir),
@@ -145,10 +160,13 @@ def _decide_and_record(store: Store, composed: Composed, baseline: dict, challen
     result["per_tag"] = per_tag_summary(store.con, baseline["run_id"], challenger["run_id"],
                                         gate.get("reducer", "all"), cfg["metrics"])
     with store.transaction() as con:
-        con.execute("INSERT INTO gate_decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [result["decision_id"], baseline["run_id"], challenger["run_id"], baseline["name"],
-                     challenger["name"], outcome.verdict, result["gate_config_hash"], result["git_commit"],
-                     decided_at, stored_config(gate), canonical_json(scrub_value(result))])
+        execute(con, DECISION, {
+            "decision_id": result["decision_id"], "baseline_run": baseline["run_id"],
+            "challenger_run": challenger["run_id"], "baseline_model": baseline["name"],
+            "challenger_model": challenger["name"], "verdict": outcome.verdict,
+            "gate_config_hash": result["gate_config_hash"], "git_commit": result["git_commit"],
+            "decided_at": decided_at, "gate_config": stored_config(gate),
+            "result": canonical_json(scrub_value(result))})
     return result
 
 
@@ -176,7 +194,9 @@ def gate(composed: Composed) -> Outcome:
     with Store.open(path) as store:
         if cfg.get("promote"):
             if result["verdict"] == "PASS":
-                version = promote(store, challenger_spec, result["challenger"]["fingerprint"], result["decision_id"])
+                with journal.step(PROMOTE.name):
+                    version = promote(store, challenger_spec, result["challenger"]["fingerprint"],
+                                      result["decision_id"])
                 result["promoted"] = {"version": version, "model": result["challenger"]["name"]}
             else:
                 result["promotion_refused"] = "a BLOCKED challenger cannot be promoted"

@@ -17,7 +17,7 @@ from engine.monitor.drift_rules import evaluate_rule
 from engine.monitor.joins import Coverage, min_join_share
 from engine.monitor.sources import periods as compute_periods, periods_statement
 from engine.provenance import canonical_json, config_hash, git_commit, utc_now
-from engine.sql import Plan, PythonStep, Statement, parse
+from engine.sql import Plan, PythonStep, Statement, Write, parse
 from engine.store import Store
 
 
@@ -56,7 +56,19 @@ def compile_plan(cfg: dict) -> Plan:
             statements.append(coverage)
     if monitor.get("parity"):
         statements += [LAB_RUN, LAB_SCORES]
-    return Plan("monitor", tuple(statements))
+    return Plan("monitor", (*statements, STALE_RUNS, WRITE_RESULTS, RUN_ROW, POLICY_ROW))
+
+
+STALE_RUNS = PythonStep("stale_runs", "earlier monitor runs that read ingest batches retracted since "
+                        "(engine/ingest/batches.py)")
+WRITE_RESULTS = Write("write:monitor_results", "monitor_results", "append",
+                      "every statistic, KPI and parity gap as rows of the time series")
+RUN_ROW = Statement("monitor:run", parse("INSERT INTO monitor_runs VALUES ($run_id, $started_at, $finished_at, "
+                                         "$config_hash, $git_commit, $healthy, $n_alerts, $result)"),
+                    ("run_id", "started_at", "finished_at", "config_hash", "git_commit", "healthy", "n_alerts",
+                     "result"), "the run and its whole result")
+POLICY_ROW = Statement("monitor:policy", parse("INSERT INTO monitor_policies VALUES ($run_id, $policy)"),
+                       ("run_id", "policy"), "the policy the run used (what `whatif monitor` replays)")
 
 
 def drift_step(name: str, rule: dict) -> PythonStep:
@@ -130,6 +142,8 @@ def run_monitor(store: Store, cfg: dict, project_dir) -> MonitorOutcome:
         parity_results += [r.to_json() for r in parity.judge(name, check, live_rows, lookup, coverage, min_share,
                                                              monitor.get("model"))]
 
+    with journal.step(STALE_RUNS.name):
+        stale = stale_monitor_runs(con)
     alerts = ([("drift", d) for d in drift if d["status"] != "ok"] + [("kpi", k) for k in kpis if k["status"] != "ok"]
               + [("parity", r) for r in parity_results if r["status"] != "ok"])
     # no_data fails closed: a figure computed from nothing blocks whatever the check's severity
@@ -158,7 +172,7 @@ def run_monitor(store: Store, cfg: dict, project_dir) -> MonitorOutcome:
         "kpis": kpis,
         "parity": parity_results,
         "store": str(store.path),
-        "stale_runs": stale_monitor_runs(con),  # earlier runs that read records retracted since
+        "stale_runs": stale,  # earlier runs that read records retracted since
     }
     _append(store, result, {"monitor": monitor, "online_metric_hashes": hashes})
     return MonitorOutcome(result, not blocking)
@@ -217,12 +231,13 @@ def _append(store: Store, result: dict, policy: dict) -> None:
         rows.append((rid, "online", m["metric"], None, None, m["mean"], None, None, False, "info",
                      canonical_json({"n": m["n"], "pass_rate": m["pass_rate"]})))
     with store.transaction() as con:
-        DuckDBBackend(store).write("monitor_results", _results_table(rows))
-        con.execute("INSERT INTO monitor_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [rid, result["started_at"], utc_now(), result["config_hash"], result["git_commit"],
-                     result["healthy"], len(result["blocking_alerts"]) + len(result["warnings"]),
-                     canonical_json(result)])
-        con.execute("INSERT INTO monitor_policies VALUES (?, ?)", [rid, canonical_json(policy)])
+        DuckDBBackend(store).write_step(WRITE_RESULTS, _results_table(rows))
+        execute(con, RUN_ROW, {"run_id": rid, "started_at": result["started_at"], "finished_at": utc_now(),
+                               "config_hash": result["config_hash"], "git_commit": result["git_commit"],
+                               "healthy": result["healthy"],
+                               "n_alerts": len(result["blocking_alerts"]) + len(result["warnings"]),
+                               "result": canonical_json(result)})
+        execute(con, POLICY_ROW, {"run_id": rid, "policy": canonical_json(policy)})
 
 
 _RESULT_COLUMNS = (("run_id", pa.string()), ("section", pa.string()), ("name", pa.string()), ("model", pa.string()),
