@@ -108,8 +108,8 @@ class KindChecks:
         """The columns every record of the chunk (or, `pending`, every record set aside for its reasons) gets,
         and the CTEs they are computed in.
 
-        fw_in (materialised: DuckDB would otherwise inline the JSON passes into every check that uses them)
-        reads each record once per list: fw_t (types), fw_w (values) and, unless unknown fields are ignored,
+        fw_in reads each record once per list (not materialised: DuckDB 2 keeps each list one column, computed
+        once, and streams; materialising copied every chunk's text and lists, ~7 % more CPU and 150 MB held): fw_t (types), fw_w (values) and, unless unknown fields are ignored,
         fw_k (the number of top-level keys). fw_cols splits the lists into one column per path (and DOUBLE
         values where checks compare numbers), so that the checks compare plain columns; fw_checked adds the
         unknown fields, duplicate keys (fw_dup) and the verdict fw_ok. The returned expressions (over

@@ -19,7 +19,7 @@ class KindSQL(KindChecks):
     @staticmethod
     def _with(query: exp.Select, ctes: list[tuple[str, exp.Select]]) -> exp.Select:
         for name, cte in ctes:
-            query = query.with_(name, as_=cte, materialized=True if name == "fw_in" else None)
+            query = query.with_(name, as_=cte)
         return query
 
     def _params(self, *names: str) -> tuple[str, ...]:
