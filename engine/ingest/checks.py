@@ -152,7 +152,12 @@ class KindChecks:
             inner = inner.where(where)
         duplicates = self._duplicate_keys()
         cols = exp.select("*", *rec.split_columns()).from_("fw_in")  # after every check and typed column
-        checked = exp.select("*", exp.alias_(extra, "fw_extra"), exp.alias_(duplicates, "fw_dup")).from_("fw_cols")
+        # The keys of each top-level object field, once per record (the duplicate check reads them twice or more)
+        keyed = exp.select("*", *[exp.alias_(_e("CASE WHEN __g__ THEN json_keys(__w__) END", g=self.rec.value(path)
+                                                .is_object, w=self.rec.value(path).node), _keys_column(path))
+                                  for path in self._object_paths() if path]).from_("fw_cols")
+        checked = exp.select("*", exp.alias_(extra, "fw_extra"), exp.alias_(duplicates, "fw_dup")).from_(
+            keyed.subquery("fw_kk"))
         checked = exp.select("*", exp.alias_(ok, "fw_ok")).from_(checked.subquery("fw_x"))
         return out, [("fw_in", inner), ("fw_cols", cols), ("fw_checked", checked)]
 
@@ -171,9 +176,13 @@ class KindChecks:
 
     def _duplicate_keys(self) -> exp.Expression:
         """True when an object of the record repeats a key (which value counts is ambiguous). The top level is
-        only looked at when it has more keys than known fields present (an unknown or a repeated key)."""
+        only looked at when it has more keys than known fields present (an unknown or a repeated key); a
+        top-level object field's keys are in their own column (fw_keys_<field>, see verdict)."""
         found = []
         for path in self._object_paths():
+            if path:
+                found.append(_repeats(_col(_keys_column(path))))
+                continue
             keys, guard = self._keys_of(path)
             found.append(_e("CASE WHEN __g__ THEN len(list_distinct(__k__)) < len(__k__) END", g=guard, k=keys))
         return _e("coalesce(__x__, false)", x=_or_all(found))
@@ -190,6 +199,22 @@ class KindChecks:
                               true=_e("'ambiguous JSON: duplicate key ''' || __f__ || ''' in one object' || __w__",
                                       f=first, w=literal(where))))
         return exp.Case(ifs=ifs, default=literal("ambiguous JSON: duplicate key"))
+
+
+def _keys_column(path: tuple[str, ...]) -> str:
+    return "fw_keys_" + "_".join(path)
+
+
+UNROLLED_KEYS = 8
+
+
+def _repeats(keys: exp.Expression) -> exp.Expression:
+    """True when the list `keys` holds a value twice (false for a NULL list). Up to UNROLLED_KEYS keys, by where
+    each key is first found: list_distinct builds a hash table per row, ~2 microseconds a record."""
+    first_elsewhere = _or_all([_e(f"list_position(__k__, __k__[{i}]) < {i}", k=keys)
+                               for i in range(2, UNROLLED_KEYS + 1)])
+    return _e("CASE WHEN len(__k__) > __n__ THEN len(list_distinct(__k__)) < len(__k__) "
+              "ELSE coalesce(__f__, false) END", k=keys, n=literal(UNROLLED_KEYS), f=first_elsewhere)
 
 
 def _or_all(items: list[exp.Expression]) -> exp.Expression:

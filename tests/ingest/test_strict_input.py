@@ -106,12 +106,20 @@ LENIENT = [  # (line, reason start): DuckDB's json_valid accepts every one of th
      '"y":2}}}', "ambiguous JSON: duplicate key 'y' in one object"),
     ('{"trace_id":"d4","timestamp":"2025-03-01T10:00:00Z","model":"m","input":"q","a":"x","\\u0061":"y"}',
      "ambiguous JSON: duplicate key 'a' in one object"),
+    # a repeat as the 8th key (the last the unrolled check looks at) and as the 10th (beyond it: list_distinct)
+    ('{"trace_id":"d5","timestamp":"2025-03-01T10:00:00Z","model":"m","input":"q","attributes":{'
+     + ",".join(f'"k{i}":{i}' for i in range(1, 8)) + ',"k3":0}}',
+     "ambiguous JSON: duplicate key 'k3' in one object in attributes"),
+    ('{"trace_id":"d6","timestamp":"2025-03-01T10:00:00Z","model":"m","input":"q","attributes":{'
+     + ",".join(f'"k{i}":{i}' for i in range(1, 10)) + ',"k9":0}}',
+     "ambiguous JSON: duplicate key 'k9' in one object in attributes"),
 ]
 
 
 def test_only_rfc_8259_json_is_stored(project):
     fine = [trace("ok1", input="NaN, Infinity, {a:1,}", attributes={"deep": {"x": [1, {"y": None}]}}),
-            trace("ok2", input="x", cost=1.5e-300, attributes={"big": 12345678901234567890})]
+            trace("ok2", input="x", cost=1.5e-300, attributes={"big": 12345678901234567890}),
+            trace("ok3", attributes={f"k{i}": i for i in range(1, 13)})]  # 12 keys, none repeated
     write_jsonl(project / "t.jsonl", [line for line, _ in LENIENT] + fine)
     r = flywheel("ingest", "path=t.jsonl", NO_SHARE_LIMIT, "out=r.json", project=project)
     assert r.code == 0
@@ -121,7 +129,7 @@ def test_only_rfc_8259_json_is_stored(project):
         key = json.loads(line.replace("NaN", "0").replace("Infinity", "0").replace("nan", "0").replace(
             "-inf", "0").replace(",}", "}").replace(",]", "]").replace("1e999", "0"))["trace_id"]
         assert len(reasons[key]) == 1 and reasons[key][0].startswith(want), (key, reasons[key])
-    assert sorted(t for (t,) in query(project, "SELECT trace_id FROM traces")) == ["ok1", "ok2"]
+    assert sorted(t for (t,) in query(project, "SELECT trace_id FROM traces")) == ["ok1", "ok2", "ok3"]
 
 
 def test_nan_in_feedback_value_never_reaches_the_store_or_a_result(project):
