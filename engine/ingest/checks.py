@@ -106,7 +106,8 @@ class KindChecks:
     def verdict(self, where: exp.Expression | None, pending: bool = False
                  ) -> tuple[dict[str, exp.Expression], list[tuple[str, exp.Select]]]:
         """The columns every record of the chunk (or, `pending`, every record set aside for its reasons) gets,
-        and the CTEs they are computed in.
+        and the CTEs they are computed in. (The trees are fresh: built with copy=False, as sqlglot's builders
+        otherwise copy the whole query at each step, most of the time it takes to compile a kind.)
 
         fw_in reads each record once per list (not materialised: DuckDB 2 keeps each list one column, computed
         once, and streams; materialising copied every chunk's text and lists, ~7 % more CPU and 150 MB held): fw_t (types), fw_w (values) and, unless unknown fields are ignored,
@@ -145,20 +146,20 @@ class KindChecks:
             exp.alias_(_col("item"), "fw_item"), exp.alias_(_col("problem"), "fw_problem"), _col("raw"),
             exp.alias_(types, "fw_t"), exp.alias_(strings, "fw_w"),
             exp.alias_(_e("CASE WHEN json_valid(raw) THEN len(json_keys(raw)) END"), "fw_k"),
-        ).from_(PENDING if pending else CHUNK)
+        ).from_(PENDING if pending else CHUNK, copy=False)
         if pending:
-            inner = inner.select(_col("raw_bytes"))
+            inner = inner.select(_col("raw_bytes"), copy=False)
         if where is not None:
-            inner = inner.where(where)
+            inner = inner.where(where, copy=False)
         duplicates = self._duplicate_keys()
-        cols = exp.select("*", *rec.split_columns()).from_("fw_in")  # after every check and typed column
+        cols = exp.select("*", *rec.split_columns()).from_("fw_in", copy=False)  # after every check and typed column
         # The keys of each top-level object field, once per record (the duplicate check reads them twice or more)
         keyed = exp.select("*", *[exp.alias_(_e("CASE WHEN __g__ THEN json_keys(__w__) END", g=self.rec.value(path)
                                                 .is_object, w=self.rec.value(path).node), _keys_column(path))
-                                  for path in self._object_paths() if path]).from_("fw_cols")
+                                  for path in self._object_paths() if path]).from_("fw_cols", copy=False)
         checked = exp.select("*", exp.alias_(extra, "fw_extra"), exp.alias_(duplicates, "fw_dup")).from_(
-            keyed.subquery("fw_kk"))
-        checked = exp.select("*", exp.alias_(ok, "fw_ok")).from_(checked.subquery("fw_x"))
+            keyed.subquery("fw_kk", copy=False), copy=False)
+        checked = exp.select("*", exp.alias_(ok, "fw_ok")).from_(checked.subquery("fw_x", copy=False), copy=False)
         return out, [("fw_in", inner), ("fw_cols", cols), ("fw_checked", checked)]
 
     def _object_paths(self) -> list[tuple[str, ...]]:
