@@ -230,6 +230,11 @@ def speed(tmp: Path, pool: list[dict], n: int, bad_rate: float, unknown_fields: 
     print(f"(b)/(a) = {of_reader:.0%} of the reader's records/s (goal >= {GOAL_OF_READER:.0%}: "
           f"{'met' if of_reader >= GOAL_OF_READER else 'NOT met'}); (b)/(c) = {over_ref:,.1f}x (goal >= "
           f"{GOAL_OVER_PER_RECORD:.0f}x: {'met' if over_ref >= GOAL_OVER_PER_RECORD else 'NOT met'})")
+    # Other processes share the cores: CPU seconds (every thread counted) vary less with their load than wall time
+    print(f"CPU seconds: (a) {reader['cpu_seconds']:,.2f}, (b) {engine['cpu_seconds']:,.2f}, (c) "
+          f"{ref['cpu_seconds']:,.2f}: (b) costs {engine['cpu_seconds'] / reader['cpu_seconds']:,.1f}x the reader's CPU "
+          f"(= {reader['cpu_seconds'] / engine['cpu_seconds']:.0%}) and 1/{ref['cpu_seconds'] / engine['cpu_seconds']:,.1f} "
+          f"of the per-record path's")
     print(f"identical rejected line numbers: {same} ({len(rejected):,} vs {len(ref_rejected):,}; planted "
           f"{len(bad):,}); read = accepted + quarantined = {n:,}: {nothing_lost}")
     if not same:
