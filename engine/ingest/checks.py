@@ -139,14 +139,19 @@ class KindChecks:
         out["fw_hash"] = _e("hash(fw_t, fw_w)") if self.options.unknown_fields == "ignore" else \
             _e("hash(fw_t, fw_w, fw_extra)")
         extra = self._extra()
-        types, strings = rec.extract()
+        types, strings = rec.extract(valid=_col("fw_valid"))
+        # Whether the text parses: the reader's strict check recognised most records (engine/ingest/strict.py,
+        # the chunk's `strict`), which are JSON by construction; json_valid only for the others (set-aside
+        # records are few: all of them).
+        valid = _e("json_valid(raw)") if pending else _e("CASE WHEN strict THEN true ELSE json_valid(raw) END")
+        source = exp.select("*", exp.alias_(valid, "fw_valid")).from_(PENDING if pending else CHUNK, copy=False)
         inner = exp.select(
             _col("fw_file") if pending else exp.alias_(param("file_id"), "fw_file"),
             exp.alias_(_col("line"), "fw_line"),
             exp.alias_(_col("item"), "fw_item"), exp.alias_(_col("problem"), "fw_problem"), _col("raw"),
             exp.alias_(types, "fw_t"), exp.alias_(strings, "fw_w"),
-            exp.alias_(_e("CASE WHEN json_valid(raw) THEN len(json_keys(raw)) END"), "fw_k"),
-        ).from_(PENDING if pending else CHUNK, copy=False)
+            exp.alias_(_e("CASE WHEN fw_valid THEN len(json_keys(raw)) END"), "fw_k"),
+        ).from_(source.subquery("fw_src", copy=False), copy=False)
         if pending:
             inner = inner.select(_col("raw_bytes"), copy=False)
         if where is not None:

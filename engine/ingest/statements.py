@@ -196,8 +196,9 @@ def detect_sql() -> Statement:
     m = _e("CASE WHEN json_valid(raw) THEN CAST(json_extract(raw, __p__) AS VARCHAR[]) END", p=paths)
     ifs = [exp.If(this=_e(f"fw_m[{i}] IS NOT NULL"), true=literal(name)) for i, (name, _) in enumerate(markers, 1)]
     detected = exp.Coalesce(this=_col("kind"), expressions=[exp.Case(ifs=ifs)])
-    inner = exp.select("line", "item", "problem", "raw", "raw_bytes", "kind", exp.alias_(m, "fw_m")).from_(CHUNK)
-    tree = exp.select("line", "item", "problem", "raw", exp.alias_(detected, "kind"), "raw_bytes").from_(
+    inner = exp.select("line", "item", "problem", "raw", "raw_bytes", "strict", "kind",
+                       exp.alias_(m, "fw_m")).from_(CHUNK)
+    tree = exp.select("line", "item", "problem", "raw", exp.alias_(detected, "kind"), "raw_bytes", "strict").from_(
         inner.subquery("fw_d"))
     return Statement("detect", tree, (), "kind=auto: the record kind from its marker fields")
 
