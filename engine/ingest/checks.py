@@ -109,11 +109,12 @@ class KindChecks:
         and the CTEs they are computed in. (The trees are fresh: built with copy=False, as sqlglot's builders
         otherwise copy the whole query at each step, most of the time it takes to compile a kind.)
 
-        fw_in reads each record once per list (not materialised: DuckDB 2 keeps each list one column, computed
-        once, and streams; materialising copied every chunk's text and lists, ~7 % more CPU and 150 MB held): fw_t (types), fw_w (values) and, unless unknown fields are ignored,
-        fw_k (the number of top-level keys). fw_cols splits the lists into one column per path (and DOUBLE
-        values where checks compare numbers), so that the checks compare plain columns; fw_checked adds the
-        unknown fields, duplicate keys (fw_dup) and the verdict fw_ok. The returned expressions (over
+        fw_in reads each record once per list: fw_t (types), fw_w (values) and, unless unknown fields are ignored,
+        fw_k (the number of top-level keys); it is not materialised (DuckDB 2 computes each list once either way
+        and streams; materialising copied every chunk's text and lists: ~7 % more CPU, 150 MB held per chunk).
+        fw_cols splits the lists into one column per path (and DOUBLE values where checks compare numbers), so
+        that the checks compare plain columns; fw_checked adds the unknown fields, duplicate keys (fw_dup) and the
+        verdict fw_ok. The returned expressions (over
         fw_checked) are the reasons (rejected records only), key, hash and the typed, privacy-treated columns.
         """
         rec = self.rec
