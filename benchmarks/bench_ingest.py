@@ -230,6 +230,10 @@ def speed(tmp: Path, pool: list[dict], n: int, bad_rate: float, unknown_fields: 
     print(f"(b)/(a) = {of_reader:.0%} of the reader's records/s (goal >= {GOAL_OF_READER:.0%}: "
           f"{'met' if of_reader >= GOAL_OF_READER else 'NOT met'}); (b)/(c) = {over_ref:,.1f}x (goal >= "
           f"{GOAL_OVER_PER_RECORD:.0f}x: {'met' if over_ref >= GOAL_OVER_PER_RECORD else 'NOT met'})")
+    # Other processes share the cores: CPU seconds (every thread counted) vary less with their load than wall time
+    cpu_a, cpu_b, cpu_c = reader["cpu_seconds"], engine["cpu_seconds"], ref["cpu_seconds"]
+    print(f"CPU seconds: (a) {cpu_a:,.2f}, (b) {cpu_b:,.2f}, (c) {cpu_c:,.2f}: (b) costs {cpu_b / cpu_a:,.1f}x the "
+          f"reader's CPU (= {cpu_a / cpu_b:.0%}) and 1/{cpu_c / cpu_b:,.1f} of the per-record path's")
     print(f"identical rejected line numbers: {same} ({len(rejected):,} vs {len(ref_rejected):,}; planted "
           f"{len(bad):,}); read = accepted + quarantined = {n:,}: {nothing_lost}")
     if not same:

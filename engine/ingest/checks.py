@@ -106,13 +106,15 @@ class KindChecks:
     def verdict(self, where: exp.Expression | None, pending: bool = False
                  ) -> tuple[dict[str, exp.Expression], list[tuple[str, exp.Select]]]:
         """The columns every record of the chunk (or, `pending`, every record set aside for its reasons) gets,
-        and the CTEs they are computed in.
+        and the CTEs they are computed in. (The trees are fresh: built with copy=False, as sqlglot's builders
+        otherwise copy the whole query at each step, most of the time it takes to compile a kind.)
 
-        fw_in (materialised: DuckDB would otherwise inline the JSON passes into every check that uses them)
-        reads each record once per list: fw_t (types), fw_w (values) and, unless unknown fields are ignored,
-        fw_k (the number of top-level keys). fw_cols splits the lists into one column per path (and DOUBLE
-        values where checks compare numbers), so that the checks compare plain columns; fw_checked adds the
-        unknown fields, duplicate keys (fw_dup) and the verdict fw_ok. The returned expressions (over
+        fw_in reads each record once per list: fw_t (types), fw_w (values) and, unless unknown fields are ignored,
+        fw_k (the number of top-level keys); it is not materialised (DuckDB 2 computes each list once either way
+        and streams; materialising copied every chunk's text and lists: ~7 % more CPU, 150 MB held per chunk).
+        fw_cols splits the lists into one column per path (and DOUBLE values where checks compare numbers), so
+        that the checks compare plain columns; fw_checked adds the unknown fields, duplicate keys (fw_dup) and the
+        verdict fw_ok. The returned expressions (over
         fw_checked) are the reasons (rejected records only), key, hash and the typed, privacy-treated columns.
         """
         rec = self.rec
@@ -138,22 +140,32 @@ class KindChecks:
         out["fw_hash"] = _e("hash(fw_t, fw_w)") if self.options.unknown_fields == "ignore" else \
             _e("hash(fw_t, fw_w, fw_extra)")
         extra = self._extra()
-        types, strings = rec.extract()
+        types, strings = rec.extract(valid=_col("fw_valid"))
+        # Whether the text parses: the reader's strict check recognised most records (engine/ingest/strict.py,
+        # the chunk's `strict`), which are JSON by construction; json_valid only for the others (set-aside
+        # records are few: all of them).
+        valid = _e("json_valid(raw)") if pending else _e("CASE WHEN strict THEN true ELSE json_valid(raw) END")
+        source = exp.select("*", exp.alias_(valid, "fw_valid")).from_(PENDING if pending else CHUNK, copy=False)
         inner = exp.select(
             _col("fw_file") if pending else exp.alias_(param("file_id"), "fw_file"),
             exp.alias_(_col("line"), "fw_line"),
             exp.alias_(_col("item"), "fw_item"), exp.alias_(_col("problem"), "fw_problem"), _col("raw"),
             exp.alias_(types, "fw_t"), exp.alias_(strings, "fw_w"),
-            exp.alias_(_e("CASE WHEN json_valid(raw) THEN len(json_keys(raw)) END"), "fw_k"),
-        ).from_(PENDING if pending else CHUNK)
+            exp.alias_(_e("CASE WHEN fw_valid THEN len(json_keys(raw)) END"), "fw_k"),
+        ).from_(source.subquery("fw_src", copy=False), copy=False)
         if pending:
-            inner = inner.select(_col("raw_bytes"))
+            inner = inner.select(_col("raw_bytes"), copy=False)
         if where is not None:
-            inner = inner.where(where)
+            inner = inner.where(where, copy=False)
         duplicates = self._duplicate_keys()
-        cols = exp.select("*", *rec.split_columns()).from_("fw_in")  # after every check and typed column
-        checked = exp.select("*", exp.alias_(extra, "fw_extra"), exp.alias_(duplicates, "fw_dup")).from_("fw_cols")
-        checked = exp.select("*", exp.alias_(ok, "fw_ok")).from_(checked.subquery("fw_x"))
+        cols = exp.select("*", *rec.split_columns()).from_("fw_in", copy=False)  # after every check and typed column
+        # The keys of each top-level object field, once per record (the duplicate check reads them twice or more)
+        keyed = exp.select("*", *[exp.alias_(_e("CASE WHEN __g__ THEN json_keys(__w__) END", g=self.rec.value(path)
+                                                .is_object, w=self.rec.value(path).node), _keys_column(path))
+                                  for path in self._object_paths() if path]).from_("fw_cols", copy=False)
+        checked = exp.select("*", exp.alias_(extra, "fw_extra"), exp.alias_(duplicates, "fw_dup")).from_(
+            keyed.subquery("fw_kk", copy=False), copy=False)
+        checked = exp.select("*", exp.alias_(ok, "fw_ok")).from_(checked.subquery("fw_x", copy=False), copy=False)
         return out, [("fw_in", inner), ("fw_cols", cols), ("fw_checked", checked)]
 
     def _object_paths(self) -> list[tuple[str, ...]]:
@@ -171,9 +183,13 @@ class KindChecks:
 
     def _duplicate_keys(self) -> exp.Expression:
         """True when an object of the record repeats a key (which value counts is ambiguous). The top level is
-        only looked at when it has more keys than known fields present (an unknown or a repeated key)."""
+        only looked at when it has more keys than known fields present (an unknown or a repeated key); a
+        top-level object field's keys are in their own column (fw_keys_<field>, see verdict)."""
         found = []
         for path in self._object_paths():
+            if path:
+                found.append(_repeats(_col(_keys_column(path))))
+                continue
             keys, guard = self._keys_of(path)
             found.append(_e("CASE WHEN __g__ THEN len(list_distinct(__k__)) < len(__k__) END", g=guard, k=keys))
         return _e("coalesce(__x__, false)", x=_or_all(found))
@@ -190,6 +206,22 @@ class KindChecks:
                               true=_e("'ambiguous JSON: duplicate key ''' || __f__ || ''' in one object' || __w__",
                                       f=first, w=literal(where))))
         return exp.Case(ifs=ifs, default=literal("ambiguous JSON: duplicate key"))
+
+
+def _keys_column(path: tuple[str, ...]) -> str:
+    return "fw_keys_" + "_".join(path)
+
+
+UNROLLED_KEYS = 8
+
+
+def _repeats(keys: exp.Expression) -> exp.Expression:
+    """True when the list `keys` holds a value twice (false for a NULL list). Up to UNROLLED_KEYS keys, by where
+    each key is first found: list_distinct builds a hash table per row, ~2 microseconds a record."""
+    first_elsewhere = _or_all([_e(f"list_position(__k__, __k__[{i}]) < {i}", k=keys)
+                               for i in range(2, UNROLLED_KEYS + 1)])
+    return _e("CASE WHEN len(__k__) > __n__ THEN len(list_distinct(__k__)) < len(__k__) "
+              "ELSE coalesce(__f__, false) END", k=keys, n=literal(UNROLLED_KEYS), f=first_elsewhere)
 
 
 def _or_all(items: list[exp.Expression]) -> exp.Expression:

@@ -10,6 +10,8 @@ Every reader yields `Chunk`s: an Arrow table with one row per record read:
     raw_bytes BLOB    the line's bytes when they are not valid UTF-8 (raw then shows U+FFFD): the quarantine keeps
                       and exports them as they were, so that a re-ingested export is rejected again, never
                       accepted with replacement characters
+    strict   BOOLEAN  true when the strict-JSON check (engine/ingest/strict.py) recognised the record: RFC 8259
+                      JSON by construction, so the SQL need not check that it parses; NULL as the reader yields it
 
 Validation is not done here: the chunk goes to DuckDB as a whole (engine/ingest/load.py).
 An empty line is not a record; lines end at \n only (a trailing \r is dropped), so U+2028, U+2029, U+0085,
@@ -36,7 +38,8 @@ FORMATS = ("jsonl", "csv", "parquet", "otlp")
 _EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet",
                ".pq": "parquet"}
 CHUNK_SCHEMA = pa.schema([("line", pa.int64()), ("item", pa.int32()), ("kind", pa.string()),
-                          ("problem", pa.string()), ("raw", pa.large_string()), ("raw_bytes", pa.binary())])
+                          ("problem", pa.string()), ("raw", pa.large_string()), ("raw_bytes", pa.binary()),
+                          ("strict", pa.bool_())])
 UTF8_BOM = b"\xef\xbb\xbf"
 
 
@@ -169,6 +172,7 @@ def _table(lines: np.ndarray | list[int], raw: pa.Array | list[str], kind: list 
         pa.array(problem, pa.string()) if problem is not None else _nulls(n),
         raw if isinstance(raw, (pa.Array, pa.ChunkedArray)) else pa.array(raw, pa.large_string()),
         pa.array(raw_bytes, pa.binary()) if raw_bytes is not None else _nulls(n, pa.binary()),
+        _nulls(n, pa.bool_()),  # set by the strict check (engine/ingest/strict.py check_table)
     ], schema=CHUNK_SCHEMA)
 
 

@@ -216,13 +216,15 @@ class RecordSQL:
     def _paths(self) -> exp.Expression:
         return exp.Array(expressions=[exp.Literal.string(json_path(p)) for p in self.paths])
 
-    def extract(self) -> tuple[exp.Expression, exp.Expression]:
-        """(json_type list, json_extract_string list); both NULL when the text is not valid JSON."""
+    def extract(self, valid: exp.Expression | None = None) -> tuple[exp.Expression, exp.Expression]:
+        """(json_type list, json_extract_string list); both NULL when the text is not valid JSON. `valid`: a
+        column that already tells (default: json_valid of the text)."""
         # Guarded by json_valid, not try(): DuckDB re-runs a vector row by row when an error is caught, so
         # one broken line per 2,048 would make every vector slow.
-        return (_e("CASE WHEN json_valid(__raw__) THEN json_type(__raw__, __paths__) END", raw=self.raw,
+        valid = valid if valid is not None else _e("json_valid(__raw__)", raw=self.raw)
+        return (_e("CASE WHEN __v__ THEN json_type(__raw__, __paths__) END", v=valid, raw=self.raw,
                    paths=self._paths()),
-                _e("CASE WHEN json_valid(__raw__) THEN json_extract_string(__raw__, __paths__) END", raw=self.raw,
+                _e("CASE WHEN __v__ THEN json_extract_string(__raw__, __paths__) END", v=valid, raw=self.raw,
                    paths=self._paths()))
 
     def split_columns(self) -> list[exp.Expression]:

@@ -19,7 +19,7 @@ class KindSQL(KindChecks):
     @staticmethod
     def _with(query: exp.Select, ctes: list[tuple[str, exp.Select]]) -> exp.Select:
         for name, cte in ctes:
-            query = query.with_(name, as_=cte, materialized=True if name == "fw_in" else None)
+            query = query.with_(name, as_=cte, copy=False)  # fresh trees: copying them is most of compiling
         return query
 
     def _params(self, *names: str) -> tuple[str, ...]:
@@ -35,13 +35,13 @@ class KindSQL(KindChecks):
         typed = exp.select(*[exp.alias_(out[c.name], c.name, quoted=True) for c in k.columns],
                            exp.alias_(out["fw_key"], "fw_key"), exp.alias_(out["fw_hash"], "fw_hash"),
                            exp.alias_(_col("fw_extra"), "fw_extra"), _col("fw_line"), _col("fw_item")).from_(
-            "fw_checked").where(_col("fw_ok"))
+            "fw_checked", copy=False).where(_col("fw_ok"), copy=False)
         a = "fw_a"
         values = [_col("fw_key", a) if c.name == k.key else _col(c.name, a) for c in k.columns]
         values += [d for _, d in k_derived(k, a)]
         values += [_col("fw_extra", a), _col("fw_hash", a), param("batch_id"), param("path"), _col("fw_line", a),
                    _col("fw_item", a)]
-        query = self._with(exp.select(*values).from_(typed.subquery(a)), ctes)
+        query = self._with(exp.select(*values).from_(typed.subquery(a, copy=False), copy=False), ctes)
         tree = exp.Insert(this=exp.Schema(this=exp.to_table(k.table),
                                           expressions=[exp.to_identifier(n, quoted=True) for n in _targets(k)]),
                           expression=query,
@@ -58,7 +58,7 @@ class KindSQL(KindChecks):
                   exp.alias_(out["fw_hash"], "fw_hash")] + \
             [exp.alias_(out[c.name], c.name, quoted=True) for c in self.kind.columns] + \
             [exp.alias_(_col("fw_extra"), "extra"), exp.alias_(_col("raw_bytes"), "fw_raw_bytes")]
-        query = self._with(exp.select(*select).from_("fw_checked"), ctes)
+        query = self._with(exp.select(*select).from_("fw_checked", copy=False), ctes)
         columns = [exp.to_identifier(n, quoted=True) for n, _ in self.stage_columns()]
         tree = exp.Insert(this=exp.Schema(this=exp.to_table(self.stage), expressions=columns), expression=query)
         return Statement(f"validate_{self.kind.name}", tree, self._params(),
@@ -196,8 +196,9 @@ def detect_sql() -> Statement:
     m = _e("CASE WHEN json_valid(raw) THEN CAST(json_extract(raw, __p__) AS VARCHAR[]) END", p=paths)
     ifs = [exp.If(this=_e(f"fw_m[{i}] IS NOT NULL"), true=literal(name)) for i, (name, _) in enumerate(markers, 1)]
     detected = exp.Coalesce(this=_col("kind"), expressions=[exp.Case(ifs=ifs)])
-    inner = exp.select("line", "item", "problem", "raw", "raw_bytes", "kind", exp.alias_(m, "fw_m")).from_(CHUNK)
-    tree = exp.select("line", "item", "problem", "raw", exp.alias_(detected, "kind"), "raw_bytes").from_(
+    inner = exp.select("line", "item", "problem", "raw", "raw_bytes", "strict", "kind",
+                       exp.alias_(m, "fw_m")).from_(CHUNK)
+    tree = exp.select("line", "item", "problem", "raw", exp.alias_(detected, "kind"), "raw_bytes", "strict").from_(
         inner.subquery("fw_d"))
     return Statement("detect", tree, (), "kind=auto: the record kind from its marker fields")
 

@@ -112,11 +112,13 @@ def problem(text: str) -> str | None:
 
 def check_table(table: pa.Table) -> pa.Table:
     """The chunk with `problem` set for every record that is not strict JSON (records that already have a
-    problem, such as bad UTF-8, keep theirs)."""
+    problem, such as bad UTF-8, keep theirs) and `strict` true for those the pattern recognised (JSON by
+    construction: the SQL checks skip json_valid for them)."""
     if table.num_rows == 0:
         return table
     raw = table.column("raw")
-    recognised = pc.match_substring_regex(raw, shape_pattern(object_fields()))
+    recognised = pc.fill_null(pc.match_substring_regex(raw, shape_pattern(object_fields())), False)
+    table = table.set_column(table.schema.get_field_index("strict"), "strict", recognised)
     suspect = pc.and_kleene(pc.invert(recognised), pc.is_null(table.column("problem")))
     rows = np.flatnonzero(pc.fill_null(suspect, False).to_numpy(zero_copy_only=False))
     if len(rows) == 0:

@@ -119,11 +119,17 @@ def test_duckdb_works_within_the_memory_budget_during_the_batch_only(tmp_path):
 
 
 def test_an_ingest_beyond_its_memory_budget_stores_nothing_and_exits_3(project, capsys):
-    # 16 MiB of traces in one chunk cannot be checked within 64 MiB: DuckDB runs out, the command says which
-    # setting to raise (exit 3: Flywheel could not do its job; the input is fine).
+    # 16 MiB of traces in one chunk are checked within 64 MiB: the checks stream through DuckDB (the chunk's
+    # parsed lists were once materialised, 150 MB for it, and this ran out).
     write_jsonl(project / "t.jsonl", [trace(f"o{i}", input="q" * 450) for i in range(30_000)])
     assert (project / "t.jsonl").stat().st_size > 16 << 20
-    r = flywheel("ingest", "path=t.jsonl", "kind=traces", "ingest.memory_mb=64", project=project)
+    r = flywheel("ingest", "path=t.jsonl", "kind=traces", "ingest.memory_mb=64", "out=r.json", project=project)
+    assert r.code == 0 and r.json["totals"]["inserted"] == 30_000
+    # One record of 12 MiB cannot be checked within 64 MiB: DuckDB runs out, the command says which setting to
+    # raise (exit 3: Flywheel could not do its job; the input is fine), and the batch stores nothing.
+    write_jsonl(project / "big.jsonl", [trace("o-big", input="q" * (12 << 20))])
+    r = flywheel("ingest", "path=big.jsonl", "kind=traces", "ingest.memory_mb=64", project=project)
     assert r.code == 3
     assert "ran out of its memory budget (ingest.memory_mb=64)" in capsys.readouterr().err
-    assert query(project, "SELECT (SELECT count(*) FROM traces), (SELECT count(*) FROM ingest_batches)") == [(0, 0)]
+    assert query(project, "SELECT (SELECT count(*) FROM traces WHERE trace_id = 'o-big'), "
+                          "(SELECT count(*) FROM ingest_batches WHERE source_file = 'big.jsonl')") == [(0, 0)]

@@ -106,12 +106,20 @@ LENIENT = [  # (line, reason start): DuckDB's json_valid accepts every one of th
      '"y":2}}}', "ambiguous JSON: duplicate key 'y' in one object"),
     ('{"trace_id":"d4","timestamp":"2025-03-01T10:00:00Z","model":"m","input":"q","a":"x","\\u0061":"y"}',
      "ambiguous JSON: duplicate key 'a' in one object"),
+    # a repeat as the 8th key (the last the unrolled check looks at) and as the 10th (beyond it: list_distinct)
+    ('{"trace_id":"d5","timestamp":"2025-03-01T10:00:00Z","model":"m","input":"q","attributes":{'
+     + ",".join(f'"k{i}":{i}' for i in range(1, 8)) + ',"k3":0}}',
+     "ambiguous JSON: duplicate key 'k3' in one object in attributes"),
+    ('{"trace_id":"d6","timestamp":"2025-03-01T10:00:00Z","model":"m","input":"q","attributes":{'
+     + ",".join(f'"k{i}":{i}' for i in range(1, 10)) + ',"k9":0}}',
+     "ambiguous JSON: duplicate key 'k9' in one object in attributes"),
 ]
 
 
 def test_only_rfc_8259_json_is_stored(project):
     fine = [trace("ok1", input="NaN, Infinity, {a:1,}", attributes={"deep": {"x": [1, {"y": None}]}}),
-            trace("ok2", input="x", cost=1.5e-300, attributes={"big": 12345678901234567890})]
+            trace("ok2", input="x", cost=1.5e-300, attributes={"big": 12345678901234567890}),
+            trace("ok3", attributes={f"k{i}": i for i in range(1, 13)})]  # 12 keys, none repeated
     write_jsonl(project / "t.jsonl", [line for line, _ in LENIENT] + fine)
     r = flywheel("ingest", "path=t.jsonl", NO_SHARE_LIMIT, "out=r.json", project=project)
     assert r.code == 0
@@ -121,7 +129,7 @@ def test_only_rfc_8259_json_is_stored(project):
         key = json.loads(line.replace("NaN", "0").replace("Infinity", "0").replace("nan", "0").replace(
             "-inf", "0").replace(",}", "}").replace(",]", "]").replace("1e999", "0"))["trace_id"]
         assert len(reasons[key]) == 1 and reasons[key][0].startswith(want), (key, reasons[key])
-    assert sorted(t for (t,) in query(project, "SELECT trace_id FROM traces")) == ["ok1", "ok2"]
+    assert sorted(t for (t,) in query(project, "SELECT trace_id FROM traces")) == ["ok1", "ok2", "ok3"]
 
 
 def test_nan_in_feedback_value_never_reaches_the_store_or_a_result(project):
@@ -176,16 +184,21 @@ def test_the_pre_filter_never_lets_a_non_strict_record_through():
     n = len(lines)
     table = pa.Table.from_arrays([pa.array(range(1, n + 1), pa.int64()), pa.nulls(n, pa.int32()),
                                   pa.nulls(n, pa.string()), pa.nulls(n, pa.string()),
-                                  pa.array(lines, pa.large_string()), pa.nulls(n, pa.binary())], schema=CHUNK_SCHEMA)
-    flagged = strict.check_table(table).column("problem").to_pylist()
+                                  pa.array(lines, pa.large_string()), pa.nulls(n, pa.binary()),
+                                  pa.nulls(n, pa.bool_())], schema=CHUNK_SCHEMA)
+    checked = strict.check_table(table)
+    flagged = checked.column("problem").to_pylist()
+    marked = checked.column("strict").to_pylist()  # the SQL skips json_valid for these
     shape = re.compile(strict.shape_pattern(strict.object_fields()))
-    for line, got in zip(lines, flagged):
+    for line, got, is_strict in zip(lines, flagged, marked):
         want = strict.problem(line)
         if got is None and want is not None:  # let through: only a duplicate key the SQL checks can see
             assert want.startswith("ambiguous JSON") and shape.search(line), (line, want)
         else:
             assert got == want, (line, got, want)
-    assert sum(p is not None for p in flagged) > 300
+        assert is_strict == bool(shape.search(line))
+        assert not is_strict or want is None or want.startswith("ambiguous JSON"), (line, want)
+    assert sum(p is not None for p in flagged) > 300 and sum(marked) > 1000
 
 
 def test_bytes_that_are_not_utf8_are_never_replaced(project):
