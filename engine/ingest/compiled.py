@@ -133,6 +133,9 @@ def compile_plan(options: Options) -> list[Statement]:
         statements += [detect_sql(), quarantine_undetected(options)]
     for name in kinds:
         ks = kind_sql(KINDS[name], options)
-        statements += [ks.create_stage(), ks.insert_accepted(), ks.validate(), ks.quarantine_rejected(),
-                       ks.settle(), ks.drop_settled(), ks.quarantine_conflicts()]
+        rejected = f"when {name} records were rejected"
+        duplicated = f"when {name} records repeat a stored key (duplicates or conflicts)"
+        statements += [ks.create_stage(), ks.insert_accepted(), ks.validate().conditional(rejected),
+                       ks.quarantine_rejected().conditional(rejected), ks.settle(),
+                       ks.drop_settled().conditional(duplicated), ks.quarantine_conflicts().conditional(duplicated)]
     return statements
