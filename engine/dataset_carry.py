@@ -13,10 +13,31 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from engine.datasets import DatasetVersion, case_record, load_file, move_head, store_version
+from engine.datasets import (DatasetVersion, case_record, lineage, load_file, load_head, move_head,
+                             store_version)
 from engine.errors import UserError
 from engine.paths import resolve_data_path
 from engine.store import Store
+
+
+def follow_head(store: Store, dataset: DatasetVersion, spec: dict, project_dir: Path) -> DatasetVersion:
+    """The bridge's latest version of this dataset when it grew from the configured file's content (so the
+    next gate includes the production cases automatically); the configured version otherwise.
+
+    When the configured file was edited after the bridge grew it, the production cases are not dropped: the
+    edited file plus the head's production cases become a new version (`carry_production_cases`).
+    `follow_bridge: false` in the dataset config pins the configured file."""
+    if spec.get("follow_bridge", True) is False:
+        return dataset
+    row = store.con.execute("SELECT dataset_version, path FROM dataset_heads WHERE name = ?",
+                            [dataset.name]).fetchall()
+    if not row or row[0][0] == dataset.version:
+        return dataset
+    head_version, path = row[0]
+    head = load_head(store, dataset.name, head_version, path, project_dir)
+    if dataset.version in lineage(store, head_version):
+        return head
+    return carry_production_cases(store, dataset, head, project_dir)
 
 
 def is_production(record: dict) -> bool:

@@ -186,28 +186,6 @@ def move_head(store: Store, name: str, version: str, path: str) -> None:
     store.con.execute("INSERT OR REPLACE INTO dataset_heads VALUES (?, ?, ?, now())", [name, version, path])
 
 
-def follow_head(store: Store, dataset: DatasetVersion, spec: dict, project_dir: Path) -> DatasetVersion:
-    """The bridge's latest version of this dataset when it grew from the configured file's content (so the
-    next gate includes the production cases automatically); the configured version otherwise.
-
-    When the configured file was edited after the bridge grew it, the production cases are not dropped: the
-    edited file plus the head's production cases become a new version (engine/dataset_carry.py).
-    `follow_bridge: false` in the dataset config pins the configured file."""
-    if spec.get("follow_bridge", True) is False:
-        return dataset
-    row = store.con.execute("SELECT dataset_version, path FROM dataset_heads WHERE name = ?",
-                            [dataset.name]).fetchall()
-    if not row or row[0][0] == dataset.version:
-        return dataset
-    head_version, path = row[0]
-    head = load_head(store, dataset.name, head_version, path, project_dir)
-    if dataset.version in lineage(store, head_version):
-        return head
-    from engine.dataset_carry import carry_production_cases
-
-    return carry_production_cases(store, dataset, head, project_dir)
-
-
 def load_head(store: Store, name: str, head_version: str, path: str, project_dir: Path) -> DatasetVersion:
     """The head version's file, checked against its recorded content hash."""
     file = resolve_data_path(path, project_dir)

@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from engine import datasets as ds
 from engine.config import Project
+from engine.dataset_carry import follow_head
 from engine.provenance import canonical_json, content_hash, git_commit, new_run_id, stored_config, utc_now
 from engine.models.errors import error_summary
 from engine.provenance import config_hash as provenance_hash
@@ -88,7 +89,7 @@ def follow_bridge_heads(store: Store, datasets: list[ds.DatasetVersion], cfg: di
 
     out = []
     for d in datasets:
-        head = ds.follow_head(store, d, cfg["dataset"].get(d.name, {}), project.dir)
+        head = follow_head(store, d, cfg["dataset"].get(d.name, {}), project.dir)
         if head is not d:
             added = len(head.cases) - len(d.cases)
             console.print(f"[magenta]{d.name}[/]: using the bridge's version {head.version} "

@@ -9,6 +9,7 @@ from typing import Callable
 
 from engine import registry
 from engine.config import Composed, activate
+from engine.config_checks import CHECKERS
 from engine.errors import ConfigError, ConfigProblem, did_you_mean
 from engine.output_identity import IDENTITIES, identity_problem
 from engine.redaction import redact_message
@@ -16,21 +17,11 @@ from engine.schemas import all_errors, dotted, validator, validator_for
 
 # Features add checkers for their own config section (gate, monitor, bridge, ...). A command validates the
 # sections it reads, so a project that only evaluates is not held up by a monitor policy it never runs.
-Checker = Callable[[Composed, Callable[[str, str], None]], None]
-_CHECKERS: list[tuple[str | None, Checker]] = []
 # The module that registers each optional section's checker.
 SECTION_CHECKERS = {"bridge": ("engine.bridge.config",),
                     "gate": ("engine.gate.validation", "engine.gate.judge_calibrated"),
                     "monitor": ("engine.monitor.config",), "ingest": ("engine.commands.ingest",),
                     "simulate": ("engine.commands.simulate",), "judges": ("engine.judges.config",)}
-
-
-def checker(fn: Checker | None = None, *, section: str | None = None):
-    """Register a config check; `section` names the config section it checks (None: always run)."""
-    def register(f: Checker) -> Checker:
-        _CHECKERS.append((section, f))
-        return f
-    return register(fn) if fn is not None else register
 
 
 def validate(composed: Composed, sections: tuple[str, ...] | None = None) -> None:
@@ -79,7 +70,7 @@ def validate(composed: Composed, sections: tuple[str, ...] | None = None) -> Non
                 add(f"{slot}.output_identity", problem)
     _check_metrics(cfg, composed.known_dataset_names(), add)
     _check_duplicate_names(composed, add)
-    for section, extra in _CHECKERS:
+    for section, extra in CHECKERS:
         if section is None or sections is None or section in sections:
             extra(composed, add)
     if problems:

@@ -18,6 +18,7 @@ from engine.bridge.redact import redact
 from engine.bridge.sampling import compile_policy
 from engine.bridge.texts import text_hash
 from engine.bulk import write_arrow
+from engine.dataset_carry import follow_head
 from engine.errors import UserError
 from engine.monitor.sources import with_resolved_feedback
 from engine.executor import execute
@@ -295,7 +296,7 @@ def _parent_dataset(store: Store, cfg: dict, project_dir: Path, name: str) -> ds
                         f"(selected: {', '.join(cfg.get('dataset') or {})})")
     base = ds.load(name, spec, project_dir)
     ds.store_version(store, base)
-    return ds.follow_head(store, base, spec, project_dir)
+    return follow_head(store, base, spec, project_dir)
 
 
 def _grow_golden(store: Store, statement: Statement, golden_cfg: dict, parent: ds.DatasetVersion, out_dir: Path,

@@ -4,7 +4,7 @@ from __future__ import annotations
 from rich.table import Table
 
 from engine.bridge.run import compile_plan, run_bridge
-from engine.commands import Outcome, command
+from engine.commands.registry import Outcome, command
 from engine.config import Composed
 from engine.sql import Plan
 from engine.console import console

@@ -12,7 +12,8 @@ import sys
 
 import yaml
 
-from engine.commands import load_all, standalone
+from engine.commands import load_all
+from engine.commands.registry import standalone
 from engine.config import Composed, compose, find_project, key_origins
 from engine.errors import UserError, did_you_mean
 from engine.validate import validate
@@ -98,7 +99,7 @@ def show(command: str | None, options: dict, overrides: list[str]) -> int:
 
 @standalone("config", "print the composed, validated config and the file each key comes from")
 def config(argv: list[str]) -> int:
-    from engine.cli import parse_args
+    from engine.commands.running import parse_args
 
     options, words = parse_args(argv)
     if options["help"]:

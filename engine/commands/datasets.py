@@ -5,7 +5,7 @@ import json
 
 from rich.table import Table
 
-from engine.commands import Outcome, command
+from engine.commands.registry import Outcome, command
 from engine.config import Composed
 from engine.console import console
 from engine.errors import UserError, did_you_mean

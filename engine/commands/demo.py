@@ -14,7 +14,8 @@ from rich.panel import Panel
 from rich.rule import Rule
 from rich.table import Table
 
-from engine.commands import Outcome, command, load_all
+from engine.commands import load
+from engine.commands.registry import Outcome, command
 from engine.config import Composed, Project, compose
 from engine.console import console
 from engine.report.layout import fit
@@ -29,14 +30,14 @@ class DemoRun:
     def run(self, title: str, command_name: str, overrides: list[str], args: tuple[str, ...] = ()) -> Outcome:
         from dataclasses import replace
 
-        from engine.cli import recorded_run, write_out
+        from engine.commands.running import recorded_run, write_out
 
         console.print(Rule(f"[bold]{title}[/]"))
         console.print(f"[dim]$ flywheel {command_name} {' '.join((*args, *overrides))}[/]")
         started = time.perf_counter()
         composed = compose(self.project, overrides + ["run.progress=false"])
-        validate(composed, load_all()[command_name].sections)  # the sections the command reads, as the CLI does
-        cmd = load_all()[command_name]
+        cmd = load(command_name)
+        validate(composed, cmd.sections)  # the sections the command reads, as the CLI does
         with recorded_run(cmd, composed) as record:  # its own run artifacts, in the demo project
             outcome = cmd.run(replace(composed, args=args))
             record(outcome)

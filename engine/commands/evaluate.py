@@ -1,7 +1,7 @@
 """`flywheel evaluate`: run one model on the selected datasets, store outputs and per-case scores."""
 from __future__ import annotations
 
-from engine.commands import Outcome, command
+from engine.commands.registry import Outcome, command
 from engine.config import Composed
 from engine.evaluate_plan import compile_run
 from engine.sql import Plan

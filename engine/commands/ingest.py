@@ -18,7 +18,7 @@ import duckdb
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from engine.commands import Outcome, command
+from engine.commands.registry import Outcome, command
 from engine.config import Composed
 from engine.console import console
 from engine.errors import OperationalError, UserError
@@ -34,7 +34,7 @@ from engine.report.layout import fit
 from engine.schemas import all_errors, dotted, validator
 from engine.sql import Plan
 from engine.store import Store
-from engine.validate import checker
+from engine.config_checks import checker
 
 COUNTS = ("read", "accepted", "inserted", "duplicates", "quarantined")
 

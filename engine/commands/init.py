@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from engine.commands import standalone
+from engine.commands.registry import standalone
 from engine.console import console
 from engine.errors import UserError
 

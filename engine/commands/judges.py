@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 
-from engine.commands import Outcome, command
+from engine.commands.registry import Outcome, command
 from engine.config import Composed
 from engine.errors import UserError
 from engine.evaluation import store_path

@@ -1,7 +1,7 @@
 """`flywheel monitor`: Loop 2 over the stored traces, feedback and events; exit 1 on a blocking alert."""
 from __future__ import annotations
 
-from engine.commands import Outcome, command
+from engine.commands.registry import Outcome, command
 from engine.config import Composed
 from engine.sql import Plan
 from engine.console import console

@@ -12,7 +12,7 @@ import json
 
 from rich.table import Table
 
-from engine.commands import Outcome, command
+from engine.commands.registry import Outcome, command
 from engine.compiler import compile_evaluate
 from engine.config import Composed
 from engine.console import console

@@ -8,13 +8,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from engine.commands import Outcome, command
+from engine.commands.registry import Outcome, command
 from engine.config import Composed
 from engine.console import console
 from engine.progress import progress_bar
 from engine.schemas import all_errors, dotted, validator
 from engine.simulate import Simulator
-from engine.validate import checker
+from engine.config_checks import checker
 
 
 @checker(section="simulate")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from engine.commands import Outcome, command
+from engine.commands.registry import Outcome, command
 from engine.config import Composed
 from engine.console import console
 from engine.errors import UserError

@@ -20,7 +20,7 @@ from engine.gate.rules import RuleContext, RuleResult, RuleSQL, _result, rule_ki
 from engine.judges.fingerprint import changed_parts, judge_fingerprint
 from engine.metrics.judge import metric_key
 from engine.sql import literal, parse
-from engine.validate import checker
+from engine.config_checks import checker
 
 ALL = "*"
 

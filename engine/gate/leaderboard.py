@@ -9,13 +9,23 @@ from rich.table import Table
 
 from engine.console import console
 from engine.exit_codes import writing_output
-from engine.gate.sweep import EXPORTED, _quote
 from engine.outputs import output_path, write_text
 from engine.redaction import scrub_value
 from engine.report.html import report_path, write_html
 from engine.report.layout import fit
 from engine.schemas import all_errors, validator
 from engine.store import Store
+
+# A dataset version's agent tasks travel with its cases (engine/agents/cases.py).
+AGENT_TABLES = ("agent_cases", "agent_expected_calls", "agent_argument_checks")
+# Tables a job exports, in merge order; outputs may replace an earlier errored row, the rest are append-only.
+EXPORTED = ("dataset_versions", "cases", *AGENT_TABLES, "runs", "run_cases", "outputs", "trajectory_steps", "scores",
+            "gate_decisions")
+
+
+def _quote(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
 
 _DELTAS = """
 SELECT s.dataset, s.metric,

@@ -17,23 +17,13 @@ from pathlib import Path
 from engine.config import (ENTRY_CONFIG, LAUNCHER_DIR, Composed, Project, compose, find_project, hydra_overrides,
                            resolve)
 from engine.errors import UserError
+from engine.gate.leaderboard import AGENT_TABLES, EXPORTED, _quote, merge_and_rank
 from engine.outputs import check_output_paths, configured_outputs, write_text
 from engine.redaction import scrub_value
 
-# A dataset version's agent tasks travel with its cases (engine/agents/cases.py).
-AGENT_TABLES = ("agent_cases", "agent_expected_calls", "agent_argument_checks")
 ENV_PROJECT = "FLYWHEEL_PROJECT_DIR"
 ENV_CONF = "FLYWHEEL_CONF_DIR"
 ENV_MAIN_STORE = "FLYWHEEL_MAIN_STORE"
-# Tables a job exports, in merge order; outputs may replace an earlier errored row, the rest are append-only.
-EXPORTED = ("dataset_versions", "cases", *AGENT_TABLES, "runs", "run_cases", "outputs", "trajectory_steps", "scores",
-            "gate_decisions")
-
-
-def _quote(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
-
-
 def _job_project() -> Project:
     conf = os.environ.get(ENV_CONF)
     return Project(Path(os.environ[ENV_PROJECT]), Path(conf) if conf else None)
@@ -64,7 +54,7 @@ def _seed_private_store(store, main_store: Path) -> None:
 def job(cfg) -> None:  # called by Hydra in the job process (in-process or a joblib worker)
     from hydra.core.hydra_config import HydraConfig
 
-    from engine.commands.gate import run_gate
+    from engine.gate.session import run_gate
     from engine.evaluation import StoreAccess
     from engine.exit_codes import classify
     from engine.store import DEFAULT_LOCK_WAIT_S, Store, set_lock_wait
@@ -149,7 +139,6 @@ def run_sweep(options: dict, overrides: list[str]) -> int:
             os.environ.pop("HYDRA_FULL_ERROR", None)
         else:
             os.environ["HYDRA_FULL_ERROR"] = saved_full_error
-    from engine.gate.leaderboard import merge_and_rank
 
     return merge_and_rank(sweep_dir, main_store, composed.config, project.dir)
 

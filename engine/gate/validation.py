@@ -4,7 +4,7 @@ from __future__ import annotations
 from engine import registry
 from engine.errors import did_you_mean
 from engine.schemas import all_errors, dotted, validator, validator_for
-from engine.validate import checker
+from engine.config_checks import checker
 from engine.gate import judge_calibrated  # noqa: E402,F401  (its checker: blocking judge rules need one)
 
 

@@ -489,7 +489,7 @@ def read_parquet(source: SourceFile, chunk_rows: int, con) -> Iterator[Chunk]:
 
 
 def _rows_as_json(con, rows: pa.Table) -> pa.Array:
-    from engine.ingest.load import rows_to_json_sql
+    from engine.ingest.statements import rows_to_json_sql
 
     from engine.ingest import arrow_scan
 

@@ -44,15 +44,14 @@ def instant(value: str) -> datetime:
 
 def sql_instant(text: exp.Expression) -> exp.Expression:
     """The TIMESTAMPTZ a string names, NULL when the calendar refuses it (the session time zone is UTC)."""
-    from engine.ingest.schema_sql import _e
+    from engine.sql import parse_expression
 
-    return _e("TRY_CAST(upper(__s__) AS TIMESTAMPTZ)", s=text)
+    return parse_expression("TRY_CAST(upper(__s__) AS TIMESTAMPTZ)", s=text)
 
 
 def sql_valid(text: exp.Expression) -> exp.Expression:
     """The SQL check: the same shape (RE2) and a calendar date and time DuckDB can cast."""
-    from engine.ingest.schema_sql import _e
-    from engine.sql import literal
+    from engine.sql import literal, parse_expression
 
-    return _e("(regexp_full_match(__s__, __p__) AND __i__ IS NOT NULL)", s=text, p=literal(PATTERN),
-              i=sql_instant(text))
+    return parse_expression("(regexp_full_match(__s__, __p__) AND __i__ IS NOT NULL)", s=text, p=literal(PATTERN),
+                            i=sql_instant(text))

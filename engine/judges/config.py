@@ -5,7 +5,7 @@ from datetime import datetime
 
 from engine.errors import did_you_mean
 from engine.schemas import all_errors, dotted, validator
-from engine.validate import checker
+from engine.config_checks import checker
 
 
 @checker(section="judges")

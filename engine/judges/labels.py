@@ -23,6 +23,7 @@ import polars as pl
 
 from engine import datasets as ds, jsonlines
 from engine.config import Project
+from engine.dataset_carry import follow_head
 from engine.errors import UserError
 from engine.judges.judging import output_hash
 from engine.paths import resolve_data_path
@@ -73,7 +74,7 @@ class _Resolver:
                 raise LookupError(f"dataset '{name}' is not selected (selected: {', '.join(specs) or 'none'})")
             version = ds.load(name, specs[name], self.project.dir)
             ds.store_version(self.store, version)
-            version = ds.follow_head(self.store, version, specs[name], self.project.dir)
+            version = follow_head(self.store, version, specs[name], self.project.dir)
             ds.store_version(self.store, version)
             self._datasets[name] = version
         return self._datasets[name]

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from engine.config import Composed
-from engine.validate import checker
+from engine.config_checks import checker
 
 
 def _patterns(spec: dict) -> Iterator[tuple[str, str]]:

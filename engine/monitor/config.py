@@ -6,7 +6,7 @@ from engine.errors import did_you_mean
 from engine.monitor.sources import TABLE_COLUMNS, TRACE_COLUMNS
 from engine.schemas import all_errors, dotted, validator
 from engine.usersql import parse_expression
-from engine.validate import checker
+from engine.config_checks import checker
 
 RESERVED = {"grp", "kpi_value", "window_start", "x"}  # column names the compiled KPI and feature SQL use
 
