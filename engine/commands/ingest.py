@@ -74,7 +74,7 @@ def _sources(cfg: dict, composed: Composed, options: Options) -> list[readers.So
 
 
 @command("ingest", "load production traces, feedback and events (JSONL, CSV, Parquet, OTLP); quarantine bad records",
-         compile=compile_sql, sections=("ingest",))
+         compile=compile_sql, sections=("ingest",), plan_artifact=False)
 def ingest(composed: Composed) -> Outcome:
     cfg = composed.config
     ing = cfg.get("ingest") or {}

@@ -33,6 +33,9 @@ class Command:
     # `key=value` words that are the command's own arguments, not Hydra overrides (`whatif gate since=...`,
     # `rescore run=RUN`); they reach the command in `Composed.args`, after its positional words
     arguments: tuple[str, ...] = ()
+    # its compiled plan written with each run (plan.sql); ingest's is not: compiling it costs what its per-schema
+    # SQL cache saves (`flywheel compile ingest` prints it)
+    plan_artifact: bool = True
 
 
 COMMANDS: dict[str, Command] = {}
@@ -40,9 +43,10 @@ COMMANDS: dict[str, Command] = {}
 
 def command(name: str, summary: str, compile: Callable[[Composed], Any] | None = None,
             sweep: Callable[[dict, list[str]], int] | None = None, positional: bool = False,
-            sections: tuple[str, ...] | None = (), arguments: tuple[str, ...] = ()):
+            sections: tuple[str, ...] | None = (), arguments: tuple[str, ...] = (), plan_artifact: bool = True):
     def decorator(fn: Callable[[Composed], Outcome]) -> Callable[[Composed], Outcome]:
-        COMMANDS[name] = Command(name, summary, fn, compile, sweep, positional, sections, arguments=arguments)
+        COMMANDS[name] = Command(name, summary, fn, compile, sweep, positional, sections, arguments=arguments,
+                                 plan_artifact=plan_artifact)
         return fn
 
     return decorator

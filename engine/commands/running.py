@@ -90,7 +90,7 @@ def recorded_run(cmd: Command, composed):
             exit_code = outcome[0].exit_code if outcome else (exit_codes.classify(error)[0] if error else None)
             result = outcome[0].result if outcome else None
             plan = None
-            if cmd.compile is not None and error is None:
+            if cmd.compile is not None and cmd.plan_artifact and error is None:
                 plan = cmd.compile(composed)  # pure and cheap: the same config compiled again
             run_id = run_artifacts.run_id_for(cmd.name, result)
             data = run_artifacts.results(cmd.name, run_id, plan, log, started_at=started.isoformat(),
