@@ -96,4 +96,7 @@ def recorded_run(cmd: Command, composed):
             data = run_artifacts.results(cmd.name, run_id, plan, log, started_at=started.isoformat(),
                                          elapsed_ms=(time.perf_counter() - clock) * 1000, exit_code=exit_code,
                                          error=None if error is None else exit_codes.classify(error)[1])
-            run_artifacts.write(composed.project.dir, run_id, plan, data)
+            # a command refused before it touched the store (bad config or data) leaves nothing behind: the error
+            # on stderr is the whole story, and a mistyped directory gets no .flywheel/
+            if error is None or log.entries:
+                run_artifacts.write(composed.project.dir, run_id, plan, data)
