@@ -5,8 +5,14 @@ A registered thing is a small function whose docstring is its description in rep
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import Any, Callable
+
+# The module that registers every built-in entry of a kind, imported on the kind's first lookup: a caller that
+# compiles metrics needs no import made only for its side effect (and no import cycle comes with one).
+PROVIDERS = {"metric": "engine.metrics", "gate_rule": "engine.gate.kinds", "drift_test": "engine.monitor",
+             "sampler": "engine.bridge.sampling"}
 
 
 @dataclass(frozen=True)
@@ -35,13 +41,23 @@ def register(kind: str, name: str, schema: dict | None = None) -> Callable:
     return decorator
 
 
+def _provided(kind: str) -> None:
+    if kind in PROVIDERS:
+        importlib.import_module(PROVIDERS[kind])
+
+
 def get(kind: str, name: str) -> Entry:
+    if (kind, name) not in _REGISTRY:
+        _provided(kind)
     return _REGISTRY[(kind, name)]
 
 
 def names(kind: str) -> list[str]:
+    _provided(kind)
     return sorted(n for k, n in _REGISTRY if k == kind)
 
 
 def entries(kind: str | None = None) -> list[Entry]:
+    for k in [kind] if kind else PROVIDERS:
+        _provided(k)
     return [e for (k, _), e in sorted(_REGISTRY.items()) if kind is None or k == kind]
