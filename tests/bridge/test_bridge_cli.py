@@ -11,9 +11,7 @@ from jsonschema import Draft202012Validator
 
 from engine.schemas import load_schema
 from tests.conftest import run_cli
-
-SCENARIO = ("simulate.days=12", "simulate.sessions_per_day=40", "simulate.users=200", "simulate.drift.start_day=5",
-            "simulate.failure.start_day=7", "simulate.feedback.thumbs_rate=0.5")
+from tests.simulated_month import month_copy, simulated_month  # noqa: F401
 
 
 def norm(text: str) -> str:
@@ -21,13 +19,11 @@ def norm(text: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def bridged(tmp_path_factory):
-    project = tmp_path_factory.mktemp("bridge")
-    for args, code in ((("simulate", "model=bm25_clean", *SCENARIO), 0), (("ingest", "path=data/production"), 0),
-                       (("evaluate", "model=bm25_clean", "dataset=[support_qa]"), 0),
-                       (("monitor",), 1)):  # monitor alerts on the injected drift
-        r = run_cli(*args, cwd=project)
-        assert r.code == code, r
+def bridged(simulated_month, tmp_path_factory):  # noqa: F811
+    """The shared simulated month (tests/simulated_month.py), monitored and bridged."""
+    project = month_copy(simulated_month, tmp_path_factory, "bridge")
+    r = run_cli("monitor", cwd=project)
+    assert r.code == 1, r  # monitor alerts on the injected drift
     first = run_cli("bridge", "out=first.json", cwd=project)
     assert first.code == 0, first
     return project, first
