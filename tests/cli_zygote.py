@@ -72,7 +72,31 @@ def become_cli(request: dict) -> None:
     runpy.run_module("engine", run_name="__main__", alter_sys=True)  # exits through SystemExit
 
 
+def keep_bytecode() -> str | None:
+    """Under PYTHONDONTWRITEBYTECODE every child would compile each engine module it imports from source again
+    (~0.2 s a call). Instead the children share a private bytecode cache outside the source tree (the repository
+    stays free of .pyc files, as the variable asks), removed when the zygote exits. Returns its path, if made."""
+    if not sys.dont_write_bytecode:
+        return None
+    import tempfile
+
+    sys.pycache_prefix = tempfile.mkdtemp(prefix="flywheel-zygote-pyc-")
+    sys.dont_write_bytecode = False
+    return sys.pycache_prefix
+
+
 def serve() -> None:
+    cache, zygote = keep_bytecode(), os.getpid()
+    try:
+        answer_requests()
+    finally:
+        if cache and os.getpid() == zygote:  # a child's SystemExit unwinds through here too
+            import shutil
+
+            shutil.rmtree(cache, ignore_errors=True)
+
+
+def answer_requests() -> None:
     for line in sys.stdin:
         request = json.loads(line)
         pid = os.fork()
