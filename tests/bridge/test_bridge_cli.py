@@ -11,7 +11,7 @@ from jsonschema import Draft202012Validator
 
 from engine.schemas import load_schema
 from tests.conftest import run_cli
-from tests.simulated_month import month_copy, simulated_month  # noqa: F401
+from tests.simulated_month import monitored_copy, monitored_month, simulated_month  # noqa: F401
 
 
 def norm(text: str) -> str:
@@ -19,11 +19,10 @@ def norm(text: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def bridged(simulated_month, tmp_path_factory):  # noqa: F811
-    """The shared simulated month (tests/simulated_month.py), monitored and bridged."""
-    project = month_copy(simulated_month, tmp_path_factory, "bridge")
-    r = run_cli("monitor", cwd=project)
-    assert r.code == 1, r  # monitor alerts on the injected drift
+def bridged(monitored_month, tmp_path_factory):  # noqa: F811
+    """The shared simulated month (tests/simulated_month.py), monitored when it was built, and bridged here."""
+    project, monitored = monitored_copy(monitored_month, tmp_path_factory, "bridge")
+    assert monitored.code == 1, monitored  # monitor alerts on the injected drift
     first = run_cli("bridge", "out=first.json", cwd=project)
     assert first.code == 0, first
     return project, first

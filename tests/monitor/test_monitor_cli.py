@@ -9,17 +9,17 @@ from scipy import stats
 
 from engine.monitor.parity import wilson
 from engine.schemas import load_schema
-from tests.simulated_month import DAYS, DRIFT_DAY, FAILURE_DAY, day, month_copy, simulated_month  # noqa: F401
+from tests.simulated_month import (DAYS, DRIFT_DAY, FAILURE_DAY, day, monitored_copy,  # noqa: F401
+                                   monitored_month, simulated_month)
 
 
 @pytest.fixture(scope="module")
-def monitored(simulated_month, tmp_path_factory):  # noqa: F811
+def monitored(monitored_month, tmp_path_factory):  # noqa: F811
     """The shared simulated month (tests/simulated_month.py: drift on DRIFT_DAY, failure from FAILURE_DAY), monitored
-    twice."""
+    a first time when it was built and a second time here."""
     from tests.conftest import run_cli
 
-    project = month_copy(simulated_month, tmp_path_factory, "monitor")
-    first = run_cli("monitor", "out=first.json", cwd=project)
+    project, first = monitored_copy(monitored_month, tmp_path_factory, "monitor")
     second = run_cli("monitor", "out=second.json", cwd=project)
     return project, first, second
 
