@@ -41,7 +41,8 @@ def main(argv: list[str]) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     seconds = seconds_per_module(Path(argv[0]))
-    OUT.write_text(json.dumps({"about": "seconds per test module in one recorded run (tests/module_seconds.py)",
+    OUT.write_text(json.dumps({"about": "seconds per test module, measured one module at a time with -n 0 "
+                                        "(tests/module_seconds.py); only the order matters",
                                "seconds": seconds}, indent=1) + "\n", encoding="utf-8")
     print(f"{len(seconds)} modules, {sum(seconds.values()):.0f} s in all; written to {OUT}")
     return 0
