@@ -22,8 +22,9 @@ demo: $(STAMP)
 browser:
 	@bash .ci/browser --quiet
 
-# --dist loadfile keeps a module's tests on one worker, so its module-scoped fixtures (a simulated month of
-# traffic, say) are built once, not once per worker.
+# --dist loadfile keeps a module's tests on one worker, so its module-scoped fixtures are built once, not once per
+# worker; data shared by several modules (the simulated month) is built once per session (tests/session_cache.py).
+# tests/conftest.py hands modules out longest first (tests/module_seconds.json) so the two workers end together.
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -n 2 --dist loadfile -rs --durations=15 tests
 

@@ -1,6 +1,7 @@
 """Shared fixtures: a temporary project directory (a copy of tests/fixtures/project) and the real CLI."""
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -12,14 +13,45 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE_PROJECT = REPO / "tests" / "fixtures" / "project"
+MODULE_SECONDS = REPO / "tests" / "module_seconds.json"
+
+
+# Scheduling. `make test` runs `pytest -n 2 --dist loadfile`: each module goes whole to one worker, handed out in
+# the order of the work queue as workers free up. xdist's default queue puts modules with the most tests first, so
+# the single-test heavy modules (the demo, the wheel install) came last and ran alone on one worker while the other
+# sat idle. Longest first instead: modules are collected heaviest first, by the seconds each took in a recorded run
+# (tests/module_seconds.json; unrecorded modules count as light and keep their place), and the queue follows
+# collection order. Refresh the record with `python tests/module_seconds.py JUNIT.xml` after a run with --junitxml.
+def pytest_configure(config):
+    if getattr(config.option, "dist", "no") in ("loadfile", "loadscope"):
+        config.option.loadscopereorder = False  # xdist: keep our order (the queue follows collection order)
+
+
+def pytest_collection_modifyitems(config, items):
+    if getattr(config.option, "dist", "no") == "no" and not os.environ.get("PYTEST_XDIST_WORKER"):
+        return  # one process: the order does not change the wall time, keep the familiar one
+    seconds = json.loads(MODULE_SECONDS.read_text(encoding="utf-8"))["seconds"]
+    first_seen = {}
+    for item in items:
+        first_seen.setdefault(item.nodeid.split("::", 1)[0], len(first_seen))
+
+    def weight(item) -> tuple[float, int]:
+        module = item.nodeid.split("::", 1)[0]
+        return -seconds.get(module, 0.0), first_seen[module]
+
+    items.sort(key=weight)  # stable: a module's tests keep their order
+
+
+def copy_fixture_project(dest: Path) -> Path:
+    """A fresh copy of the small test project (its own conf/, data and model) at dest."""
+    shutil.copytree(FIXTURE_PROJECT, dest, ignore=shutil.ignore_patterns(".flywheel", "__pycache__"))
+    return dest
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A fresh copy of the small test project (its own conf/, data and model), outside the repo."""
-    dest = tmp_path / "project"
-    shutil.copytree(FIXTURE_PROJECT, dest, ignore=shutil.ignore_patterns(".flywheel", "__pycache__"))
-    return dest
+    return copy_fixture_project(tmp_path / "project")
 
 
 class CLIResult:
@@ -117,7 +149,19 @@ class _Zygote:
             return code, out.read_text(encoding="utf-8"), err.read_text(encoding="utf-8", errors="backslashreplace")
 
 
+    def close(self) -> None:
+        """End the zygote (end of input) and reap it: its bytecode cache goes, and its CPU time is counted."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
 _ZYGOTE = _Zygote()
+atexit.register(_ZYGOTE.close)
 
 
 @pytest.fixture

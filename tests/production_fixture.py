@@ -1,7 +1,9 @@
-"""Fixtures: a small simulated and ingested production history, built once per test process."""
+"""Fixtures: a small simulated and ingested production history, built once per test session (for all workers)."""
 from __future__ import annotations
 
 import pytest
+
+from tests.session_cache import built_once
 
 
 # A small production history, simulated and ingested once: traces with failures and corrections, and the project's
@@ -17,16 +19,18 @@ def production_template(tmp_path_factory):
     from engine.paths import bundled_datasets_dir
     from tests.conftest import run_cli
 
-    project = tmp_path_factory.mktemp("production") / "project"
-    (project / "conf" / "dataset").mkdir(parents=True)
-    (project / "data").mkdir()
-    shutil.copy(bundled_datasets_dir() / "support" / "golden_qa.jsonl", project / "data" / "golden_qa.jsonl")
-    (project / "conf" / "dataset" / "support_qa.yaml").write_text("support_qa:\n  path: data/golden_qa.jsonl\n",
-                                                                 encoding="utf-8")
-    for args in (("simulate", "model=bm25_clean", *SMALL_SCENARIO), ("ingest", "path=data/production")):
-        r = run_cli(*args, cwd=project)
-        assert r.code == 0, r
-    return project
+    def build(root):
+        project = root / "project"
+        (project / "conf" / "dataset").mkdir(parents=True)
+        (project / "data").mkdir()
+        shutil.copy(bundled_datasets_dir() / "support" / "golden_qa.jsonl", project / "data" / "golden_qa.jsonl")
+        (project / "conf" / "dataset" / "support_qa.yaml").write_text(
+            "support_qa:\n  path: data/golden_qa.jsonl\n", encoding="utf-8")
+        for args in (("simulate", "model=bm25_clean", *SMALL_SCENARIO), ("ingest", "path=data/production")):
+            r = run_cli(*args, cwd=project)
+            assert r.code == 0, r
+
+    return built_once(tmp_path_factory, "production", build) / "project"
 
 
 @pytest.fixture

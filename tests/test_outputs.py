@@ -10,15 +10,25 @@ import pytest
 
 from engine.errors import UserError
 from engine.outputs import open_atomic, write_text
+from tests.conftest import copy_fixture_project, run_cli
+from tests.session_cache import copy_of
 
 STORE = ".flywheel/flywheel.duckdb"
 
 
-@pytest.fixture
-def evaluated(cli, project):
-    r = cli("evaluate", cwd=project)
+@pytest.fixture(scope="module")
+def evaluated_template(tmp_path_factory):
+    """The fixture project after one `flywheel evaluate`, made once for the module's tests to copy."""
+    project = copy_fixture_project(tmp_path_factory.mktemp("evaluated") / "project")
+    r = run_cli("evaluate", cwd=project)
     assert r.code == 0, r
     return project
+
+
+@pytest.fixture
+def evaluated(evaluated_template, tmp_path):
+    """A private copy of the evaluated fixture project (the tests write to its store, or try to)."""
+    return copy_of(evaluated_template, tmp_path / "project")
 
 
 def _store_state(project: Path) -> tuple[bytes, list]:

@@ -11,9 +11,7 @@ from jsonschema import Draft202012Validator
 
 from engine.schemas import load_schema
 from tests.conftest import run_cli
-
-SCENARIO = ("simulate.days=12", "simulate.sessions_per_day=40", "simulate.users=200", "simulate.drift.start_day=5",
-            "simulate.failure.start_day=7", "simulate.feedback.thumbs_rate=0.5")
+from tests.simulated_month import monitored_copy, monitored_month, simulated_month  # noqa: F401
 
 
 def norm(text: str) -> str:
@@ -21,13 +19,10 @@ def norm(text: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def bridged(tmp_path_factory):
-    project = tmp_path_factory.mktemp("bridge")
-    for args, code in ((("simulate", "model=bm25_clean", *SCENARIO), 0), (("ingest", "path=data/production"), 0),
-                       (("evaluate", "model=bm25_clean", "dataset=[support_qa]"), 0),
-                       (("monitor",), 1)):  # monitor alerts on the injected drift
-        r = run_cli(*args, cwd=project)
-        assert r.code == code, r
+def bridged(monitored_month, tmp_path_factory):  # noqa: F811
+    """The shared simulated month (tests/simulated_month.py), monitored when it was built, and bridged here."""
+    project, monitored = monitored_copy(monitored_month, tmp_path_factory, "bridge")
+    assert monitored.code == 1, monitored  # monitor alerts on the injected drift
     first = run_cli("bridge", "out=first.json", cwd=project)
     assert first.code == 0, first
     return project, first

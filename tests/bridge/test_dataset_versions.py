@@ -5,22 +5,43 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import duckdb
 import pytest
 
 from tests.conftest import run_cli
+from tests.session_cache import copy_of
 
 EVALUATE = ("evaluate", "model=bm25_clean", "dataset=[support_qa]")
 
 
-@pytest.fixture
-def bridged(production_project):
-    r = run_cli("bridge", "out=bridge.json", cwd=production_project)
+def bridge(project: Path) -> tuple[Path, dict]:
+    r = run_cli("bridge", "out=bridge.json", cwd=project)
     assert r.code == 0, r
     golden = r.json["golden"]
     assert golden["added"] > 0
-    return production_project, golden
+    return project, golden
+
+
+@pytest.fixture
+def bridged(production_project):
+    """The production history bridged in the test's own project (for the test that moves it)."""
+    return bridge(production_project)
+
+
+@pytest.fixture(scope="module")
+def bridged_template(production_template, tmp_path_factory):
+    return bridge(copy_of(production_template, tmp_path_factory.mktemp("bridged") / "project"))
+
+
+@pytest.fixture
+def bridged_copy(bridged_template, tmp_path):
+    """A private copy of the production history bridged once for the module (the tests edit its golden file)."""
+    template, golden = bridged_template
+    project = copy_of(template, tmp_path / "project")
+    path = Path(golden["path"])
+    return project, {**golden, "path": str(project / (path.relative_to(template) if path.is_absolute() else path))}
 
 
 def query(project, sql: str, params=None) -> list[tuple]:
@@ -38,8 +59,8 @@ def edit_golden(project, change) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
 
 
-def test_an_edited_golden_file_keeps_the_production_cases_as_a_new_version(bridged):
-    project, golden = bridged
+def test_an_edited_golden_file_keeps_the_production_cases_as_a_new_version(bridged_copy):
+    project, golden = bridged_copy
 
     def change(records):
         records[0]["expected"] = "a corrected answer"
@@ -71,8 +92,8 @@ def test_an_edited_golden_file_keeps_the_production_cases_as_a_new_version(bridg
     assert "carried over" not in again.stdout
 
 
-def test_a_production_case_id_colliding_with_the_edited_file_is_an_error_naming_both(bridged):
-    project, golden = bridged
+def test_a_production_case_id_colliding_with_the_edited_file_is_an_error_naming_both(bridged_copy):
+    project, golden = bridged_copy
     produced = [json.loads(line) for line in open(golden["path"], encoding="utf-8")
                 if '"origin": "production"' in line]
     victim = produced[0]
@@ -86,8 +107,8 @@ def test_a_production_case_id_colliding_with_the_edited_file_is_an_error_naming_
     assert "follow_bridge=false" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_an_unknown_version_is_an_error_listing_the_known_ones(bridged):
-    project, golden = bridged
+def test_an_unknown_version_is_an_error_listing_the_known_ones(bridged_copy):
+    project, golden = bridged_copy
     r = run_cli("datasets", "diff", f"support_qa@{golden['parent_version']}", "support_qa@nonsense", cwd=project)
     assert r.code == 2, r
     assert "'support_qa@nonsense': 'nonsense' is not a version of 'support_qa'" in r.stderr

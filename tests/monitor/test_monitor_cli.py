@@ -2,8 +2,6 @@
 the real CLI, monitored against a real lab run."""
 from __future__ import annotations
 
-from datetime import date, timedelta
-
 import duckdb
 import pytest
 from jsonschema import Draft202012Validator
@@ -11,30 +9,19 @@ from scipy import stats
 
 from engine.monitor.parity import wilson
 from engine.schemas import load_schema
-
-START = date(2025, 3, 1)
-DRIFT_DAY, FAILURE_DAY, DAYS = 10, 14, 20
-SCENARIO = (f"simulate.days={DAYS}", "simulate.sessions_per_day=70", "simulate.users=400",
-            f"simulate.drift.start_day={DRIFT_DAY}", f"simulate.failure.start_day={FAILURE_DAY}",
-            "simulate.feedback.thumbs_rate=0.5")
+from tests.simulated_month import (DAYS, DRIFT_DAY, FAILURE_DAY, day, monitored_copy,  # noqa: F401
+                                   monitored_month, simulated_month)
 
 
 @pytest.fixture(scope="module")
-def monitored(tmp_path_factory):
+def monitored(monitored_month, tmp_path_factory):  # noqa: F811
+    """The shared simulated month (tests/simulated_month.py: drift on DRIFT_DAY, failure from FAILURE_DAY), monitored
+    a first time when it was built and a second time here."""
     from tests.conftest import run_cli
 
-    project = tmp_path_factory.mktemp("monitor")
-    for args in (("simulate", "model=bm25_clean", *SCENARIO), ("ingest", "path=data/production"),
-                 ("evaluate", "model=bm25_clean", "dataset=[support_qa]")):
-        r = run_cli(*args, cwd=project)
-        assert r.code == 0, r
-    first = run_cli("monitor", "out=first.json", cwd=project)
+    project, first = monitored_copy(monitored_month, tmp_path_factory, "monitor")
     second = run_cli("monitor", "out=second.json", cwd=project)
     return project, first, second
-
-
-def day(n: int) -> str:
-    return (START + timedelta(days=n)).isoformat()
 
 
 def rule(result: dict, name: str) -> dict:

@@ -1,6 +1,6 @@
 """The monitor's HTML report (`flywheel monitor report=PATH`), from a real run over simulated production traffic
-with an injected drift (day 7) and failure mode (day 9): self-contained, complete as plain HTML, and in headless
-Chromium without console errors, with every chart drawn and the first alert marked."""
+with an injected drift and failure mode (tests/simulated_month.py): self-contained, complete as plain HTML, and in
+headless Chromium without console errors, with every chart drawn and the first alert marked."""
 from __future__ import annotations
 
 import copy
@@ -10,22 +10,18 @@ import pytest
 from test_report_html import assert_self_contained, parse_html, table_rows
 
 from engine.report.html import render_html
+from tests.simulated_month import DRIFT_DAY, day, month_copy, simulated_month  # noqa: F401
 
-SCENARIO = ("simulate.days=14", "simulate.sessions_per_day=40", "simulate.users=200", "simulate.drift.start_day=7",
-            "simulate.failure.start_day=9", "simulate.feedback.thumbs_rate=0.5")
 MAX_REPORT_BYTES = 1024 * 1024
 
 
 @pytest.fixture(scope="module")
-def monitored(tmp_path_factory):
-    """(monitor result, HTML report path, the monitor command's stdout), from the real CLI."""
+def monitored(simulated_month, tmp_path_factory):  # noqa: F811
+    """(monitor result, HTML report path, the monitor command's stdout), from the real CLI on the shared simulated
+    month."""
     from tests.conftest import run_cli
 
-    project = tmp_path_factory.mktemp("monitor_report")
-    for args in (("simulate", "model=bm25_clean", *SCENARIO), ("ingest", "path=data/production"),
-                 ("evaluate", "model=bm25_clean", "dataset=[support_qa]")):
-        r = run_cli(*args, cwd=project)
-        assert r.code == 0, r
+    project = month_copy(simulated_month, tmp_path_factory, "monitor_report")
     r = run_cli("monitor", "report=monitor.html", "out=monitor.json", cwd=project)
     assert r.code == 1 and r.out_path.is_file(), r  # the injected drift and failure raise blocking alerts
     return r.json, project / "monitor.html", r.stdout
@@ -68,9 +64,9 @@ def test_monitor_report_is_self_contained_and_complete_without_javascript(monito
         assert k["name"] in [r.iter("td").__next__().text() for r in table_rows(doc, f"kpis-{k['category']}-table")]
     # the first alert of the injected drift, in the rule's block, its chart and its table
     psi = rule(result, "input_length_psi")
-    assert psi["first_alert"].startswith("2025-03-08")
+    assert psi["first_alert"].startswith(day(DRIFT_DAY))
     block = doc.by_id("check-drift-input_length_psi")
-    assert "First alert: 2025-03-08" in block.text()
+    assert f"First alert: {day(DRIFT_DAY)}" in block.text()
     assert [g.attrs["data-category"] for g in block.iter("g") if g.attrs.get("class") == "marker"] == [
         psi["first_alert"]]
     # parity: overall, per slice (largest gap first) and per window; online scores
