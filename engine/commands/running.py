@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -75,7 +76,7 @@ def write_out(outcome: Outcome, composed: Composed) -> None:
 def recorded_run(cmd: Command, composed):
     """Run a command with every store statement journaled; write its run artifacts (engine/run_artifacts.py)
     whether it succeeds or fails."""
-    from engine import journal, run_artifacts
+    from engine import journal
 
     outcome: list = []
     started, clock = datetime.now(timezone.utc), time.perf_counter()
@@ -87,16 +88,26 @@ def recorded_run(cmd: Command, composed):
             error = e
             raise
         finally:
-            exit_code = outcome[0].exit_code if outcome else (exit_codes.classify(error)[0] if error else None)
-            result = outcome[0].result if outcome else None
-            plan = None
-            if cmd.compile is not None and cmd.plan_artifact and error is None:
-                plan = cmd.compile(composed)  # pure and cheap: the same config compiled again
-            run_id = run_artifacts.run_id_for(cmd.name, result)
-            data = run_artifacts.results(cmd.name, run_id, plan, log, started_at=started.isoformat(),
-                                         elapsed_ms=(time.perf_counter() - clock) * 1000, exit_code=exit_code,
-                                         error=None if error is None else exit_codes.classify(error)[1])
-            # a command refused before it touched the store (bad config or data) leaves nothing behind: the error
-            # on stderr is the whole story, and a mistyped directory gets no .flywheel/
-            if error is None or log.entries:
-                run_artifacts.write(composed.project.dir, run_id, plan, data)
+            try:
+                _write_artifacts(cmd, composed, log, outcome[0] if outcome else None, error, started,
+                                 (time.perf_counter() - clock) * 1000)
+            except Exception as e:  # noqa: BLE001 - the artifacts describe a run; they never change its outcome
+                print(f"warning: could not write the run artifacts: {type(e).__name__}: {e}", file=sys.stderr)
+
+
+def _write_artifacts(cmd: Command, composed, log, outcome: Outcome | None, error: BaseException | None,
+                     started: datetime, elapsed_ms: float) -> None:
+    from engine import run_artifacts
+
+    exit_code = outcome.exit_code if outcome else (exit_codes.classify(error)[0] if error else None)
+    # a command refused before it touched the store (bad config or data) leaves nothing behind: the error on
+    # stderr is the whole story, and a mistyped directory gets no .flywheel/
+    if error is not None and not log.entries:
+        return
+    plan = None
+    if cmd.compile is not None and cmd.plan_artifact and error is None:
+        plan = cmd.compile(composed)  # pure and cheap: the same config compiled again
+    run_id = run_artifacts.run_id_for(cmd.name, outcome.result if outcome else None)
+    data = run_artifacts.results(cmd.name, run_id, plan, log, started_at=started.isoformat(), elapsed_ms=elapsed_ms,
+                                 exit_code=exit_code, error=None if error is None else exit_codes.classify(error)[1])
+    run_artifacts.write(composed.project.dir, run_id, plan, data)
