@@ -7,7 +7,7 @@ from sqlglot import exp
 
 from engine import registry
 from engine.errors import UserError
-from engine.sql import Plan, Statement, literal, param, parse
+from engine.sql import Plan, Statement, literal, param, parse, temp_table
 
 if TYPE_CHECKING:
     from engine.metrics.base import MetricSQL
@@ -59,11 +59,8 @@ def scoring_source(spec: dict) -> exp.Select:
 
 
 def materialize_statement() -> Statement:
-    create = exp.Create(this=exp.to_table(SCORING_TABLE), kind="TABLE", replace=True,
-                        properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
-                        expression=parse(_SCORING_INPUT))
-    return Statement("materialize:scoring_input", create, ("run_id", "repeats"),
-                     "the run's cases with the model's outputs, read by every metric below")
+    return Statement("materialize:scoring_input", temp_table(SCORING_TABLE, parse(_SCORING_INPUT)),
+                     ("run_id", "repeats"), "the run's cases with the model's outputs, read by every metric below")
 
 
 def tag_scope(spec: dict) -> exp.Expression | None:

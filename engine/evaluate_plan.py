@@ -14,7 +14,7 @@ from engine.agents.steps import DROP_REPLACED, INSERT_STEPS
 from engine.compiler import compile_evaluate
 from engine.models.errors import ERRORS
 from engine.output_identity import identity_of, output_key_sql
-from engine.sql import Plan, PythonStep, Statement, Write, param, parse
+from engine.sql import Plan, PythonStep, Statement, Write, param, parse, temp_table
 
 RUN_CASES_TABLE = "flywheel_run_cases"  # step 1's temporary table of the run's cases
 DATASETS_TABLE = "flywheel_run_datasets"  # the run's dataset versions, registered from Arrow (name, version, ord)
@@ -60,10 +60,7 @@ def distinct_keys(relation: str) -> Statement:
 
 
 def stage_run_cases(identity: str) -> Statement:
-    create = exp.Create(this=exp.to_table(RUN_CASES_TABLE), kind="TABLE",
-                        properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
-                        expression=run_cases_select(identity))
-    return Statement("run_cases:stage", create, (),
+    return Statement("run_cases:stage", temp_table(RUN_CASES_TABLE, run_cases_select(identity), replace=False), (),
                      f"the run's cases and the key of the output each reads ({identity} identity)")
 
 
@@ -119,8 +116,8 @@ WRITE_OUTPUTS = Write("write:outputs", "outputs", "upsert", "the new outputs (a 
 def compile_run(cfg: dict, model_spec: dict | None = None) -> Plan:
     """Every step of `flywheel evaluate` on this config, in the order they run."""
     identity = identity_of(model_spec if model_spec is not None else cfg["model"])
-    read = [READ_DATASETS, REGISTER_DATASETS, stage_run_cases(identity), distinct_keys(RUN_CASES_TABLE), missing_outputs(RUN_CASES_TABLE),
-            RUN_CASE_COUNT, START_RUN, *SCRATCH]
+    read = [READ_DATASETS, REGISTER_DATASETS, stage_run_cases(identity), distinct_keys(RUN_CASES_TABLE),
+            missing_outputs(RUN_CASES_TABLE), RUN_CASE_COUNT, START_RUN, *SCRATCH]
     scoring = compile_evaluate(cfg["metrics"]).statements
     return Plan("evaluate", (*read, MODEL_CALLS, METRIC_STEPS, insert_run_cases(identity), WRITE_OUTPUTS,
                              DROP_REPLACED, INSERT_STEPS, *scoring, COUNT_ERRORS, ERRORS, FINISH_RUN))

@@ -82,6 +82,12 @@ def param(name: str) -> exp.Expression:
     return exp.Placeholder(this=name)
 
 
+def temp_table(name: str, query: exp.Expression, replace: bool = True) -> exp.Create:
+    """CREATE [OR REPLACE] TEMPORARY TABLE name AS query: a plan step that materialises a relation later steps read."""
+    return exp.Create(this=exp.to_table(name), kind="TABLE", replace=replace,
+                      properties=exp.Properties(expressions=[exp.TemporaryProperty()]), expression=query)
+
+
 def render(node: exp.Expression, pretty: bool = False) -> str:
     return node.sql(dialect=DIALECT, pretty=pretty)
 

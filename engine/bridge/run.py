@@ -26,7 +26,7 @@ from engine.monitor.sources import traces_in_scope
 from engine.paths import resolve_data_path
 from engine.provenance import config_hash as provenance_hash
 from engine.provenance import utc_now
-from engine.sql import Plan, PythonStep, Statement, literal, parse, render
+from engine.sql import Plan, PythonStep, Statement, literal, parse, render, temp_table
 from engine.store import Store
 
 SELECTED = "bridge_selected"
@@ -68,16 +68,11 @@ def golden_hashes_statement() -> Statement:
     a golden set or its label queue: the leakage guard's list."""
     cases = exp.select(exp.alias_(text_hash(exp.column("input_text")), "text_hash")).from_("cases").distinct()
     sent = parse("SELECT text_hash FROM bridge_exports WHERE destination IN ('golden', 'label_queue')")
-    return Statement("golden_hashes", _temp_table("golden_hashes", exp.union(cases, sent, distinct=True)), (),
+    return Statement("golden_hashes", temp_table("golden_hashes", exp.union(cases, sent, distinct=True)), (),
                      "the leakage guard: golden inputs never leave for training")
 
 
 TRAINING = "bridge_training"  # the training export's rows (before layout), materialised once
-
-
-def _temp_table(name: str, query: exp.Expression) -> exp.Create:
-    return exp.Create(this=exp.to_table(name), kind="TABLE", replace=True,
-                      properties=exp.Properties(expressions=[exp.TemporaryProperty()]), expression=query)
 
 
 def _redacted(tree: exp.Expression, pii: list[str]) -> exp.Expression:
@@ -110,7 +105,7 @@ def training_statement(cfg: dict) -> Statement:
           AND s.text_hash NOT IN (SELECT text_hash FROM bridge_exports WHERE destination = 'training')
         QUALIFY row_number() OVER (PARTITION BY s.text_hash ORDER BY s.policy_order, s.ord, s.trace_id) = 1
         ORDER BY s.policy_order, s.ord, s.trace_id""")
-    return Statement("training", _temp_table(TRAINING, with_resolved_feedback(_redacted(tree, pii))), (),
+    return Statement("training", temp_table(TRAINING, with_resolved_feedback(_redacted(tree, pii))), (),
                      "the training export (before layout)")
 
 

@@ -18,7 +18,7 @@ from engine.monitor.drift import DriftSpec, ReferenceProfile, compute_drift, fit
 from engine.monitor.sources import Periods, feature_relation, golden_relation, in_period, user_expression, TRACE_COLUMNS
 from engine.provenance import canonical_json, content_hash, utc_now
 from engine.executor import execute
-from engine.sql import Statement, literal, parse_expression, render
+from engine.sql import Statement, literal, parse_expression, render, temp_table
 
 RULE_KEYS = ("feature", "threshold", "p_value", "sigma", "severity", "description")
 
@@ -58,27 +58,20 @@ def sample_statements(name: str, rule: dict, cfg: dict, metrics_hashes: dict) ->
     rel = feature_relation(cfg, feature, metrics_hashes)
     ts = exp.column("timestamp", quoted=True)
     current = rel.copy().where(in_period(ts.copy(), "cur_start", "cur_end"))
-    statements = [_materialize(f"drift.{name}.current", CURRENT_TABLE, current, ("cur_start", "cur_end"),
-                               f"{rule.get('test', 'psi')} on {rule['feature']}: the current period's values")]
+    statements = [Statement(f"drift.{name}.current", temp_table(CURRENT_TABLE, current), ("cur_start", "cur_end"),
+                            f"{rule.get('test', 'psi')} on {rule['feature']}: the current period's values")]
     ref_kind = (cfg.get("reference") or {}).get("kind", "first_days")
     if ref_kind == "golden":
         expr = user_expression(feature["expr"], TRACE_COLUMNS, what="monitor feature expression")
         reference = exp.select(exp.alias_(literal(0), "window_start"), exp.alias_(expr, "x")).from_(
             golden_relation().subquery("t"))
-        statements.append(_materialize(f"drift.{name}.reference", REFERENCE_TABLE, reference, ("golden_version",),
-                                       "the reference sample: the golden dataset's latest version"))
+        statements.append(Statement(f"drift.{name}.reference", temp_table(REFERENCE_TABLE, reference),
+                                    ("golden_version",), "the reference sample: the golden dataset's latest version"))
     elif ref_kind != "previous":
         reference = rel.copy().where(in_period(ts.copy(), "ref_start", "ref_end"))
-        statements.append(_materialize(f"drift.{name}.reference", REFERENCE_TABLE, reference,
-                                       ("ref_start", "ref_end"), "the reference sample"))
+        statements.append(Statement(f"drift.{name}.reference", temp_table(REFERENCE_TABLE, reference),
+                                    ("ref_start", "ref_end"), "the reference sample"))
     return statements
-
-
-def _materialize(name: str, table: str, query: exp.Expression, params: tuple[str, ...], description: str
-                 ) -> Statement:
-    create = exp.Create(this=exp.to_table(table), kind="TABLE", replace=True,
-                        properties=exp.Properties(expressions=[exp.TemporaryProperty()]), expression=query)
-    return Statement(name, create, params, description)
 
 
 def _relations(con, name: str, rule: dict, cfg: dict, periods: Periods, metrics_hashes: dict,
