@@ -62,6 +62,23 @@ def prepare(options: dict, overrides: list[str], cmd: Command) -> Composed:
     return composed
 
 
+def prepare_with_args(options: dict, overrides: list[str], cmd: Command) -> Composed:
+    """`prepare`, with the command's own words (positional ones, `key=value` arguments) kept apart from the Hydra
+    overrides and handed to it in `Composed.args`."""
+    args: list[str] = []
+    if cmd.positional:  # `~key` (Hydra's delete) is an override too
+        args = [o for o in overrides if "=" not in o and not o.startswith("~")]
+        overrides = [o for o in overrides if o not in args]
+    if cmd.arguments:
+        args += [o for o in overrides if o.split("=", 1)[0] in cmd.arguments]
+        overrides = [o for o in overrides if o.split("=", 1)[0] not in cmd.arguments]
+    composed = prepare(options, overrides, cmd)
+    if args:
+        from dataclasses import replace
+        composed = replace(composed, args=tuple(args))
+    return composed
+
+
 def run_command(cmd: Command, options: dict, overrides: list[str]) -> int:
     if options.get("cfg"):
         from engine.commands.config_cmd import show
@@ -74,17 +91,7 @@ def run_command(cmd: Command, options: dict, overrides: list[str]) -> int:
         if cmd.sweep is None:
             raise UserError(f"`flywheel {cmd.name}` does not run sweeps (-m)")
         return cmd.sweep(options, overrides)
-    args: list[str] = []
-    if cmd.positional:  # `~key` (Hydra's delete) is an override too
-        args = [o for o in overrides if "=" not in o and not o.startswith("~")]
-        overrides = [o for o in overrides if o not in args]
-    if cmd.arguments:
-        args += [o for o in overrides if o.split("=", 1)[0] in cmd.arguments]
-        overrides = [o for o in overrides if o.split("=", 1)[0] not in cmd.arguments]
-    composed = prepare(options, overrides, cmd)
-    if args:
-        from dataclasses import replace
-        composed = replace(composed, args=tuple(args))
+    composed = prepare_with_args(options, overrides, cmd)
     check_outputs(composed)
     with recorded_run(cmd, composed) as record:
         outcome = cmd.run(composed)
@@ -105,7 +112,7 @@ def run_compile(argv: list[str]) -> int:
     if cmd is None or cmd.compile is None:
         allowed = [n for n, c in commands.items() if c.compile]
         raise UserError(f"cannot compile '{name}'; commands with SQL: {', '.join(allowed)}")
-    composed = prepare(options, overrides, cmd)
+    composed = prepare_with_args(options, overrides, cmd)
     sys.stdout.write(cmd.compile(composed).to_text())
     return 0
 

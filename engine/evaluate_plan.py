@@ -17,6 +17,7 @@ from engine.output_identity import identity_of, output_key_sql
 from engine.sql import Plan, PythonStep, Statement, Write, param, parse, temp_table
 
 RUN_CASES_TABLE = "flywheel_run_cases"  # step 1's temporary table of the run's cases
+NEEDED = "flywheel_needed_outputs"  # an Arrow table of the answers a judge needs (engine/runner.py `missing`)
 DATASETS_TABLE = "flywheel_run_datasets"  # the run's dataset versions, registered from Arrow (name, version, ord)
 
 # The run's cases, read from the store's `cases` rows of its dataset versions (so a million cases never pass
@@ -47,15 +48,20 @@ def run_cases_select(identity: str) -> exp.Select:
                                        else n)
 
 
+def _owner(relation: str) -> str:
+    """The run's own outputs (`outputs:...`), or a judge's cached answers (`judge_cache:...`)."""
+    return "outputs" if relation == RUN_CASES_TABLE else "judge_cache"
+
+
 def missing_outputs(relation: str) -> Statement:
     tree = parse(MISSING).transform(
         lambda n: exp.to_table(relation) if isinstance(n, exp.Table) and n.name == "__needed__" else n)
-    return Statement("outputs:missing", tree, ("repeats", "fingerprint"),
+    return Statement(f"{_owner(relation)}:missing", tree, ("repeats", "fingerprint"),
                      "the outputs the cache lacks: the model calls to make")
 
 
 def distinct_keys(relation: str) -> Statement:
-    return Statement("outputs:distinct_keys", parse(f"SELECT count(DISTINCT output_key) AS n FROM {relation}"),
+    return Statement(f"{_owner(relation)}:distinct_keys", parse(f"SELECT count(DISTINCT output_key) AS n FROM {relation}"),
                      (), "distinct outputs the run reads (cases sharing an input share one)")
 
 
@@ -111,6 +117,14 @@ MODEL_CALLS = PythonStep("model:calls", "the model is called for the outputs the
 METRIC_STEPS = PythonStep("metrics:python", "the metrics' Python steps (judges, encoders) on a private in-memory copy "
                           "of the run; their rows are written with the scores", _PYTHON_STEPS)
 WRITE_OUTPUTS = Write("write:outputs", "outputs", "upsert", "the new outputs (a new answer replaces a stored error)")
+METRIC_WRITES = PythonStep("metrics:write", "the rows the metrics' Python steps made (a judge's answers and "
+                           "judgements, vectors), written in the run's transaction", _PYTHON_STEPS)
+
+
+def judge_cache_statements() -> tuple[Statement, ...]:
+    """What a judge's Python step reads before it calls the judge: the answers its cache lacks."""
+    return tuple(st.conditional("in a judge's Python step, for its prompts") for st in
+                 (distinct_keys(NEEDED), missing_outputs(NEEDED)))
 
 
 def compile_run(cfg: dict, model_spec: dict | None = None) -> Plan:
@@ -119,5 +133,6 @@ def compile_run(cfg: dict, model_spec: dict | None = None) -> Plan:
     read = [READ_DATASETS, REGISTER_DATASETS, stage_run_cases(identity), distinct_keys(RUN_CASES_TABLE),
             missing_outputs(RUN_CASES_TABLE), RUN_CASE_COUNT, START_RUN, *SCRATCH]
     scoring = compile_evaluate(cfg["metrics"]).statements
-    return Plan("evaluate", (*read, MODEL_CALLS, METRIC_STEPS, insert_run_cases(identity), WRITE_OUTPUTS,
-                             DROP_REPLACED, INSERT_STEPS, *scoring, COUNT_ERRORS, ERRORS, FINISH_RUN))
+    judges = judge_cache_statements() if any(m.get("kind") == "llm_judge" for m in cfg["metrics"].values()) else ()
+    return Plan("evaluate", (*read, MODEL_CALLS, METRIC_STEPS, *judges, insert_run_cases(identity), WRITE_OUTPUTS,
+                             METRIC_WRITES, DROP_REPLACED, INSERT_STEPS, *scoring, COUNT_ERRORS, ERRORS, FINISH_RUN))

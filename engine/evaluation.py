@@ -266,6 +266,7 @@ def _prepare_metrics(run: _Run, new_outputs: pa.Table) -> list:
 def _write_results(run: _Run, called, writes: list) -> EvalRun:
     """Step 4: everything the run produced, in one short transaction."""
     from engine import evaluate_plan as run_plan
+    from engine import journal
     from engine.agents.steps import store_steps
     from engine.backend import DuckDBBackend
     from engine.compiler import compile_evaluate, default_aggregate
@@ -281,8 +282,9 @@ def _write_results(run: _Run, called, writes: list) -> EvalRun:
         con.unregister("flywheel_run_datasets")
         backend.write_step(run_plan.WRITE_OUTPUTS, called.outputs)
         store_steps(con, run.fingerprint, run.run_id)  # recorded agent trajectories, one row per step
-        for write in writes:
-            write.apply(con)
+        with journal.step(run_plan.METRIC_WRITES.name) if writes else nullcontext():
+            for write in writes:
+                write.apply(con)
         for statement in plan.statements[:-1]:
             rows = backend.run(statement, params)
             section, _, metric = statement.name.partition(":")

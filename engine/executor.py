@@ -1,6 +1,7 @@
 """Runs compiled statements on DuckDB. It only executes: what to run is decided by the compiler."""
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import duckdb
@@ -21,7 +22,7 @@ _OWNERS = (("score:", "metric"), ("kpi.", "KPI"), ("drift.", "drift rule"), ("on
 
 def _bound(statement: Statement, params: dict[str, Any]) -> dict[str, Any]:
     """Exactly the parameters the statement uses (DuckDB rejects extra ones)."""
-    used = {p.name for p in statement.tree.find_all(exp.Placeholder)}
+    used = statement.placeholders
     missing = used - params.keys()
     if missing:  # a plan bug, not the user's: name it rather than let DuckDB guess
         raise KeyError(f"statement '{statement.name}' needs the parameters {sorted(missing)}")
@@ -45,18 +46,28 @@ def execute(con: duckdb.DuckDBPyConnection, statement: Statement, params: dict[s
     if cursor.description is not None:
         columns = [d[0] for d in cursor.description]
         rows = [dict(zip(columns, row)) for row in cursor.fetchall()]
-    if journal.current() is not None:
-        journal.current().name_last(statement.name, len(rows))
+    journal.name_statement(con, statement.name, len(rows))
     return rows
 
 
 def execute_arrow(con: duckdb.DuckDBPyConnection, statement: Statement, params: dict[str, Any]):
-    """Run one plan statement; its result as an Arrow table."""
-    result = _run(con, statement, params)
-    # DuckDB 2 names it to_arrow_table; 1.x fetch_arrow_table
-    table = (getattr(result, "to_arrow_table", None) or result.fetch_arrow_table)()
-    if journal.current() is not None:
-        journal.current().name_last(statement.name, table.num_rows)
+    """Run one plan statement; its result as an Arrow table.
+
+    Through a relation (`con.sql`), not a cursor: DuckDB copies a cursor's rows once more to hand them out as
+    Arrow (and warns about it). The relation is built on the connection itself and journaled by hand."""
+    raw, bound = journal.unwrapped(con), _bound(statement, params)
+    started = time.perf_counter()
+    try:
+        relation = raw.sql(statement.text, params=bound or None)
+        table = (getattr(relation, "to_arrow_table", None) or relation.arrow)()
+    except duckdb.Error as e:
+        journal.note(con, statement.text, started, "error", bound)
+        failure = user_sql_failure(e, statement.tree, _owner(statement.name))
+        if failure is not None:
+            raise failure from e
+        raise
+    journal.note(con, statement.text, started, "ok", bound)
+    journal.name_statement(con, statement.name, table.num_rows)
     return table
 
 

@@ -30,6 +30,7 @@ class Executed:
 class Journal:
     entries: list[Executed] = field(default_factory=list)
     steps_run: list[str] = field(default_factory=list)  # Python steps entered, in order
+    plan: Any = None  # the compiled plan the command ran (engine/sql.py Plan), handed over by `running_plan`
 
     def record(self, sql: str, ms: float, status: str, params: Any = None) -> None:
         names = tuple(sorted(params)) if isinstance(params, dict) else ()
@@ -65,6 +66,14 @@ def phase(name: str) -> Iterator[None]:
         yield
     finally:
         _phase.reset(token)
+
+
+def running_plan(plan):
+    """Note the plan a command is about to run, so its run artifacts show that very plan (not one compiled again
+    at the end) even when the run fails part-way; returns the plan."""
+    if _current.get() is not None:
+        _current.get().plan = plan
+    return plan
 
 
 def current() -> Journal | None:
@@ -110,6 +119,14 @@ class RecordingConnection:
 
     def __getattr__(self, name: str):
         return getattr(self._con, name)
+
+
+def name_statement(con, name: str, rows: int | None) -> None:
+    """Name the statement just run on `con` after the plan statement it was. Only a recording connection's:
+    a statement run elsewhere (a metric's private in-memory copy of a run) was never journaled, and naming
+    the last entry would mislabel another statement."""
+    if isinstance(con, RecordingConnection):
+        con._journal.name_last(name, rows)
 
 
 def unwrapped(con):

@@ -61,10 +61,11 @@ def missing(con, fingerprint: str, needed: pa.Table | str, repeats: int) -> tupl
     """(the (key, repeat) pairs with no successful stored output, one case each, in case order; the number of
     distinct keys). `needed`: an Arrow table from `needed_table`, or the name of a relation of the same
     columns on `con`. Runs on an open store connection."""
-    relation = needed if isinstance(needed, str) else "flywheel_needed_outputs"
+    from engine.evaluate_plan import NEEDED, distinct_keys, missing_outputs
+
+    relation = needed if isinstance(needed, str) else NEEDED
     if not isinstance(needed, str):
         con.register(relation, needed)
-    from engine.evaluate_plan import distinct_keys, missing_outputs
     from engine.executor import execute, execute_arrow
 
     try:

@@ -6,7 +6,7 @@ as bound parameters (`$name`) or sqlglot literals, never as formatted strings.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 import sqlglot
@@ -105,8 +105,26 @@ class Statement:
     def conditional(self, when: str) -> "Statement":
         return Statement(self.name, self.tree, self.params, self.description, when)
 
+    # Rendered once: a statement may run many times (a what-if replay runs its rules per stored decision), and
+    # rendering a sqlglot tree costs more than running a small query. Plans never change a tree once built.
+    @cached_property
+    def text(self) -> str:
+        return render(self.tree)
+
+    @cached_property
+    def placeholders(self) -> frozenset[str]:
+        """The `$name` parameters the SQL really uses (what the executor binds)."""
+        return frozenset(p.name for p in self.tree.find_all(exp.Placeholder))
+
     def sql(self, pretty: bool = False) -> str:
-        return render(self.tree, pretty=pretty)
+        return render(self.tree, pretty=True) if pretty else self.text
+
+
+def statement(name: str, text: str, description: str = "", only_when: str = "") -> Statement:
+    """A plan statement from a SQL template written in the code base; its `$parameters` are read from the text."""
+    tree = parse(text)
+    params = tuple(dict.fromkeys(p.name for p in tree.find_all(exp.Placeholder) if p.name))
+    return Statement(name, tree, params, description, only_when)
 
 
 @dataclass(frozen=True)

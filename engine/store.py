@@ -60,7 +60,8 @@ class Store:
                 if not read_only and not isinstance(e, GeneratorExit):
                     from engine import abandoned_runs
 
-                    abandoned_runs.close_own_runs(store, interrupted=isinstance(e, KeyboardInterrupt))
+                    with journal.phase("close"):  # the store's bookkeeping after a failure, not the command's
+                        abandoned_runs.close_own_runs(store, interrupted=isinstance(e, KeyboardInterrupt))
                 raise
         finally:
             con.close()

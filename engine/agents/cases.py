@@ -13,6 +13,7 @@ from typing import Any
 import pyarrow as pa
 
 from engine.provenance import canonical_json
+from engine.sql import Statement, statement
 
 ORDER_MODES = ("exact", "in_order", "any_order", "subset")
 DEFAULT_ORDER = "in_order"
@@ -137,37 +138,50 @@ def record_part(case) -> dict[str, Any]:
     return out
 
 
+_TASKS = statement("agent:tasks", "SELECT case_id, messages, order_mode, forbidden_tools, max_steps, n_expected "
+                   "FROM agent_cases WHERE dataset_version = $version", "a version's agent tasks and conversations")
+_CALLS = statement("agent:expected_calls", "SELECT case_id, position, name FROM agent_expected_calls "
+                   "WHERE dataset_version = $version ORDER BY case_id, position", "their expected tool calls")
+_CHECKS = statement("agent:argument_checks", "SELECT case_id, position, path, op, value, pattern, approx, tolerance "
+                    "FROM agent_argument_checks WHERE dataset_version = $version "
+                    "ORDER BY case_id, position, check_no", "the expected calls' argument checks")
+
+
+def agent_task_statements(only_when: str = "") -> tuple[Statement, ...]:
+    """The plan statements stored_parts runs."""
+    return tuple(st.conditional(only_when) if only_when else st for st in (_TASKS, _CALLS, _CHECKS))
+
+
 def stored_parts(con, version: str) -> dict[str, dict]:
     """{case id: {"messages", "agent"}} of a stored version's agent cases, rebuilt from the task rows (the order
     mode always spelled out), e.g. for `flywheel datasets diff` to see a changed task."""
     import json
 
-    tasks = con.execute("SELECT case_id, messages, order_mode, forbidden_tools, max_steps, n_expected "
-                        "FROM agent_cases WHERE dataset_version = ?", [version]).fetchall()
+    from engine.executor import execute
+
+    params = {"version": version}
     calls: dict[str, list[dict]] = {}
-    for case_id, position, name in con.execute(
-            "SELECT case_id, position, name FROM agent_expected_calls WHERE dataset_version = ? "
-            "ORDER BY case_id, position", [version]).fetchall():
-        calls.setdefault(case_id, []).append({"name": name, "arguments": []})
-    for case_id, position, path, op, value, pattern, approx, tolerance in con.execute(
-            "SELECT case_id, position, path, op, value, pattern, approx, tolerance FROM agent_argument_checks "
-            "WHERE dataset_version = ? ORDER BY case_id, position, check_no", [version]).fetchall():
-        check = {"path": path, **({"equals": json.loads(value)} if op == "equals" else {"regex": pattern}
-                                  if op == "regex" else {"approx": approx, "tolerance": tolerance})}
-        calls[case_id][position]["arguments"].append(check)
+    for r in execute(con, _CALLS, params):
+        calls.setdefault(r["case_id"], []).append({"name": r["name"], "arguments": []})
+    for r in execute(con, _CHECKS, params):
+        op = r["op"]
+        check = {"path": r["path"], **({"equals": json.loads(r["value"])} if op == "equals"
+                                      else {"regex": r["pattern"]} if op == "regex"
+                                      else {"approx": r["approx"], "tolerance": r["tolerance"]})}
+        calls[r["case_id"]][r["position"]]["arguments"].append(check)
     out = {}
-    for case_id, messages, order, forbidden, max_steps, n_expected in tasks:
+    for r in execute(con, _TASKS, params):
         part: dict[str, Any] = {}
-        if json.loads(messages):
-            part["messages"] = json.loads(messages)
-        if order is not None:
-            task: dict[str, Any] = {"order": order}
-            if n_expected is not None:
-                task["tool_calls"] = calls.get(case_id, [])
-            if forbidden:
-                task["forbidden_tools"] = list(forbidden)
-            if max_steps is not None:
-                task["max_steps"] = max_steps
+        if json.loads(r["messages"]):
+            part["messages"] = json.loads(r["messages"])
+        if r["order_mode"] is not None:
+            task: dict[str, Any] = {"order": r["order_mode"]}
+            if r["n_expected"] is not None:
+                task["tool_calls"] = calls.get(r["case_id"], [])
+            if r["forbidden_tools"]:
+                task["forbidden_tools"] = list(r["forbidden_tools"])
+            if r["max_steps"] is not None:
+                task["max_steps"] = r["max_steps"]
             part["agent"] = task
-        out[case_id] = part
+        out[r["case_id"]] = part
     return out

@@ -185,6 +185,7 @@ def _write_training(con, rows_sql: str, path: Path, export: dict, meta: dict) ->
 def run_bridge(store: Store, cfg: dict, project_dir: Path, import_labels: str | None = None) -> dict:
     """One bridge export as one unit of work: the store's records and the files appear together or not at all
     (files are staged and published after the commit, engine/bridge/publish.py)."""
+    plan = journal.running_plan(compile_plan(cfg))  # compiled once: what runs and what run artifacts show
     out_dir = resolve_data_path(cfg["bridge"].get("out_dir", "data/bridge"), project_dir)
     with journal.step(RECOVER.name):
         publish.recover(store, project_dir, out_dir)
@@ -192,7 +193,7 @@ def run_bridge(store: Store, cfg: dict, project_dir: Path, import_labels: str | 
     staging = publish.Staging(store, out_dir, export_id, project_dir)
     try:
         with store.transaction():
-            result = _export(store, cfg, project_dir, import_labels, out_dir, staging)
+            result = _export(store, cfg, plan, project_dir, import_labels, out_dir, staging)
             with journal.step(PUBLISH.name):
                 staging.record()
             _test_seam("before_commit")
@@ -215,7 +216,7 @@ def _test_seam(point: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _export(store: Store, cfg: dict, project_dir: Path, import_labels: str | None, out_dir: Path,
+def _export(store: Store, cfg: dict, plan: Plan, project_dir: Path, import_labels: str | None, out_dir: Path,
             staging: publish.Staging) -> dict:
     bridge = cfg["bridge"]
     con = store.con
@@ -235,7 +236,7 @@ def _export(store: Store, cfg: dict, project_dir: Path, import_labels: str | Non
             result["golden"] = _import_labels(store, project_dir, import_labels, parent, out_dir, staging)
         return result
 
-    steps = {st.name: st for st in compile_plan(cfg).statements}
+    steps = {st.name: st for st in plan.statements}
     execute(con, steps["select"], {})
     for row in execute(con, POLICY_COUNTS, {}):
         result["policies"][row["policy"]] = {"selected": row["n"]}

@@ -10,6 +10,7 @@ from engine.console import console
 from engine.evaluation import StoreAccess, store_path
 from engine.exit_codes import writing_output
 from engine.gate.decide import compile_plan
+from engine.gate import promotion
 from engine.gate.promotion import already_promoted, model_fingerprint, promote
 from engine.gate.report import junit_xml, markdown, print_gate
 from engine.gate.session import DECISION, PROMOTE, RESOLVE, run_gate, stored_run
@@ -32,8 +33,9 @@ def compile_sql(composed: Composed) -> Plan:
                 seen.add((st.name, st.sql()))
                 evaluate.append(st if st.only_when else
                                 st.conditional("for a side (baseline, challenger) whose run is not stored yet"))
-    return Plan("gate", (RESOLVE, *evaluate, *compile_plan(cfg["gate"], cfg["metrics"]).statements, DECISION,
-                         PROMOTE))
+    return Plan("gate", (*promotion.STATEMENTS[:2], RESOLVE, *evaluate,
+                         *compile_plan(cfg["gate"], cfg["metrics"]).statements, DECISION, PROMOTE,
+                         *promotion.STATEMENTS[2:]))
 
 
 def sweep(options: dict, overrides: list[str]) -> int:

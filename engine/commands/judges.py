@@ -46,6 +46,10 @@ def run(composed: Composed, args: list[str]) -> Outcome:
     if action not in ("import", "calibrate", "score", "history") or (action == "import" and not rest) \
             or (action in ("calibrate", "score") and rest) or (action == "history" and len(rest) > 1):
         raise UserError(USAGE)
+    from engine.judges.plan import compile_plan
+    from engine.journal import running_plan
+
+    running_plan(compile_plan(cfg, args))
     with Store.open(store_path(cfg, composed.project)) as store:
         if action == "import":
             imports = _imports(store, composed, rest)
@@ -75,8 +79,14 @@ def run(composed: Composed, args: list[str]) -> Outcome:
                        "judges_result")
 
 
+def compile_sql(composed: Composed):
+    from engine.judges.plan import compile_plan
+
+    return compile_plan(composed.config, list(composed.args))
+
+
 @command("judges", "judge calibration: `judges import FILE` human labels, `judges calibrate` agreement "
                    "(kappa, CI, per tag), `judges score` traces, `judges history`", positional=True,
-         sections=("judges",))
+         sections=("judges",), compile=compile_sql)
 def judges(composed: Composed) -> Outcome:
     return run(composed, list(composed.args))

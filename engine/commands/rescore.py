@@ -21,8 +21,11 @@ from engine.evaluation import metrics_hash, store_path
 from engine.executor import execute
 from engine.provenance import canonical_json, content_hash, git_commit, new_run_id, utc_now
 from engine.store import Store
-from engine.whatif.history import load_runs, stored_versions
-from engine.whatif.rescore import Rescorer
+from engine.journal import running_plan
+from engine.sql import Plan, statement
+from engine.whatif.history import RUNS, VERSIONS, load_runs, stored_versions
+from engine.whatif.prepared import Prepared
+from engine.whatif.rescore import CHECKS, Rescorer, rescore_statements, table_statement
 
 TEMP = "rescore_scores"
 
@@ -45,15 +48,52 @@ def _check_versions(con, run) -> None:
                                                                    f"{stored.n_cases} cases)"))
 
 
+OLD_RUN = statement("old_run", "SELECT config, n_errors, git_commit FROM runs WHERE run_id = $from_run",
+                    "the stored run's config")
+STORE_RUN = (
+    statement("store:run", """
+        INSERT INTO runs (run_id, command, model_name, model_fingerprint, config_hash, metrics_hash, dataset_versions,
+                          git_commit, started_at, finished_at, status, n_cases, n_model_calls, n_errors, config)
+        SELECT $run_id, 'rescore', model_name, model_fingerprint, $config_hash, $metrics_hash, dataset_versions,
+               $git_commit, $started_at, $finished_at, 'ok', n_cases, 0, n_errors, $config
+        FROM runs WHERE run_id = $from_run""", "the new run"),
+    statement("store:run_cases", "INSERT INTO run_cases SELECT $run_id, dataset, dataset_version, case_id, input_hash, "
+              "output_key FROM run_cases WHERE run_id = $from_run", "its cases: the stored run's"),
+    statement("store:copied", "INSERT INTO scores SELECT $run_id, dataset, dataset_version, case_id, repeat, metric, "
+              "value, passed, detail FROM scores WHERE run_id = $from_run AND list_contains($copied, metric)",
+              "the scores of unchanged metrics, copied"),
+    statement("store:rescored", f"INSERT INTO scores SELECT $run_id, dataset, dataset_version, case_id, repeat, "
+              f"metric, value, passed, detail FROM {TEMP} WHERE run_id = $from_run", "the re-scored rows"),
+)
+
+
+def compile_plan(cfg: dict) -> tuple[Plan, dict, Prepared]:
+    """What `flywheel rescore` runs: the stored run and its dataset versions, the checks and the re-scoring SQL of
+    every configured metric (those whose definition changed run), the new run's rows, both runs' summaries."""
+    metrics = cfg["metrics"]
+    rescores = rescore_statements(metrics, tuple(metrics), TEMP)
+    create = table_statement(TEMP)
+    summary = compile_evaluate(metrics).statements[-1]
+    plan = Plan("rescore", (RUNS, VERSIONS, create.statement, *(p.statement for p in CHECKS),
+                            *(p.statement for p in rescores.values()), OLD_RUN, *STORE_RUN, summary))
+    return plan, rescores, create
+
+
+def compile_sql(composed: Composed) -> Plan:
+    return compile_plan(composed.config)[0]
+
+
 def rescore_run(store: Store, run_id: str, cfg: dict, project_dir) -> dict:
     con, metrics = store.con, cfg["metrics"]
+    plan, rescores, create = compile_plan(cfg)
+    running_plan(plan)
     run = load_runs(con, {run_id}).get(run_id)
     if run is None:
         raise UserError(f"no stored run '{run_id}' in {store.path}")
     if run.status != "ok":
         raise UserError(f"run '{run_id}' did not finish (status {run.status}); it cannot be re-scored")
     _check_versions(con, run)
-    rescorer = Rescorer(con, metrics, TEMP)
+    rescorer = Rescorer(con, metrics, TEMP, rescores, create)
     used, copied, rescored = {}, [], []
     for m in metrics:
         differs = rescorer.differs(m, [run])
@@ -69,23 +109,16 @@ def rescore_run(store: Store, run_id: str, cfg: dict, project_dir) -> dict:
     started = utc_now()
     for m in rescored:
         rescorer.rescore(run, m)
-    old = con.execute("SELECT config, n_errors, git_commit FROM runs WHERE run_id = ?", [run_id]).fetchall()[0]
-    config = {**json.loads(old[0]), "metrics": metrics, "rescore": {"from_run": run_id}}
+    old = execute(con, OLD_RUN, {"from_run": run_id})[0]
+    config = {**json.loads(old["config"]), "metrics": metrics, "rescore": {"from_run": run_id}}
     new_id = new_run_id("rescore")
+    params = {"run_id": new_id, "from_run": run_id, "config_hash": content_hash(config),
+              "metrics_hash": metrics_hash(metrics), "git_commit": git_commit(project_dir), "started_at": started,
+              "finished_at": utc_now(), "config": canonical_json(config), "copied": copied}
     with store.transaction() as tx:
-        tx.execute("INSERT INTO runs (run_id, command, model_name, model_fingerprint, config_hash, metrics_hash, "
-                   "dataset_versions, git_commit, started_at, finished_at, status, n_cases, n_model_calls, n_errors, "
-                   "config) SELECT ?, 'rescore', model_name, model_fingerprint, ?, ?, dataset_versions, ?, ?, ?, 'ok', "
-                   "n_cases, 0, n_errors, ? FROM runs WHERE run_id = ?",
-                   [new_id, content_hash(config), metrics_hash(metrics), git_commit(project_dir), started, utc_now(),
-                    canonical_json(config), run_id])
-        tx.execute("INSERT INTO run_cases SELECT ?, dataset, dataset_version, case_id, input_hash, output_key FROM run_cases "
-                   "WHERE run_id = ?", [new_id, run_id])
-        tx.execute("INSERT INTO scores SELECT ?, dataset, dataset_version, case_id, repeat, metric, value, passed, "
-                   "detail FROM scores WHERE run_id = ? AND list_contains(?, metric)", [new_id, run_id, copied])
-        tx.execute(f"INSERT INTO scores SELECT ?, dataset, dataset_version, case_id, repeat, metric, value, passed, "
-                   f"detail FROM {TEMP} WHERE run_id = ?", [new_id, run_id])
-    summary = compile_evaluate(metrics).statements[-1]
+        for st in STORE_RUN:
+            execute(tx, st, params)
+    summary = plan.statements[-1]
 
     def rows(rid: str) -> list[dict]:
         return [r for r in execute(con, summary, {"run_id": rid}) if r["tag"] is None]
@@ -125,7 +158,7 @@ def print_rescore(result: dict) -> None:
 
 
 @command("rescore", "score a stored run again under the configured metrics, from its stored outputs (no model "
-                    "calls); stored as a new run", arguments=("run",))
+                    "calls); stored as a new run", arguments=("run",), compile=compile_sql)
 def rescore(composed: Composed) -> Outcome:
     run_id = _run_id(composed.args)
     path = store_path(composed.config, composed.project)

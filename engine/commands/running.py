@@ -104,9 +104,9 @@ def _write_artifacts(cmd: Command, composed, log, outcome: Outcome | None, error
     # stderr is the whole story, and a mistyped directory gets no .flywheel/
     if error is not None and not log.entries:
         return
-    plan = None
-    if cmd.compile is not None and cmd.plan_artifact and error is None:
-        plan = cmd.compile(composed)  # pure and cheap: the same config compiled again
+    plan = log.plan  # the plan the command ran, when it handed it over (engine/journal.py running_plan)
+    if plan is None and cmd.compile is not None and cmd.plan_artifact and error is None:
+        plan = cmd.compile(composed)  # pure: the same config compiled again
     run_id = run_artifacts.run_id_for(cmd.name, outcome.result if outcome else None)
     data = run_artifacts.results(cmd.name, run_id, plan, log, started_at=started.isoformat(), elapsed_ms=elapsed_ms,
                                  exit_code=exit_code, error=None if error is None else exit_codes.classify(error)[1])

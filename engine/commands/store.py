@@ -17,7 +17,9 @@ from engine.config import Composed
 from engine.console import console
 from engine.errors import UserError
 from engine.evaluation import store_path
-from engine.ingest.batches import list_batches, retract, stale_monitor_runs
+from engine.ingest.batches import compile_plan, list_batches, retract, stale_monitor_runs
+from engine.journal import running_plan
+from engine.sql import Plan
 from engine.provenance import utc_now
 from engine.store import Store
 
@@ -68,10 +70,15 @@ def _retract(store: Store, batch_id: str) -> Outcome:
     return Outcome(0, result, "store_retract_result")
 
 
+def compile_sql(composed: Composed) -> Plan:
+    return compile_plan(list(composed.args))
+
+
 @command("store", "ingest batches in the store (`store batches`) and removing a bad one (`store retract BATCH`)",
-         positional=True)
+         positional=True, compile=compile_sql)
 def store_command(composed: Composed) -> Outcome:
     args = list(composed.args)
+    running_plan(compile_plan(args))
     if args == ["batches"]:
         with Store.open(store_path(composed.config, composed.project)) as store:
             return _batches(store)

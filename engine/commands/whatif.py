@@ -103,9 +103,22 @@ def whatif_monitor(composed: Composed, options: dict[str, str]) -> Outcome:
     return Outcome(exit_code(result["summary"]), result, "whatif_monitor_result")
 
 
+def compile_sql(composed: Composed):
+    """`flywheel compile whatif gate|monitor [policy=REV] [against=REV]`: the replay's statements."""
+    sub, options = parse_arguments(composed.args)
+    if sub == "monitor":
+        from engine.whatif.monitor import PLAN
+
+        return PLAN
+    from engine.whatif.gate import compile_plan
+
+    return compile_plan(policies.resolve(composed, options.get("policy"), "gate", candidate=True),
+                        policies.resolve(composed, options.get("against"), "gate", candidate=False))
+
+
 @command("whatif", "replay stored gate decisions or monitor history under an edited policy (no model calls); "
                    "exit 1 when something flips", positional=True, arguments=("policy", "against", "since", "limit",
-                                                                              "challenger"))
+                                                                              "challenger"), compile=compile_sql)
 def whatif(composed: Composed) -> Outcome:
     sub, options = parse_arguments(composed.args)
     return whatif_gate(composed, options) if sub == "gate" else whatif_monitor(composed, options)

@@ -14,6 +14,9 @@ from engine.redaction import scrub_value
 from engine.report.html import report_path, write_html
 from engine.report.layout import fit
 from engine.schemas import all_errors, validator
+from engine.executor import execute
+from engine.journal import running_plan
+from engine.sql import Plan, Statement, statement
 from engine.store import Store
 
 # A dataset version's agent tasks travel with its cases (engine/agents/cases.py).
@@ -27,13 +30,36 @@ def _quote(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
-_DELTAS = """
+DELTAS = statement("leaderboard:deltas", """
 SELECT s.dataset, s.metric,
        avg(s.value) FILTER (WHERE s.run_id = $challenger_run) AS challenger,
        avg(s.value) FILTER (WHERE s.run_id = $baseline_run) AS baseline
 FROM scores AS s WHERE s.run_id IN ($baseline_run, $challenger_run)
-GROUP BY s.dataset, s.metric ORDER BY s.dataset, s.metric
-"""
+GROUP BY s.dataset, s.metric ORDER BY s.dataset, s.metric""", "each finished job's metric deltas",
+                   "for each finished job")
+
+
+def _merge_statements() -> dict[str, tuple[Statement, ...]]:
+    """Per exported table, what merges one job's Parquet file ($part) into the main store: outputs may replace an
+    earlier errored row (and a replaced output's old trajectory, which may have had more steps, goes first); the
+    rest is append-only."""
+    out = {}
+    for table in EXPORTED:
+        verb = "INSERT OR REPLACE" if table in ("outputs", "trajectory_steps") else "INSERT OR IGNORE"
+        steps = []
+        if table == "trajectory_steps":
+            steps.append(statement("merge:trajectory_steps:replaced", "DELETE FROM trajectory_steps WHERE "
+                                   "(model_fingerprint, output_key, repeat) IN (SELECT (model_fingerprint, output_key, "
+                                   "repeat) FROM read_parquet($part))", "the replaced outputs' old steps",
+                                   "for each finished job's file"))
+        steps.append(statement(f"merge:{table}", f"{verb} INTO {table} SELECT * FROM read_parquet($part)",
+                               f"a job's {table}", "for each finished job's file"))
+        out[table] = tuple(steps)
+    return out
+
+
+MERGE = _merge_statements()
+PLAN = Plan("gate_sweep", (*(st for steps in MERGE.values() for st in steps), DELTAS))
 
 
 def _job_records(sweep_dir: Path) -> list[tuple[Path, dict]]:
@@ -57,6 +83,7 @@ def merge_and_rank(sweep_dir: Path, main_store: Path, cfg: dict, project_dir: Pa
     jobs = _job_records(sweep_dir)
     records = [record for _, record in jobs]
     entries = []
+    running_plan(PLAN)
     with Store.open(main_store) as store:
         with store.transaction() as con:
             for job_dir, record in jobs:
@@ -65,19 +92,16 @@ def merge_and_rank(sweep_dir: Path, main_store: Path, cfg: dict, project_dir: Pa
                 for table in EXPORTED:
                     part = job_dir / f"{table}.parquet"
                     if part.exists():
-                        verb = "INSERT OR REPLACE" if table in ("outputs", "trajectory_steps") else "INSERT OR IGNORE"
-                        if table == "trajectory_steps":  # a replaced output's old trajectory may have had more steps
-                            con.execute("DELETE FROM trajectory_steps WHERE (model_fingerprint, output_key, repeat) IN "
-                                        f"(SELECT (model_fingerprint, output_key, repeat) FROM read_parquet({_quote(part)}))")
-                        con.execute(f"{verb} INTO {table} SELECT * FROM read_parquet({_quote(part)})")
+                        for st in MERGE[table]:
+                            execute(con, st, {"part": str(part)})
         for record in records:
             entry = {"job": record["job"], "overrides": record["overrides"]}
             if "error" in record:
                 entry.update(verdict="ERROR", error=record["error"], challenger=None, deltas={}, failed_rules=[])
             else:
                 result = record["result"]
-                rows = store.con.execute(_DELTAS, {"baseline_run": result["baseline"]["run_id"],
-                                                   "challenger_run": result["challenger"]["run_id"]}).fetchall()
+                rows = [tuple(r.values()) for r in execute(store.con, DELTAS, {
+                    "baseline_run": result["baseline"]["run_id"], "challenger_run": result["challenger"]["run_id"]})]
                 entry.update(verdict=result["verdict"], challenger=result["challenger"]["name"],
                              baseline=result["baseline"]["name"], decision_id=result["decision_id"],
                              failed_rules=result["blocking_failures"],

@@ -10,18 +10,35 @@ import json
 from pathlib import Path
 
 from engine.errors import UserError
+from engine.executor import execute
 from engine.provenance import stored_config, utc_now
+from engine.sql import statement
 from engine.store import Store
 
 
+BLESSED_HEAD = statement("blessed:head", "SELECT version, model_name, model_fingerprint, model_spec, decision_id, "
+                         "promoted_at FROM blessed_baselines ORDER BY version DESC LIMIT 1",
+                         "the blessed baseline: the default baseline, and the head a promotion checks first",
+                         "with no baseline named, or with promote=true")
+DECIDED_BY = statement("blessed:decision", "SELECT result FROM gate_decisions WHERE decision_id = $decision_id",
+                       "the decision that blessed the head", "with promote=true when the challenger is the head already")
+NEXT_VERSION = statement("blessed:next_version", "SELECT coalesce(max(version), 0) + 1 AS version "
+                         "FROM blessed_baselines", "the new head's version",
+                         "with promote=true when the verdict is PASS")
+BLESS = statement("blessed:insert", "INSERT INTO blessed_baselines VALUES ($version, $model_name, $fingerprint, "
+                  "$model_spec, $decision_id, $promoted_at)", "the challenger becomes the blessed baseline",
+                  "with promote=true when the verdict is PASS")
+STATEMENTS = (BLESSED_HEAD, DECIDED_BY, NEXT_VERSION, BLESS)
+
+
 def current_blessed(store: Store) -> dict | None:
-    row = store.con.execute("SELECT version, model_name, model_fingerprint, model_spec, decision_id, promoted_at "
-                            "FROM blessed_baselines ORDER BY version DESC LIMIT 1").fetchall()
-    if not row:
+    rows = execute(store.con, BLESSED_HEAD, {})
+    if not rows:
         return None
-    version, name, fp, spec, decision, at = row[0]
-    return {"version": version, "model_name": name, "model_fingerprint": fp, "model_spec": json.loads(spec),
-            "decision_id": decision, "promoted_at": at.isoformat()}
+    r = rows[0]
+    return {"version": r["version"], "model_name": r["model_name"], "model_fingerprint": r["model_fingerprint"],
+            "model_spec": json.loads(r["model_spec"]), "decision_id": r["decision_id"],
+            "promoted_at": r["promoted_at"].isoformat()}
 
 
 def promote(store: Store, model_spec: dict, fingerprint: str, decision_id: str) -> int:
@@ -30,9 +47,10 @@ def promote(store: Store, model_spec: dict, fingerprint: str, decision_id: str) 
         head = current_blessed(store)
         if head and head["model_fingerprint"] == fingerprint:
             return head["version"]
-        version = con.execute("SELECT coalesce(max(version), 0) + 1 FROM blessed_baselines").fetchall()[0][0]
-        con.execute("INSERT INTO blessed_baselines VALUES (?, ?, ?, ?, ?, ?)",
-                    [version, model_spec["name"], fingerprint, stored_config(model_spec), decision_id, utc_now()])
+        version = execute(con, NEXT_VERSION, {})[0]["version"]
+        execute(con, BLESS, {"version": version, "model_name": model_spec["name"], "fingerprint": fingerprint,
+                             "model_spec": stored_config(model_spec), "decision_id": decision_id,
+                             "promoted_at": utc_now()})
     return version
 
 
@@ -48,13 +66,12 @@ def already_promoted(store: Store, challenger_fp: str) -> dict | None:
     head = current_blessed(store)
     if not head or head["model_fingerprint"] != challenger_fp:
         return None
-    rows = store.con.execute("SELECT result FROM gate_decisions WHERE decision_id = ?",
-                             [head["decision_id"]]).fetchall()
+    rows = [r["result"] for r in execute(store.con, DECIDED_BY, {"decision_id": head["decision_id"]})]
     if not rows:  # the deciding record is gone (a hand-edited store): nothing to show, but still nothing to do
         raise UserError(f"the challenger is already the blessed baseline v{head['version']} "
                         f"('{head['model_name']}', fingerprint {challenger_fp}), but its gate decision "
                         f"{head['decision_id']} is not in the store; nothing was promoted")
-    result = json.loads(rows[0][0])
+    result = json.loads(rows[0])
     result["promoted"] = {"version": head["version"], "model": head["model_name"], "fingerprint": challenger_fp,
                           "already_blessed": True, "promoted_at": head["promoted_at"],
                           "decision_id": head["decision_id"]}

@@ -140,7 +140,15 @@ def run_sweep(options: dict, overrides: list[str]) -> int:
         else:
             os.environ["HYDRA_FULL_ERROR"] = saved_full_error
 
-    return merge_and_rank(sweep_dir, main_store, composed.config, project.dir)
+    # the merge is the sweep's own run in the main store: its run artifacts hold its plan (engine/gate/leaderboard.py)
+    from engine.commands.registry import Command, Outcome
+    from engine.commands.running import recorded_run
+
+    merge = Command("gate_sweep", "a gate sweep's merge into the main store", run=lambda composed: Outcome(0))
+    with recorded_run(merge, composed) as record:
+        code = merge_and_rank(sweep_dir, main_store, composed.config, project.dir)
+        record(Outcome(code, {"run_id": sweep_id}))
+    return code
 
 
 def _output(value: str, project_dir: Path) -> Path:

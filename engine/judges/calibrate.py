@@ -15,12 +15,14 @@ from engine.errors import UserError
 from engine.judges.agreement import Confusion, accuracy, cohen_kappa, kappa_interval, spearman
 from engine.judges.judging import Item, judge_items
 from engine.provenance import canonical_json, content_hash, git_commit, utc_now
+from engine.executor import execute
+from engine.sql import statement
 from engine.store import Store
 
 ALL = "*"
 DISAGREEMENTS_LISTED = 50
 
-LABELLED_ITEMS = """
+LABELLED = statement("labelled", """
 WITH per_item AS (
     SELECT item_kind, dataset_version, item_id, output_hash, any_value(output_text) AS output_text,
            count(*) FILTER (WHERE verdict = 'pass') AS n_pass, count(*) FILTER (WHERE verdict = 'fail') AS n_fail,
@@ -37,7 +39,7 @@ LEFT JOIN cases AS c ON p.item_kind = 'case' AND c.dataset_version = p.dataset_v
 LEFT JOIN (SELECT trace_id, any_value(input) AS input, any_value(topic) AS topic, any_value(attributes) AS attributes
            FROM traces GROUP BY trace_id) AS t ON p.item_kind = 'trace' AND t.trace_id = p.item_id
 ORDER BY p.item_kind, p.dataset_version, p.item_id, p.output_hash
-"""
+""", "each labelled answer of the metric: its labels and the case or trace it is about")
 
 
 @dataclass(frozen=True)
@@ -96,10 +98,7 @@ def slice_stats(name: str, rows: list[dict], settings: Settings) -> dict:
 def calibrate_metric(store: Store, metric: str, spec: dict, project: Project, run_id: str,
                      settings: Settings) -> dict | None:
     """One judge's calibration (None when the metric has no labels)."""
-    from engine.executor import execute
-    from engine.sql import Statement, parse
-
-    rows = execute(store.con, Statement("labelled", parse(LABELLED_ITEMS), ("metric",)), {"metric": metric})
+    rows = execute(store.con, LABELLED, {"metric": metric})
     if not rows:
         return None
     missing = [r for r in rows if r["input_text"] is None]
@@ -130,35 +129,46 @@ def calibrate_metric(store: Store, metric: str, spec: dict, project: Project, ru
             "n_disagreements": len(disagreements)}
 
 
+CALIBRATION_RUN = statement("calibration:run", "INSERT INTO judge_calibration_runs VALUES ($calibration_id, $at, "
+                            "$config_hash, $git_commit, $result)", "the calibration, its whole result")
+CALIBRATION_ROW = statement("calibration:slice", "INSERT INTO judge_calibrations VALUES ($calibration_id, $metric, "
+                            "$fingerprint, $model_fingerprint, $rubric_hash, $params, $slice, $n_labels, $n_scored, "
+                            "$accuracy, $kappa, $kappa_low, $kappa_high, $spearman, $confusion, $at)",
+                            "each judge's agreement per slice: the time series")
+HISTORY = statement("calibration:history", """
+    SELECT calibration_id, calibrated_at, metric, judge_fingerprint AS fingerprint,
+           judge_model_fingerprint AS model_fingerprint, rubric_hash, slice, n_labels, accuracy, kappa, kappa_low,
+           kappa_high, spearman
+    FROM judge_calibrations
+    WHERE ($metric IS NULL OR metric = $metric)
+      AND calibration_id IN (SELECT calibration_id FROM judge_calibration_runs ORDER BY calibrated_at DESC LIMIT $limit)
+    ORDER BY calibrated_at DESC, metric, slice = '*' DESC, slice""", "the stored calibrations, newest first")
+LABEL_COUNTS = statement("labels:counts", "SELECT metric, count(*) AS n FROM judge_labels GROUP BY 1",
+                         "labels stored per metric")
+
+
 def _store(store: Store, result: dict) -> None:
     at = result["calibrated_at"]
     with store.transaction() as con:
-        con.execute("INSERT INTO judge_calibration_runs VALUES (?, ?, ?, ?, ?)",
-                    [result["calibration_id"], at, result["config_hash"], result["git_commit"],
-                     canonical_json(result)])
+        execute(con, CALIBRATION_RUN, {"calibration_id": result["calibration_id"], "at": at,
+                                       "config_hash": result["config_hash"], "git_commit": result["git_commit"],
+                                       "result": canonical_json(result)})
         for judge in result["judges"]:
             j = judge["judge"]
             for s in judge["slices"]:
-                con.execute("INSERT INTO judge_calibrations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            [result["calibration_id"], judge["metric"], j["fingerprint"], j["model_fingerprint"],
-                             j["rubric_hash"], canonical_json(j["params"]), s["slice"], s["n_labels"], s["n_scored"],
-                             s["accuracy"], s["kappa"], s["kappa_ci"]["low"], s["kappa_ci"]["high"], s["spearman"],
-                             canonical_json(s["confusion"]), at])
+                execute(con, CALIBRATION_ROW, {
+                    "calibration_id": result["calibration_id"], "metric": judge["metric"],
+                    "fingerprint": j["fingerprint"], "model_fingerprint": j["model_fingerprint"],
+                    "rubric_hash": j["rubric_hash"], "params": canonical_json(j["params"]), "slice": s["slice"],
+                    "n_labels": s["n_labels"], "n_scored": s["n_scored"], "accuracy": s["accuracy"],
+                    "kappa": s["kappa"], "kappa_low": s["kappa_ci"]["low"], "kappa_high": s["kappa_ci"]["high"],
+                    "spearman": s["spearman"], "confusion": canonical_json(s["confusion"]), "at": at})
 
 
 def history(store: Store, metric: str | None = None, limit: int = 20) -> list[dict]:
     """The calibration time series (newest first): one row per calibration, metric and slice."""
-    rows = store.con.execute("""
-        SELECT calibration_id, calibrated_at, metric, judge_fingerprint, judge_model_fingerprint, rubric_hash, slice,
-               n_labels, accuracy, kappa, kappa_low, kappa_high, spearman
-        FROM judge_calibrations
-        WHERE ($metric IS NULL OR metric = $metric)
-          AND calibration_id IN (SELECT calibration_id FROM judge_calibration_runs
-                                 ORDER BY calibrated_at DESC LIMIT $limit)
-        ORDER BY calibrated_at DESC, metric, slice = '*' DESC, slice""", {"metric": metric, "limit": limit}).fetchall()
-    cols = ("calibration_id", "calibrated_at", "metric", "fingerprint", "model_fingerprint", "rubric_hash", "slice",
-            "n_labels", "accuracy", "kappa", "kappa_low", "kappa_high", "spearman")
-    return [dict(zip(cols, r), calibrated_at=r[1].isoformat()) for r in rows]
+    return [{**r, "calibrated_at": r["calibrated_at"].isoformat()}
+            for r in execute(store.con, HISTORY, {"metric": metric, "limit": limit})]
 
 
 def run_calibration(store: Store, cfg: dict, project: Project, imports: list[dict]) -> dict:
@@ -176,7 +186,7 @@ def run_calibration(store: Store, cfg: dict, project: Project, imports: list[dic
             unlabelled.append(name)
         else:
             judges.append(judged)
-    stored = dict(store.con.execute("SELECT metric, count(*) FROM judge_labels GROUP BY 1").fetchall())
+    stored = {r["metric"]: r["n"] for r in execute(store.con, LABEL_COUNTS, {})}
     if not judges:
         raise UserError(f"no labels for {', '.join(unlabelled)}: import some first "
                         f"(`flywheel judges import FILE`, or judges.labels=[FILE]); labels stored for: "

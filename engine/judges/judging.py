@@ -22,7 +22,9 @@ from engine.metrics.judge import parsed_answer, prompt_hash, render_rubric
 from engine.provenance import content_hash
 from engine.output_identity import output_keys
 from engine.runner import CallStats, call_model, missing, needed_table
-from engine.sql import literal, parse, render
+from engine import journal
+from engine.executor import execute
+from engine.sql import PythonStep, Statement, param, parse, parse_expression
 from engine.store import Store
 
 
@@ -59,15 +61,45 @@ LEFT JOIN outputs AS o ON o.model_fingerprint = __model__ AND o.output_key = w.p
 """
 
 
-def verdicts_query(model_fingerprint: str, threshold: float | None) -> exp.Expression:
-    """Parsed verdicts of the wanted prompts; passes like the metric: verdict pass and score >= threshold."""
+def verdicts_query(threshold: float | None) -> exp.Expression:
+    """Parsed verdicts of the wanted prompts ($judge_model answered them); passes like the metric: verdict pass and
+    score >= threshold."""
     parsed = parsed_answer(exp.column("output_text", table="o"), exp.column("error", table="o"))
     inner = parse(_VERDICTS).transform(
         lambda n: parsed.copy() if isinstance(n, exp.Column) and n.name == "__parsed__"
-        else literal(model_fingerprint) if isinstance(n, exp.Column) and n.name == "__model__" else n)
+        else param("judge_model") if isinstance(n, exp.Column) and n.name == "__model__" else n)
     passed = "v.passed" if threshold is None else f"v.passed AND v.value >= {float(threshold)!r}"
     return parse(f"SELECT item_kind, item_key, output_hash, prompt_hash, v.value AS value, {passed} AS passed, "
                  f"v.detail AS detail FROM (SELECT 1) AS p").from_(inner.subquery("p"))
+
+
+@dataclass(frozen=True)
+class JudgeStatements:
+    """What grading answers with one llm_judge metric runs: the judge's calls (a Python step: the cache is read,
+    the missing prompts asked), its answers stored, its verdicts parsed by the metric's SQL, stored and read."""
+
+    calls: PythonStep
+    outputs: Statement
+    store: Statement
+    verdicts: Statement
+
+    def all(self) -> tuple:
+        return (self.calls, self.outputs, self.store, self.verdicts)
+
+
+def judge_statements(metric: str, spec: dict) -> JudgeStatements:
+    query = verdicts_query(spec.get("threshold"))
+    store = parse_expression("INSERT OR REPLACE INTO judge_verdicts SELECT $metric, $judge, item_kind, item_key, "
+                             "output_hash, prompt_hash, value, passed, detail, now() FROM __verdicts__",
+                             verdicts=query.subquery("q"))
+    return JudgeStatements(
+        PythonStep(f"judge:{metric}", f"the {metric} judge asked what its cache lacks (engine/runner.py)"),
+        Statement(f"judge:{metric}:outputs", parse("INSERT OR REPLACE INTO outputs SELECT * FROM flywheel_judge_outputs"),
+                  (), "the judge's new answers, cached"),
+        Statement(f"judge:{metric}:store", store, ("metric", "judge", "judge_model"),
+                  "the verdicts, parsed by the metric's own SQL, stored"),
+        Statement(f"judge:{metric}:verdicts", exp.select("*").from_(query.subquery("q")), ("judge_model",),
+                  "and read back"))
 
 
 def judge_items(store: Store, metric: str, spec: dict, items: list[Item], project_dir: Path, run_id: str,
@@ -75,6 +107,7 @@ def judge_items(store: Store, metric: str, spec: dict, items: list[Item], projec
     """Grade `items` with the metric's judge (cached), store the verdicts in judge_verdicts and return them,
     one dict per item (value, passed, detail), in the order given."""
     adapter, fp = current_fingerprint(spec, project_dir)
+    steps = judge_statements(metric, spec)
     items_by_key = {(i.item_kind, i.item_key, i.output_hash): i for i in items}
     unique = list(items_by_key.values())
     template = rubric_of(spec)
@@ -87,28 +120,29 @@ def judge_items(store: Store, metric: str, spec: dict, items: list[Item], projec
     case_ids = pa.array([c.case_id for c in cases], pa.string())
     # the judge's answer is cached under its output key (the prompt hash for an input-keyed judge)
     hashes = output_keys(adapter.output_identity, pa.array(hashes, pa.string()), case_ids).to_pylist()
-    todo, distinct = missing(store.con, fp.model, needed_table(pa.array(hashes, pa.string()), case_ids), 1)
-    called = call_model(adapter, fp.model, todo, distinct, cases, run_id, repeats=1,
-                        batch_size=int(spec.get("batch_size") or batch_size), show_progress=show_progress)
+    with journal.step(steps.calls.name):
+        todo, distinct = missing(store.con, fp.model, needed_table(pa.array(hashes, pa.string()), case_ids), 1)
+        called = call_model(adapter, fp.model, todo, distinct, cases, run_id, repeats=1,
+                            batch_size=int(spec.get("batch_size") or batch_size), show_progress=show_progress)
     stats = called.stats
     with store.transaction() as con:
         con.register("flywheel_judge_outputs", called.outputs)
         try:
-            con.execute("INSERT OR REPLACE INTO outputs SELECT * FROM flywheel_judge_outputs")
+            execute(con, steps.outputs, {})
         finally:
             con.unregister("flywheel_judge_outputs")
     wanted = pl.DataFrame({"item_kind": [i.item_kind for i in unique], "item_key": [i.item_key for i in unique],
                            "output_hash": [i.output_hash for i in unique], "prompt_hash": hashes},
                           schema={"item_kind": pl.String, "item_key": pl.String, "output_hash": pl.String,
                                   "prompt_hash": pl.String})
-    query = render(verdicts_query(fp.model, spec.get("threshold")))
+    params = {"metric": metric, "judge": fp.fingerprint, "judge_model": fp.model}
     with store.transaction() as con:
         con.register("judge_wanted", wanted)
         try:
-            con.execute(f"INSERT OR REPLACE INTO judge_verdicts SELECT ?, ?, item_kind, item_key, output_hash, "
-                        f"prompt_hash, value, passed, detail, now() FROM ({query})", [metric, fp.fingerprint])
-            rows = con.execute(f"SELECT * FROM ({query})").fetchall()
+            execute(con, steps.store, params)
+            rows = execute(con, steps.verdicts, params)
         finally:
             con.unregister("judge_wanted")
-    by_key = {(r[0], r[1], r[2]): {"value": r[4], "passed": bool(r[5]), "detail": r[6]} for r in rows}
+    by_key = {(r["item_kind"], r["item_key"], r["output_hash"]): {"value": r["value"], "passed": bool(r["passed"]),
+                                                                   "detail": r["detail"]} for r in rows}
     return fp, stats, [by_key[(i.item_kind, i.item_key, i.output_hash)] for i in items]

@@ -21,17 +21,40 @@ from pathlib import Path
 
 import polars as pl
 
-from engine import datasets as ds, jsonlines
+from engine import datasets as ds, journal, jsonlines
 from engine.config import Project
 from engine.dataset_carry import follow_head
 from engine.errors import UserError
+from engine.executor import execute
 from engine.judges.judging import output_hash
 from engine.paths import resolve_data_path
 from engine.provenance import content_hash, utc_now
 from engine.schemas import all_errors, dotted, validator
+from engine.sql import PythonStep, statement
 from engine.store import Store
 
 MAX_PROBLEMS = 30
+
+DATASETS = PythonStep("labels:datasets", "each dataset a label names: its file's version stored, the bridge's head "
+                      "followed (engine/dataset_carry.py)", "when a label is about a golden case")
+RUN_OUTPUT = statement("labels:run_output", """
+    SELECT o.output_text, o.error FROM runs AS r
+    JOIN run_cases AS rc ON rc.run_id = r.run_id
+    JOIN outputs AS o ON o.model_fingerprint = r.model_fingerprint AND o.output_key = rc.output_key AND o.repeat = 0
+    WHERE r.run_id = $run_id AND rc.dataset_version = $version AND rc.case_id = $case_id""",
+                       "the answer a label names by run id", "for each label that names a run_id")
+TRACE_OUTPUT = statement("labels:trace_output", "SELECT output FROM traces WHERE trace_id = $trace_id",
+                         "the answer of a labelled trace", "for each label about a trace")
+EXISTING = statement("labels:existing", "SELECT label_key, verdict, score, note FROM judge_labels "
+                     "WHERE list_contains($keys, label_key)", "the file's labels stored before")
+INSERT_LABELS = statement("labels:insert", """
+    INSERT OR REPLACE INTO judge_labels
+    SELECT label_key, metric, item_kind, dataset, dataset_version, item_id, output_text, output_hash, output_source,
+           verdict, score, labeller, labelled_at::TIMESTAMPTZ, note, $batch_id, $path, source_line, $now
+    FROM new_labels""", "new and changed labels (new_labels: an Arrow table of them)", "when a label is new or changed")
+LABEL_BATCH = statement("labels:batch", "INSERT INTO judge_label_batches VALUES ($batch_id, $path, $sha256, $n_read, "
+                        "$inserted, $updated, $unchanged, $pending, $now)", "the import, with its counts")
+IMPORT_STATEMENTS = (DATASETS, RUN_OUTPUT, TRACE_OUTPUT, EXISTING, INSERT_LABELS, LABEL_BATCH)
 
 
 @dataclass(frozen=True)
@@ -72,10 +95,11 @@ class _Resolver:
             specs = self.cfg.get("dataset") or {}
             if name not in specs:
                 raise LookupError(f"dataset '{name}' is not selected (selected: {', '.join(specs) or 'none'})")
-            version = ds.load(name, specs[name], self.project.dir)
-            ds.store_version(self.store, version)
-            version = follow_head(self.store, version, specs[name], self.project.dir)
-            ds.store_version(self.store, version)
+            with journal.step(DATASETS.name):
+                version = ds.load(name, specs[name], self.project.dir)
+                ds.store_version(self.store, version)
+                version = follow_head(self.store, version, specs[name], self.project.dir)
+                ds.store_version(self.store, version)
             self._datasets[name] = version
         return self._datasets[name]
 
@@ -86,25 +110,21 @@ class _Resolver:
         return version
 
     def run_output(self, run_id: str, version: str, case_id: str) -> str:
-        rows = self.store.con.execute("""
-            SELECT o.output_text, o.error FROM runs AS r
-            JOIN run_cases AS rc ON rc.run_id = r.run_id
-            JOIN outputs AS o ON o.model_fingerprint = r.model_fingerprint AND o.output_key = rc.output_key
-                             AND o.repeat = 0
-            WHERE r.run_id = ? AND rc.dataset_version = ? AND rc.case_id = ?""", [run_id, version, case_id]).fetchall()
+        rows = execute(self.store.con, RUN_OUTPUT, {"run_id": run_id, "version": version, "case_id": case_id})
         if not rows:
             raise LookupError(f"run '{run_id}' has no stored output for case '{case_id}' (dataset version {version})")
-        if rows[0][0] is None:
-            raise LookupError(f"run '{run_id}' errored on case '{case_id}' ({rows[0][1]}): there is no answer to judge")
-        return rows[0][0]
+        if rows[0]["output_text"] is None:
+            raise LookupError(f"run '{run_id}' errored on case '{case_id}' ({rows[0]['error']}): there is no answer "
+                              f"to judge")
+        return rows[0]["output_text"]
 
     def trace_output(self, trace_id: str) -> str:
-        rows = self.store.con.execute("SELECT output FROM traces WHERE trace_id = ?", [trace_id]).fetchall()
+        rows = execute(self.store.con, TRACE_OUTPUT, {"trace_id": trace_id})
         if not rows:
             raise LookupError(f"no stored trace '{trace_id}' (ingest the traces first)")
-        if rows[0][0] is None:
+        if rows[0]["output"] is None:
             raise LookupError(f"trace '{trace_id}' has no output: there is no answer to judge")
-        return rows[0][0]
+        return rows[0]["output"]
 
 
 _QUEUE_KEYS = {"id", "input", "expected", "context", "tags", "metadata", "reject"}
@@ -235,9 +255,8 @@ def import_labels(store: Store, path_text: str, cfg: dict, project: Project) -> 
     by_key: dict[str, Label] = {}
     for label in labels:
         by_key[label.key] = label  # the same person on the same answer twice in one file: the later line wins
-    existing = {k: (v, s, n) for k, v, s, n in store.con.execute(
-        "SELECT label_key, verdict, score, note FROM judge_labels WHERE list_contains($keys, label_key)",
-        {"keys": list(by_key)}).fetchall()}
+    existing = {r["label_key"]: (r["verdict"], r["score"], r["note"])
+                for r in execute(store.con, EXISTING, {"keys": list(by_key)})}
     inserted = [lb for k, lb in by_key.items() if k not in existing]
     updated = [lb for k, lb in by_key.items() if k in existing and existing[k] != (lb.verdict, lb.score, lb.note)]
     unchanged = len(by_key) - len(inserted) - len(updated) + (len(labels) - len(by_key))
@@ -260,15 +279,13 @@ def import_labels(store: Store, path_text: str, cfg: dict, project: Project) -> 
         if changed:
             con.register("new_labels", frame)
             try:
-                con.execute("""INSERT OR REPLACE INTO judge_labels
-                    SELECT label_key, metric, item_kind, dataset, dataset_version, item_id, output_text, output_hash,
-                           output_source, verdict, score, labeller, labelled_at::TIMESTAMPTZ, note, ?, ?, source_line, ?
-                    FROM new_labels""", [batch_id, str(path), now])
+                execute(con, INSERT_LABELS, {"batch_id": batch_id, "path": str(path), "now": now})
             finally:
                 con.unregister("new_labels")
-        con.execute("INSERT INTO judge_label_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [batch_id, str(path), hashlib.sha256(path.read_bytes()).hexdigest(), n_read, len(inserted),
-                     len(updated), unchanged, pending, now])
+        execute(con, LABEL_BATCH, {"batch_id": batch_id, "path": str(path),
+                                   "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "n_read": n_read,
+                                   "inserted": len(inserted), "updated": len(updated), "unchanged": unchanged,
+                                   "pending": pending, "now": now})
     metrics = sorted({lb.metric for lb in labels})
     return {"batch_id": batch_id, "path": str(path), "read": n_read, "inserted": len(inserted),
             "updated": len(updated), "unchanged": unchanged, "pending": pending, "metrics": metrics}

@@ -15,7 +15,8 @@ from engine.judges.calibrate import Settings, judge_metrics
 from engine.judges.judging import Item, judge_items, output_hash
 from engine.monitor.sources import traces_in_scope
 from engine.provenance import utc_now
-from engine.sql import literal, parse, render
+from engine.executor import execute
+from engine.sql import Statement, literal, parse
 from engine.store import Store
 
 BUCKETS = 1_000_000
@@ -35,13 +36,18 @@ def sampled_traces(traces_cfg: dict) -> exp.Expression:
                            if isinstance(n, exp.Column) and n.name == "__salt__" else n)
 
 
+def sample_statement(traces_cfg: dict) -> Statement:
+    return Statement("traces:sample", sampled_traces(traces_cfg), (),
+                     "traces in the configured bounds, sampled by hash(salt, trace_id) below the rate")
+
+
 def score_traces(store: Store, cfg: dict, project: Project) -> dict:
     metrics = judge_metrics(cfg)
     if not metrics:
         raise UserError("no llm_judge metric is selected: select the suite that defines your judge, "
                         "e.g. `flywheel judges score metrics=[support,judge]`")
     traces_cfg = (cfg.get("judges") or {}).get("traces") or {}
-    rows = store.con.execute(render(sampled_traces(traces_cfg))).fetchall()
+    rows = [tuple(r.values()) for r in execute(store.con, sample_statement(traces_cfg), {})]
     settings = Settings.of(cfg)
     run_id = f"judges-score-{utc_now().strftime('%Y%m%dT%H%M%S')}"
     items = [Item("trace", trace_id, output_hash(output), text, output, (), tuple(context or ()))

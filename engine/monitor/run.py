@@ -10,7 +10,7 @@ import pyarrow as pa
 from engine import journal
 from engine.backend import DuckDBBackend
 from engine.executor import execute
-from engine.ingest.batches import stale_monitor_runs
+from engine.ingest.batches import STALE_RUNS, stale_monitor_runs
 from engine.monitor import kpis as kpi_mod
 from engine.monitor import online, parity
 from engine.monitor.drift_rules import evaluate_rule
@@ -59,8 +59,6 @@ def compile_plan(cfg: dict) -> Plan:
     return Plan("monitor", (*statements, STALE_RUNS, WRITE_RESULTS, RUN_ROW, POLICY_ROW))
 
 
-STALE_RUNS = PythonStep("stale_runs", "earlier monitor runs that read ingest batches retracted since "
-                        "(engine/ingest/batches.py)")
 WRITE_RESULTS = Write("write:monitor_results", "monitor_results", "append",
                       "every statistic, KPI and parity gap as rows of the time series")
 RUN_ROW = Statement("monitor:run", parse("INSERT INTO monitor_runs VALUES ($run_id, $started_at, $finished_at, "
@@ -142,8 +140,7 @@ def run_monitor(store: Store, cfg: dict, project_dir) -> MonitorOutcome:
         parity_results += [r.to_json() for r in parity.judge(name, check, live_rows, lookup, coverage, min_share,
                                                              monitor.get("model"))]
 
-    with journal.step(STALE_RUNS.name):
-        stale = stale_monitor_runs(con)
+    stale = stale_monitor_runs(con)  # earlier monitor runs that read ingest batches retracted since
     alerts = ([("drift", d) for d in drift if d["status"] != "ok"] + [("kpi", k) for k in kpis if k["status"] != "ok"]
               + [("parity", r) for r in parity_results if r["status"] != "ok"])
     # no_data fails closed: a figure computed from nothing blocks whatever the check's severity

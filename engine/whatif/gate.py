@@ -11,9 +11,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from engine import journal
 from engine.errors import UserError
+from engine.sql import Plan
 from engine.whatif.compare import compare
 from engine.whatif.history import (
+    HISTORY,
     Selection,
     StoredDecision,
     StoredRun,
@@ -25,7 +28,8 @@ from engine.whatif.history import (
 )
 from engine.whatif.policy import Policy
 from engine.whatif.replay import CompiledGate, compile_gate, judge, rule_definitions, verdict
-from engine.whatif.rescore import Rescorer
+from engine.whatif.prepared import Prepared
+from engine.whatif.rescore import CHECKS, Rescorer, rescore_statements, table_statement
 
 
 @dataclass
@@ -38,6 +42,43 @@ class SideReplay:
     refused: str | None = None
 
 
+SLOTS = ("policy", "against")  # the candidate policy's statements, and the reference policy's
+
+
+@dataclass(frozen=True)
+class CompiledSide:
+    """One policy's statements: the re-scored rows' table, the re-scoring SQL, the gate's rule queries."""
+
+    table: str
+    gate: CompiledGate
+    create: Prepared
+    rescores: dict[str, Prepared]
+
+    def statements(self) -> list:
+        return [self.create.statement, *(p.statement for p in self.rescores.values()), *self.gate.statements()]
+
+
+def compile_side(policy: Policy, slot: int) -> CompiledSide:
+    prefix, table = f"{SLOTS[slot]}:", f"whatif_rescored_{slot}"
+    gate, metrics = policy.config["gate"], policy.config["metrics"]
+    compiled = compile_gate(gate, metrics, table, prefix)
+    return CompiledSide(table, compiled, table_statement(table, prefix),
+                        rescore_statements(metrics, compiled.used_metrics, table, prefix))
+
+
+def compile_sides(candidate: Policy, reference: Policy) -> list[CompiledSide]:
+    return [compile_side(candidate, 0)] + ([compile_side(reference, 1)] if reference.config is not None else [])
+
+
+def compile_plan(candidate: Policy, reference: Policy) -> Plan:
+    """What `flywheel whatif gate` runs: the stored history, then each policy's statements."""
+    return plan_of(compile_sides(candidate, reference))
+
+
+def plan_of(sides: list[CompiledSide]) -> Plan:
+    return Plan("whatif", (*HISTORY, *(p.statement for p in CHECKS), *(st for side in sides for st in side.statements())))
+
+
 class Side:
     """One policy, compiled once, replayed decision after decision.
 
@@ -45,11 +86,12 @@ class Side:
     equals the one a decision was decided with keeps its stored outcome, with the policy's severity: it is the
     same query over the same stored scores. Only the other rules run again, reading only their metrics."""
 
-    def __init__(self, con, policy: Policy, slot: int):
+    def __init__(self, con, policy: Policy, slot: int, compiled: "CompiledSide | None" = None):
         self.con, self.policy = con, policy
         self.gate, metrics = policy.config["gate"], policy.config["metrics"]
-        self.compiled: CompiledGate = compile_gate(self.gate, metrics, f"whatif_rescored_{slot}")
-        self.rescorer = Rescorer(con, metrics, f"whatif_rescored_{slot}")
+        side = compiled or compile_side(policy, slot)
+        self.compiled: CompiledGate = side.gate
+        self.rescorer = Rescorer(con, metrics, side.table, side.rescores, side.create)
         self.definitions = rule_definitions(self.gate, self.rescorer.hash)
         self.rule_metrics = {name: r.get("metric") for name, r in (self.gate.get("rules") or {}).items()}
 
@@ -104,6 +146,8 @@ def _record(decision: StoredDecision) -> dict:
 def replay_decisions(con, candidate: Policy, reference: Policy, selection: Selection) -> dict:
     """The whole replay as plain data (schemas/whatif_gate_result.schema.json, without the command fields)."""
     started = time.perf_counter()
+    sides = compile_sides(candidate, reference)
+    journal.running_plan(plan_of(sides))
     decisions = select_decisions(con, selection)
     if not decisions:
         raise UserError("no stored gate decisions match the selection "
@@ -111,8 +155,8 @@ def replay_decisions(con, candidate: Policy, reference: Policy, selection: Selec
                         "run `flywheel gate` first, or widen since=/challenger=")
     runs = load_runs(con, {r for d in decisions for r in (d.baseline_run, d.challenger_run)})
     versions = stored_versions(con)
-    after_side = Side(con, candidate, 0)
-    before_side = Side(con, reference, 1) if reference.config is not None else None
+    after_side = Side(con, candidate, 0, sides[0])
+    before_side = Side(con, reference, 1, sides[1]) if len(sides) > 1 else None
     records, replay_ms = [], []
     for decision in decisions:
         t0 = time.perf_counter()

@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 
 from engine.errors import UserError
+from engine.executor import execute
 from engine.provenance import content_hash
+from engine.sql import statement
 
 DEFAULT_LIMIT = 50
 
@@ -83,39 +85,36 @@ class StoredDecision:
         return self.result.get("rules") or []
 
 
-_DECISIONS = """
+DECISIONS = statement("decisions", """
 SELECT decision_id, decided_at, baseline_run, challenger_run, baseline_model, challenger_model, verdict,
        gate_config, result
 FROM gate_decisions
 WHERE ($since IS NULL OR decided_at >= $since) AND ($challenger IS NULL OR challenger_model = $challenger)
 ORDER BY decided_at DESC, decision_id DESC
-"""
+LIMIT $limit""", "the latest stored gate decisions matching since=, challenger=, limit= (NULL: no bound)")
 
 
 def select_decisions(con, selection: Selection) -> list[StoredDecision]:
     """The latest `limit` decisions matching the selection, oldest first."""
-    sql = _DECISIONS + (" LIMIT $limit" if selection.limit else "")
-    params = {"since": selection.since, "challenger": selection.challenger}
-    if selection.limit:
-        params["limit"] = selection.limit
-    rows = con.execute(sql, params).fetchall()
-    out = [StoredDecision(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7]), json.loads(r[8]))
-           for r in rows]
+    rows = execute(con, DECISIONS, {"since": selection.since, "challenger": selection.challenger,
+                                    "limit": selection.limit})
+    out = [StoredDecision(r["decision_id"], r["decided_at"], r["baseline_run"], r["challenger_run"],
+                          r["baseline_model"], r["challenger_model"], r["verdict"], json.loads(r["gate_config"]),
+                          json.loads(r["result"])) for r in rows]
     return out[::-1]
 
 
-_RUNS = """
+RUNS = statement("runs", """
 SELECT r.run_id, r.model_name, r.model_fingerprint, r.status, r.dataset_versions, r.config, r.started_at
-FROM runs AS r WHERE list_contains($runs, r.run_id)
-"""
+FROM runs AS r WHERE list_contains($runs, r.run_id)""", "the runs those decisions compared")
 
 
 def load_runs(con, run_ids: set[str]) -> dict[str, StoredRun]:
-    rows = con.execute(_RUNS, {"runs": sorted(run_ids)}).fetchall()
     out = {}
-    for run_id, name, fp, status, versions, config, started in rows:
-        metrics = (json.loads(config) or {}).get("metrics") or {}
-        out[run_id] = StoredRun(run_id, name, fp, status, json.loads(versions), metrics, started)
+    for r in execute(con, RUNS, {"runs": sorted(run_ids)}):
+        metrics = (json.loads(r["config"]) or {}).get("metrics") or {}
+        out[r["run_id"]] = StoredRun(r["run_id"], r["model_name"], r["model_fingerprint"], r["status"],
+                                     json.loads(r["dataset_versions"]), metrics, r["started_at"])
     return out
 
 
@@ -126,12 +125,16 @@ class StoredVersion:
     n_stored: int  # cases of it still in the store
 
 
+VERSIONS = statement("versions", """
+SELECT v.dataset_version, v.name, v.n_cases, count(c.case_id) AS n_stored
+FROM dataset_versions AS v LEFT JOIN cases AS c ON c.dataset_version = v.dataset_version
+GROUP BY ALL""", "dataset versions and how many of their cases are still stored")
+HISTORY = (DECISIONS, RUNS, VERSIONS)
+
+
 def stored_versions(con) -> dict[str, StoredVersion]:
-    rows = con.execute("""
-        SELECT v.dataset_version, v.name, v.n_cases, count(c.case_id)
-        FROM dataset_versions AS v LEFT JOIN cases AS c ON c.dataset_version = v.dataset_version
-        GROUP BY ALL""").fetchall()
-    return {v: StoredVersion(name, n, stored) for v, name, n, stored in rows}
+    return {r["dataset_version"]: StoredVersion(r["name"], r["n_cases"], r["n_stored"])
+            for r in execute(con, VERSIONS, {})}
 
 
 def refusal(decision: StoredDecision, runs: dict[str, StoredRun], versions: dict[str, StoredVersion]) -> str | None:

@@ -18,10 +18,13 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from engine import journal
 from engine.errors import UserError
+from engine.executor import execute
 from engine.monitor.kpis import OPS
 from engine.monitor.run import online_hashes
 from engine.provenance import config_hash
+from engine.sql import Plan, statement
 from engine.whatif.policy import Policy
 
 SECTIONS = {"drift": "drift", "kpi": "kpis", "parity": "parity"}
@@ -55,13 +58,21 @@ def _iso(value) -> str:
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
+MONITOR_RUNS = statement("monitor_runs", "SELECT run_id, started_at, config_hash, result FROM monitor_runs "
+                         "ORDER BY started_at, run_id", "every stored monitor run, oldest first")
+# the store is opened read-only (no migrations): a store older than monitor_policies does not have the table
+HAS_POLICIES = statement("policies:exists", "SELECT count(*) AS n FROM information_schema.tables "
+                         "WHERE table_name = 'monitor_policies'", "does the store keep each run's policy?")
+STORED_POLICIES = statement("policies", "SELECT run_id, policy FROM monitor_policies",
+                            "the policy each monitor run was computed with", "when the store keeps them")
+PLAN = Plan("whatif", (MONITOR_RUNS, HAS_POLICIES, STORED_POLICIES))
+
+
 def load_history(con, since: datetime | None) -> tuple[list[dict], dict[tuple, Observation], dict[tuple, str]]:
     """The stored runs (oldest first), the latest observation of every (section, rule, model, window) (`since`
     keeps windows starting at or after it; whole-period observations are kept), and the latest stored message of
     every rule (for rules stored without a single observation, e.g. no traffic in scope)."""
-    rows = con.execute("SELECT run_id, started_at, config_hash, result FROM monitor_runs "
-                       "ORDER BY started_at, run_id").fetchall()
-    runs = [{"run_id": r[0], "started_at": r[1], "config_hash": r[2], "result": json.loads(r[3])} for r in rows]
+    runs = [{**r, "result": json.loads(r["result"])} for r in execute(con, MONITOR_RUNS, {})]
     latest: dict[tuple, Observation] = {}
     messages: dict[tuple, str] = {}
     for run in runs:
@@ -101,10 +112,8 @@ def _observations(run_id: str, result: dict):
 def run_policies(con, runs: list[dict], known: list[Policy]) -> dict[str, RunPolicy | None]:
     """The policy each run was computed with: stored with it, else a policy at hand with its config hash."""
     stored = {}
-    has_table = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'monitor_policies'"
-                            ).fetchall()[0][0]
-    if has_table:
-        stored = {rid: json.loads(p) for rid, p in con.execute("SELECT run_id, policy FROM monitor_policies").fetchall()}
+    if execute(con, HAS_POLICIES, {})[0]["n"]:
+        stored = {r["run_id"]: json.loads(r["policy"]) for r in execute(con, STORED_POLICIES, {})}
     # hashed as monitor runs store it (secrets as fingerprints)
     by_hash = {config_hash(p.config["monitor"]): RunPolicy(p.config["monitor"], online_hashes(p.config))
                for p in known if p.config is not None}
@@ -254,6 +263,7 @@ class _Side:
 
 
 def replay_monitor(con, candidate: Policy, reference: Policy, since: datetime | None, composed=None) -> dict:
+    journal.running_plan(PLAN)
     runs, latest, messages = load_history(con, since)
     if not runs:
         raise UserError("no stored monitor runs: run `flywheel monitor` first")

@@ -49,6 +49,9 @@ class CompiledRule:
     queries: tuple[tuple[str, Prepared, bool], ...]  # (query name, statement, lists cases: reads model outputs)
 
 
+_RECOMPUTED = "for a decision decided with another definition of the rule"
+
+
 @dataclass(frozen=True)
 class CompiledGate:
     gate: dict
@@ -61,8 +64,14 @@ class CompiledGate:
     def metric_hashes(self) -> dict[str, str]:
         return {m: metric_hash(self.metrics[m]) for m in self.used_metrics}
 
+    def statements(self) -> list:
+        """Its plan statements, in the order a replay runs them."""
+        out = [self.repeated.statement, self.prepare[False].statement, self.prepare[True].statement]
+        return out + [p.statement for rule in self.rules for _, p, _ in rule.queries]
 
-def compile_gate(gate: dict, metrics: dict, rescored_table: str) -> CompiledGate:
+
+def compile_gate(gate: dict, metrics: dict, rescored_table: str, prefix: str = "") -> CompiledGate:
+    """The policy's gate statements, named `{prefix}...` (a replay compiles two policies side by side)."""
     check, single, repeated = prepare_statements(gate)
     source = _score_source(rescored_table)
     rules = []
@@ -71,13 +80,19 @@ def compile_gate(gate: dict, metrics: dict, rescored_table: str) -> CompiledGate
         aggregate = default_aggregate(metrics[rule["metric"]]) if rule.get("metric") in metrics else "mean"
         queries = []
         for query_name, tree in rule_sql.queries.items():
-            prepared = Prepared.of(f"{name}:{query_name}", tree)
-            queries.append((query_name, prepared, "outputs" in prepared.tables))
+            lists = "outputs" in {t.name.lower() for t in tree.find_all(exp.Table)}
+            when = _RECOMPUTED + (", when its outcome changed (listing the cases)" if lists else "")
+            prepared = Prepared.of(f"{prefix}{name}:{query_name}", tree, f"rule {name}", when)
+            queries.append((query_name, prepared, lists))
         rules.append(CompiledRule(name, rule, RuleContext(name, rule, gate, aggregate), rule_sql.judge, tuple(queries)))
     used = tuple(sorted({r["metric"] for r in (gate.get("rules") or {}).values() if r.get("metric") in metrics}))
-    return CompiledGate(gate, metrics, used, Prepared.of("repeated", check.tree),
-                        {False: Prepared.of("prepare", _reading(single.tree, source)),
-                         True: Prepared.of("prepare", _reading(repeated.tree, source))},
+    some = "for a decision with a rule to compute"
+    return CompiledGate(gate, metrics, used,
+                        Prepared.of(f"{prefix}repeated", check.tree, "do the runs have repeats?", some),
+                        {False: Prepared.of(f"{prefix}prepare", _reading(single.tree, source),
+                                            "the runs' per-case scores, stored or re-scored", some + " (no repeats)"),
+                         True: Prepared.of(f"{prefix}prepare_repeated", _reading(repeated.tree, source),
+                                           "the runs' per-case scores over repeats", some + " (with repeats)")},
                         tuple(rules))
 
 

@@ -34,9 +34,10 @@ WITH expected AS (
 SELECT count(*) AS expected, count(*) FILTER (WHERE missing) AS missing, count(*) FILTER (WHERE replaced) AS replaced,
        list_slice(list_sort(list(DISTINCT case_id) FILTER (WHERE missing OR replaced)), 1, 5) AS examples
 FROM found
-"""))
+"""), "are the run's outputs all still stored, as the run saw them?", "before a run is re-scored")
 
-_REPEATS = Prepared.of("repeats", parse("SELECT coalesce(max(repeat), 0) + 1 AS repeats FROM scores WHERE run_id = $run_id"))
+_REPEATS = Prepared.of("repeats", parse("SELECT coalesce(max(repeat), 0) + 1 AS repeats FROM scores WHERE run_id = $run_id"),
+                       "a stored run's repeats", "before a run is re-scored")
 
 
 def metric_hash(spec: dict) -> str:
@@ -58,15 +59,36 @@ def rescore_statement(name: str, spec: dict, table: str) -> exp.Insert:
     return exp.insert(select, exp.to_table(table), columns=SCORE_COLUMNS)
 
 
+def table_statement(table: str, prefix: str = "") -> Prepared:
+    return Prepared.of(f"{prefix}rescored_table", parse(f"CREATE OR REPLACE TEMP TABLE {table} AS "
+                                                        f"SELECT * FROM scores LIMIT 0"),
+                       "re-scored rows go here (shaped like scores)")
+
+
+def rescore_statements(metrics: dict[str, dict], used: tuple[str, ...], table: str,
+                       prefix: str = "") -> dict[str, Prepared]:
+    """Each used metric's scoring SQL over a stored run, for the metrics that can be re-scored without a model."""
+    import engine.metrics  # noqa: F401  (registers the metric kinds)
+
+    return {m: Prepared.of(f"{prefix}rescore:{m}", rescore_statement(m, metrics[m], table),
+                           f"metric {m} re-scored from the stored outputs",
+                           "for runs scored with another definition of the metric")
+            for m in used if not needs_model(metrics[m])}
+
+
+CHECKS = (_REPEATS, _OUTPUTS)  # run before a run is re-scored
+
+
 class Rescorer:
     """Re-scores runs into a temporary table, once per (run, metric). `table` comes from code (not user text)."""
 
-    def __init__(self, con, metrics: dict[str, dict], table: str):
+    def __init__(self, con, metrics: dict[str, dict], table: str, statements: dict[str, Prepared],
+                 create: Prepared):
         import engine.metrics  # noqa: F401  (registers the metric kinds)
 
         self.con, self.metrics, self.table = con, metrics, table
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM scores LIMIT 0")
-        self._statements: dict[str, Prepared] = {}
+        create.rows(con, {})
+        self._statements = statements
         self._done: set[tuple[str, str]] = set()
         self._outputs: dict[str, str | None] = {}
         self._repeats: dict[str, int] = {}
@@ -123,8 +145,5 @@ class Rescorer:
         """Score `run` with the configured definition of `metric` into the temporary table (once)."""
         if (run.run_id, metric) in self._done:
             return
-        if metric not in self._statements:
-            self._statements[metric] = Prepared.of(f"rescore:{metric}",
-                                                   rescore_statement(metric, self.metrics[metric], self.table))
         self._statements[metric].rows(self.con, {"run_id": run.run_id, "repeats": self.repeats(run)})
         self._done.add((run.run_id, metric))

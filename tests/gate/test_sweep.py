@@ -6,6 +6,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from engine.schemas import load_schema
+from tests.test_run_artifacts import runs as run_artifacts
 
 
 @pytest.mark.parametrize("launcher", [(), ("hydra/launcher=joblib", "hydra.launcher.n_jobs=2")])
@@ -29,6 +30,11 @@ def test_sweep_over_challengers_merges_into_one_store_and_ranks(cli, project, la
     assert runs == 8  # a baseline and a challenger run per job
     scored = con.execute("SELECT count(DISTINCT run_id) FROM scores").fetchall()[0][0]
     assert scored == 8
+    # the merge ran its plan (engine/gate/leaderboard.py), written with the sweep's run artifacts
+    [(run_dir, data)] = run_artifacts(project, "gate_sweep")
+    assert data["exit_code"] == 0 and data["summary"]["outside_plan"] == 0 and (run_dir / "plan.sql").exists()
+    ran = [s["name"] for s in data["steps"] if s["in_plan"]]
+    assert ran.count("merge:runs") == 4 and ran.count("leaderboard:deltas") == 4 and data["plan"]["not_run"] == []
 
 
 def test_promote_is_refused_in_a_sweep(cli, project):
