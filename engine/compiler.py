@@ -8,6 +8,7 @@ from sqlglot import exp
 from engine import registry
 from engine.errors import UserError
 from engine.sql import Plan, Statement, literal, param, parse, temp_table
+from engine.plan_memo import by_content
 
 if TYPE_CHECKING:
     from engine.metrics.base import MetricSQL
@@ -161,6 +162,7 @@ ORDER BY dataset, metric, tag NULLS FIRST
 """
 
 
+@by_content
 def compile_evaluate(metrics: dict[str, dict]) -> Plan:
     """The run's scoring input materialised once, one INSERT per metric into `scores`, the kinds' dataset-level
     reports, then the summary per dataset, metric and capability tag."""

@@ -13,10 +13,12 @@ from engine.gate.rules import RuleContext, RuleResult, RuleSQL
 from engine.report.summary import per_tag_statement
 from engine.sql import Plan, Statement, parse
 from engine.store import Store
+from engine.plan_memo import by_content
 
 PARAMS = ("baseline_run", "challenger_run")
 
 
+@by_content
 def prepare_statements(gate: dict) -> tuple[Statement, Statement, Statement]:
     reducer = gate.get("reducer", "all")
     return (Statement("repeated", parse(REPEATED), PARAMS, "did either run call its model more than once per case?"),
@@ -27,6 +29,7 @@ def prepare_statements(gate: dict) -> tuple[Statement, Statement, Statement]:
                       "when a run has repeats"))
 
 
+@by_content
 def compile_rules(gate: dict, metrics: dict) -> dict[str, RuleSQL]:
     import engine.gate.kinds  # noqa: F401  (registers the rule kinds)
 

@@ -28,6 +28,7 @@ from engine.monitor.joins import Coverage, count_statement, coverage_statement
 from engine.monitor.sources import TABLE_COLUMNS, in_period, resolved, traces_in_scope, user_expression
 from engine.outcome import OPS
 from engine.sql import Statement, parse
+from engine.plan_memo import by_content
 
 GROUPINGS = ("overall", "window", "model")
 
@@ -62,6 +63,7 @@ def aggregate_query(name: str, agg: dict, cfg: dict, grouping: str) -> exp.Selec
     return select.group_by(exp.column("grp")) if grouping != "overall" else select
 
 
+@by_content
 def kpi_statement(name: str, kpi: dict, cfg: dict, grouping: str) -> Statement:
     """One row per group (window, model version, or one overall row) with every aggregate and the value."""
     names = list(kpi["aggregates"])
@@ -92,6 +94,7 @@ def statements(name: str, kpi: dict, cfg: dict) -> list[Statement]:
     return [kpi_statement(name, kpi, cfg, g) for g in groupings]
 
 
+@by_content
 def source_statements(kpis: dict, cfg: dict) -> dict[str, Statement]:
     """Per source table the KPIs read: its rows in the current period (feedback: with its join coverage)."""
     tables = sorted({a["from"] for kpi in kpis.values() for a in kpi["aggregates"].values()})
@@ -99,6 +102,7 @@ def source_statements(kpis: dict, cfg: dict) -> dict[str, Statement]:
         f"kpi_source.{t}", t, cfg) for t in tables}
 
 
+@by_content
 def coverage_statements(name: str, kpi: dict, cfg: dict) -> dict[str, Statement]:
     """The join coverage of each feedback aggregate with a `where` (the others use their source's)."""
     return {a: coverage_statement(f"kpi.{name}.{a}.coverage", "feedback", cfg, agg["where"],

@@ -13,6 +13,7 @@ from engine.compiler import scored_select
 from engine.monitor.sources import traces_in_scope
 from engine.provenance import content_hash
 from engine.sql import Statement, literal, parse
+from engine.plan_memo import by_content
 
 BUCKETS = 1_000_000
 
@@ -46,6 +47,7 @@ def traces_as_scoring_input(cfg: dict, online: dict, metric: str, mhash: str) ->
     return source.where(exp.and_(sampled(cfg, online), exp.Exists(this=done).not_()))
 
 
+@by_content
 def score_statement(cfg: dict, online: dict, metric: str, spec: dict) -> Statement:
     mhash = metric_hash(spec)
     rows = scored_select(metric, spec, traces_as_scoring_input(cfg, online, metric, mhash)).subquery("scored")
@@ -63,6 +65,7 @@ WHERE t."timestamp" >= $cur_start AND t."timestamp" < $cur_end AND list_contains
 GROUP BY ls.metric ORDER BY ls.metric"""
 
 
+@by_content
 def summary_statement(cfg: dict) -> Statement:
     tree = parse(SUMMARY)
     tree.find(exp.Join).set("this", traces_in_scope(cfg).subquery("t"))

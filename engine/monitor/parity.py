@@ -23,6 +23,7 @@ from engine.monitor.joins import Coverage, coverage_statement
 from engine.monitor.sources import traces_in_scope, with_resolved_feedback
 from engine.outcome import wilson  # noqa: F401  (the parity intervals; tests import it from here)
 from engine.sql import Statement, parse
+from engine.plan_memo import by_content
 
 MIN_SLICE = 20  # a slice with fewer live judgements is reported but never named as the cause
 
@@ -71,6 +72,7 @@ def live_judgements(cfg: dict, check: dict, metrics_hashes: dict) -> exp.Select:
             .where(parse('SELECT t."timestamp" >= $cur_start AND t."timestamp" < $cur_end').expressions[0]))
 
 
+@by_content
 def live_statement(name: str, check: dict, cfg: dict, metrics_hashes: dict) -> Statement:
     rows = live_judgements(cfg, check, metrics_hashes).subquery("l")
     select = parse("""
@@ -83,6 +85,7 @@ def live_statement(name: str, check: dict, cfg: dict, metrics_hashes: dict) -> S
                      "live pass rates per model version, slice and window")
 
 
+@by_content
 def coverage_of(name: str, check: dict, cfg: dict) -> Statement | None:
     """The join coverage of the feedback that can judge a trace (feedback with a score), for `live: feedback`."""
     if check.get("live", "feedback") != "feedback":
