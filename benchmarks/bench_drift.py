@@ -377,8 +377,8 @@ def report(results: dict) -> None:
           f"wall, {eng['stored_profiles_cpu_s']:.3f} s cpu; DuckDB threads: {eng['threads']}")
     plan = results.get("plan", {})
     if "error" not in plan and plan:
-        print(f"plan (the monitor's statements) with stored reference profiles: {plan['stored_profiles_s']:.3f} s wall, "
-              f"{plan['stored_profiles_cpu_s']:.3f} s cpu; of its compute, materialising the samples "
+        print(f"plan (the monitor's statements) with stored reference profiles: {plan['stored_profiles_s']:.3f} s "
+              f"wall, {plan['stored_profiles_cpu_s']:.3f} s cpu; of its compute, materialising the samples "
               f"{plan['samples_s']:.3f} s")
     if "evidently" in results and "error" not in results["evidently"]:
         ev = results["evidently"]
