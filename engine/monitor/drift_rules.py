@@ -133,6 +133,9 @@ def _statistic(con, plan: RulePlan, profile: ReferenceProfile, params: dict, bin
     params = {**params, **profile_params(profile)}
     if bins in plan.statements:
         execute(con, plan.statements[bins], params)
+    if f"{statistic}_counted" in plan.statements and profile.n_distinct is not None \
+            and profile.n_distinct * 10 <= profile.n:
+        statistic += "_counted"
     rows = execute(con, plan.statements[statistic], params)
     test = (statistic, *plan.test[1:])
     if plan.p_value is None:

@@ -11,7 +11,8 @@ engine/monitor/drift_rules.py). What `flywheel compile monitor` prints for a rul
   read by `drift.r.distribution` (the whole period, for reports) and, for binned tests, by `drift.r.statistic`;
 * `drift.r.statistic`: one row per window. Binned tests (psi, kl, jensen_shannon, hellinger, chi_square,
   share_change) aggregate the bin table of `queries.bin_table_query` with the reference bins as parameters;
-  ks / wasserstein aggregate the merged ECDF of the two samples (`queries.ecdf_query`, window functions);
+  ks / wasserstein aggregate the merged ECDF of the two samples (`queries.ecdf_query`, window functions), or
+  `drift.r.statistic_counted` when the reference profile says values repeat a lot (the same numbers, faster);
 * `drift.r.p_value` (ks and chi_square only): the Python step, scipy p-values from the statistic's rows.
 
 Data-dependent values are bound parameters (`$cuts`, `$ref_keys`, `$ref_labels`, `$ref_counts`, `$profile_key`,
@@ -37,6 +38,7 @@ WINDOW = "window_start"
 P_VALUE_TESTS = ("ks", "chi_square")
 FIT = "when the reference profile is not stored yet"
 PAIR = "once per pair of consecutive windows (reference kind previous)"
+COUNTED = "when the reference has at most one distinct value in ten (integer or rounded data)"
 
 
 @dataclass(frozen=True)
@@ -111,8 +113,16 @@ def compile_rule(name: str, spec: DriftSpec, reference_kind: str = "first_days",
         return q.ecdf_query(sample, reference, columns, "x", win)
 
     description = f"{spec.test} per window"
-    out.append(st("statistic", statistic(CURRENT_BINS, current, window),
-                  description + (" over the bins" if binned else " over the merged ECDF"), PAIR if previous else ""))
+    if binned:
+        out.append(st("statistic", statistic(CURRENT_BINS, current, window), description + " over the bins",
+                      PAIR if previous else ""))
+    else:  # the same numbers; counting equal values first is much faster when values repeat a lot
+        out.append(st("statistic", statistic(CURRENT_BINS, current, window), description + " over the merged ECDF",
+                      (PAIR + ", " if previous else "") + "when the reference has more than one distinct value in "
+                      "ten"))
+        out.append(st("statistic_counted", q.ecdf_query(current, reference, columns, "x", window, value_counts=True),
+                      description + " over the merged ECDF of (value, count) pairs",
+                      (PAIR + ", " if previous else "") + COUNTED))
     if sigma and not previous:
         if binned:
             out.append(st("reference_window_bins", temp_table(REFERENCE_BINS, bins_query(reference, spec.kind,

@@ -17,6 +17,7 @@ import pytest
 from scipy import stats
 
 from engine.monitor.drift import DriftSpec, compute_drift, fit_reference
+from engine.executor import execute
 from engine.monitor.drift_rules import rule_statistics
 from engine.monitor.rule_plan import compile_rule
 from tests.monitor.test_drift_stats import (ALL_NUMERIC, BINNED, by_test, categorical_counts, check_binned,
@@ -195,3 +196,15 @@ def test_the_compiled_statements_hold_no_data(con):
     previous = compile_rule("r", specs("ks")[0], "previous")
     assert "stored_profile" not in previous.statements
     assert set(previous.statements["statistic"].params) == {"window", "previous_window"}
+
+
+def test_both_ecdf_statements_give_the_same_numbers(con):
+    rng = np.random.default_rng(4)
+    ref, cur = rng.poisson(6, 2000).astype(float), rng.poisson(6.5, 1500).astype(float)
+    load(con, ref, cur)
+    for test in ("ks", "wasserstein"):
+        plan = compile_rule("r", specs(test)[0])
+        raw, counted = (execute(con, plan.statements[k], {}) for k in ("statistic", "statistic_counted"))
+        assert raw == pytest.approx(counted, rel=1e-12) and len(raw) == 1
+        assert plan.statements["statistic"].only_when and plan.statements["statistic_counted"].only_when
+    check_ecdf(run(con, ["ks", "wasserstein"])[1], ref, cur)  # the counted statement, chosen from the profile
