@@ -210,3 +210,22 @@ def test_both_ecdf_statements_give_the_same_numbers(con):
             assert value == pytest.approx(counted[0][key], rel=1e-12), key
         assert plan.statements["statistic"].only_when and plan.statements["statistic_counted"].only_when
     check_ecdf(run(con, ["ks", "wasserstein"])[1], ref, cur)  # the counted statement, chosen from the profile
+
+
+def test_reference_kind_previous_compares_each_window_with_the_one_before(con):
+    from engine.monitor.drift_rules import _previous_windows
+
+    rng = np.random.default_rng(9)
+    cur = np.concatenate([rng.normal(0, 1, 300), rng.normal(0.3, 1, 250), rng.poisson(3, 200).astype(float)])
+    windows = np.array([10] * 300 + [20] * 250 + [30] * 200)
+    load(con, np.zeros(1), cur, windows)
+    for spec in specs("psi", "ks", "chi_square"):
+        got = _previous_windows(con, compile_rule("r", spec, "previous"))
+        assert [r.window for r in got] == [20, 30]
+        for r, (before, now) in zip(got, ((10, 20), (20, 30))):
+            ref = f"SELECT * FROM fw_drift_current WHERE window_start = {before}"
+            profile = fit_reference(con, ref, "numeric", spec.binning)
+            [want] = compute_drift(con, [spec], f"SELECT * FROM fw_drift_current WHERE window_start = {now}",
+                                   profile=profile, reference=ref)
+            assert close(r.statistic, want.statistic, rel=True) and close(r.p_value, want.p_value), (spec.test, r, want)
+            assert (r.n_current, r.n_reference) == (want.n_current, want.n_reference)
