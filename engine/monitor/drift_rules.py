@@ -1,8 +1,9 @@
 """Drift rules: a declared test on a feature, reference against every current window, with a threshold.
 
-The statistics come from the drift engine (engine/monitor/drift.py). This module decides which samples are
-compared, keeps the fitted reference profiles in the store (fitted once per reference, not every run) and
-turns statistics into alerts: `threshold` (statistic above it), `p_value` (p below it) or `sigma` (statistic
+The statistics are plan statements (engine/monitor/rule_plan.py), run here through the executor; only the
+p-values are a Python step. This module decides which samples are compared, feeds one statement's output to
+the next as bound parameters (the reference profile: cut points, bin keys and counts), keeps the fitted
+reference profiles in the store (fitted once per reference, not every run) and turns statistics into alerts: `threshold` (statistic above it), `p_value` (p below it) or `sigma` (statistic
 above mean + k * std of the same statistic over the reference period's own windows).
 """
 from __future__ import annotations
