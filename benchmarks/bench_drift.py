@@ -112,6 +112,65 @@ def worker_engine(d: Path, repeat: int, threads: int | None) -> dict:
             "stats": stats, "threads": con.execute("SELECT current_setting('threads')").fetchall()[0][0]}
 
 
+def worker_plan(d: Path, repeat: int, threads: int | None) -> dict:
+    """The monitor's drift rules as plan statements (engine/monitor/rule_plan.py): one rule per (feature, test),
+    each over its two materialised samples, as `flywheel monitor` runs them (the store and thresholds aside)."""
+    import duckdb
+
+    sys.path.insert(0, str(ROOT))
+    from engine.monitor.drift import DriftSpec
+    from engine.monitor.drift_rules import rule_statistics
+    from engine.monitor.rule_plan import compile_rule
+
+    con = duckdb.connect()
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    rss0 = _rss_mb()
+    t = time.perf_counter()
+    for side, name in (("reference", "ref"), ("current", "cur")):
+        con.execute(f"CREATE TABLE {name} AS SELECT * FROM read_parquet('{d / (side + '.parquet')}')")
+    load = time.perf_counter() - t
+    psi = {"test": "psi", "epsilon": EPSILON, "n_bins": N_BINS}
+    rules = {c: [DriftSpec.from_dict(psi), DriftSpec.from_dict({"test": "ks"})] for c in NUMERIC}
+    rules.update({c: [DriftSpec.from_dict({**psi, "kind": "categorical"}),
+                      DriftSpec.from_dict({"test": "chi_square", "kind": "categorical"})] for c in CATEGORICAL})
+    plans = {c: [compile_rule(f"{c}_{s.test}", s) for s in specs] for c, specs in rules.items()}
+
+    def run(profiles=None):
+        out, fitted, samples = {}, {}, 0.0
+        for col, col_plans in plans.items():
+            t0 = time.perf_counter()
+            for table, side in (("fw_drift_current", "cur"), ("fw_drift_reference", "ref")):
+                con.execute(f'CREATE OR REPLACE TEMP TABLE {table} AS SELECT 0 AS window_start, "{col}" AS x '
+                            f"FROM {side}")
+            samples += time.perf_counter() - t0
+            results = {}
+            for plan in col_plans:
+                profile, rows = rule_statistics(con, plan, (profiles or {}).get(plan.name))
+                fitted[plan.name] = profile
+                results[plan.spec.test] = rows[0]
+            out[col] = _stats(results)
+        return out, fitted, samples
+
+    times, cpu, sample_s = [], [], []
+    for _ in range(repeat):
+        c0, t = _cpu(), time.perf_counter()
+        stats, profiles, samples = run()
+        times.append(time.perf_counter() - t)
+        cpu.append(_cpu() - c0)
+        sample_s.append(samples)
+    stored, stored_cpu = [], []
+    for _ in range(repeat):
+        c0, t = _cpu(), time.perf_counter()
+        run(profiles)
+        stored.append(time.perf_counter() - t)
+        stored_cpu.append(_cpu() - c0)
+    return {"load_s": load, "compute_s": min(times), "all_s": times, "cpu_s": min(cpu), "all_cpu_s": cpu,
+            "samples_s": min(sample_s), "stored_profiles_s": min(stored), "stored_profiles_cpu_s": min(stored_cpu),
+            "rss_base_mb": rss0, "stats": stats,
+            "threads": con.execute("SELECT current_setting('threads')").fetchall()[0][0]}
+
+
 def worker_numpy(d: Path, repeat: int, threads: int | None) -> dict:
     import numpy as np
     import pyarrow.parquet as pq
@@ -219,7 +278,7 @@ def _cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-WORKERS = {"engine": worker_engine, "numpy": worker_numpy, "evidently": worker_evidently}
+WORKERS = {"engine": worker_engine, "plan": worker_plan, "numpy": worker_numpy, "evidently": worker_evidently}
 
 
 # ---- driver -------------------------------------------------------------------------------------------------------
@@ -277,6 +336,7 @@ def main() -> None:
               f"{len(CATEGORICAL)} categorical columns, Parquet written in {time.perf_counter() - t:.1f} s")
         print(f"machine: {os.cpu_count()} CPUs; load average at start {_load()}")
         results = {"engine": spawn(sys.executable, "engine", d, args.repeat, args.threads),
+                   "plan": spawn(sys.executable, "plan", d, args.repeat, args.threads),
                    "numpy": spawn(sys.executable, "numpy", d, args.repeat, args.threads)}
         reason = evidently_available(args.evidently_python)
         if reason:
@@ -315,16 +375,23 @@ def report(results: dict) -> None:
                   f"cpu {', '.join(f'{t:.3f}' for t in r['all_cpu_s'])} s")
     print(f"engine with stored reference profiles (the monitor's steady state): {eng['stored_profiles_s']:.3f} s "
           f"wall, {eng['stored_profiles_cpu_s']:.3f} s cpu; DuckDB threads: {eng['threads']}")
+    plan = results.get("plan", {})
+    if "error" not in plan and plan:
+        print(f"plan (the monitor's statements) with stored reference profiles: {plan['stored_profiles_s']:.3f} s "
+              f"wall, {plan['stored_profiles_cpu_s']:.3f} s cpu; of its compute, materialising the samples "
+              f"{plan['samples_s']:.3f} s")
     if "evidently" in results and "error" not in results["evidently"]:
         ev = results["evidently"]
         print(f"evidently {ev['version']} (pandas {ev['pandas']}): Dataset.from_pandas {ev['datasets_s']:.2f} s "
               f"(not in compute)")
 
     num = results["numpy"]
-    if "error" not in num:
-        print("\nstatistics, engine vs numpy/scipy (same definitions): max |difference| over the columns")
+    for name in ("engine", "plan"):
+        if "error" in num or "error" in results.get(name, {"error": 1}):
+            continue
+        print(f"\nstatistics, {name} vs numpy/scipy (same definitions): max |difference| over the columns")
         diffs: dict[str, float] = {}
-        for col, s in eng["stats"].items():
+        for col, s in results[name]["stats"].items():
             for k, v in s.items():
                 diffs[k] = max(diffs.get(k, 0.0), abs(v - num["stats"][col][k]))
         print("  " + ", ".join(f"{k} {v:.1e}" for k, v in diffs.items())

@@ -105,10 +105,17 @@ def test_monitor_and_bridge_run_their_compiled_plans(production_project):  # noq
     assert_plan_is_what_ran(run_dir, data, compiled.stdout)
     current = next(s for s in data["steps"] if s["name"] == "drift.input_length_psi.current")
     assert current["params"] == ["cur_end", "cur_start"]
-    # the drift engine's queries over the two samples belong to the rule's Python step
-    binning = [s for s in data["steps"] if s["step"] == "drift.input_length_psi.statistic" and not s["in_plan"]]
-    assert binning and all("fw_drift_current" in s["sql"] or "fw_drift_reference" in s["sql"]
-                           or "reference_profiles" in s["sql"] or "__flywheel_drift_bins" in s["sql"] for s in binning)
+    # the drift statistics ran as plan statements over the two samples; the rules' Python steps (p-values)
+    # issue no SQL at all
+    for rule in ("input_length_psi", "topic_mix"):
+        ran = {s["name"] for s in data["steps"] if s["in_plan"] and s["name"].startswith(f"drift.{rule}.")}
+        assert {f"drift.{rule}.{role}" for role in ("reference_rows", "stored_profile", "current_bins",
+                                                    "distribution", "statistic")} <= ran, ran
+        statistic = next(s for s in data["steps"] if s["name"] == f"drift.{rule}.statistic")
+        assert statistic["rows"] >= 1 and statistic["status"] == "ok"
+    assert "ref_counts" in next(s for s in data["steps"] if s["name"] == "drift.input_length_psi.statistic")["params"]
+    assert not [s for s in data["steps"] if (s["step"] or "").startswith("drift.")]
+    assert "-- drift.input_length_psi.cut_points:" in compiled.stdout
 
     # ingest: the same files again, so every record is a duplicate: its conditional drop statements run, the
     # rejection ones are skipped (ingest still stages records outside its plan)

@@ -4,6 +4,6 @@
 current / reference relations: fits the missing reference profiles, reads each relation once, returns
 `DriftResult`s and the profiles), `fit_reference` / `fit_references` (reference profiles, plain data),
 `compute_drift` (one feature), `compile_drift_many` / `compile_drift` (pure: the SQL; `compile_drift` is the
-all-SQL plan).
+all-SQL plan). `engine.monitor.rule_plan` compiles one drift rule of `flywheel monitor` into plan statements.
 """
 from engine.monitor import stattests  # noqa: F401  (registers the drift_test kinds)

@@ -32,6 +32,11 @@ How it runs (`compile_drift_many` returns the statements, pure; `compute_drift_m
    (registered in DuckDB): one statement per smoothing epsilon, the same SQL as the single-feature plan.
 4. p-values in Python, per window (`pvalues`).
 
+`flywheel monitor` does not use this batch path: each drift rule there is a set of plan statements (profile, cut
+points, bins and statistic in SQL; p-values the only Python step; engine/monitor/rule_plan.py), so that
+`flywheel compile monitor` prints what runs and another engine can run it. This module stays the library's fast
+path for many features at once, and the tests hold the two equal (tests/monitor/test_drift_rule_plan.py).
+
 `compile_drift` is the all-SQL plan of one feature (one statement per test shape for every window; the merged
 ECDF for KS / Wasserstein): the portable form (Spark) and a second implementation the tests hold equal;
 `compute_drift(..., sql_only=True)` runs it.

@@ -1,8 +1,9 @@
 """Drift rules: a declared test on a feature, reference against every current window, with a threshold.
 
-The statistics come from the drift engine (engine/monitor/drift.py). This module decides which samples are
-compared, keeps the fitted reference profiles in the store (fitted once per reference, not every run) and
-turns statistics into alerts: `threshold` (statistic above it), `p_value` (p below it) or `sigma` (statistic
+The statistics are plan statements (engine/monitor/rule_plan.py), run here through the executor; only the
+p-values are a Python step. This module decides which samples are compared, feeds one statement's output to
+the next as bound parameters (the reference profile: cut points, bin keys and counts), keeps the fitted
+reference profiles in the store (fitted once per reference, not every run) and turns statistics into alerts: `threshold` (statistic above it), `p_value` (p below it) or `sigma` (statistic
 above mean + k * std of the same statistic over the reference period's own windows).
 """
 from __future__ import annotations
@@ -14,11 +15,15 @@ from typing import Any
 
 from sqlglot import exp
 
-from engine.monitor.drift import DriftSpec, ReferenceProfile, compute_drift, fit_reference
+from engine import journal
+from engine.monitor.binning import ReferenceProfile, bin_labels, categorical_profile
+from engine.monitor.drift_plan import CompiledDrift, DriftResult, finish
+from engine.monitor.rule_plan import CURRENT_TABLE, REFERENCE_TABLE, RulePlan, compile_rule
+from engine.monitor.spec import DriftSpec
 from engine.monitor.sources import Periods, feature_relation, golden_relation, in_period, user_expression, TRACE_COLUMNS
 from engine.provenance import canonical_json, content_hash, utc_now
 from engine.executor import execute
-from engine.sql import Statement, literal, parse_expression, render, temp_table
+from engine.sql import Statement, literal, temp_table
 
 RULE_KEYS = ("feature", "threshold", "p_value", "sigma", "severity", "description")
 
@@ -49,8 +54,6 @@ def drift_spec(rule: dict, feature: dict) -> DriftSpec:
 
 # Each rule's samples are materialised once (the drift engine reads them several times) by two plan steps
 # whose period bounds are bound parameters: what `flywheel compile monitor` prints is what runs.
-CURRENT_TABLE, REFERENCE_TABLE = "fw_drift_current", "fw_drift_reference"
-
 
 def sample_statements(name: str, rule: dict, cfg: dict, metrics_hashes: dict) -> list[Statement]:
     """`drift.<name>.current` and (unless the reference is the previous window) `drift.<name>.reference`."""
@@ -74,27 +77,72 @@ def sample_statements(name: str, rule: dict, cfg: dict, metrics_hashes: dict) ->
     return statements
 
 
-def _relations(con, name: str, rule: dict, cfg: dict, periods: Periods, metrics_hashes: dict,
-               golden_version: str | None) -> tuple[exp.Expression, exp.Expression]:
-    """Run the rule's sample statements; the two samples as relations over the materialised tables."""
-    params = {**periods.params(), "golden_version": golden_version}
-    for statement in sample_statements(name, rule, cfg, metrics_hashes):
-        execute(con, statement, params)
-    return (exp.select("*").from_(CURRENT_TABLE), exp.select("*").from_(REFERENCE_TABLE))
+def rule_plan(name: str, rule: dict, cfg: dict) -> RulePlan:
+    """The rule's statistic statements (engine/monitor/rule_plan.py), as compiled from the config."""
+    spec = drift_spec(rule, cfg["features"][rule["feature"]])
+    return compile_rule(name, spec, (cfg.get("reference") or {}).get("kind", "first_days"), "sigma" in rule)
 
 
-def _profile(con, key_source: dict, reference: exp.Expression, spec: DriftSpec, feature_name: str
-             ) -> ReferenceProfile:
+def _one(con, statement: Statement, params: dict | None = None) -> dict:
+    return execute(con, statement, params or {})[0]
+
+
+def _fit(con, plan: RulePlan, params: dict) -> ReferenceProfile:
+    """Fit the reference profile from the plan's statements (sizes, cut points, counts per bin)."""
+    spec, st = plan.spec, plan.statements
+    summary = _one(con, st["reference_summary"], params)
+    n, n_missing = int(summary["n"]), int(summary["n_rows"]) - int(summary["n"])
+    if not n:
+        raise ValueError(f"the reference sample has no non-missing values ({n_missing} rows)")
+    if spec.kind == "categorical":
+        counts = {r["bin_key"]: int(r["c"]) for r in execute(con, st["reference_bins"], params)}
+        return categorical_profile(counts, n_missing)
+    if plan.quantile_cuts:
+        cuts = tuple(float(r["cut"]) for r in execute(con, st["cut_points"], params))
+    else:
+        cuts = tuple(float(e) for e in spec.binning.edges) if spec.binning.method == "fixed" else ()
+    counts = dict.fromkeys(range(len(cuts) + 1), 0)
+    counts.update({int(r["bin_key"]): int(r["c"]) for r in execute(con, st["reference_bins"], {**params,
+                                                                                             "cuts": list(cuts)})})
+    return ReferenceProfile("numeric", n, n_missing, tuple(counts), bin_labels(cuts), tuple(counts.values()),
+                            spec.binning, cuts, summary["mean"], summary["std"], int(summary["n_distinct"]))
+
+
+def _profile(con, plan: RulePlan, key_source: dict, feature_name: str) -> ReferenceProfile:
     """The stored profile for this exact reference (feature, definition, period and row count), else fit it."""
-    n_rows = con.execute(exp.select("count(*)").from_(reference.subquery("r")).sql("duckdb")).fetchall()[0][0]
+    st, spec = plan.statements, plan.spec
+    n_rows = _one(con, st["reference_rows"])["n_rows"]
     key = content_hash({**key_source, "n_rows": n_rows, "kind": spec.kind, "binning": spec.binning.to_dict()}, 24)
-    row = con.execute("SELECT profile FROM reference_profiles WHERE profile_key = ?", [key]).fetchall()
+    row = execute(con, st["stored_profile"], {"profile_key": key})
     if row:
-        return ReferenceProfile.from_dict(json.loads(row[0][0]))
-    profile = fit_reference(con, reference, spec.kind, spec.binning, value="x")
-    con.execute("INSERT INTO reference_profiles VALUES (?, ?, ?, ?)",
-                [key, feature_name, canonical_json(profile.to_dict()), utc_now()])
+        return ReferenceProfile.from_dict(json.loads(row[0]["profile"]))
+    profile = _fit(con, plan, {})
+    execute(con, st["store_profile"], {"profile_key": key, "feature": feature_name,
+                                       "profile": canonical_json(profile.to_dict()), "created_at": utc_now()})
     return profile
+
+
+def profile_params(profile: ReferenceProfile) -> dict:
+    """The reference profile as the bound parameters of the bins and statistic statements."""
+    return {"cuts": [float(c) for c in profile.cuts], "ref_keys": list(profile.keys),
+            "ref_labels": list(profile.labels), "ref_counts": [int(c) for c in profile.counts]}
+
+
+def _statistic(con, plan: RulePlan, profile: ReferenceProfile, params: dict, bins: str, statistic: str
+               ) -> list[DriftResult]:
+    """Bin the sample (`bins` statement), run the `statistic` statement, then the p-value step on its rows."""
+    params = {**params, **profile_params(profile)}
+    if bins in plan.statements:
+        execute(con, plan.statements[bins], params)
+    if f"{statistic}_counted" in plan.statements and profile.n_distinct is not None \
+            and profile.n_distinct * 10 <= profile.n:
+        statistic += "_counted"
+    rows = execute(con, plan.statements[statistic], params)
+    test = (statistic, *plan.test[1:])
+    if plan.p_value is None:
+        return finish(CompiledDrift({}, (test,)), {statistic: rows}, profile.n)
+    with journal.step(plan.p_value.name):
+        return finish(CompiledDrift({}, (test,)), {statistic: rows}, profile.n)
 
 
 def evaluate_rule(con, name: str, rule: dict, cfg: dict, periods: Periods, metrics_hashes: dict,
@@ -109,21 +157,23 @@ def evaluate_rule(con, name: str, rule: dict, cfg: dict, periods: Periods, metri
         result.status, result.message = "error", "no traces in scope: nothing to monitor"
         return result
     ref_kind = (cfg.get("reference") or {}).get("kind", "first_days")
-    current, reference = _relations(con, name, rule, cfg, periods, metrics_hashes, golden_version)
+    for statement in sample_statements(name, rule, cfg, metrics_hashes):
+        execute(con, statement, {**periods.params(), "golden_version": golden_version})
+    plan = rule_plan(name, rule, cfg)
     try:
         if ref_kind == "previous":
-            rows = _previous_windows(con, spec, current)
+            rows = _previous_windows(con, plan)
         else:
             key = {"feature": feature, "reference": cfg.get("reference"), "periods": periods.to_json(),
                    "golden": golden_version, "model": cfg.get("model")}
-            profile = _profile(con, key, reference, spec, rule["feature"])
+            profile = _profile(con, plan, key, rule["feature"])
             result.reference = {"n": profile.n, "n_missing": profile.n_missing, "labels": list(profile.labels),
                                 "proportions": list(profile.proportions)}
-            result.current = current_distribution(con, current, profile)
-            rows = compute_drift(con, [spec], current, profile=profile, reference=reference, value="x",
-                                 window="window_start")
+            rows = _statistic(con, plan, profile, {}, "current_bins", "statistic")
+            result.current = current_distribution(execute(con, plan.statements["distribution"], {}), profile)
             if kind == "sigma":
-                declared["bound"] = _sigma_bound(con, spec, profile, reference, float(rule["sigma"]))
+                declared["bound"] = _sigma_bound(_statistic(con, plan, profile, {}, "reference_window_bins",
+                                                            "reference_windows"), float(rule["sigma"]))
     except ValueError as e:  # an empty reference, a constant feature for wasserstein, ...
         result.status, result.message = "error", f"cannot compute: {e}"
         return result
@@ -154,21 +204,10 @@ def evaluate_rule(con, name: str, rule: dict, cfg: dict, periods: Periods, metri
     return result
 
 
-def current_distribution(con, current: exp.Expression, profile: ReferenceProfile) -> dict:
-    """The current period's values in the reference's bins (numeric: np.digitize over the cut points;
-    categorical: the reference's categories, then any new ones), for reports."""
-    x = exp.column("x")
-    if profile.kind == "numeric":
-        key = parse_expression("len(list_filter(__cuts__, lambda c: CAST(__x__ AS DOUBLE) >= c))",
-                               cuts=literal([float(c) for c in profile.cuts]), x=x)
-        keep = exp.and_(x.copy().is_(exp.null()).not_(),
-                        exp.Not(this=exp.func("isnan", exp.cast(x.copy(), "DOUBLE"))))
-    else:
-        key = exp.cast(x, "VARCHAR")
-        keep = x.copy().is_(exp.null()).not_()
-    rows = con.execute(render(exp.select(exp.alias_(key, "k"), "count(*)").from_(current.subquery("c"))
-                              .where(keep).group_by("k"))).fetchall()
-    counts = {k: n for k, n in rows}
+def current_distribution(rows: list[dict], profile: ReferenceProfile) -> dict:
+    """The current period's counts per bin key (the `distribution` statement) in the reference's bins, then any
+    new categories, for reports."""
+    counts = {(int(r["bin_key"]) if profile.kind == "numeric" else r["bin_key"]): int(r["c"]) for r in rows}
     keys = list(profile.keys) + sorted(k for k in counts if k not in set(profile.keys))
     labels = list(profile.labels) + [str(k) for k in keys[len(profile.keys):]]
     total = sum(counts.values())
@@ -176,28 +215,22 @@ def current_distribution(con, current: exp.Expression, profile: ReferenceProfile
             "proportions": [counts.get(k, 0) / total if total else 0.0 for k in keys]}
 
 
-def _sigma_bound(con, spec: DriftSpec, profile: ReferenceProfile, reference: exp.Expression, k: float
-                 ) -> float | None:
-    per_window = compute_drift(con, [spec], reference, profile=profile, reference=reference, value="x",
-                               window="window_start")
+def _sigma_bound(per_window: list[DriftResult], k: float) -> float | None:
     values = [r.statistic for r in per_window if r.statistic is not None]
     if len(values) < 2:
         return None
     return statistics.fmean(values) + k * statistics.stdev(values)
 
 
-def _previous_windows(con, spec: DriftSpec, current: exp.Expression) -> list:
-    """Each window against the window before it (reference kind `previous`)."""
-    windows = [w for (w,) in con.execute(exp.select("DISTINCT window_start").from_(current.subquery("c"))
-                                         .order_by("window_start").sql("duckdb")).fetchall()]
+def _previous_windows(con, plan: RulePlan) -> list[DriftResult]:
+    """Each window against the window before it (reference kind `previous`): the profile is fitted per pair."""
+    windows = [r["w"] for r in execute(con, plan.statements["windows"], {})]
     results = []
     for before, now in zip(windows, windows[1:]):
-        def only(w):
-            return current.copy().where(exp.column("window_start").eq(exp.cast(literal(w.isoformat()), "TIMESTAMPTZ")))
-        ref = only(before)
-        profile = fit_reference(con, ref, spec.kind, spec.binning, value="x")
-        results += compute_drift(con, [spec], only(now), profile=profile, reference=ref, value="x",
-                                 window="window_start")
+        params = {"window": now, "previous_window": before}
+        for r in _statistic(con, plan, _fit(con, plan, params), params, "current_bins", "statistic"):
+            r.window = now
+            results.append(r)
     return results
 
 
@@ -208,3 +241,11 @@ def _iso(value: Any) -> str:
 def _small(details: dict) -> dict:
     """Keep what a report needs from the engine's details (bins can be long for categorical features)."""
     return {k: v for k, v in details.items() if k not in ("bins",) or isinstance(v, (int, float))}
+
+
+def rule_statistics(con, plan: RulePlan, profile: ReferenceProfile | None = None
+                    ) -> tuple[ReferenceProfile, list[DriftResult]]:
+    """The rule's statistic over the materialised samples as they are (fitting the profile unless given): what
+    `evaluate_rule` runs, without the store or the thresholds (the tests hold it to scipy)."""
+    profile = profile or _fit(con, plan, {})
+    return profile, _statistic(con, plan, profile, {}, "current_bins", "statistic")

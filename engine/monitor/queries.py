@@ -100,19 +100,26 @@ def binned_query(current: exp.Expression, kind: str, keys: tuple, labels: tuple[
                      exp.alias_(exp.func("unnest", literal(list(counts))), "r"))
     observed = (exp.select("w", exp.alias_(key, "bin_key"), "count(*) AS o").from_("src")
                 .where("v IS NOT NULL").group_by("w", "bin_key"))
+    return _bin_grid(columns, epsilon, exp.Literal.number(n_ref),
+                     [("src", source(current, kind, value, window)), ("windows", windows_query(window)),
+                      ("observed", observed), ("ref", ref)])
+
+
+def _bin_grid(columns: dict[str, exp.Expression], epsilon: float, m: exp.Expression,
+              ctes: list[tuple[str, exp.Expression]]) -> exp.Expression:
+    """The bin table's aggregate per window, over the caller's CTEs `ctes`, which define `windows` (w, n_rows, n),
+    `observed` (w, bin_key, o) and `ref` (bin_key, label, r): every bin of either side in every window, zeros
+    included, smoothed (m: the reference size)."""
     smoothed = parse_expression(
         "SELECT g.*, __m__ AS m, (g.r / __m__ + __eps__) / (1 + g.k * __eps__) AS p, "
         "(g.o / NULLIF(g.n, 0) + __eps__) / (1 + g.k * __eps__) AS q, "
-        "g.r / __m__ AS p_raw, g.o / NULLIF(g.n, 0) AS q_raw FROM grid AS g",
-        m=exp.Literal.number(n_ref), eps=double(epsilon))
-    final = parse("SELECT w, any_value(n) AS n, any_value(n_rows - n) AS n_missing, count(*) AS bins FROM dist "
-                  "GROUP BY w ORDER BY w NULLS FIRST")
+        "g.r / __m__ AS p_raw, g.o / NULLIF(g.n, 0) AS q_raw FROM grid AS g", m=m, eps=double(epsilon))
+    final = parse("SELECT w, any_value(n) AS n, any_value(n_rows - n) AS n_missing, any_value(m) AS m, "
+                  "count(*) AS bins FROM dist GROUP BY w ORDER BY w NULLS FIRST")
     final = final.select(*[exp.alias_(e, name) for name, e in columns.items()])
+    for name, cte in ctes:
+        final = final.with_(name, cte)
     return (final
-            .with_("src", source(current, kind, value, window))
-            .with_("windows", windows_query(window))
-            .with_("observed", observed)
-            .with_("ref", ref)
             .with_("bin_keys", parse("SELECT w.w, r.bin_key FROM windows AS w CROSS JOIN ref AS r "
                                      "UNION SELECT o.w, o.bin_key FROM observed AS o"))
             .with_("grid", parse(
@@ -123,6 +130,24 @@ def binned_query(current: exp.Expression, kind: str, keys: tuple, labels: tuple[
                 "LEFT JOIN observed AS o ON k.w IS NOT DISTINCT FROM o.w AND k.bin_key = o.bin_key "
                 "LEFT JOIN ref AS r ON k.bin_key = r.bin_key"))
             .with_("dist", smoothed))
+
+
+def bin_table_query(bins_table: str, epsilon: float, columns: dict[str, exp.Expression],
+                    window: str | None) -> exp.Expression:
+    """`binned_query` over a table of counts per (w, bin_key) (bin_key NULL: missing values), with the reference
+    bins as the parameters $ref_keys, $ref_labels, $ref_counts (aligned lists): the monitor plan's binned
+    statistic. Without a window column there is exactly one window (0), even for an empty sample."""
+    windows = ("SELECT 0 AS w, coalesce(sum(o), 0) AS n_rows, coalesce(sum(o) FILTER (WHERE bin_key IS NOT NULL), 0) "
+               "AS n FROM __bins__")
+    if window:
+        windows = ("SELECT w, sum(o) AS n_rows, coalesce(sum(o) FILTER (WHERE bin_key IS NOT NULL), 0) AS n "
+                   "FROM __bins__ GROUP BY w")
+    bins = exp.to_table(bins_table)
+    ref = parse("SELECT $ref_keys[t.i] AS bin_key, $ref_labels[t.i] AS label, $ref_counts[t.i] AS r "
+                "FROM range(1, array_length($ref_counts) + 1) AS t(i)")
+    observed = parse_expression("SELECT w, bin_key, o FROM __bins__ WHERE bin_key IS NOT NULL", bins=bins)
+    return _bin_grid(columns, epsilon, parse("(SELECT sum(r) FROM ref)"),
+                     [("windows", parse_expression(windows, bins=bins)), ("observed", observed), ("ref", ref)])
 
 
 def ecdf_query(current: exp.Expression, reference: exp.Expression, columns: dict[str, exp.Expression],

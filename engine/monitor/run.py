@@ -28,9 +28,9 @@ def online_hashes(cfg: dict) -> dict[str, str]:
 
 
 def compile_plan(cfg: dict) -> Plan:
-    """What `flywheel compile monitor` prints. Drift comparisons depend on the reference bins fitted from the
-    data, so the drift part shows the feature relations each rule compares (see engine/monitor/drift.py)."""
-    from engine.monitor.drift_rules import sample_statements
+    """What `flywheel compile monitor` prints: every statement it runs, drift statistics included (each rule's
+    samples, reference profile, bins and statistic; engine/monitor/rule_plan.py), with parameters as parameters."""
+    from engine.monitor.drift_rules import rule_plan, sample_statements
 
     monitor, metrics = cfg["monitor"], cfg.get("metrics") or {}
     statements: list[Statement] = [periods_statement(monitor)]
@@ -43,7 +43,7 @@ def compile_plan(cfg: dict) -> Plan:
         statements.append(GOLDEN_VERSION)
     for name, rule in (monitor.get("drift") or {}).items():
         statements += sample_statements(name, rule, monitor, online_hashes(cfg))
-        statements.append(drift_step(name, rule))
+        statements += rule_plan(name, rule, monitor).steps()
     kpis = monitor.get("kpis") or {}
     statements += list(kpi_mod.source_statements(kpis, monitor).values())
     for name, kpi in kpis.items():
@@ -67,12 +67,6 @@ RUN_ROW = Statement("monitor:run", parse("INSERT INTO monitor_runs VALUES ($run_
                      "result"), "the run and its whole result")
 POLICY_ROW = Statement("monitor:policy", parse("INSERT INTO monitor_policies VALUES ($run_id, $policy)"),
                        ("run_id", "policy"), "the policy the run used (what `whatif monitor` replays)")
-
-
-def drift_step(name: str, rule: dict) -> PythonStep:
-    return PythonStep(f"drift.{name}.statistic", f"{rule.get('test', 'psi')} of the current sample against the "
-                      "reference per window: the reference profile (fitted once, then read from the store), binning "
-                      "in SQL over the two samples, statistics in numpy (engine/monitor/drift.py)")
 
 
 GOLDEN_VERSION = Statement("reference.golden_version", parse(
@@ -112,8 +106,7 @@ def run_monitor(store: Store, cfg: dict, project_dir) -> MonitorOutcome:
     with store.transaction():
         drift = []
         for name, rule in (monitor.get("drift") or {}).items():
-            with journal.step(drift_step(name, rule).name):
-                drift.append(evaluate_rule(con, name, rule, cfg["monitor"], periods, hashes, golden_version).to_json())
+            drift.append(evaluate_rule(con, name, rule, cfg["monitor"], periods, hashes, golden_version).to_json())
 
     # 3. KPIs, each with the rows of its sources and the join coverage of its feedback
     min_share = min_join_share(monitor)

@@ -10,8 +10,8 @@ Conventions for zero proportions (only reachable with epsilon = 0): 0 * log 0 = 
 p > 0 is +infinity, as in scipy.stats.entropy.
 
 Whole-sample tests (ks, wasserstein) also carry a numpy `kernel` over two sorted `Sample`s; `compute_drift` uses
-it, and the SQL aggregate stays the portable plan (`compile_drift`, e.g. for Spark). Why numpy here (DESIGN
-principle 8: Python only where SQL is slow, and then vectorised): an exact KS or Wasserstein needs both samples
+it, and the SQL aggregate is the portable plan (`compile_drift`, and the monitor's `rule_plan`). Why numpy here
+(DESIGN principle 8: Python only where SQL is slow, and then vectorised): an exact KS or Wasserstein needs both samples
 sorted. DuckDB's merged-ECDF window query sorts the union (~0.5 s of CPU per 1M + 1M continuous values), while
 the samples cross to numpy zero-copy through Arrow (~4 ms per 1M doubles) and numpy sorts them with its
 SIMD sort (~8 ms per 1M). The KS kernel then evaluates |F_ref - F_cur| exactly where it can exceed the best

@@ -14,7 +14,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
-from scipy import special, stats
+from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 from engine import registry
@@ -323,26 +323,6 @@ def test_constant_reference_has_no_normalised_wasserstein(con):
 
 
 # ---- p-values directly -----------------------------------------------------------------------------------------
-def test_kolmogorov_distribution_matches_scipy_kstwo():
-    worst = 0.0
-    for n in (1, 2, 5, 20, 140, 141, 1000, 20000, 100001, 2_000_000):
-        xs = np.concatenate([np.linspace(1e-4, 0.999, 40), [0.5 / n, 1 / n, 1.5 / n, 1 - 1 / n, 0.5]])
-        for x in xs:
-            worst = max(worst, abs(pvalues.kolmogorov_sf(n, float(x)) - float(stats.kstwo.sf(x, n))))
-    assert worst < TOL
-    for n in (2, 10, 1000, 100000):
-        for x in np.linspace(0.01, 0.99, 30):
-            assert abs(pvalues.smirnov_sf(n, float(x)) - special.smirnov(n, float(x))) < TOL
-
-
-def test_chi2_survival_matches_scipy():
-    for dof in (1, 2, 3, 9, 50, 999):
-        for x in np.concatenate([np.linspace(0, 4 * dof, 30), [1e-6, 3000.0]]):
-            want = float(stats.chi2.sf(x, dof))
-            got = pvalues.chi2_sf(float(x), dof)
-            assert abs(got - want) < 1e-12 and (want < 1e-300 or abs(got - want) / want < 1e-9), (dof, x)
-
-
 @pytest.mark.parametrize("n1,n2", [(1, 1), (3, 5), (40, 40), (123, 77), (2000, 2000), (10000, 400),
                                    (10001, 30), (30000, 20000)])
 def test_ks_pvalue_methods_match_scipy(n1, n2):
