@@ -61,6 +61,10 @@ def _cross_check(cfg: dict, monitor: dict, add) -> None:
             drift_spec(rule, features[rule["feature"]])
         except ValueError as e:
             add(where, str(e))
+        if (monitor.get("reference") or {}).get("kind") == "golden" and "score" in features[rule["feature"]]:
+            add(f"{where}.feature", f"feature '{rule['feature']}' is a live score: the golden set has no live "
+                                    f"scores to compare with (monitor.reference.kind is golden); drift a feature "
+                                    f"with an `expr`, or use reference.kind first_days or previous")
         if "p_value" in rule and rule["test"] not in ("ks", "chi_square"):
             add(f"{where}.p_value", f"test '{rule['test']}' has no p-value; use threshold or sigma")
     for name, kpi in (monitor.get("kpis") or {}).items():
