@@ -2,7 +2,8 @@
 
 Rule kinds, KPIs, drift rules and parity checks compute a value; whether it passes is a comparison with the
 bound the config declares, made here with one operator table, and intervals on proportions use one Wilson
-interval. (scipy computes the same interval; it stays a test-only oracle so the runtime does not carry it.)
+interval. (scipy computes the same interval for whole counts and is the oracle in the tests; this one also takes
+the fractional counts of a weighted rate, which scipy's binomtest does not.)
 """
 from __future__ import annotations
 
