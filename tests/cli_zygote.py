@@ -5,12 +5,17 @@ jsonschema, rich) each time.
 The test process starts this script once (tests/conftest.py::run_cli). It imports those libraries, then serves
 requests on stdin, one JSON line each: {"args", "cwd", "env", "stdout", "stderr"}. For each it forks a child
 that becomes `python -m engine ARGS` (cwd, environment, sys.argv, sys.path[0] and file descriptors 0/1/2 as a
-subprocess would have them; `engine` itself is imported fresh in the child, so every call runs the code on
-disk) and answers two lines: {"pid": ...} at once (so the caller can kill it on a timeout) and {"code": ...}
-when it has exited (negative: killed by that signal, as subprocess reports it).
+subprocess would have them) and answers two lines: {"pid": ...} at once (so the caller can kill it on a timeout) and {"code": ...}
+when it has exited (negative: killed by that signal, as subprocess reports it), with the child's CPU
+seconds {"cpu": ...} (what `FLYWHEEL_TEST_CLI_LOG` records, tests/conftest.py).
 
 The zygote never opens a database or starts a thread pool, so a child starts from a clean state: nothing of
 DuckDB's instance cache or Arrow's threads is inherited.
+
+The engine's own modules are imported here too (`preload_engine`: ~0.1 s of every call), all but those that
+import polars (its thread pool). They run nothing when imported but build the two rich consoles of
+engine/console.py, which read the environment (the width, colour) and the streams; the child builds those again
+from its own environment and rebinds every module's reference to them (`fresh_consoles`).
 """
 from __future__ import annotations
 
@@ -18,8 +23,7 @@ import json
 import os
 import sys
 
-# Imported once here, inherited by every child. Only third-party modules: engine modules read the
-# environment (e.g. the console width) when imported, so the child imports them itself.
+# Imported once here, inherited by every child (the engine's own modules too: preload_engine).
 import duckdb  # noqa: F401
 import hydra  # noqa: F401
 import hydra.utils  # noqa: F401
@@ -45,6 +49,71 @@ import yaml  # noqa: F401
 
 REPLIES = sys.stdout.fileno()
 
+# Engine modules not imported ahead, nor what imports them when it is imported: polars (its thread pool, which a
+# forked child would inherit without its threads), and __main__ (it runs the CLI).
+NOT_PRELOADED = ("polars", "engine.__main__", "engine.demo_models", "engine._launcher")
+
+
+def _imported_when_loaded(source: str) -> set[str]:
+    """Modules a module's source imports when it is imported (its top-level statements, not its functions)."""
+    import ast
+
+    names: set[str] = set()
+    pending = list(ast.parse(source).body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            continue
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+        pending.extend(ast.iter_child_nodes(node))
+    return names
+
+
+def preload_engine() -> None:
+    """Import every engine module but those that would import NOT_PRELOADED, so that a child does not."""
+    import importlib
+    import pkgutil
+
+    import engine
+
+    imports = {info.name: _imported_when_loaded(open(info.module_finder.find_spec(info.name).origin,
+                                                     encoding="utf-8").read())
+               for info in pkgutil.walk_packages(engine.__path__, "engine.")}
+
+    def excluded(name: str) -> bool:
+        return any(name == x or name.startswith(x + ".") for x in NOT_PRELOADED)
+
+    skipped = {name for name in imports if excluded(name)}
+    while True:  # what imports a skipped module is skipped too
+        more = {name for name, used in imports.items() if name not in skipped
+                and any(excluded(u) or u in skipped for u in used)}
+        if not more:
+            break
+        skipped |= more
+    for name in sorted(set(imports) - skipped):
+        importlib.import_module(name)
+    assert "polars" not in sys.modules, "a preloaded engine module imported polars (tests/cli_zygote.py)"
+
+
+def fresh_consoles() -> None:
+    """In the child: engine/console.py's consoles built again from this process's environment and streams, and
+    every engine module's reference to the zygote's ones pointed at them."""
+    import importlib
+
+    module = sys.modules.get("engine.console")
+    if module is None:
+        return
+    old = {id(module.console): "console", id(module.err_console): "err_console"}
+    importlib.reload(module)
+    for name, mod in list(sys.modules.items()):
+        if name.startswith("engine.") and mod is not module:
+            for attr, value in list(vars(mod).items()):
+                if id(value) in old:
+                    setattr(mod, attr, getattr(module, old[id(value)]))
+
 
 def reply(message: dict) -> None:
     os.write(REPLIES, (json.dumps(message) + "\n").encode())  # unbuffered: a child inherits no pending bytes
@@ -67,6 +136,7 @@ def become_cli(request: dict) -> None:
     sys.stdout = open(1, "w", encoding="utf-8", closefd=False)
     sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False)
     sys.path[0] = os.getcwd()  # as `python -m` sets it
+    fresh_consoles()
     main = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "engine", "__main__.py")
     sys.argv = [main, *request["args"]]
     runpy.run_module("engine", run_name="__main__", alter_sys=True)  # exits through SystemExit
@@ -87,6 +157,7 @@ def keep_bytecode() -> str | None:
 
 def serve() -> None:
     cache, zygote = keep_bytecode(), os.getpid()
+    preload_engine()
     try:
         answer_requests()
     finally:
@@ -104,8 +175,8 @@ def answer_requests() -> None:
             become_cli(request)
             sys.exit(0)  # `python -m engine` that returned without exiting
         reply({"pid": pid})
-        _, status = os.waitpid(pid, 0)
-        reply({"code": os.waitstatus_to_exitcode(status)})
+        _, status, usage = os.wait4(pid, 0)
+        reply({"code": os.waitstatus_to_exitcode(status), "cpu": round(usage.ru_utime + usage.ru_stime, 3)})
 
 
 if __name__ == "__main__":

@@ -146,6 +146,7 @@ class _Zygote:
                 self._reply(None)
                 raise subprocess.TimeoutExpired(["flywheel", *argv], timeout)
             code = done["code"]
+            _log_call(argv, cwd, done.get("cpu"))
             return code, out.read_text(encoding="utf-8"), err.read_text(encoding="utf-8", errors="backslashreplace")
 
 
@@ -158,6 +159,16 @@ class _Zygote:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def _log_call(argv: list[str], cwd: Path, cpu: float | None) -> None:
+    """With FLYWHEEL_TEST_CLI_LOG=FILE, append one JSON line per CLI call: the test, its arguments and the CPU
+    seconds the call took (a forked child's CPU is otherwise counted only when the zygote exits, under no test)."""
+    log = os.environ.get("FLYWHEEL_TEST_CLI_LOG")
+    if log:
+        with open(log, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"test": os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0], "args": argv,
+                                "cwd": str(cwd), "cpu": cpu}) + "\n")
 
 
 _ZYGOTE = _Zygote()
