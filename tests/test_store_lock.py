@@ -12,13 +12,28 @@ from typing import Iterator
 import duckdb
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import copy_fixture_project, run_cli
+from tests.session_cache import copy_of
+
+
+@pytest.fixture(scope="module")
+def evaluated_template(tmp_path_factory) -> Path:
+    """The fixture project after one `flywheel evaluate` (its store exists), made once for the module."""
+    project = copy_fixture_project(tmp_path_factory.mktemp("evaluated") / "project")
+    assert run_cli("evaluate", cwd=project).code == 0
+    return project
+
+
+@pytest.fixture
+def project(evaluated_template, tmp_path) -> Path:
+    """A private copy of the evaluated fixture project: each test holds and writes its own store."""
+    return copy_of(evaluated_template, tmp_path / "project")
 
 
 @contextmanager
 def held_store(project: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Create the store, then hold its write lock in this process until the block ends."""
-    assert run_cli("evaluate", cwd=project).code == 0
+    """Hold the store's write lock in this process until the block ends."""
+    assert (project / ".flywheel" / "flywheel.duckdb").is_file()
     con = duckdb.connect(str(project / ".flywheel" / "flywheel.duckdb"))
     try:
         yield con
