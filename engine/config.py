@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine import yaml_fast
 from engine.errors import UserError
 from engine.paths import bundled_conf_dir
 
@@ -89,12 +90,10 @@ class Composed:
     def known_dataset_names(self) -> list[str]:
         """Every dataset name defined along the search path, selected or not: a scope naming one of them is
         legitimate (it just matches nothing when that dataset is not selected); anything else is a typo."""
-        import yaml
-
         names = set(self.config.get("dataset") or {})
         for root in self.project.search_path():
             for path in sorted((root / "dataset").glob("*.yaml")):
-                content = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+                content = yaml_fast.safe_load(path.read_text(encoding="utf-8")) or {}
                 names.update(k for k in content if k != "defaults") if isinstance(content, dict) else None
         return sorted(names)
 
@@ -134,7 +133,7 @@ def compose(project: Project, overrides: list[str]) -> Composed:
     full_overrides = hydra_overrides(project, overrides)
     try:
         with initialize_config_dir(config_dir=str(LAUNCHER_DIR), version_base="1.3"), \
-                _capturing_defaults_list() as captured:
+                _capturing_defaults_list() as captured, yaml_fast.omegaconf_parsing():
             cfg = hydra_compose(ENTRY_CONFIG, overrides=full_overrides)
             # Which files were loaded into which package, for error messages (Hydra keeps no per-key origin):
             # the defaults list Hydra composed with, else computed again (a second pass over every file)
@@ -267,8 +266,6 @@ def key_origins(composed: Composed) -> dict[str, str]:
     """dotted key path -> the config file (or command-line override) that set it last, for every key of every
     loaded file. Files are read in Hydra's merge order (`loaded`), so a later file overriding a key wins; a list
     is one value (Hydra replaces lists whole)."""
-    import yaml
-
     origins: dict[str, str] = {}
 
     def record(prefix: str, node: dict, shown: str) -> None:
@@ -282,7 +279,7 @@ def key_origins(composed: Composed) -> dict[str, str]:
         path = find_config_file(composed.project, config_path)
         if path is None:
             continue
-        content = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        content = yaml_fast.safe_load(path.read_text(encoding="utf-8")) or {}
         if isinstance(content, dict):
             record(package, {k: v for k, v in content.items() if k != "defaults"}, _display(path, composed.project))
     for ov in rewrite_overrides(list(composed.overrides)):

@@ -106,12 +106,12 @@ def _check_metrics(cfg: dict, datasets: list[str], add: Callable[[str, str], Non
 
 def _check_duplicate_names(composed: Composed, add: Callable[[str, str], None]) -> None:
     """Hydra merges same-named keys from two selected files silently; a duplicate name is a mistake."""
-    import yaml
+    from engine import yaml_fast
 
     for group in ("dataset", "metrics"):
         first_seen: dict[str, str] = {}
         for option, path in composed.files_of_group(group):
-            content = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            content = yaml_fast.safe_load(path.read_text(encoding="utf-8")) or {}
             for key in content if isinstance(content, dict) else []:
                 if key == "defaults":
                     continue
