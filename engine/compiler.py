@@ -76,10 +76,12 @@ def tag_scope(spec: dict) -> exp.Expression | None:
     return exp.and_(*conditions) if conditions else None
 
 
-def scope_condition(name: str, spec: dict) -> exp.Expression | None:
-    """Which rows of a scoring_input-shaped relation a metric applies to: its tag scope and its kind's `where`.
+def scope_condition(name: str, spec: dict, m: MetricSQL | None = None) -> exp.Expression | None:
+    """Which rows of a scoring_input-shaped relation a metric applies to: its tag scope and its kind's `where`
+    (from `m`, the metric's SQL when the caller has it already: building it again can cost more than the rest).
     Other rows get no score row at all (neither passed nor failed, not counted in n)."""
-    conditions = [c for c in (tag_scope(spec), metric_sql(name, spec).where) if c is not None]
+    where = (m if m is not None else metric_sql(name, spec)).where
+    conditions = [c for c in (tag_scope(spec), where) if c is not None]  # exp.and_ copies them
     return exp.and_(*conditions) if conditions else None
 
 
@@ -106,41 +108,46 @@ def default_aggregate(spec: dict) -> str:
 
 def scored_select(name: str, spec: dict, source: exp.Select) -> exp.Select:
     """A metric applied to any relation shaped like scoring_input (a run's cases, or production traces):
-    its rows with `value`, `passed` and `detail` computed. An errored row fails unless the kind scores errors."""
+    its rows with `value`, `passed` and `detail` computed. An errored row fails unless the kind scores errors.
+
+    The metric's expressions and `source` are copied once here; the builders below then take them as they are
+    (copy=False): a metric's value can be a large tree (SQuAD's), and each builder would copy it again."""
     m = metric_sql(name, spec)
     if m.passed is not None:
-        passed = m.passed
+        passed = m.passed.copy()
     elif "threshold" in spec:
         passed = exp.GTE(this=exp.column("value"), expression=literal(float(spec["threshold"])))
     else:
         passed = exp.EQ(this=exp.column("value"), expression=literal(1.0))
-    detail = m.detail if m.detail is not None else exp.Null()
-    valued = exp.select(exp.Star(), exp.alias_(m.value, "value"), exp.alias_(detail, "metric_detail")).from_(
-        source.subquery("scoring_input"))
-    condition = scope_condition(name, spec)
+    detail = m.detail.copy() if m.detail is not None else exp.Null()
+    valued = exp.select(exp.Star(), exp.alias_(m.value.copy(), "value", copy=False),
+                        exp.alias_(detail, "metric_detail", copy=False), copy=False).from_(
+        source.copy().subquery("scoring_input", copy=False), copy=False)
+    condition = scope_condition(name, spec, m)
     if condition is not None:
-        valued = valued.where(condition)
+        valued = valued.where(condition, copy=False)
     not_errored = exp.column("error").is_(exp.null())
     errored = exp.Not(this=not_errored.copy())
     if m.applies_to_errors:
-        final_passed = exp.func("coalesce", passed, literal(False))
+        final_passed = exp.func("coalesce", passed, literal(False), copy=False)
         final_detail = exp.column("metric_detail")
     else:
-        final_passed = exp.and_(not_errored, exp.func("coalesce", passed, literal(False)))
-        final_detail = exp.Case().when(errored, exp.DPipe(this=literal("errored: "), expression=exp.column("error"))
-                                       ).else_(exp.column("metric_detail"))
+        final_passed = exp.and_(not_errored, exp.func("coalesce", passed, literal(False), copy=False), copy=False)
+        final_detail = exp.Case().when(errored, exp.DPipe(this=literal("errored: "), expression=exp.column("error")),
+                                       copy=False).else_(exp.column("metric_detail"), copy=False)
     return exp.select(
         exp.column("dataset"), exp.column("dataset_version"), exp.column("case_id"), exp.column("repeat"),
-        exp.column("value"), exp.alias_(final_passed, "passed"), exp.alias_(final_detail, "detail"),
-    ).from_(valued.subquery("valued"))
+        exp.column("value"), exp.alias_(final_passed, "passed", copy=False),
+        exp.alias_(final_detail, "detail", copy=False), copy=False,
+    ).from_(valued.subquery("valued", copy=False), copy=False)
 
 
 def _score_statement(name: str, spec: dict) -> Statement:
-    rows = scored_select(name, spec, scoring_source(spec)).subquery("scored")
+    rows = scored_select(name, spec, scoring_source(spec)).subquery("scored", copy=False)
     select = exp.select(param("run_id"), "dataset", "dataset_version", "case_id", "repeat", literal(name), "value",
-                        "passed", "detail").from_(rows)
+                        "passed", "detail", copy=False).from_(rows, copy=False)
     insert = exp.insert(select, "scores", columns=["run_id", "dataset", "dataset_version", "case_id", "repeat",
-                                                    "metric", "value", "passed", "detail"])
+                                                    "metric", "value", "passed", "detail"], copy=False)
     return Statement(f"score:{name}", insert, ("run_id",), registry.get("metric", spec["kind"]).description)
 
 
