@@ -68,7 +68,9 @@ class Store:
 
     def schema_version(self) -> int:
         exists = self.con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'").fetchall()[0][0]
+            # duckdb_tables(), not information_schema.tables: ~1 ms instead of ~8 on every store open
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'schema_migrations' "
+            "AND database_name = current_database()").fetchall()[0][0]
         if not exists:
             return 0
         return self.con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchall()[0][0]

@@ -61,8 +61,9 @@ def _iso(value) -> str:
 MONITOR_RUNS = statement("monitor_runs", "SELECT run_id, started_at, config_hash, result FROM monitor_runs "
                          "ORDER BY started_at, run_id", "every stored monitor run, oldest first")
 # the store is opened read-only (no migrations): a store older than monitor_policies does not have the table
-HAS_POLICIES = statement("policies:exists", "SELECT count(*) AS n FROM information_schema.tables "
-                         "WHERE table_name = 'monitor_policies'", "does the store keep each run's policy?")
+HAS_POLICIES = statement("policies:exists", "SELECT count(*) AS n FROM duckdb_tables() "
+                         "WHERE table_name = 'monitor_policies' AND database_name = current_database()",
+                         "does the store keep each run's policy?")
 STORED_POLICIES = statement("policies", "SELECT run_id, policy FROM monitor_policies",
                             "the policy each monitor run was computed with", "when the store keeps them")
 PLAN = Plan("whatif", (MONITOR_RUNS, HAS_POLICIES, STORED_POLICIES))
