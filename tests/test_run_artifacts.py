@@ -189,6 +189,11 @@ def test_ingest_runs_its_compiled_plan(project):
     (project / "more.jsonl").write_text(_trace("t9") + "\n", encoding="utf-8")
     declared = _ingest_runs_its_plan(project, "path=more.jsonl", "kind=traces")
     assert "insert_traces" in declared["ran"] and not any(n.endswith("_feedback") for n in declared["ran"])
+    (project / "salted.jsonl").write_text(_trace("t10", user_id="alice") + "\n", encoding="utf-8")
+    salted = _ingest_runs_its_plan(project, "path=salted.jsonl", "ingest.privacy.salt=s3cret-salt")
+    assert salted["result"]["totals"]["inserted"] == 1
+    plan_text = (runs(project, "ingest")[-1][0] / "plan.sql").read_text(encoding="utf-8")
+    assert "$salt" in plan_text and "s3cret-salt" not in plan_text  # the salt is bound, never in the plan
     shutil.copy(OTEL / "current_layout.jsonl", project / "spans.jsonl")
     otlp = _ingest_runs_its_plan(project, "path=spans.jsonl")
     assert otlp["result"]["totals"]["inserted"] > 0 and "detect" in otlp["ran"]
