@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Callable
 
 import duckdb
 from sqlglot import exp
@@ -71,10 +71,31 @@ def execute_arrow(con: duckdb.DuckDBPyConnection, statement: Statement, params: 
     return table
 
 
+def execute_over(con: duckdb.DuckDBPyConnection, statement: Statement, params: dict[str, Any], fw_chunk,
+                 fetch: Callable[[Any], Any] = lambda result: result.fetchall(), relation: bool = False) -> Any:
+    """Run one plan statement that reads an Arrow table by the name `fw_chunk` (DuckDB's replacement scan finds it
+    among the locals of the frame that calls execute: this one; engine/ingest/arrow_scan.py says why not
+    `register`), and fetch its result while the table is in scope. `relation`: run it as a relation (`con.sql`;
+    its Arrow result then needs no extra copy)."""
+    bound = _bound(statement, params)
+    started = time.perf_counter()
+    raw = journal.unwrapped(con)
+    try:
+        # issued from this frame, which holds fw_chunk
+        result = fetch(raw.sql(statement.text, params=bound or None) if relation
+                       else raw.execute(statement.text, bound))
+    except duckdb.Error:
+        journal.note(con, statement.text, started, "error", bound)
+        raise
+    journal.note(con, statement.text, started, params=bound)
+    journal.name_statement(con, statement.name, None)
+    return result
+
+
 def user_sql_failure(e: duckdb.Error, tree: exp.Expression, owner: str | None = None) -> UserError | None:
     """The user's error (exit 2) when DuckDB failed on a query holding SQL written in the config, naming the thing
     it belongs to and the expressions; None when the failure is not about the user's SQL."""
-    user_sql = _user_sql(tree)
+    user_sql = _user_sql(tree) if tree is not None else []
     if not user_sql or isinstance(e, _NOT_ABOUT_THE_SQL):
         return None
     return UserError(f"{owner + ': ' if owner else ''}the SQL written in the config "

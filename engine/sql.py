@@ -5,7 +5,7 @@ as bound parameters (`$name`) or sqlglot literals, never as formatted strings.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
 from typing import Any
 
@@ -94,30 +94,36 @@ def render(node: exp.Expression, pretty: bool = False) -> str:
 
 @dataclass(frozen=True)
 class Statement:
-    """One named SQL statement of a plan. `params` lists the `$name` parameters it expects."""
+    """One named SQL statement of a plan. `params` lists the `$name` parameters it expects.
+
+    A statement rendered earlier and kept as text (a cache of compiled SQL: engine/ingest/compiled.py) has
+    `rendered` and no tree; its `params` are then exactly the parameters the text uses."""
 
     name: str
-    tree: exp.Expression
+    tree: exp.Expression | None
     params: tuple[str, ...] = ()
     description: str = ""
     only_when: str = ""  # a step that runs only in some cases says when (else it always runs)
+    rendered: str = ""
 
     def conditional(self, when: str) -> "Statement":
-        return Statement(self.name, self.tree, self.params, self.description, when)
+        return replace(self, only_when=when)
 
     # Rendered once: a statement may run many times (a what-if replay runs its rules per stored decision), and
     # rendering a sqlglot tree costs more than running a small query. Plans never change a tree once built.
     @cached_property
     def text(self) -> str:
-        return render(self.tree)
+        return self.rendered if self.tree is None else render(self.tree)
 
     @cached_property
     def placeholders(self) -> frozenset[str]:
         """The `$name` parameters the SQL really uses (what the executor binds)."""
+        if self.tree is None:
+            return frozenset(self.params)
         return frozenset(p.name for p in self.tree.find_all(exp.Placeholder))
 
     def sql(self, pretty: bool = False) -> str:
-        return render(self.tree, pretty=True) if pretty else self.text
+        return render(self.tree, pretty=True) if pretty and self.tree is not None else self.text
 
 
 def statement(name: str, text: str, description: str = "", only_when: str = "") -> Statement:

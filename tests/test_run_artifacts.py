@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from jsonschema import Draft202012Validator
 
@@ -18,6 +21,7 @@ from tests.conftest import run_cli
 from tests.production_fixture import production_project, production_template  # noqa: F401
 
 VALIDATOR = Draft202012Validator(load_schema("run_results"))
+OTEL = Path(__file__).resolve().parent / "fixtures" / "otel"
 
 
 def runs(project: Path, command: str) -> list[tuple[Path, dict]]:
@@ -118,19 +122,91 @@ def test_monitor_and_bridge_run_their_compiled_plans(production_project):  # noq
     assert "-- drift.input_length_psi.cut_points:" in compiled.stdout
 
     # ingest: the same files again, so every record is a duplicate: its conditional drop statements run, the
-    # rejection ones are skipped (ingest still stages records outside its plan)
+    # rejection ones are skipped
     ingest = run_cli("ingest", "path=data/production", cwd=project)
     assert ingest.code == 0, ingest
     run_dir, data = runs(project, "ingest")[-1]  # the template's own ingest came first
-    # no plan.sql: compiling it is what ingest's SQL cache saves; its statements are listed all the same
-    assert data["plan"]["file"] is None and not (run_dir / "plan.sql").exists()
-    assert data["exit_code"] == 0 and any("INSERT INTO traces" in (s["sql"] or "") for s in data["steps"])
+    assert_plan_is_what_ran(run_dir, data, run_cli("compile", "ingest", "path=data/production", cwd=project).stdout)
+    assert {"drop_settled_traces", "settle_traces"} <= {s["name"] for s in data["steps"]}
+    assert "validate_traces" in data["plan"]["skipped"]
 
     bridge = run_cli("bridge", cwd=project)
     assert bridge.code == 0, bridge
     [(run_dir, data)] = runs(project, "bridge")
     assert_plan_is_what_ran(run_dir, data, run_cli("compile", "bridge", cwd=project).stdout)
     assert {"select", "golden_hashes", "training", "exports:training"} <= {s["name"] for s in data["steps"]}
+
+
+def _trace(tid, **fields) -> str:
+    record = {"trace_id": tid, "timestamp": "2025-03-01T10:00:00Z", "model": "kw", "input": f"question {tid}",
+              "output": "answer", "latency_ms": 12.5}
+    return json.dumps({**record, **fields})
+
+
+def _ingest_runs_its_plan(project: Path, *args: str) -> dict:
+    """`flywheel ingest ARGS`: its plan.sql is `flywheel compile ingest ARGS` and nothing else ran."""
+    r = run_cli("ingest", *args, "ingest.max_quarantine_share=1", "out=ingest.json", cwd=project)
+    assert r.code == 0, r
+    run_dir, data = runs(project, "ingest")[-1]
+    compiled = run_cli("compile", "ingest", *args, "ingest.max_quarantine_share=1", cwd=project)
+    assert compiled.code == 0, compiled
+    assert_plan_is_what_ran(run_dir, data, compiled.stdout)
+    return {"ran": {s["name"] for s in data["steps"] if s["in_plan"]} | {s["step"] for s in data["steps"] if s["step"]},
+            "result": r.json, "skipped": set(data["plan"]["skipped"])}
+
+
+def test_ingest_runs_its_compiled_plan(project):
+    inbox = project / "inbox"
+    inbox.mkdir()
+    (inbox / "traces.jsonl").write_text("\n".join([
+        _trace("t1"), _trace("t2", app_build="1.2.3"), '{"trace_id": "t3"', _trace("t4", latency_ms=-5),
+        _trace("t1"), _trace("t1", input="other content"), "[1, 2]"]) + "\n", encoding="utf-8")
+    (inbox / "feedback.csv").write_text(
+        "feedback_id,trace_id,timestamp,kind,rating,thumbs,correction,comment\n"
+        "f1,t1,2025-03-01T10:05:00Z,rating,5,,,\nf2,t1,2025-03-01T10:05:00Z,rating,9,,,\n", encoding="utf-8")
+    (inbox / "events.jsonl").write_text(json.dumps(
+        {"event_id": "e1", "user_id": "u1", "timestamp": "2025-03-02T00:00:00Z", "type": "conversion", "amount": 96,
+         "currency": "USD"}) + "\n" + json.dumps({"event_id": "e2", "timestamp": "x", "type": "explode"}) + "\n",
+        encoding="utf-8")
+
+    # a fresh ingest of every kind, accepted and quarantined records, a repeat and a conflict in one file
+    first = _ingest_runs_its_plan(project, "path=inbox")
+    totals = first["result"]["totals"]
+    assert (totals["read"], totals["inserted"], totals["duplicates"]) == (11, 4, 1), totals
+    assert {"insert_traces", "insert_events", "validate_traces", "validate_feedback",
+            "validate_events", "quarantine_rejected_traces", "quarantine_conflicts_traces", "record_batch",
+            "quarantine_examples", "resolve_quarantine"} <= first["ran"]
+    assert {"insert_feedback", "insert_of_kind_feedback"} & first["ran"]  # CSV rows: by their header's kind
+    assert "save_compiled_sql" in first["ran"] or "save_compiled_sql" in first["skipped"]
+
+    # the same files again: every accepted record is a duplicate; earlier quarantined records are read again
+    again = _ingest_runs_its_plan(project, "path=inbox")
+    assert again["result"]["totals"]["inserted"] == 0 and again["result"]["totals"]["duplicates"] == 5
+    assert {"drop_settled_traces", "earlier_ingests", "load_compiled_sql"} <= again["ran"]
+    assert "save_compiled_sql" in again["skipped"]  # the store held every compiled statement
+
+    # one declared kind (its plan holds only that kind's statements), OTLP spans, Parquet
+    (project / "more.jsonl").write_text(_trace("t9") + "\n", encoding="utf-8")
+    declared = _ingest_runs_its_plan(project, "path=more.jsonl", "kind=traces")
+    assert "insert_traces" in declared["ran"] and not any(n.endswith("_feedback") for n in declared["ran"])
+    (project / "salted.jsonl").write_text(_trace("t10", user_id="alice") + "\n", encoding="utf-8")
+    salted = _ingest_runs_its_plan(project, "path=salted.jsonl", "ingest.privacy.salt=s3cret-salt")
+    assert salted["result"]["totals"]["inserted"] == 1
+    plan_text = (runs(project, "ingest")[-1][0] / "plan.sql").read_text(encoding="utf-8")
+    assert "$salt" in plan_text and "s3cret-salt" not in plan_text  # the salt is bound, never in the plan
+    shutil.copy(OTEL / "current_layout.jsonl", project / "spans.jsonl")
+    otlp = _ingest_runs_its_plan(project, "path=spans.jsonl")
+    assert otlp["result"]["totals"]["inserted"] > 0 and "detect" in otlp["ran"]
+    pq.write_table(pa.table({"event_id": ["p1"], "user_id": ["u1"], "timestamp": ["2025-03-02T00:00:00Z"],
+                             "type": ["conversion"], "amount": [1.0], "currency": ["USD"]}), project / "e.parquet")
+    parquet = _ingest_runs_its_plan(project, "path=e.parquet")
+    assert "rows_to_json" in parquet["ran"] and parquet["result"]["totals"]["inserted"] == 1
+
+    # the quarantine out to a file: its statements are the plan's too
+    export = _ingest_runs_its_plan(project, "export_quarantine=bad.jsonl")
+    assert export["result"]["export"]["records"] > 0 and (project / "bad.jsonl").exists()
+    assert {"export_records", "export_forget", "export_lines", "export_withheld"} <= export["ran"]
+    assert not any(n.startswith("insert_") for n in export["ran"])
 
 
 def test_a_command_that_fails_after_opening_the_store_writes_its_results(project):

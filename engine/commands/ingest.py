@@ -24,7 +24,9 @@ from engine.console import console
 from engine.errors import OperationalError, UserError
 from engine.evaluation import store_path
 from engine.ingest import readers
-from engine.ingest.load import Batch, Options, compile_plan, count_extra_sql
+from engine import executor, journal
+from engine.ingest.load import Batch, Options, count_extra
+from engine.ingest.plan import TOOL_STEPS, fixed, plan
 from engine.ingest.otel import print_otlp_summary
 from engine.ingest.quarantine import export_quarantine
 from engine.ingest.records import KINDS
@@ -55,8 +57,16 @@ def _check_ingest(composed: Composed, add) -> None:
                                                f"({', '.join(sorted(known))}) or attributes.<key>")
 
 
+def _plan(cfg: dict, options: Options) -> Plan:
+    """The plan an ingest with this config runs: loading (when a path is given, or nothing is) and/or exporting."""
+    export_to = cfg.get("export_quarantine")
+    has_path = bool(cfg.get("path") or (cfg.get("ingest") or {}).get("path"))
+    export = ((cfg.get("ingest") or {}).get("export") or {}) if export_to else None
+    return plan(options, ingest=has_path or not export_to, export=export)
+
+
 def compile_sql(composed: Composed) -> Plan:
-    return Plan("ingest", tuple(compile_plan(Options.from_config(composed.config))))
+    return _plan(composed.config, Options.from_config(composed.config))
 
 
 def _sources(cfg: dict, composed: Composed, options: Options) -> list[readers.SourceFile]:
@@ -74,7 +84,7 @@ def _sources(cfg: dict, composed: Composed, options: Options) -> list[readers.So
 
 
 @command("ingest", "load production traces, feedback and events (JSONL, CSV, Parquet, OTLP); quarantine bad records",
-         compile=compile_sql, sections=("ingest",), plan_artifact=False)
+         compile=compile_sql, sections=("ingest",))
 def ingest(composed: Composed) -> Outcome:
     cfg = composed.config
     ing = cfg.get("ingest") or {}
@@ -96,6 +106,9 @@ def ingest(composed: Composed) -> Outcome:
             _ingest(store, sources, options, cfg, result)
         if export_to:
             _export(store, composed, export_to, ing.get("export") or {}, result)
+    # the plan it ran, for its run artifacts: its kind statements are those the batch ran (compiled once, or read
+    # from the store), not compiled again
+    journal.running_plan(_plan(cfg, options))
     share = result["quarantine_share"]
     if share and share["exceeded"]:
         console.print(f"[bold red]quarantine share {share['share']:.1%} is above ingest.max_quarantine_share "
@@ -149,26 +162,26 @@ def _ingest(store: Store, sources: list[readers.SourceFile], options: Options, c
                 batch = Batch(con, options, batch_id, started, on_chunk)
                 files = batch.run(sources)
                 from engine.agents.otel_steps import store_tool_steps  # agents' execute_tool spans, same transaction
-                result["tool_steps"] = store_tool_steps(con, sources, batch_id)
+                with journal.step(TOOL_STEPS.name):
+                    result["tool_steps"] = store_tool_steps(con, sources, batch_id)
                 finished = utc_now()
-                earlier = {}
-                for f in files:
-                    rows = con.execute("SELECT DISTINCT batch_id FROM ingest_batches WHERE file_sha256 = ? AND batch_id "
-                                       "NOT IN (SELECT batch_id FROM ingest_retractions) ORDER BY batch_id",
-                                       [f.sha256]).fetchall() if f.sha256 else []
-                    earlier[f.path] = [r[0] for r in rows]
+                earlier = {f.path: [r["batch_id"] for r in executor.execute(con, fixed()["earlier_ingests"],
+                                                                            {"sha256": f.sha256})] if f.sha256 else []
+                           for f in files}
+                settings = canonical_json({"kind": options.kind, "format": options.format,
+                                           "unknown_fields": options.unknown_fields,
+                                           "privacy": options.privacy_summary()})
                 for f in files:
                     f.previously_ingested_in = earlier[f.path]
-                    con.execute("INSERT INTO ingest_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                                [batch_id, f.path, f.sha256, f.bytes, f.format, started, finished, f.read,
-                                 f.accepted, f.inserted, f.duplicates, f.quarantined,
-                                 canonical_json({"kind": options.kind, "format": options.format,
-                                                 "unknown_fields": options.unknown_fields,
-                                                 "privacy": options.privacy_summary()})])
+                    executor.execute(con, fixed()["record_batch"], {
+                        "batch_id": batch_id, "path": f.path, "sha256": f.sha256, "bytes": f.bytes, "format": f.format,
+                        "started": started, "finished": finished, "read": f.read, "accepted": f.accepted,
+                        "inserted": f.inserted, "duplicates": f.duplicates, "quarantined": f.quarantined,
+                        "options": settings})
                 kept = 0
                 if options.unknown_fields == "keep":
                     for kind in batch.kinds:
-                        kept += con.execute(count_extra_sql(KINDS[kind]), {"batch_id": batch_id}).fetchall()[0][0]
+                        kept += executor.execute(con, count_extra(KINDS[kind]), {"batch_id": batch_id})[0]["n"]
         except readers.UnreadableFile as e:
             raise UserError(f"{e}; nothing was stored (set ingest.on_unreadable_file=quarantine to load the other "
                             f"files and quarantine this one)") from e
@@ -268,11 +281,10 @@ def _print(result: dict, store: Store, batch_id: str, show_reasons: int) -> None
         return
     console.print(f"[bold yellow]{t['quarantined']:,} quarantined[/] (table `quarantine`, batch {batch_id}):")
     for reason, n in list(result["quarantine_reasons"].items())[:20]:
-        rows = store.con.execute(
-            "SELECT source_file, source_line, source_item FROM quarantine WHERE batch_id = ? AND list_contains(reasons, ?) "
-            "ORDER BY source_file, source_line, source_item LIMIT ?", [batch_id, reason, show_reasons]).fetchall()
-        where = ", ".join(f"{r[0]}:{r[1] if r[1] is not None else '-'}" + (f"#{r[2]}" if r[2] is not None else "")
-                          for r in rows)
+        rows = executor.execute(store.con, fixed()["quarantine_examples"],
+                                {"batch_id": batch_id, "reason": reason, "limit": show_reasons})
+        where = ", ".join(f"{r['source_file']}:{r['source_line'] if r['source_line'] is not None else '-'}"
+                          + (f"#{r['source_item']}" if r["source_item"] is not None else "") for r in rows)
         console.print(f"  {n:,} x {reason}  [dim]({where}{', ...' if n > len(rows) else ''})[/]", highlight=False)
     console.print("export them with `flywheel ingest export_quarantine=PATH`, fix, and ingest the file again",
                   highlight=False)

@@ -9,18 +9,16 @@ from typing import Any, Callable
 import duckdb
 import numpy as np
 import pyarrow as pa
-from sqlglot import exp
 
-from engine.ingest import arrow_scan, readers, strict
-from engine.ingest.checks import CHUNK, FILES, PENDING
-from engine.ingest.compiled import (batch_sql, compile_ahead, insert_sql, kind_sql, load_stored, save_compiled,
-                                    validate_sql)
+from engine import executor, journal
+from engine.ingest import compiled, readers, strict
+from engine.ingest.compiled import kind_sql
 from engine.ingest.options import Options
+from engine.ingest import plan
+from engine.ingest.plan import LOAD_COMPILED, RESOLVE, SAVE_COMPILED, fixed, of_kind
 from engine.ingest.quarantine import mark_resolved
 from engine.ingest.records import KINDS, RecordKind
-from engine.ingest.statements import _insert_quarantine, detect_sql, quarantine_undetected
 from engine.schemas import load_schema
-from engine.sql import Statement, literal, param, parse, render
 
 SCAN_BATCH_ROWS = 16_384
 
@@ -73,9 +71,9 @@ class Batch:
         self.on_chunk = on_chunk or (lambda source, n_records, bytes_done: None)
         self.kinds = list(KINDS) if options.kind == "auto" else [options.kind]
         # Compiling the statements takes a while: done in a thread while the first chunk is read and checked.
-        if not load_stored(con, self.kinds, options):  # compiled by an earlier ingest: read from the store
-            threading.Thread(target=compile_ahead, args=(tuple(self.kinds), options), name="flywheel-ingest-compile",
-                             daemon=True).start()
+        if not self._load_compiled():  # compiled by an earlier ingest: read from the store
+            threading.Thread(target=compiled.compile_ahead, args=(tuple(self.kinds), options),
+                             name="flywheel-ingest-compile", daemon=True).start()
         self.files: list[FileCounts] = []
         self.sources: dict[int, readers.SourceFile] = {}
         self.accepted: dict[tuple[int, str], int] = {}  # (file id, kind) -> records that went straight in
@@ -86,34 +84,42 @@ class Batch:
     def params(self, **extra: Any) -> dict[str, Any]:
         return {"batch_id": self.batch_id, "now": self.now, "salt": self.options.salt, **extra}
 
+    def named(self, name: str, **params: Any) -> list[tuple]:
+        """Run one of the plan's fixed statements (engine/ingest/plan.py); its rows."""
+        return [tuple(r.values()) for r in executor.execute(self.con, fixed()[name], self.params(**params))]
+
+    def _load_compiled(self) -> bool:
+        """Read the kinds' statements stored by an earlier ingest; True when every kind has them all."""
+        found = True
+        for kind in self.kinds:
+            rows = self.named(LOAD_COMPILED, cache_key=compiled.cache_key(kind, self.options))
+            found = compiled.remember(kind, self.options, rows) and found
+        return found
+
     def run(self, sources: list[readers.SourceFile]) -> list[FileCounts]:
         """Load `sources` (in the caller's transaction) within the memory budget: chunks of at most
         `chunk_bytes` and DuckDB's memory limited to `memory_mb` (it spills to disk beyond), so that peak memory
         does not grow with the input."""
-        con = self.con
-        con.execute("SET memory_limit = $limit", {"limit": f"{int(self.options.memory_mb)}MB"})
+        self.named("memory_limit", limit=f"{int(self.options.memory_mb)}MB")
         try:
             return self._run_files(sources)
         finally:
             try:  # back to DuckDB's default (Flywheel sets no other limit; current_setting would round it)
-                con.execute("RESET memory_limit")
+                self.named("reset_memory_limit")
             except duckdb.Error:  # an aborted transaction: the original error is the one to report
                 pass
 
     def _run_files(self, sources: list[readers.SourceFile]) -> list[FileCounts]:
-        con = self.con
-        con.execute("SET TimeZone = 'UTC'")  # a timestamp without an offset is UTC
-        con.execute(render(parse(f"CREATE OR REPLACE TEMPORARY TABLE {FILES} (fw_file INTEGER, fw_path VARCHAR)")))
-        for name in self.kinds:
-            con.execute(kind_sql(KINDS[name], self.options).create_stage().sql())  # needs no compiled checks
-        con.execute(render(parse(f"CREATE OR REPLACE TEMPORARY TABLE {PENDING} (fw_file INTEGER, fw_kind VARCHAR, "
-                                 f"line BIGINT, item INTEGER, problem VARCHAR, raw VARCHAR, raw_bytes BLOB)")))
+        self.named("timezone")
+        self.named("files_table")
+        for name in self.kinds:  # needs no compiled checks
+            executor.execute(self.con, kind_sql(KINDS[name], self.options).create_stage(), {})
+        self.named("pending_table")
         for file_id, source in enumerate(sources, start=1):
             counts = FileCounts(source.shown, source.format, bytes=source.size)
             self.files.append(counts)
             self.sources[file_id] = source
-            con.execute(render(parse(f"INSERT INTO {FILES} VALUES ($file_id, $path)")),
-                        {"file_id": file_id, "path": source.shown})
+            self.named("add_file", file_id=file_id, path=source.shown)
             try:
                 for chunk in self._chunks(source):
                     counts.read += chunk.table.num_rows
@@ -126,12 +132,8 @@ class Batch:
                 counts.unreadable = str(e)
                 counts.read += 1
                 counts.quarantined += 1
-                con.execute(render(_insert_quarantine(exp.select(
-                    param("batch_id"), literal(None if self.options.kind == "auto" else self.options.kind),
-                    param("path"), exp.Null(), exp.Null(), exp.Array(expressions=[param("reason")]),
-                    exp.Null(), param("now"), exp.Null(), exp.Null(), exp.Null()))),
-                    {"batch_id": self.batch_id, "path": source.shown, "reason": f"unreadable file: {e}",
-                     "now": self.now})
+                self.named("quarantine_unreadable", path=source.shown, reason=f"unreadable file: {e}",
+                             kind=None if self.options.kind == "auto" else self.options.kind)
             counts.sha256 = source.sha256
             counts.otlp = source.otlp
         self._finalize()
@@ -174,26 +176,22 @@ class Batch:
         so a broken line in a traces file is a rejected trace. A mixed chunk is split by kind; a record whose
         kind cannot be told is quarantined with kind NULL."""
         con = self.con
-        detect = detect_sql()
         if only is None and table.column("kind").null_count == table.num_rows:
-            found = [k for (k,) in arrow_scan.over(con, render(
-                exp.select("kind").distinct().from_(detect.tree.subquery("fw_k"))), None, table)]
+            found = [k for (k,) in executor.execute_over(con, fixed()["chunk_kinds"], {}, table)]
             named = [k for k in found if k is not None]
             if len(named) <= 1:
                 kind = named[0] if named else None
                 if kind is not None:
                     self._validate(kind, table, file_id, source, only_that_kind=False)
                     return
-        detected = arrow_scan.to_arrow(con, detect.sql(), table)
+        detected = executor.execute_over(con, fixed()["detect"], {}, table, _arrow, relation=True)
         if only is not None:  # records of another kind than the declared one are not this ingest's business
             import pyarrow.compute as pc
             mask = pc.fill_null(pc.equal(detected.column("kind"), only), False)
             counts.read -= table.num_rows - pc.sum(mask).as_py() if table.num_rows else 0
             detected = detected.filter(mask)
         kinds = set(detected.column("kind").drop_null().to_pylist())
-        st = quarantine_undetected(self.options)
-        params = self.params(path=source.shown)
-        n = arrow_scan.over(con, st.sql(), {k: params[k] for k in st.params}, detected)
+        n = executor.execute_over(con, plan.undetected(self.options), self.params(path=source.shown), detected)
         undetected = n[0][0] if n else 0
         if undetected:
             counts.quarantined += undetected
@@ -208,9 +206,9 @@ class Batch:
         straight into the kind's table; the others (usually few) are set aside in the pending table, for
         `validate` to explain at the end of the batch."""
         con = self.con
-        insert = insert_sql(name, self.options, only_that_kind)
-        got = arrow_scan.over(con, insert, {**self._bind(file_id), "batch_id": self.batch_id, "path": source.shown},
-                              table, lambda result: result.fetchnumpy())
+        insert = of_kind(name, self.options, "insert_of_kind" if only_that_kind else "insert")
+        got = executor.execute_over(con, insert, self.params(file_id=file_id, path=source.shown), table,
+                                    lambda result: result.fetchnumpy())
         n_got = len(got["source_line"])
         self.accepted[(file_id, name)] = self.accepted.get((file_id, name), 0) + n_got
         if only_that_kind:
@@ -223,26 +221,18 @@ class Batch:
         read = _positions(table.column("line").to_numpy(), table.column("item").fill_null(-1).to_numpy())
         went_in = _positions(np.asarray(got["source_line"]), np.ma.filled(got["source_item"], -1))
         rest = table.filter(pa.array(candidates & ~np.isin(read, went_in)))  # filter, unlike take, keeps chunks
-        arrow_scan.over(con, render(parse(f"INSERT INTO {PENDING} SELECT $file_id, $kind, line, item, problem, raw, "
-                                          f"raw_bytes FROM {CHUNK}")), {"file_id": file_id, "kind": name}, rest)
-
-    def _bind(self, file_id: int | None) -> dict[str, Any]:
-        bound: dict[str, Any] = {} if file_id is None else {"file_id": file_id}
-        if self.options.salt and self.options.hash_fields:
-            bound["salt"] = self.options.salt
-        return bound
+        executor.execute_over(con, fixed()["set_aside"], {"file_id": file_id, "kind": name}, rest)
 
     def _finalize(self) -> None:
         con = self.con
         by_id = {i: f for i, f in enumerate(self.files, start=1)}
         for (file_id, name), n in self.accepted.items():
             by_id[file_id].add(name, "read", n)
-        pending = dict(con.execute(render(parse(f"SELECT fw_kind, count(*) FROM {PENDING} GROUP BY fw_kind")))
-                       .fetchall())
+        pending = dict(self.named("pending_counts"))
         settled_kinds: list[str] = []
         for name in self.kinds:
             if pending.get(name):
-                con.execute(validate_sql(name, self.options), self._bind(None))
+                self._run(name, "validate")
             rejected_total = 0
             for file_id, rejected, staged in self._run(name, "rejected_counts"):
                 if rejected != staged:  # insert_accepted and validate apply the same checks: a bug if they differ
@@ -280,22 +270,19 @@ class Batch:
                 self._run(name, "drop_settled")
             for file_id in sorted(i for i, outcomes in settled.items() if outcomes.get("conflict")):
                 self._quarantine_conflicts(name, file_id)
-        self.resolved = mark_resolved(con, self.batch_id, self.now, self.kinds, settled_kinds)
-        save_compiled(con, self.kinds, self.options)  # the next ingest reads them instead of compiling
+        with journal.step(RESOLVE.name):
+            self.resolved = mark_resolved(con, self.batch_id, self.now, self.kinds, settled_kinds)
+        compiled.compile_ahead(tuple(self.kinds), self.options)  # the whole plan: waits for the thread's work
+        for row in compiled.to_save(self.kinds, self.options):  # the next ingest reads them instead of compiling
+            self.named(SAVE_COMPILED, **row)
         for f in self.files:
             if f.read != f.accepted + f.quarantined:  # the counting rule is the contract: a bug if broken
                 raise AssertionError(f"{f.path}: read {f.read} != accepted {f.accepted} + quarantined {f.quarantined}")
-        rows = con.execute("SELECT r, count(*) FROM (SELECT unnest(reasons) AS r FROM quarantine WHERE batch_id = ?) "
-                           "GROUP BY r ORDER BY count(*) DESC, r", [self.batch_id]).fetchall()
-        self.quarantine_reasons = {r: n for r, n in rows}
-
-    def _sql(self, kind: str, statement: str) -> tuple[str, tuple[str, ...]]:
-        return batch_sql(kind, self.options)[statement]
+        self.quarantine_reasons = {r: n for r, n in self.named("quarantine_reasons")}
 
     def _run(self, kind: str, statement: str, **extra: Any) -> list[tuple]:
-        sql, names = self._sql(kind, statement)
-        params = self.params(**extra)
-        return self.con.execute(sql, {n: params[n] for n in names}).fetchall()
+        return [tuple(r.values()) for r in executor.execute(self.con, of_kind(kind, self.options, statement),
+                                                            self.params(**extra))]
 
     def _quarantine_conflicts(self, kind: str, file_id: int) -> None:
         """Conflicting records are quarantined as read: the file is read again for their raw text (the batch
@@ -305,11 +292,14 @@ class Batch:
         for chunk in self._chunks(source):
             if chunk.table.num_rows == 0:
                 continue
-            sql, names = self._sql(kind, "quarantine_conflicts")
-            params = self.params(path=source.shown, file_id=file_id)
-            arrow_scan.over(self.con, sql, {n: params[n] for n in names}, chunk.table)
+            executor.execute_over(self.con, of_kind(kind, self.options, "quarantine_conflicts"),
+                                  self.params(path=source.shown, file_id=file_id), chunk.table)
         if source.sha256 != first_read:
             raise readers.UnreadableFile(f"{source.shown}: the file changed while it was being ingested")
+
+def _arrow(relation) -> pa.Table:
+    return relation.to_arrow_table()
+
 
 def _positions(lines: np.ndarray, items: np.ndarray) -> np.ndarray:
     """(line, item) pairs (item -1 when there is none) as one int64 each, to compare sets of records."""

@@ -10,12 +10,10 @@ import threading
 from functools import lru_cache
 from pathlib import Path
 
-import duckdb
-
 from engine.ingest.options import Options
 from engine.ingest.records import KINDS, RecordKind
 from engine.ingest.schema_sql import _e
-from engine.ingest.statements import KindSQL, detect_sql, quarantine_undetected
+from engine.ingest.statements import KindSQL
 from engine.paths import schemas_dir
 from engine.sql import Statement, literal
 
@@ -23,10 +21,10 @@ _COMPILING = threading.Lock()  # one compilation at a time: a caller waits for o
 # The modules whose code shapes the compiled SQL: a change to any of them is a new cache key.
 _COMPILER = ("checks.py", "statements.py", "schema_sql.py", "timestamps.py", "privacy.py", "strict.py", "records.py",
              "compiled.py", "../sql.py")
-# Statements read from the store for this process: (kind, options) -> {statement name: (sql, parameter names)}.
-_STORED: dict[tuple[str, Options], dict[str, tuple[str, tuple[str, ...]]]] = {}
+# Statements read from the store for this process: (kind, options) -> {statement: (sql, parameter names, description)}.
+_STORED: dict[tuple[str, Options], dict[str, tuple[str, tuple[str, ...], str]]] = {}
 # Statements compiled in this process, to be stored: same shape.
-_COMPILED: dict[tuple[str, Options], dict[str, tuple[str, tuple[str, ...]]]] = {}
+_COMPILED: dict[tuple[str, Options], dict[str, tuple[str, tuple[str, ...], str]]] = {}
 
 
 @lru_cache(maxsize=None)
@@ -42,100 +40,58 @@ def cache_key(kind: str, options: Options) -> str:
     return digest.hexdigest()
 
 
-def _cached(kind: str, options: Options, name: str, compile_one) -> tuple[str, tuple[str, ...]]:
-    stored = _STORED.get((kind, options), {}).get(name)
-    if stored is not None:
-        return stored
+def _compile(kind: str, options: Options, name: str) -> tuple[str, tuple[str, ...], str]:
+    ks = kind_sql(KINDS[kind], options)
+    if name == "insert_of_kind":
+        st = ks.insert_accepted(where=_e("kind = __k__", k=literal(kind)))
+    else:
+        st = getattr(ks, "insert_accepted" if name == "insert" else name)()
+    return st.sql(pretty=True), st.params, st.description  # printed by `flywheel compile ingest` as it runs
+
+
+def kind_statement(kind: str, options: Options, name: str) -> Statement:
+    """One of a kind's compiled statements (`KIND_STATEMENTS`), as text: read from the store by `load_stored`,
+    compiled by this process before, or compiled now (waiting for a compilation under way)."""
+    found = _STORED.get((kind, options), {}).get(name)
+    if found is None:
+        with _COMPILING:
+            compiled = _COMPILED.setdefault((kind, options), {})
+            if name not in compiled:
+                compiled[name] = _compile(kind, options, name)
+            found = compiled[name]
+    sql, params, description = found
+    return Statement(f"{name}_{kind}", None, params, description, rendered=sql)
+
+
+# A kind's statements whose SQL is compiled from its schema (the others are cheap to build: engine/ingest/plan.py).
+# insert_of_kind: the insert for a chunk of several kinds (kind=auto), reading only the kind's records.
+KIND_STATEMENTS = ("insert", "insert_of_kind", "validate", "rejected_counts", "quarantine_rejected", "settle",
+                   "settled_counts", "conflicting_batches", "drop_settled", "quarantine_conflicts")
+
+
+def remember(kind: str, options: Options, rows: list[tuple]) -> bool:
+    """Keep a kind's statements read from the store (engine/ingest/plan.py LOAD_COMPILED rows: statement, sql,
+    meta); True when they are all there."""
+    if rows:
+        _STORED[(kind, options)] = {name: (sql, tuple(json.loads(meta)["params"]), json.loads(meta)["description"])
+                                    for name, sql, meta in rows}
+    return set(KIND_STATEMENTS) <= set(_STORED.get((kind, options), {}))
+
+
+def to_save(kinds: list[str], options: Options) -> list[dict]:
+    """The statements this process compiled for `kinds`, as parameters of plan.py's SAVE_COMPILED."""
     with _COMPILING:
-        compiled = _COMPILED.setdefault((kind, options), {})
-        if name not in compiled:
-            compiled[name] = compile_one()
-        return compiled[name]
-
-
-def insert_sql(kind: str, options: Options, only_that_kind: bool) -> str:
-    """The rendered insert_accepted statement."""
-    def compile_one() -> tuple[str, tuple[str, ...]]:
-        where = _e("kind = __k__", k=literal(kind)) if only_that_kind else None
-        st = kind_sql(KINDS[kind], options).insert_accepted(where=where)
-        return st.sql(), st.params
-
-    return _cached(kind, options, "insert_of_kind" if only_that_kind else "insert", compile_one)[0]
-
-
-def validate_sql(kind: str, options: Options) -> str:
-    """The rendered validate statement."""
-    def compile_one() -> tuple[str, tuple[str, ...]]:
-        st = kind_sql(KINDS[kind], options).validate()
-        return st.sql(), st.params
-
-    return _cached(kind, options, "validate", compile_one)[0]
-
-
-_BATCH = ("rejected_counts", "quarantine_rejected", "settle", "settled_counts", "drop_settled",
-          "quarantine_conflicts", "conflicting_batches")
-
-
-def batch_sql(kind: str, options: Options) -> dict[str, tuple[str, tuple[str, ...]]]:
-    """The other statements of a batch, rendered, with their parameters: {KindSQL method: (sql, params)}."""
-    def compile_one(name: str):
-        def run() -> tuple[str, tuple[str, ...]]:
-            st = getattr(kind_sql(KINDS[kind], options), name)()
-            return st.sql(), st.params
-        return run
-
-    return {name: _cached(kind, options, name, compile_one(name)) for name in _BATCH}
-
-
-def load_stored(con: duckdb.DuckDBPyConnection, kinds: list[str], options: Options) -> bool:
-    """Read the kinds' statements stored by an earlier ingest; True when every kind has some."""
-    found = True
-    for kind in kinds:
-        rows = con.execute("SELECT statement, sql, params FROM ingest_sql_cache WHERE cache_key = ?",
-                           [cache_key(kind, options)]).fetchall()
-        if rows:
-            _STORED[(kind, options)] = {name: (sql, tuple(json.loads(params))) for name, sql, params in rows}
-        found = found and bool(rows)
-    return found
-
-
-def save_compiled(con: duckdb.DuckDBPyConnection, kinds: list[str], options: Options) -> int:
-    """Store the statements this process compiled for `kinds` (in the caller's transaction); how many."""
-    n = 0
-    with _COMPILING:
-        for kind in kinds:
-            for name, (sql, params) in _COMPILED.get((kind, options), {}).items():
-                con.execute("INSERT INTO ingest_sql_cache VALUES (?, ?, ?, ?, ?, now()) ON CONFLICT DO NOTHING",
-                            [cache_key(kind, options), kind, name, sql, json.dumps(list(params))])
-                n += 1
-    return n
+        return [{"cache_key": cache_key(kind, options), "kind": kind, "statement": name, "sql": sql,
+                 "params": json.dumps({"params": list(params), "description": description})}
+                for kind in kinds for name, (sql, params, description) in _COMPILED.get((kind, options), {}).items()]
 
 
 def compile_ahead(kinds: tuple[str, ...], options: Options) -> None:
-    """The statements a batch will most likely run (kind=auto: those of a file of one kind), compiled ahead."""
-    for name in kinds:
-        insert_sql(name, options, False)
-    for name in kinds:
-        batch_sql(name, options)
-    if len(kinds) == 1:
-        validate_sql(kinds[0], options)
+    """Every compiled statement of the kinds, the most needed first (a batch waits for those it runs)."""
+    for name in KIND_STATEMENTS:
+        for kind in kinds:
+            kind_statement(kind, options, name)
 
 
 def kind_sql(kind: RecordKind, options: Options) -> KindSQL:
     return KindSQL(kind, options)
-
-
-def compile_plan(options: Options) -> list[Statement]:
-    """Every statement an ingest with these options runs, in order (for `flywheel compile ingest`)."""
-    statements: list[Statement] = []
-    kinds = list(KINDS) if options.kind == "auto" else [options.kind]
-    if options.kind == "auto":
-        statements += [detect_sql(), quarantine_undetected(options)]
-    for name in kinds:
-        ks = kind_sql(KINDS[name], options)
-        rejected = f"when {name} records were rejected"
-        duplicated = f"when {name} records repeat a stored key (duplicates or conflicts)"
-        statements += [ks.create_stage(), ks.insert_accepted(), ks.validate().conditional(rejected),
-                       ks.quarantine_rejected().conditional(rejected), ks.settle(),
-                       ks.drop_settled().conditional(duplicated), ks.quarantine_conflicts().conditional(duplicated)]
-    return statements

@@ -20,11 +20,13 @@ A batch is one DuckDB transaction: killed half way, the store holds none of it.
 
 The parts: readers.py + strict.py (files -> chunks of raw records, strict JSON), options.py (the config),
 checks.py (validation and typing of a kind as SQL), statements.py (the statements above), compiled.py (rendered
-once, cached by schema hash), batch.py (running them chunk by chunk). This module names the public ones.
+once, cached by schema hash), plan.py (the whole plan: what `flywheel compile ingest` prints and a run writes as
+plan.sql), batch.py (running it chunk by chunk through the executor). This module names the public ones.
 """
 from engine.ingest.batch import Batch, FileCounts  # noqa: F401  (the public names of the ingest engine)
 from engine.ingest.checks import CHUNK, CONTROL, FILES, PENDING  # noqa: F401
-from engine.ingest.compiled import batch_sql, compile_plan, insert_sql, kind_sql, validate_sql  # noqa: F401
+from engine.ingest.compiled import KIND_STATEMENTS, kind_sql, kind_statement  # noqa: F401
 from engine.ingest.options import UNKNOWN_FIELDS, Options  # noqa: F401
-from engine.ingest.statements import (KindSQL, count_extra_sql, detect_sql, k_derived,  # noqa: F401
-                                      quarantine_text, quarantine_undetected, rows_to_json_sql)
+from engine.ingest.plan import plan  # noqa: F401
+from engine.ingest.statements import (KindSQL, count_extra, detect_sql, k_derived,  # noqa: F401
+                                      quarantine_text, quarantine_undetected, rows_to_json)

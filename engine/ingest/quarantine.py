@@ -26,8 +26,11 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from engine import executor
+from engine.ingest import arrow_scan
 from engine.ingest.records import KINDS
 from engine.outputs import quarantine_reasons_path
+from engine.sql import Statement, parse
 
 FILES = "fw_files"  # the batch's files (engine/ingest/load.py)
 NO_ID = "(q.record_key IS NULL OR starts_with(q.record_key, 'h-'))"
@@ -102,19 +105,17 @@ def mark_resolved(con: duckdb.DuckDBPyConnection, batch_id: str, now, kinds: lis
     return counts
 
 
-def export_sql(batch: str | None, kind: str | None, include_resolved: bool) -> tuple[str, dict]:
-    """Each quarantined record once (by content hash): its latest occurrence, and how often it was seen."""
+def export_statements(batch: str | None, kind: str | None, include_resolved: bool) -> list[Statement]:
+    """The export's statements: each quarantined record once (by content hash: its latest occurrence, and how
+    often it was seen), which record went to which export line, and how many privacy withheld."""
     conditions = ["(raw IS NOT NULL OR raw_bytes IS NOT NULL)"]
-    params: dict = {}
     if batch:
         conditions.append("batch_id = $batch")
-        params["batch"] = batch
     if kind:
         conditions.append("kind = $kind")
-        params["kind"] = kind
     if not include_resolved:
         conditions.append("resolved_at IS NULL")
-    sql = f"""
+    select = f"""
         SELECT kind, source_file, source_line, source_item, raw, raw_bytes, reasons, batch_id, record_key,
                content_hash, occurrences, resolution
         FROM (SELECT *, count(*) OVER (PARTITION BY content_hash) AS occurrences,
@@ -123,21 +124,26 @@ def export_sql(batch: str | None, kind: str | None, include_resolved: bool) -> t
               FROM quarantine WHERE {' AND '.join(conditions)})
         WHERE fw_rank = 1
         ORDER BY source_file, source_line, source_item"""
-    return sql, params
-
-
-def withheld_count(con: duckdb.DuckDBPyConnection) -> int:
-    """Unresolved quarantined records whose text privacy withheld: they cannot be exported."""
-    return con.execute("SELECT count(*) FROM quarantine WHERE resolved_at IS NULL AND raw IS NULL "
-                       "AND raw_bytes IS NULL AND source_line IS NOT NULL").fetchall()[0][0]
+    return [
+        Statement("export_records", parse(select), ("batch",) * bool(batch) + ("kind",) * bool(kind),
+                  "each quarantined record once (ingest.export.batch, .kind, .include_resolved)"),
+        Statement("export_forget", parse("DELETE FROM quarantine_exports WHERE path = $path"), ("path",),
+                  "the lines an earlier export to the same file recorded"),
+        Statement("export_lines", parse(f"INSERT INTO quarantine_exports SELECT $path, line, content_hash, $now "
+                                        f"FROM {arrow_scan.TABLE}"), ("path", "now"),
+                  "which record went to which line of the export", "when records were exported"),
+        Statement("export_withheld", parse("SELECT count(*) AS n FROM quarantine WHERE resolved_at IS NULL AND "
+                                           "raw IS NULL AND raw_bytes IS NULL AND source_line IS NOT NULL"), (),
+                  "unresolved quarantined records whose text privacy withheld: they cannot be exported"),
+    ]
 
 
 def export_quarantine(con: duckdb.DuckDBPyConnection, path: Path, shown: str, now, batch: str | None = None,
                       kind: str | None = None, include_resolved: bool = False) -> dict:
     """Write the export and its reasons file, and record which record went to which line (`shown`: the path as
     a later `ingest path=` will name it), so that a fixed line resolves its record. Run it in a transaction."""
-    sql, params = export_sql(batch, kind, include_resolved)
-    rows = con.execute(sql, params).fetchall()
+    select, forget, lines_st, withheld = export_statements(batch, kind, include_resolved)
+    rows = [tuple(r.values()) for r in executor.execute(con, select, {"batch": batch, "kind": kind})]
     path.parent.mkdir(parents=True, exist_ok=True)
     reasons_path = quarantine_reasons_path(path)
     tmp, tmp_reasons = path.with_name(path.name + ".tmp"), reasons_path.with_name(reasons_path.name + ".tmp")
@@ -151,17 +157,12 @@ def export_quarantine(con: duckdb.DuckDBPyConnection, path: Path, shown: str, no
                                   "record_key": key, "reasons": list(reasons), "times_quarantined": seen,
                                   "not_valid_utf8": raw_bytes is not None, "resolution": resolution},
                                  ensure_ascii=False) + "\n")
-    con.execute("DELETE FROM quarantine_exports WHERE path = ?", [shown])
+    executor.execute(con, forget, {"path": shown})
     if rows:
         lines = pa.table({"line": pa.array(range(1, len(rows) + 1), pa.int64()),
                           "content_hash": pa.array([r[9] for r in rows], pa.string())})
-        con.register("fw_export_lines", lines)
-        try:
-            con.execute("INSERT INTO quarantine_exports SELECT $path, line, content_hash, $now FROM fw_export_lines",
-                        {"path": shown, "now": now})
-        finally:
-            con.unregister("fw_export_lines")
+        executor.execute_over(con, lines_st, {"path": shown, "now": now}, lines)
     os.replace(tmp, path)
     os.replace(tmp_reasons, reasons_path)
     return {"path": str(path), "reasons_path": str(reasons_path), "records": len(rows),
-            "withheld": withheld_count(con)}
+            "withheld": executor.execute(con, withheld, {})[0]["n"]}

@@ -489,9 +489,9 @@ def read_parquet(source: SourceFile, chunk_rows: int, con) -> Iterator[Chunk]:
 
 
 def _rows_as_json(con, rows: pa.Table) -> pa.Array:
-    from engine.ingest.statements import rows_to_json_sql
+    from engine import executor
+    from engine.ingest.statements import rows_to_json
 
-    from engine.ingest import arrow_scan
-
-    out = arrow_scan.to_arrow(con, rows_to_json_sql(arrow_scan.TABLE), rows)
+    out = executor.execute_over(con, rows_to_json(), {}, rows, lambda relation: relation.to_arrow_table(),
+                                relation=True)
     return out.column(0).combine_chunks().cast(pa.large_string())

@@ -10,7 +10,7 @@ from engine.ingest.checks import CHUNK, FILES, KindChecks, _col
 from engine.ingest.options import Options
 from engine.ingest.records import KINDS, RecordKind
 from engine.ingest.schema_sql import _e
-from engine.sql import Statement, literal, param, parse, render
+from engine.sql import Statement, literal, param, parse
 
 
 class KindSQL(KindChecks):
@@ -214,13 +214,14 @@ def quarantine_undetected(options: Options) -> Statement:
     return Statement("quarantine_undetected", _insert_quarantine(query), names, "")
 
 
-def count_extra_sql(kind: RecordKind) -> str:
+def count_extra(kind: RecordKind) -> Statement:
     """How many of a batch's stored records kept unknown fields."""
-    tree = exp.select(exp.Count(this=exp.Star())).from_(exp.to_table(kind.table)).where(
+    tree = exp.select(exp.alias_(exp.Count(this=exp.Star()), "n")).from_(exp.to_table(kind.table)).where(
         _e("batch_id = $batch_id AND extra IS NOT NULL"))
-    return render(tree)
+    return Statement(f"count_extra_{kind.name}", tree, ("batch_id",), "stored records that kept unknown fields")
 
 
-def rows_to_json_sql(table: str) -> str:
-    return render(parse(f"SELECT CAST(to_json(fw_row) AS VARCHAR) AS raw FROM {table} AS fw_row"))
-
+def rows_to_json() -> Statement:
+    """Parquet: each row of a chunk as a JSON record."""
+    return Statement("rows_to_json", parse(f"SELECT CAST(to_json(fw_row) AS VARCHAR) AS raw FROM {CHUNK} AS fw_row"),
+                     (), "Parquet rows as JSON records")
