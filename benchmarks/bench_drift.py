@@ -71,11 +71,9 @@ def generate(n: int, out: Path, seed: int = 20240601) -> None:
 
 
 # ---- workers (each runs in its own process) -------------------------------------------------------------------
-def worker_engine(d: Path, repeat: int, threads: int | None) -> dict:
+def _loaded(d: Path, threads: int | None):
+    """A fresh DuckDB with the two samples as tables `ref` and `cur`: (connection, RSS before, load seconds)."""
     import duckdb
-
-    sys.path.insert(0, str(ROOT))
-    from engine.monitor.drift import DriftSpec, compute_drift_many
 
     con = duckdb.connect()
     if threads:
@@ -84,7 +82,14 @@ def worker_engine(d: Path, repeat: int, threads: int | None) -> dict:
     t = time.perf_counter()
     for side, name in (("reference", "ref"), ("current", "cur")):
         con.execute(f"CREATE TABLE {name} AS SELECT * FROM read_parquet('{d / (side + '.parquet')}')")
-    load = time.perf_counter() - t
+    return con, rss0, time.perf_counter() - t
+
+
+def worker_engine(d: Path, repeat: int, threads: int | None) -> dict:
+    sys.path.insert(0, str(ROOT))
+    from engine.monitor.drift import DriftSpec, compute_drift_many
+
+    con, rss0, load = _loaded(d, threads)
     psi = {"test": "psi", "epsilon": EPSILON, "n_bins": N_BINS}
     numeric = [DriftSpec.from_dict(psi), DriftSpec.from_dict({"test": "ks"})]
     categorical = [DriftSpec.from_dict({**psi, "kind": "categorical"}),
@@ -115,21 +120,12 @@ def worker_engine(d: Path, repeat: int, threads: int | None) -> dict:
 def worker_plan(d: Path, repeat: int, threads: int | None) -> dict:
     """The monitor's drift rules as plan statements (engine/monitor/rule_plan.py): one rule per (feature, test),
     each over its two materialised samples, as `flywheel monitor` runs them (the store and thresholds aside)."""
-    import duckdb
-
     sys.path.insert(0, str(ROOT))
     from engine.monitor.drift import DriftSpec
     from engine.monitor.drift_rules import rule_statistics
     from engine.monitor.rule_plan import compile_rule
 
-    con = duckdb.connect()
-    if threads:
-        con.execute(f"SET threads = {int(threads)}")
-    rss0 = _rss_mb()
-    t = time.perf_counter()
-    for side, name in (("reference", "ref"), ("current", "cur")):
-        con.execute(f"CREATE TABLE {name} AS SELECT * FROM read_parquet('{d / (side + '.parquet')}')")
-    load = time.perf_counter() - t
+    con, rss0, load = _loaded(d, threads)
     psi = {"test": "psi", "epsilon": EPSILON, "n_bins": N_BINS}
     rules = {c: [DriftSpec.from_dict(psi), DriftSpec.from_dict({"test": "ks"})] for c in NUMERIC}
     rules.update({c: [DriftSpec.from_dict({**psi, "kind": "categorical"}),
