@@ -135,8 +135,9 @@ def statement(name: str, text: str, description: str = "", only_when: str = "") 
 
 @dataclass(frozen=True)
 class PythonStep:
-    """A named plan step that runs in Python: model calls, a drift test's binning and statistics. It has no SQL of
-    its own; the statements it issues are recorded under its name in run_results.json (engine/journal.py)."""
+    """A named plan step that runs in Python: model and judge calls, reading golden files, a drift test's p-value.
+    It has no SQL of its own; the statements it issues are recorded under its name in run_results.json
+    (engine/journal.py)."""
 
     name: str
     description: str = ""
