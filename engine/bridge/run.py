@@ -15,6 +15,7 @@ from sqlglot import exp
 from engine import datasets as ds, journal, jsonlines
 from engine.bridge import publish
 from engine.bridge.redact import redact
+from engine.bridge.spec import BridgeSpec, ExportSpec
 from engine.bridge.sampling import compile_policy
 from engine.bridge.texts import text_hash
 from engine.bulk import write_arrow
@@ -33,19 +34,18 @@ SELECTED = "bridge_selected"
 
 
 def traces_relation(cfg: dict) -> exp.Select:
-    bridge = cfg["bridge"]
-    scope = {"window": (cfg.get("monitor") or {}).get("window", "day"), "start": bridge.get("start"),
-             "end": bridge.get("end")}
+    bridge = BridgeSpec.of(cfg)
+    scope = {"window": (cfg.get("monitor") or {}).get("window", "day"), "start": bridge.start, "end": bridge.end}
     return traces_in_scope(scope)
 
 
 def selection_statement(cfg: dict) -> Statement:
     """Every policy's selection, each trace kept under the first policy (config order) that selected it."""
-    bridge = cfg["bridge"]
+    bridge = BridgeSpec.of(cfg)
     traces = traces_relation(cfg)
     parts = []
-    for i, (name, policy) in enumerate((bridge.get("policies") or {}).items()):
-        q = compile_policy(name, policy, traces, str(bridge.get("salt", "bridge")))
+    for i, (name, policy) in enumerate(bridge.policies.items()):
+        q = compile_policy(name, policy, traces, bridge.salt)
         parts.append(exp.select("trace_id", "ord", "policy", exp.alias_(literal(i), "policy_order"))
                      .from_(q.subquery(f"p{i}")))
     union = parts[0]
@@ -90,8 +90,7 @@ def _redacted(tree: exp.Expression, pii: list[str]) -> exp.Expression:
 def training_statement(cfg: dict) -> Statement:
     """Selected traces that may leave the store for training: not a golden case (leakage guard), not exported
     before, one per normalised input; PII redacted; the correction (if any) as the target."""
-    export = cfg["bridge"].get("export") or {}
-    pii = list((export.get("redact") or {}).get("pii") or [])
+    pii = list(BridgeSpec.of(cfg).export.pii)
     tree = parse(f"""
         SELECT s.trace_id, s.policy, s.topic, s.model, s.model_version, s."timestamp", s.text_hash,
                __input__ AS input, __output__ AS output,
@@ -111,7 +110,7 @@ def training_statement(cfg: dict) -> Statement:
 
 def candidates_statement(cfg: dict) -> Statement:
     """Production failures that become golden cases: from the declared policies, new to the dataset."""
-    pii = list(((cfg["bridge"].get("export") or {}).get("redact") or {}).get("pii") or [])
+    pii = list(BridgeSpec.of(cfg).export.pii)
     tree = parse(f"""
         SELECT s.trace_id, s.policy, s.topic, s.model, s.model_version, s."timestamp", s.text_hash,
                __input__ AS input, __output__ AS output, __correction__ AS correction, c.feedback_id
@@ -161,10 +160,10 @@ def compile_plan(cfg: dict) -> Plan:
                            EXPORTED_FOR_TRAINING, EXCLUDED, PUBLISH))
 
 
-def _write_training(con, rows_sql: str, path: Path, export: dict, meta: dict) -> int:
+def _write_training(con, rows_sql: str, path: Path, export: ExportSpec, meta: dict) -> int:
     """Write the export with DuckDB (JSONL or Parquet), each record with its provenance."""
-    layout = export.get("layout", "chat")
-    dropped = set((export.get("redact") or {}).get("fields") or [])
+    layout = export.layout
+    dropped = set(export.dropped_fields)
     base = f"SELECT * FROM ({rows_sql})"
     common = (f"trace_id, policy, '{meta['config_hash']}' AS config_hash, "
               f"'{meta['exported_at']}' AS exported_at, '{meta['export_id']}' AS export_id, topic, target_source")
@@ -175,7 +174,7 @@ def _write_training(con, rows_sql: str, path: Path, export: dict, meta: dict) ->
                 f"{{'role': 'assistant', 'content': target}}] AS messages FROM ({base})")
     else:
         body = f"SELECT {common}, input, output, target FROM ({base})"
-    fmt = "PARQUET" if export.get("format", "jsonl") == "parquet" else "JSON"
+    fmt = "PARQUET" if export.format == "parquet" else "JSON"
     path.parent.mkdir(parents=True, exist_ok=True)
     # meta values are our own ids/timestamps; the path is quoted: no user text is formatted into this statement
     con.execute(f"COPY ({body}) TO '{str(path).replace(chr(39), chr(39) * 2)}' (FORMAT {fmt})")
@@ -186,7 +185,7 @@ def run_bridge(store: Store, cfg: dict, project_dir: Path, import_labels: str | 
     """One bridge export as one unit of work: the store's records and the files appear together or not at all
     (files are staged and published after the commit, engine/bridge/publish.py)."""
     plan = journal.running_plan(compile_plan(cfg))  # compiled once: what runs and what run artifacts show
-    out_dir = resolve_data_path(cfg["bridge"].get("out_dir", "data/bridge"), project_dir)
+    out_dir = resolve_data_path(BridgeSpec.of(cfg).out_dir, project_dir)
     with journal.step(RECOVER.name):
         publish.recover(store, project_dir, out_dir)
     export_id = f"bridge-{utc_now().strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
@@ -218,13 +217,12 @@ def _test_seam(point: str) -> None:
 
 def _export(store: Store, cfg: dict, plan: Plan, project_dir: Path, import_labels: str | None, out_dir: Path,
             staging: publish.Staging) -> dict:
-    bridge = cfg["bridge"]
+    bridge = BridgeSpec.of(cfg)
     con = store.con
     export_id = staging.export_id
     exported_at = utc_now().isoformat()
-    config_hash = provenance_hash(bridge)
-    golden_cfg = bridge.get("golden") or {}
-    name = golden_cfg.get("dataset")
+    config_hash = provenance_hash(cfg["bridge"])  # the section as configured (a default added later changes nothing)
+    name = bridge.golden.dataset
     parent = None
     if name:
         with journal.step(PARENT.name):
@@ -240,22 +238,22 @@ def _export(store: Store, cfg: dict, plan: Plan, project_dir: Path, import_label
     execute(con, steps["select"], {})
     for row in execute(con, POLICY_COUNTS, {}):
         result["policies"][row["policy"]] = {"selected": row["n"]}
-    for policy in bridge.get("policies") or {}:
+    for policy in bridge.policies:
         result["policies"].setdefault(policy, {"selected": 0})
 
     # failures into golden cases first: they are test cases from now on, so the training export must not hold
     # them, nor the failures waiting in the label queue
     if name:
         with journal.step(GROW.name):
-            result["golden"] = _grow_golden(store, steps["candidates"], golden_cfg, parent, out_dir, staging,
-                                            config_hash, bridge)
+            result["golden"] = _grow_golden(store, steps["candidates"], bridge, parent, out_dir, staging,
+                                            config_hash)
     execute(con, steps["golden_hashes"], {})
 
     # training export
-    export = bridge.get("export") or {}
+    export = bridge.export
     execute(con, steps["training"], {})
     training_sql = f"SELECT * FROM {TRAINING}"
-    suffix = "parquet" if export.get("format", "jsonl") == "parquet" else "jsonl"
+    suffix = "parquet" if export.format == "parquet" else "jsonl"
     final = out_dir / f"training-{export_id}.{suffix}"
     path = staging.stage(final)
     meta = {"config_hash": config_hash, "exported_at": exported_at, "export_id": export_id}
@@ -266,7 +264,7 @@ def _export(store: Store, cfg: dict, plan: Plan, project_dir: Path, import_label
         raise RuntimeError(f"leakage guard: {leaked} exported records match golden cases; nothing exported")
     execute(con, steps["exports:training"], {"export_id": export_id, "config_hash": config_hash})
     excluded = execute(con, EXCLUDED, {})[0]["n"]
-    result["training"] = {"path": str(final), "records": n, "format": suffix, "layout": export.get("layout", "chat"),
+    result["training"] = {"path": str(final), "records": n, "format": suffix, "layout": export.layout,
                           "excluded_golden_matches": excluded}
     return result
 
@@ -295,23 +293,22 @@ def _parent_dataset(store: Store, cfg: dict, project_dir: Path, name: str) -> ds
     return follow_head(store, base, spec, project_dir)
 
 
-def _grow_golden(store: Store, statement: Statement, golden_cfg: dict, parent: ds.DatasetVersion, out_dir: Path,
-                 staging: publish.Staging, config_hash: str, bridge: dict) -> dict:
+def _grow_golden(store: Store, statement: Statement, bridge: BridgeSpec, parent: ds.DatasetVersion, out_dir: Path,
+                 staging: publish.Staging, config_hash: str) -> dict:
     con = store.con
     hashes = [c.input_text for c in parent.cases]
     con.execute("CREATE OR REPLACE TEMP TABLE parent_hashes AS SELECT "
                 + render(text_hash(exp.column("t"))) + " AS text_hash FROM (SELECT unnest($texts) AS t)",
                 {"texts": hashes})
-    rows = execute(con, statement, {"policies": list(golden_cfg.get("from_policies") or [])})
+    rows = execute(con, statement, {"policies": list(bridge.golden.from_policies)})
     from engine.agents.bridge_cases import agent_parts  # an agent session: its earlier turns, calls, forbidden calls
 
-    pii = list(((bridge.get("export") or {}).get("redact") or {}).get("pii") or [])
-    parts = agent_parts(con, rows, bridge.get("policies") or {}, pii)
+    parts = agent_parts(con, rows, bridge.policies, list(bridge.export.pii))
     rows = [{**r, "agent_part": parts.get(r["trace_id"], {})} for r in rows]
     # ground truth: the correction, else the forbidden tools an agent called (its own label)
     labelled = [r for r in rows if r["correction"] or "agent" in r["agent_part"]]
     unlabelled = [r for r in rows if not (r["correction"] or "agent" in r["agent_part"])] \
-        if golden_cfg.get("label_queue", True) else []
+        if bridge.golden.label_queue else []
     new_cases = [_case(r, r["correction"], "correction" if r["correction"] else "forbidden_call") for r in labelled]
     out = {"dataset": parent.name, "parent_version": parent.version, "candidates": len(rows),
            "added": len(new_cases), "label_queue": None, "version": parent.version, "path": None}
