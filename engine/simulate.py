@@ -30,6 +30,8 @@ import numpy as np
 from engine.models import ModelRequest, build_adapter, fingerprint
 from engine.outputs import open_atomic
 from engine.paths import bundled_datasets_dir
+from engine.schemas import load_schema
+from engine.specs import with_defaults
 
 AREAS = ("billing", "account", "policy", "integrations", "troubleshooting", "scheduling")
 CHANNELS = (("web", 0.55), ("mobile", 0.3), ("email", 0.1), ("api", 0.05))
@@ -149,12 +151,12 @@ class Simulator:
 
     def __init__(self, spec: dict, model_spec: dict, project_dir: Path,
                  on_day: Callable[[int, Counts], None] | None = None):
-        self.spec = spec
+        self.spec = with_defaults(load_schema("simulate"), spec)  # defaults: schemas/simulate.schema.json
         self.model_spec = model_spec
         self.project_dir = project_dir
         self.on_day = on_day or (lambda day, counts: None)
         self.rng = np.random.Generator(np.random.PCG64(int(spec["seed"])))
-        self.known, self.new, self.feature = load_questions(int(spec.get("paraphrases", 5)))
+        self.known, self.new, self.feature = load_questions(int(self.spec["paraphrases"]))
         self.adapter = build_adapter(model_spec, project_dir)
         self.model_fingerprint = fingerprint(self.adapter)
         self.cache: dict[str, Answer] = {}
@@ -167,7 +169,7 @@ class Simulator:
     # ---------------------------------------------------------------------------- the model, cached
     def answers(self, questions: list[Question]) -> list[Answer]:
         todo = list(dict.fromkeys(q.text for q in questions if q.text not in self.cache))
-        batch = int(self.spec.get("model_batch_size", 64))
+        batch = int(self.spec["model_batch_size"])
         for i in range(0, len(todo), batch):
             texts = todo[i:i + batch]
             requests = [ModelRequest(case_id=f"sim-{len(self.cache) + j}", input=t, input_text=t)
@@ -193,12 +195,12 @@ class Simulator:
         pool = self.known + self.new
         weights = np.array([shift.get(q.topic, 1.0) for q in self.known] +
                            [shift.get(q.topic, 1.0) for q in self.new], dtype=float)
-        new_share = float(self.spec.get("new_topic_share", 0.05))
+        new_share = float(self.spec["new_topic_share"])
         n_known = len(self.known)
         weights[:n_known] *= (1 - new_share) / weights[:n_known].sum()
         weights[n_known:] *= new_share / weights[n_known:].sum()
         if drifted and drift.get("new_feature_topic"):
-            share = float(drift.get("new_feature_share", 0.1))
+            share = float(drift["new_feature_share"])
             weights *= 1 - share
             pool = pool + self.feature
             weights = np.concatenate([weights, np.full(len(self.feature), share / len(self.feature))])
@@ -245,13 +247,13 @@ class Simulator:
         users = rng.integers(0, int(spec["users"]), size=n_sessions)
         channels = rng.choice(len(CHANNELS), size=n_sessions, p=[w for _, w in CHANNELS])
         locales = rng.choice(len(LOCALES), size=n_sessions, p=[w for _, w in LOCALES])
-        otlp = rng.random(size=n) < float(spec.get("otlp_fraction", 0.0))
+        otlp = rng.random(size=n) < float(spec["otlp_fraction"])
         noise = rng.lognormal(mean=0.0, sigma=0.35, size=n)
         gaps = rng.integers(5, 240, size=n)
         fb_roll = rng.random(size=(n, 6))
         error_roll = rng.random(size=n)
         failure = spec.get("failure") or {}
-        wrong = str(failure.get("wrong_answer", "I'm not able to find that; please check your bank statement."))
+        wrong = str(failure["wrong_answer"])
         model_name = self.model_spec["name"]
         spans: list[dict] = []
         day_counts = {"day": day, "date": (self.start + timedelta(days=day)).isoformat(), "traces": 0,
@@ -279,7 +281,7 @@ class Simulator:
                 output, correct, error = a.output, a.correct, a.error
                 if self._failing(day, q):
                     output, correct = wrong, False
-                if error_roll[k] < float(spec.get("error_rate", 0.002)):
+                if error_roll[k] < float(spec["error_rate"]):
                     output, correct, error = None, False, "upstream timeout after 30000 ms"
                 latency = round(float(180 + 9 * a.completion_tokens + 0.4 * a.prompt_tokens) * float(noise[k]), 1)
                 attrs = {"topic": q.topic, "intent": q.intent, "channel": CHANNELS[int(channels[s])][0],
@@ -330,16 +332,16 @@ class Simulator:
         def add(kind: str, **values: Any) -> None:
             out.append({"feedback_id": f"fb-{idx:010d}-{len(out) + 1}", **base, "kind": kind, **values})
 
-        if roll[0] < float(fb_spec.get("thumbs_rate", 0.25)):
+        if roll[0] < float(fb_spec["thumbs_rate"]):
             good = correct if roll[1] > 0.08 else not correct  # people misclick
             add("thumbs", thumbs="up" if good else "down")
-        if roll[2] < float(fb_spec.get("rating_rate", 0.1)):
+        if roll[2] < float(fb_spec["rating_rate"]):
             rating = int(np.clip(round((4.6 if correct else 1.7) + (roll[3] - 0.5) * 2), 1, 5))
             add("rating", rating=rating)
         if not correct:
-            if q.expected and roll[4] < float(fb_spec.get("correction_rate", 0.3)):
+            if q.expected and roll[4] < float(fb_spec["correction_rate"]):
                 add("correction", correction=q.expected, comment="the right answer, from a support agent")
-            elif roll[4] > 1 - float(fb_spec.get("ticket_rate", 0.08)):
+            elif roll[4] > 1 - float(fb_spec["ticket_rate"]):
                 add("ticket", ticket_id=f"tk-{idx:010d}", comment=(error or "the assistant's answer was wrong"))
             if roll[5] < 0.3:
                 add("behavior", signal="rephrased")
@@ -353,13 +355,13 @@ class Simulator:
         total = state["good"] + state["bad"]
         bad_ratio = state["bad"] / total if total else 0.0
         roll = rng.random(size=2)
-        price = float(ev.get("price_per_seat", 8.0))
-        if state["plan"] == "trial" and roll[0] < float(ev.get("conversion_rate", 0.04)) * (1.5 - bad_ratio):
+        price = float(ev["price_per_seat"])
+        if state["plan"] == "trial" and roll[0] < float(ev["conversion_rate"]) * (1.5 - bad_ratio):
             state["plan"] = "paid"
             amount = round(price * state["seats"], 2)
             self._event(files, "conversion", user_id, session_id, None, t, None, {"plan": "pro", "seats": state["seats"]})
             self._event(files, "revenue", user_id, session_id, amount, t, "USD", {"plan": "pro"})
-        elif state["plan"] == "paid" and roll[1] < float(ev.get("churn_rate", 0.01)) * (0.5 + 3 * bad_ratio):
+        elif state["plan"] == "paid" and roll[1] < float(ev["churn_rate"]) * (0.5 + 3 * bad_ratio):
             state["plan"] = "churned"
             self._event(files, "cancellation", user_id, session_id, None, t, None,
                         {"reason": "answers were wrong" if bad_ratio > 0.3 else "price"})
