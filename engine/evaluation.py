@@ -23,6 +23,7 @@ from engine.provenance import canonical_json, content_hash, git_commit, new_run_
 from engine.models.errors import error_summary
 from engine.provenance import config_hash as provenance_hash
 from engine.runner import CallStats
+from engine.specs import RunSpec
 from engine.store import Store
 
 
@@ -220,14 +221,14 @@ def _call_model(run: _Run):
     """Step 2: call the model for the outputs the cache lacks, store closed, each batch journaled."""
     from engine.runner import Journal, call_model
 
-    run_cfg = run.cfg.get("run", {})
+    run_cfg = RunSpec.of(run.cfg)
     if getattr(run.adapter, "tools", None):  # an agent: each turn kept as it is answered, beside the store
         from engine.agents.turn_cache import TurnCache
         run.adapter.turn_cache = TurnCache(run.access.path.parent / "turns", run.adapter.fingerprint_payload())
     return call_model(run.adapter, run.fingerprint, run.todo, run.distinct_keys,
                       _RunCaseList(run.datasets), run.run_id, repeats=run.repeats,
-                      batch_size=int(run.model_spec.get("batch_size") or run_cfg.get("batch_size", 32)),
-                      show_progress=run_cfg.get("progress", True), journal=Journal(run.access.journal_dir, run.run_id))
+                      batch_size=int(run.model_spec.get("batch_size") or run_cfg.batch_size),
+                      show_progress=run_cfg.progress, journal=Journal(run.access.journal_dir, run.run_id))
 
 
 def _prepare_metrics(run: _Run, new_outputs: pa.Table) -> list:
@@ -241,7 +242,7 @@ def _prepare_metrics(run: _Run, new_outputs: pa.Table) -> list:
     writes: list = []
     if run.scratch_rows is None:
         return writes
-    run_cfg = run.cfg.get("run", {})
+    run_cfg = RunSpec.of(run.cfg)
     scratch = Store(duckdb.connect(":memory:"), Path(":memory:"))
     try:
         scratch.migrate()
@@ -254,8 +255,8 @@ def _prepare_metrics(run: _Run, new_outputs: pa.Table) -> list:
         write_arrow(con, "run_cases", run.run_cases)
         write_arrow(con, "outputs", run.scratch_rows["outputs"])
         write_arrow(con, "outputs", new_outputs, replace=True)
-        ctx = PrepareContext(scratch, run.run_id, run.repeats, run.project, run_cfg.get("progress", True),
-                             int(run_cfg.get("batch_size", 32)), cache=run.access.read, writes=writes,
+        ctx = PrepareContext(scratch, run.run_id, run.repeats, run.project, run_cfg.progress,
+                             run_cfg.batch_size, cache=run.access.read, writes=writes,
                              journal_dir=run.access.journal_dir)
         prepare_metrics(ctx, run.cfg["metrics"])
     finally:

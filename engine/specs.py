@@ -8,6 +8,7 @@ objects; schemas/*.schema.json), then read into a frozen dataclass: the code rea
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -32,3 +33,18 @@ def schema_defaults(schema: dict, prefix: str = "") -> dict[str, Any]:
         if prop.get("type") == "object" and "properties" in prop:
             out.update(schema_defaults(prop, f"{prefix}{key}."))
     return out
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """The `run` section: how a command calls models and shows its progress (schemas/config.schema.json)."""
+
+    batch_size: int
+    progress: bool
+
+    @classmethod
+    def of(cls, cfg: dict) -> "RunSpec":
+        from engine.schemas import load_schema
+
+        run = with_defaults(load_schema("config")["properties"]["run"], cfg.get("run"))
+        return cls(int(run["batch_size"]), bool(run["progress"]))

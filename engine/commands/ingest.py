@@ -34,6 +34,7 @@ from engine.ingest.share import share_verdict
 from engine.provenance import canonical_json, new_run_id, utc_now
 from engine.report.layout import fit
 from engine.schemas import all_errors, dotted, validator
+from engine.specs import RunSpec
 from engine.sql import Plan
 from engine.store import Store
 from engine.config_checks import checker
@@ -141,7 +142,7 @@ def _ingest(store: Store, sources: list[readers.SourceFile], options: Options, c
     batch_id = new_run_id("ingest")
     started = utc_now()
     clock = time.perf_counter()
-    show = bool((cfg.get("run") or {}).get("progress", True))
+    show = RunSpec.of(cfg).progress
     total_bytes = sum(s.size for s in sources)
     interactive = console.is_terminal
     with _progress(len(sources), total_bytes, clock, enabled=show and interactive) as advance:

@@ -14,6 +14,7 @@ from engine.console import console
 from engine.progress import progress_bar
 from engine.schemas import all_errors, dotted, validator
 from engine.simulate import Simulator
+from engine.specs import RunSpec
 from engine.config_checks import checker
 
 
@@ -33,7 +34,7 @@ def simulate(composed: Composed) -> Outcome:
     out = out if out.is_absolute() else composed.project.dir / out
     clock = time.perf_counter()
     days = int(spec["days"])
-    show = bool((cfg.get("run") or {}).get("progress", True)) and console.is_terminal
+    show = RunSpec.of(cfg).progress and console.is_terminal
     with progress_bar("simulate: days", total=days, enabled=show) as advance:
         sim = Simulator(spec, cfg["model"], composed.project.dir, on_day=lambda day, counts: advance(1))
         files = sim.run(out)

@@ -17,6 +17,7 @@ from engine.judges.judging import Item, judge_items
 from engine.provenance import canonical_json, content_hash, git_commit, utc_now
 from engine.executor import execute
 from engine.sql import statement
+from engine.specs import RunSpec
 from engine.store import Store
 
 ALL = "*"
@@ -53,9 +54,9 @@ class Settings:
     @classmethod
     def of(cls, cfg: dict) -> "Settings":
         boot = (cfg.get("judges") or {}).get("bootstrap") or {}
-        run = cfg.get("run") or {}
+        run = RunSpec.of(cfg)
         return cls(int(boot.get("resamples", 2000)), int(boot.get("seed", 0)), float(boot.get("level", 0.95)),
-                   int(run.get("batch_size", 32)), bool(run.get("progress", True)))
+                   run.batch_size, run.progress)
 
 
 def judge_metrics(cfg: dict) -> dict[str, dict]:
