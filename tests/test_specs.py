@@ -6,15 +6,13 @@ per file (most of them on raw config dicts; some on rows): the number only goes 
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
 import pytest
 
 from engine.bridge.spec import BridgeSpec
 from engine.schemas import load_schema
 from engine.specs import schema_defaults, with_defaults
-
-ENGINE = Path(__file__).resolve().parent.parent / "engine"
+from tests.ratchet import ENGINE, assert_only_goes_down
 
 # `.get("key", default)` calls per file when the ratchet was set (wave 2, session 4): 268 in 76 files; 254 once
 # simulate read its defaults from its schema; 244 once the `run` section was a spec (engine/specs.RunSpec).
@@ -111,15 +109,8 @@ def test_the_detector_counts_a_default_and_not_a_plain_get():
 
 
 def test_get_with_default_only_goes_down():
-    found = {}
-    for path in ENGINE.rglob("*.py"):
-        n = get_with_default_sites(path.read_text(encoding="utf-8"))
-        if n:
-            found[str(path.relative_to(ENGINE.parent))] = n
-    grown = {f: (BASELINE.get(f, 0), n) for f, n in found.items() if n > BASELINE.get(f, 0)}
-    assert not grown, f"new .get(key, default) on config: declare the default in the schema and read a spec: {grown}"
-    lowered = {f: (n, found.get(f, 0)) for f, n in BASELINE.items() if found.get(f, 0) < n}
-    assert not lowered, f"fewer .get(key, default) than the baseline: lower BASELINE to match: {lowered}"
+    assert_only_goes_down(get_with_default_sites, BASELINE, "new .get(key, default) on config: declare the default "
+                          "in the schema and read a spec", ".get(key, default) calls")
     bridge = (ENGINE / "bridge" / "run.py").read_text(encoding="utf-8")
     assert 'bridge.get(' not in bridge and '["bridge"].get(' not in bridge  # the bridge section is read as a spec
 

@@ -5,10 +5,8 @@ A new raw statement fails here: build it as a Statement in the module's plan ins
 from __future__ import annotations
 
 import ast
-from collections import Counter
-from pathlib import Path
 
-ENGINE = Path(__file__).resolve().parent.parent / "engine"
+from tests.ratchet import assert_only_goes_down
 CALLS = ("execute", "executemany", "sql")
 
 # Raw SQL call sites per file when the ratchet was set (wave 2, session 3): 159 in 36 files; 143 once evaluate's,
@@ -69,12 +67,4 @@ con.execute(render(tree))                  # rendered by engine/sql.py: not raw
 
 
 def test_raw_sql_only_goes_down():
-    found = Counter()
-    for path in ENGINE.rglob("*.py"):
-        n = raw_sql_sites(path.read_text(encoding="utf-8"))
-        if n:
-            found[str(path.relative_to(ENGINE.parent))] = n
-    grown = {f: (BASELINE.get(f, 0), n) for f, n in found.items() if n > BASELINE.get(f, 0)}
-    assert not grown, f"new raw SQL (file: (allowed, found)); build Statements instead: {grown}"
-    lowered = {f: (n, found.get(f, 0)) for f, n in BASELINE.items() if found.get(f, 0) < n}
-    assert not lowered, f"fewer raw SQL sites than the baseline: lower BASELINE to match: {lowered}"
+    assert_only_goes_down(raw_sql_sites, BASELINE, "new raw SQL; build Statements instead", "raw SQL sites")
