@@ -34,11 +34,13 @@ def _judged_query(spec: dict) -> exp.Expression:
 
 
 def _calibrations_query(metric: str, slices: list[str]) -> exp.Expression:
-    """The latest calibration of each (judge fingerprint, slice) of the metric, with its age in days."""
+    """The latest calibration of each (judge fingerprint, slice) of the metric, with its age in days (from
+    milliseconds: date_diff('second') counts whole seconds, so a calibration made in the gate's own second had
+    age 0 and passed any max_age_days)."""
     return parse("""
         SELECT judge_fingerprint, judge_model_fingerprint, rubric_hash, params, slice, n_labels, kappa, kappa_low,
                kappa_high, accuracy, calibration_id, calibrated_at,
-               date_diff('second', calibrated_at, now()) / 86400.0 AS age_days
+               (epoch_ms(now()) - epoch_ms(calibrated_at)) / 86400000.0 AS age_days
         FROM judge_calibrations WHERE metric = '__metric__' AND list_contains(__slices__, slice)
         QUALIFY row_number() OVER (PARTITION BY judge_fingerprint, slice ORDER BY calibrated_at DESC) = 1
         ORDER BY slice, calibrated_at DESC""").transform(
