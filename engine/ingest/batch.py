@@ -155,7 +155,6 @@ class Batch:
         raise ValueError(source.format)
 
     def _load_chunk(self, table: pa.Table, file_id: int, source: readers.SourceFile, counts: FileCounts) -> None:
-        con = self.con
         if table.num_rows == 0:
             return
         # DuckDB scans an Arrow table one record batch per thread: slices (zero copy) let every thread work.

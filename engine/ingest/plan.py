@@ -19,7 +19,7 @@ from engine.ingest.quarantine import export_statements
 from engine.ingest.records import KINDS
 from engine.ingest.statements import (_insert_quarantine, count_extra, detect_sql, quarantine_undetected,
                                       rows_to_json)
-from engine.sql import Plan, PythonStep, Statement, literal, param, template
+from engine.sql import Plan, PythonStep, Statement, param, template
 
 RESOLVE = PythonStep("resolve_quarantine", "quarantined records of earlier batches that this batch accepted or "
                                            "read again are marked resolved (engine/ingest/quarantine.py)")

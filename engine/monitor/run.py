@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from engine import journal
 from engine.backend import DuckDBBackend
 from engine.executor import execute
 from engine.ingest.batches import STALE_RUNS, stale_monitor_runs
@@ -17,7 +16,7 @@ from engine.monitor.drift_rules import evaluate_rule
 from engine.monitor.joins import Coverage, min_join_share
 from engine.monitor.sources import periods as compute_periods, periods_statement
 from engine.provenance import canonical_json, config_hash, git_commit, utc_now
-from engine.sql import Plan, PythonStep, Statement, Write, parse
+from engine.sql import Plan, Statement, Write, parse
 from engine.store import Store
 
 

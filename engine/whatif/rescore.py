@@ -84,8 +84,6 @@ class Rescorer:
 
     def __init__(self, con, metrics: dict[str, dict], table: str, statements: dict[str, Prepared],
                  create: Prepared):
-        import engine.metrics  # noqa: F401  (registers the metric kinds)
-
         self.con, self.metrics, self.table = con, metrics, table
         create.rows(con, {})
         self._statements = statements

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pytest
 from scipy import stats
 
-from engine.monitor.drift import DriftSpec, compute_drift, fit_reference
+from engine.monitor.drift import compute_drift, fit_reference
 from engine.executor import execute
 from engine.monitor.drift_rules import rule_statistics
 from engine.monitor.rule_plan import compile_rule
