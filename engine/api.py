@@ -16,6 +16,8 @@ from engine.commands import load_all
 from engine.config import Composed, compose, find_project
 from engine.errors import UserError
 from engine.evaluation import store_path
+from engine.executor import execute
+from engine.sql import statement
 from engine.store import Store
 from engine.outputs import check_output_paths
 from engine.validate import validate
@@ -54,11 +56,14 @@ def query(sql: str, params: dict | None = None, project_dir: str | Path | None =
         return pl.from_arrow(store.con.sql(sql, params=params or None).to_arrow_table())
 
 
+_TABLES = statement("store:tables", "SELECT table_name FROM information_schema.tables", "the store's tables")
+
+
 def table(name: str, project_dir: str | Path | None = None) -> pl.DataFrame:
     """A whole store table (scores, runs, traces, monitor_results, ...) as a Polars DataFrame."""
     composed = config([], project_dir)
     with Store.open(store_path(composed.config, composed.project), read_only=True) as store:
-        known = {t for (t,) in store.con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        known = {row["table_name"] for row in execute(store.con, _TABLES, {})}
         if name not in known:
             raise UserError(f"no table '{name}' in the store; tables: {', '.join(sorted(known))}")
         return pl.from_arrow(store.con.table(name).to_arrow_table())

@@ -12,7 +12,7 @@ from sqlglot import exp
 from engine.sql import render
 
 # Tables written in bulk (identifiers come from this list, never from config).
-WRITABLE = ("run_cases", "outputs", "scores", "judgements", "embeddings", "cases", "monitor_results",
+WRITABLE = ("runs", "run_cases", "outputs", "scores", "judgements", "embeddings", "cases", "monitor_results",
             "bridge_exports")
 
 

@@ -14,8 +14,10 @@ from functools import cached_property
 from pathlib import Path
 
 from engine import datasets as ds
+from engine.executor import execute
 from engine.paths import resolve_data_path, schemas_dir
 from engine.provenance import content_hash, file_sha256
+from engine.sql import statement
 
 # Change `rules` whenever what a golden file must satisfy changes outside the case schema (the JSON Lines
 # reader's strictness, the fields a Case is made of): recorded files are then validated again.
@@ -59,6 +61,13 @@ def load_datasets(cfg: dict, project, store_path: Path) -> list[FileVersion]:
     return out
 
 
+_KNOWN_FILES = statement("datasets:known_files", "SELECT file_sha256, dataset_version FROM dataset_files "
+                         "WHERE loader = $loader AND list_contains($digests, file_sha256)",
+                         "dataset files parsed before, by their digest")
+_REMEMBER_FILE = statement("datasets:remember_file", "INSERT INTO dataset_files VALUES ($digest, $loader, $version) "
+                           "ON CONFLICT DO NOTHING", "a dataset file's digest and the version it holds")
+
+
 def _known_versions(store_path: Path, digests: set[str]) -> dict[str, str]:
     if not digests or not store_path.exists():
         return {}
@@ -68,8 +77,8 @@ def _known_versions(store_path: Path, digests: set[str]) -> dict[str, str]:
 
     with Store.open(store_path, read_only=True) as store:
         try:
-            rows = store.con.execute("SELECT file_sha256, dataset_version FROM dataset_files WHERE loader = ? "
-                                     "AND list_contains(?, file_sha256)", [LOADER, sorted(digests)]).fetchall()
+            rows = [tuple(r.values()) for r in execute(store.con, _KNOWN_FILES,
+                                                       {"loader": LOADER, "digests": sorted(digests)})]
         except duckdb.CatalogException:  # a store from before dataset_files (migrated on its next write)
             return {}
     return dict(rows)
@@ -80,4 +89,4 @@ def remember_files(store, datasets) -> None:
     for d in datasets:
         digest = getattr(d, "file_sha256", None)
         if digest:
-            store.con.execute("INSERT OR IGNORE INTO dataset_files VALUES (?, ?, ?)", [digest, LOADER, d.version])
+            execute(store.con, _REMEMBER_FILE, {"digest": digest, "loader": LOADER, "version": d.version})

@@ -16,8 +16,13 @@ from pathlib import Path
 from engine.datasets import (DatasetVersion, case_record, lineage, load_file, load_head, move_head,
                              store_version)
 from engine.errors import UserError
+from engine.executor import execute
 from engine.paths import resolve_data_path
+from engine.sql import statement
 from engine.store import Store
+
+_HEAD = statement("datasets:head", "SELECT dataset_version, path FROM dataset_heads WHERE name = $name",
+                  "the dataset's latest version (grown by the bridge) and its file")
 
 
 def follow_head(store: Store, dataset: DatasetVersion, spec: dict, project_dir: Path) -> DatasetVersion:
@@ -29,11 +34,10 @@ def follow_head(store: Store, dataset: DatasetVersion, spec: dict, project_dir: 
     `follow_bridge: false` in the dataset config pins the configured file."""
     if spec.get("follow_bridge", True) is False:
         return dataset
-    row = store.con.execute("SELECT dataset_version, path FROM dataset_heads WHERE name = ?",
-                            [dataset.name]).fetchall()
-    if not row or row[0][0] == dataset.version:
+    row = execute(store.con, _HEAD, {"name": dataset.name})
+    if not row or row[0]["dataset_version"] == dataset.version:
         return dataset
-    head_version, path = row[0]
+    head_version, path = row[0]["dataset_version"], row[0]["path"]
     head = load_head(store, dataset.name, head_version, path, project_dir)
     if dataset.version in lineage(store, head_version):
         return head
@@ -88,7 +92,7 @@ def carry_production_cases(store: Store, dataset: DatasetVersion, head: DatasetV
 
 
 def _head_path(store: Store, name: str) -> str:
-    return store.con.execute("SELECT path FROM dataset_heads WHERE name = ?", [name]).fetchall()[0][0]
+    return execute(store.con, _HEAD, {"name": name})[0]["path"]
 
 
 def _collision_message(dataset: DatasetVersion, head: DatasetVersion, collisions: list) -> str:

@@ -12,9 +12,11 @@ from engine.agents.cases import problems as agent_problems
 from engine.agents.cases import conversation_key, record_part, store_agent_rows
 from engine.case_check import plainly_valid
 from engine.errors import UserError
+from engine.executor import execute
 from engine.paths import resolve_data_path
 from engine.provenance import canonical_json, content_hash, utc_now
 from engine.schemas import all_errors, dotted, validator
+from engine.sql import statement
 from engine.store import Store
 
 
@@ -119,13 +121,24 @@ def load(name: str, spec: dict, project_dir: Path) -> DatasetVersion:
     return load_file(name, resolve_data_path(spec["path"], project_dir), spec["path"])
 
 
+_VERSION_EXISTS = statement("datasets:version_exists", "SELECT count(*) AS n FROM dataset_versions "
+                            "WHERE dataset_version = $version", "a version with this content is stored already")
+_INSERT_VERSION = statement("datasets:insert_version", "INSERT INTO dataset_versions VALUES ($version, $name, $source, "
+                            "$n_cases, $parent, $created_at, $provenance)", "a new dataset version")
+_INSERT_CASES = statement("datasets:insert_cases", "INSERT INTO cases SELECT dataset_version, case_id, position, "
+                          "input::JSON, input_text, expected::JSON, expected_answers, context, tags, metadata::JSON, "
+                          "input_hash FROM new_cases", "its cases (an Arrow table registered as new_cases)")
+_PARENT = statement("datasets:parent", "SELECT parent_version FROM dataset_versions WHERE dataset_version = $version",
+                    "the version a version was grown from")
+_MOVE_HEAD = statement("datasets:move_head", "INSERT OR REPLACE INTO dataset_heads VALUES ($name, $version, $path, "
+                       "now())", "the dataset's latest version and its file")
+
+
 def store_version(store: Store, dataset: DatasetVersion, parent: str | None = None,
                   provenance: dict | None = None) -> bool:
     """Insert the version and its cases unless the same content is already stored. Returns True if new."""
     con = store.con
-    exists = con.execute("SELECT count(*) FROM dataset_versions WHERE dataset_version = ?",
-                         [dataset.version]).fetchall()[0][0]
-    if exists:
+    if execute(con, _VERSION_EXISTS, {"version": dataset.version})[0]["n"]:
         return False
     import pyarrow as pa
 
@@ -146,12 +159,11 @@ def store_version(store: Store, dataset: DatasetVersion, parent: str | None = No
         "input_hash": pa.array([c.input_hash for c in cases], pa.string()),
     })
     with store.transaction():
-        con.execute("INSERT INTO dataset_versions VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [dataset.version, dataset.name, dataset.source, len(dataset.cases), parent, utc_now(),
-                     canonical_json(provenance or {})])
+        execute(con, _INSERT_VERSION, {"version": dataset.version, "name": dataset.name, "source": dataset.source,
+                                       "n_cases": len(dataset.cases), "parent": parent, "created_at": utc_now(),
+                                       "provenance": canonical_json(provenance or {})})
         con.register("new_cases", frame)
-        con.execute("INSERT INTO cases SELECT dataset_version, case_id, position, input::JSON, input_text, "
-                    "expected::JSON, expected_answers, context, tags, metadata::JSON, input_hash FROM new_cases")
+        execute(con, _INSERT_CASES, {})
         con.unregister("new_cases")
         store_agent_rows(con, dataset.version, dataset.cases)
     return True
@@ -163,9 +175,8 @@ def lineage(store: Store, version: str) -> list[str]:
     while version and version not in seen:
         seen.add(version)
         chain.append(version)
-        row = store.con.execute("SELECT parent_version FROM dataset_versions WHERE dataset_version = ?",
-                                [version]).fetchall()
-        version = row[0][0] if row else None
+        row = execute(store.con, _PARENT, {"version": version})
+        version = row[0]["parent_version"] if row else None
     return chain
 
 
@@ -185,7 +196,7 @@ def case_record(case: Case) -> dict:
 
 def move_head(store: Store, name: str, version: str, path: str) -> None:
     """The dataset's latest version (grown by the bridge) and its file, relative to the project when inside it."""
-    store.con.execute("INSERT OR REPLACE INTO dataset_heads VALUES (?, ?, ?, now())", [name, version, path])
+    execute(store.con, _MOVE_HEAD, {"name": name, "version": version, "path": path})
 
 
 def load_head(store: Store, name: str, head_version: str, path: str, project_dir: Path) -> DatasetVersion:

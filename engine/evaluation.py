@@ -19,11 +19,13 @@ import pyarrow as pa
 from engine import datasets as ds
 from engine.config import Project
 from engine.dataset_carry import follow_head
+from engine.executor import execute
 from engine.provenance import canonical_json, content_hash, git_commit, new_run_id, stored_config, utc_now
 from engine.models.errors import error_summary
 from engine.provenance import config_hash as provenance_hash
 from engine.runner import CallStats
 from engine.specs import RunSpec
+from engine.sql import statement
 from engine.store import Store
 
 
@@ -234,8 +236,6 @@ def _call_model(run: _Run):
 def _prepare_metrics(run: _Run, new_outputs: pa.Table) -> list:
     """Step 3: the metrics' Python steps (judges, encoders) on a private in-memory copy of the run, store
     closed; returns their writes, deferred to step 4."""
-    import duckdb
-
     from engine.bulk import write_arrow
     from engine.metrics.base import PrepareContext, prepare_metrics
 
@@ -243,15 +243,11 @@ def _prepare_metrics(run: _Run, new_outputs: pa.Table) -> list:
     if run.scratch_rows is None:
         return writes
     run_cfg = RunSpec.of(run.cfg)
-    scratch = Store(duckdb.connect(":memory:"), Path(":memory:"))
+    scratch = Store.in_memory()
     try:
-        scratch.migrate()
         con = scratch.con
-        con.execute("SET TimeZone = 'UTC'")
-        for name in ("runs", "cases"):
-            con.register("flywheel_scratch", run.scratch_rows[name])
-            con.execute(f"INSERT INTO {name} SELECT * FROM flywheel_scratch")  # names from this function
-            con.unregister("flywheel_scratch")
+        write_arrow(con, "runs", run.scratch_rows["runs"])
+        write_arrow(con, "cases", run.scratch_rows["cases"])
         write_arrow(con, "run_cases", run.run_cases)
         write_arrow(con, "outputs", run.scratch_rows["outputs"])
         write_arrow(con, "outputs", new_outputs, replace=True)
@@ -286,9 +282,9 @@ def _write_results(run: _Run, called, writes: list) -> EvalRun:
         with journal.step(run_plan.METRIC_WRITES.name) if writes else nullcontext():
             for write in writes:
                 write.apply(con)
-        for statement in plan.statements[:-1]:
-            rows = backend.run(statement, params)
-            section, _, metric = statement.name.partition(":")
+        for step in plan.statements[:-1]:
+            rows = backend.run(step, params)
+            section, _, metric = step.name.partition(":")
             if section not in ("score", "materialize"):
                 reports.setdefault(section, {})[metric] = rows
         summary = backend.run(plan.statements[-1], params)
@@ -304,17 +300,20 @@ def _write_results(run: _Run, called, writes: list) -> EvalRun:
                    {name: default_aggregate(spec) for name, spec in run.cfg["metrics"].items()}, reports, error_messages)
 
 
+_STOPPED = {
+    True: statement("runs:aborted", "UPDATE runs SET status = 'aborted', aborted_at = $at WHERE run_id = $run_id "
+                    "AND status = 'running'", "a run stopped by Ctrl-C"),
+    False: statement("runs:failed", "UPDATE runs SET status = 'failed', finished_at = $at WHERE run_id = $run_id "
+                     "AND status = 'running'", "a run stopped by an error"),
+}
+
+
 def _mark_stopped(access: StoreAccess, run_id: str, interrupted: bool) -> None:
     """A run that stopped on an error is marked failed, on Ctrl-C aborted (best effort: the store may be busy).
     The calls it paid for stay in its journal, which the next run recovers once this process has exited."""
     try:
         with access.open() as store:
-            if interrupted:
-                store.con.execute("UPDATE runs SET status = 'aborted', aborted_at = ? WHERE run_id = ? "
-                                  "AND status = 'running'", [utc_now(), run_id])
-            else:
-                store.con.execute("UPDATE runs SET status = 'failed', finished_at = ? WHERE run_id = ? "
-                                  "AND status = 'running'", [utc_now(), run_id])
+            execute(store.con, _STOPPED[interrupted], {"at": utc_now(), "run_id": run_id})
     except Exception:
         pass
 

@@ -2,8 +2,9 @@
 
 * `plan.sql`: the compiled plan (what `flywheel compile <command>` prints), for commands that have one;
 * `run_results.json`: every statement the store executed, in order: the plan step it was (`name`, `in_plan`),
-  the store's own bookkeeping (`phase`: connect, migrate, transaction, close) or neither (`outside_plan`: work a
-  command still does with its own SQL), its status, milliseconds and rows read back, and its SQL.
+  a statement of one of the plan's Python steps (`step`; its own `name` and SQL), the store's own bookkeeping
+  (`phase`: connect, migrate, transaction, close) or neither (`outside_plan`: work a command does with SQL of
+  its own), its status, milliseconds and rows read back, and its SQL.
 
 A plan statement runs with its parameters bound by DuckDB, so its executed text is the compiled text; `in_plan`
 compares the two with whitespace ignored (the plan is printed pretty).

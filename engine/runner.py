@@ -20,8 +20,10 @@ from pathlib import Path
 import pyarrow as pa
 
 from engine.datasets import Case
+from engine.executor import execute, execute_arrow
 from engine.models.base import ModelAdapter, ModelRequest, ModelResponse
 from engine.provenance import canonical_json, utc_now
+from engine.sql import statement
 
 # The `outputs` table's columns, in order: every bulk write of outputs goes through this schema.
 OUTPUT_SCHEMA = pa.schema([
@@ -194,6 +196,15 @@ def _read_journal(path: Path) -> pa.Table:
     return pa.Table.from_batches(batches, OUTPUT_SCHEMA)
 
 
+# a journaled success replaces a stored error for the same key; a stored success is kept
+_RECOVERABLE = statement("journal:recoverable", "SELECT j.* FROM flywheel_journal AS j WHERE j.error IS NULL AND "
+                         "NOT EXISTS (SELECT 1 FROM outputs AS o WHERE o.model_fingerprint = j.model_fingerprint AND "
+                         "o.output_key = j.output_key AND o.repeat = j.repeat AND o.error IS NULL)",
+                         "the outputs a killed run paid for and the store lacks")
+_RECOVER = statement("journal:recover", "INSERT OR REPLACE INTO outputs SELECT * FROM flywheel_recovered",
+                     "those outputs stored")
+
+
 def recover_journals(store, directory: Path) -> int:
     """Store the successful outputs journaled by runs whose process is gone (a stored output is kept) and delete
     their journals. Returns the number of outputs recovered. Call inside the caller's write transaction."""
@@ -210,13 +221,9 @@ def recover_journals(store, directory: Path) -> int:
             con = store.con
             con.register("flywheel_journal", table)
             try:
-                # a journaled success replaces a stored error for the same key; a stored success is kept
-                rows = con.sql(
-                    "SELECT j.* FROM flywheel_journal AS j WHERE j.error IS NULL AND NOT EXISTS (SELECT 1 FROM "
-                    "outputs AS o WHERE o.model_fingerprint = j.model_fingerprint AND o.output_key = j.output_key "
-                    "AND o.repeat = j.repeat AND o.error IS NULL)").to_arrow_table()
+                rows = execute_arrow(con, _RECOVERABLE, {})
                 con.register("flywheel_recovered", rows)
-                con.execute("INSERT OR REPLACE INTO outputs SELECT * FROM flywheel_recovered")
+                execute(con, _RECOVER, {})
                 con.unregister("flywheel_recovered")
                 recovered += len(rows)
             finally:

@@ -30,6 +30,14 @@ class Store:
         self._depth = 0  # open transaction blocks
 
     @classmethod
+    def in_memory(cls) -> "Store":
+        """A private store in memory, migrated, in UTC: a scratch copy of what a step needs (close its `con`)."""
+        store = cls(duckdb.connect(":memory:"), Path(":memory:"))
+        store.con.execute("SET TimeZone = 'UTC'")
+        store.migrate()
+        return store
+
+    @classmethod
     @contextmanager
     def open(cls, path: Path, read_only: bool = False, lock_wait_s: float | None = None) -> Iterator["Store"]:
         """Open the store, waiting up to `lock_wait_s` (default: the configured `store.lock_wait_s`) while another

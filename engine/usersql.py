@@ -20,7 +20,7 @@ import threading
 import sqlglot
 from sqlglot import exp
 
-from engine.sql import DIALECT, render
+from engine.sql import DIALECT, render, statement
 from engine.usersql_functions import AGGREGATE_NAMES, NONDETERMINISTIC, OPERATOR_NAMES, SCALAR_NAMES
 
 USER_SQL_META = "user_sql"  # key in an expression's sqlglot meta: the user's text
@@ -170,6 +170,11 @@ def _lambda_parameters(lhs) -> frozenset[str]:
     return frozenset()
 
 
+_NO_EXTERNAL_ACCESS = statement("usersql:no_external_access", "SET enable_external_access = false",
+                                "the parser's own connection reads no files")
+_SERIALIZE = statement("usersql:parse", "SELECT json_serialize_sql($sql) AS tree", "DuckDB's parse tree of the text")
+
+
 def _duckdb_parse(select_sql: str) -> dict:
     """DuckDB's parse tree of `SELECT <expression>` (nothing is bound or run): {"expression": node} or
     {"error": message}. The statement is passed as a value to json_serialize_sql, never executed."""
@@ -179,8 +184,8 @@ def _duckdb_parse(select_sql: str) -> dict:
     with _parser_lock:
         if _parser is None:
             _parser = duckdb.connect(":memory:")
-            _parser.execute("SET enable_external_access = false")
-        raw = _parser.execute("SELECT json_serialize_sql($sql)", {"sql": select_sql}).fetchall()[0][0]
+            _parser.execute(_NO_EXTERNAL_ACCESS.text)  # a private connection (engine.executor imports this module)
+        raw = _parser.execute(_SERIALIZE.text, {"sql": select_sql}).fetchall()[0][0]
     parsed = json.loads(raw)
     if parsed.get("error"):
         return {"error": str(parsed.get("error_message", "DuckDB cannot parse it")).splitlines()[0]}

@@ -58,8 +58,12 @@ def assert_plan_is_what_ran(run_dir: Path, data: dict, compile_stdout: str) -> N
     planned = set(data["plan"]["statements"])
     assert set(compiled_statements(plan_text)) == planned
     for step in data["steps"]:
-        if step["name"] is not None:  # run by the executor as a plan statement: its text is the compiled text
+        # run by the executor as a plan statement: its text is the compiled text. A named statement of a Python
+        # step or of the store's bookkeeping is that step's own (named, with its SQL shown), never a plan's.
+        if step["name"] in planned or not (step["phase"] or step["step"]):
             assert step["in_plan"] and step["name"] in planned and step["sql"] is None, step
+        elif step["name"] is not None:
+            assert not step["in_plan"] and step["sql"], step
     ran = {s["name"] for s in data["steps"] if s["in_plan"]}
     assert ran <= planned and ran, data["plan"]
     assert data["summary"]["outside_plan"] == 0, [s["sql"] for s in data["steps"]

@@ -21,6 +21,8 @@ from __future__ import annotations
 import json
 
 from engine.agents.otel_steps import production_tool_calls
+from engine.executor import execute
+from engine.sql import statement
 from engine.bridge.redact import redact_text
 
 
@@ -29,15 +31,17 @@ def _forbidden_by_policy(policies: dict) -> dict[str, list[str]]:
             if isinstance(p, dict) and "forbidden_tool" in (p.get("signals") or [])}
 
 
+_CONVERSATIONS = statement("agent:conversations", "SELECT trace_id, messages FROM trace_conversations "
+                           "WHERE list_contains($ids, trace_id)", "the candidates' earlier turns")
+
+
 def agent_parts(con, rows: list[dict], policies: dict, pii: list[str]) -> dict[str, dict]:
     """{trace id: {"messages"?, "agent"?, "tool_calls"?}} for the candidate rows that are agent sessions."""
     ids = [r["trace_id"] for r in rows]
     if not ids:
         return {}
     calls = production_tool_calls(con, ids)
-    turns = {trace_id: json.loads(messages) for trace_id, messages in con.execute(
-        "SELECT trace_id, messages FROM trace_conversations WHERE list_contains($ids, trace_id)",
-        {"ids": ids}).fetchall()}
+    turns = {r["trace_id"]: json.loads(r["messages"]) for r in execute(con, _CONVERSATIONS, {"ids": ids})}
     forbidden = _forbidden_by_policy(policies)
     out: dict[str, dict] = {}
     for row in rows:

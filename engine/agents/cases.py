@@ -11,9 +11,14 @@ import re
 from typing import Any
 
 import pyarrow as pa
+from sqlglot import exp
 
 from engine.provenance import canonical_json
+from engine.executor import execute
 from engine.sql import Statement, statement
+
+# RE2 (DuckDB's regex engine) decides what a pattern means in the scoring SQL; a private connection asks it
+RE2_CHECK = statement("re2:check", "SELECT regexp_matches('', $pattern) AS ok", "the pattern compiles in RE2")
 
 ORDER_MODES = ("exact", "in_order", "any_order", "subset")
 DEFAULT_ORDER = "in_order"
@@ -54,7 +59,7 @@ def _regex_problem(pattern: str) -> str | None:
     if _RE2 is None:
         _RE2 = duckdb.connect()
     try:
-        _RE2.execute("SELECT regexp_matches('', ?)", [pattern]).fetchall()
+        execute(_RE2, RE2_CHECK, {"pattern": pattern})
     except duckdb.Error as e:
         return f"not a regex the scoring SQL can run (RE2: no lookaround or back-references): {str(e).splitlines()[0]}"
     return None
@@ -116,15 +121,21 @@ def agent_tables(version: str, cases) -> dict[str, pa.Table]:
             "agent_argument_checks": table(check_rows)}
 
 
+def _insert_agent_rows(table: str, columns: tuple[str, ...]) -> Statement:
+    """INSERT the registered rows into one agent table (names from agent_tables' fixed keys); JSON columns are
+    cast from their canonical text."""
+    select = [exp.cast(exp.column(c), "JSON") if c in ("messages", "value") else exp.column(c) for c in columns]
+    insert = exp.insert(exp.select(*select).from_("flywheel_agent_rows"), table,
+                        columns=[exp.to_identifier(c) for c in columns])
+    return Statement(f"agent:insert_{table}", insert, (), f"the version's {table}")
+
+
 def store_agent_rows(con, version: str, cases) -> None:
     """Insert the agent rows of a new dataset version (inside the caller's transaction)."""
     for name, rows in agent_tables(version, cases).items():
         if len(rows):
             con.register("flywheel_agent_rows", rows)
-            # table names from agent_tables' fixed keys; JSON columns cast from their canonical text
-            select = ", ".join(f"{c}::JSON" if c in ("messages", "value") else c for c in rows.column_names)
-            con.execute(f"INSERT INTO {name} ({', '.join(rows.column_names)}) SELECT {select} "
-                        "FROM flywheel_agent_rows")
+            execute(con, _insert_agent_rows(name, tuple(rows.column_names)), {})
             con.unregister("flywheel_agent_rows")
 
 

@@ -34,7 +34,9 @@ import pyarrow as pa
 
 from engine.ingest.genai_layouts import _message_text, _messages
 from engine.ingest.otel import attributes_dict, otel_id, unix_nanos
+from engine.executor import execute
 from engine.provenance import canonical_json
+from engine.sql import statement
 
 TOOL_OPERATION = "execute_tool"
 _COLUMNS = pa.schema([
@@ -43,6 +45,35 @@ _COLUMNS = pa.schema([
     ("result", pa.string()), ("error", pa.string()), ("started_at", pa.timestamp("us", tz="UTC")),
     ("latency_ms", pa.float64()), ("source_file", pa.string()), ("source_line", pa.int64()),
 ])
+
+
+# the last record of a span wins (a span written twice); a stored one is replaced
+_DROP_STEPS = statement("agent:drop_replaced_steps", """
+    DELETE FROM trace_tool_steps AS t WHERE EXISTS (SELECT 1 FROM flywheel_tool_spans AS s
+      WHERE s.trace_id = t.trace_id AND s.span_id = t.span_id)""", "stored tool spans this batch writes again")
+_INSERT_STEPS = statement("agent:insert_steps", """
+    INSERT INTO trace_tool_steps
+    SELECT trace_id, span_id, parent_span_id, 0, tool_name, tool_call_id, arguments::JSON, result::JSON,
+           error, started_at, latency_ms, $batch_id, source_file, source_line
+    FROM flywheel_tool_spans
+    QUALIFY row_number() OVER (PARTITION BY trace_id, span_id ORDER BY source_file DESC,
+                               source_line DESC) = 1""", "the batch's tool spans, the last record of each")
+_NUMBER_STEPS = statement("agent:number_steps", """
+    UPDATE trace_tool_steps AS t SET step = n.step FROM (
+      SELECT trace_id, span_id, (row_number() OVER (PARTITION BY trace_id
+             ORDER BY started_at NULLS LAST, span_id) - 1)::INTEGER AS step
+      FROM trace_tool_steps WHERE trace_id IN (SELECT trace_id FROM flywheel_tool_spans)) AS n
+    WHERE t.trace_id = n.trace_id AND t.span_id = n.span_id""", "each touched trace's steps numbered in time order")
+_DROP_CONVERSATIONS = statement("agent:drop_replaced_conversations", "DELETE FROM trace_conversations WHERE "
+                                "trace_id IN (SELECT trace_id FROM flywheel_conversations)",
+                                "stored conversations of re-ingested traces")
+_INSERT_CONVERSATIONS = statement("agent:insert_conversations", """
+    INSERT INTO trace_conversations
+    SELECT trace_id, span_id, messages::JSON, $batch_id, source_file, source_line FROM flywheel_conversations
+    QUALIFY row_number() OVER (PARTITION BY trace_id ORDER BY start NULLS LAST, span_id,
+                               source_file DESC, source_line DESC) = 1""", "one row per trace: its earliest agent span's turns")
+_TOOL_CALLS = statement("agent:production_tool_calls", "SELECT trace_id, tool_name, error FROM trace_tool_steps "
+                        "WHERE list_contains($ids, trace_id) ORDER BY trace_id, step", "the traces' recorded tool calls")
 
 
 def _json_text(value: Any) -> str | None:
@@ -176,22 +207,9 @@ def store_tool_steps(con, sources, batch_id: str) -> int:
     con.register("flywheel_tool_spans", rows)
     try:
         # the last record of a span wins (a span written twice); a stored one is replaced
-        con.execute("""
-            DELETE FROM trace_tool_steps AS t WHERE EXISTS (SELECT 1 FROM flywheel_tool_spans AS s
-              WHERE s.trace_id = t.trace_id AND s.span_id = t.span_id)""")
-        con.execute("""
-            INSERT INTO trace_tool_steps
-            SELECT trace_id, span_id, parent_span_id, 0, tool_name, tool_call_id, arguments::JSON, result::JSON,
-                   error, started_at, latency_ms, $batch_id, source_file, source_line
-            FROM flywheel_tool_spans
-            QUALIFY row_number() OVER (PARTITION BY trace_id, span_id ORDER BY source_file DESC,
-                                       source_line DESC) = 1""", {"batch_id": batch_id})
-        con.execute("""
-            UPDATE trace_tool_steps AS t SET step = n.step FROM (
-              SELECT trace_id, span_id, (row_number() OVER (PARTITION BY trace_id
-                     ORDER BY started_at NULLS LAST, span_id) - 1)::INTEGER AS step
-              FROM trace_tool_steps WHERE trace_id IN (SELECT trace_id FROM flywheel_tool_spans)) AS n
-            WHERE t.trace_id = n.trace_id AND t.span_id = n.span_id""")
+        execute(con, _DROP_STEPS, {})
+        execute(con, _INSERT_STEPS, {"batch_id": batch_id})
+        execute(con, _NUMBER_STEPS, {})
     finally:
         con.unregister("flywheel_tool_spans")
     return len(rows)
@@ -201,12 +219,8 @@ def _store_conversations(con, talks: pa.Table, batch_id: str) -> None:
     """One row per trace (its earliest agent span's turns); a re-ingested trace's row is replaced."""
     con.register("flywheel_conversations", talks)
     try:
-        con.execute("DELETE FROM trace_conversations WHERE trace_id IN (SELECT trace_id FROM flywheel_conversations)")
-        con.execute("""
-            INSERT INTO trace_conversations
-            SELECT trace_id, span_id, messages::JSON, $batch_id, source_file, source_line FROM flywheel_conversations
-            QUALIFY row_number() OVER (PARTITION BY trace_id ORDER BY start NULLS LAST, span_id,
-                                       source_file DESC, source_line DESC) = 1""", {"batch_id": batch_id})
+        execute(con, _DROP_CONVERSATIONS, {})
+        execute(con, _INSERT_CONVERSATIONS, {"batch_id": batch_id})
     finally:
         con.unregister("flywheel_conversations")
 
@@ -216,8 +230,7 @@ def production_tool_calls(con, trace_ids: list[str]) -> dict[str, list[dict]]:
     Arguments and results are left out: they may hold personal data the bridge's redaction does not cover."""
     if not trace_ids:
         return {}
-    rows = con.execute("SELECT trace_id, tool_name, error FROM trace_tool_steps WHERE list_contains($ids, trace_id) "
-                       "ORDER BY trace_id, step", {"ids": list(trace_ids)}).fetchall()
+    rows = [tuple(r.values()) for r in execute(con, _TOOL_CALLS, {"ids": list(trace_ids)})]
     out: dict[str, list[dict]] = {}
     for trace_id, name, error in rows:
         out.setdefault(trace_id, []).append({"name": name, **({"error": error} if error else {})})

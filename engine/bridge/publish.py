@@ -14,9 +14,19 @@ import os
 import shutil
 from pathlib import Path
 
+from engine.executor import execute
 from engine.paths import resolve_data_path
 from engine.provenance import utc_now
+from engine.sql import statement
 from engine.store import Store
+
+_STAGE = statement("bridge:stage_file", "INSERT OR REPLACE INTO bridge_publications VALUES ($export_id, $staged, "
+                   "$final, NULL)", "a file the export's commit will publish")
+_PENDING = statement("bridge:pending_files", "SELECT export_id, staged_path, final_path FROM bridge_publications "
+                     "WHERE published_at IS NULL AND ($export_id IS NULL OR export_id = $export_id)",
+                     "committed files not yet renamed into place (one export's, or all)")
+_PUBLISHED = statement("bridge:file_published", "UPDATE bridge_publications SET published_at = $at "
+                       "WHERE export_id = $export_id AND final_path = $final", "a file renamed into place")
 
 STAGING = ".staging"
 
@@ -47,9 +57,9 @@ class Staging:
     def record(self) -> None:
         """Journal the pending renames; call inside the transaction that records the export."""
         for staged, final in self.files:
-            self.store.con.execute("INSERT OR REPLACE INTO bridge_publications VALUES (?, ?, ?, NULL)",
-                                   [self.export_id, project_relative(staged, self.project_dir),
-                                    project_relative(final, self.project_dir)])
+            execute(self.store.con, _STAGE, {"export_id": self.export_id,
+                                             "staged": project_relative(staged, self.project_dir),
+                                             "final": project_relative(final, self.project_dir)})
 
     def discard(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -58,13 +68,9 @@ class Staging:
 def publish(store: Store, project_dir: Path, export_id: str | None = None) -> list[str]:
     """Rename the committed, not yet published files into place (one export's, or all pending); returns the
     final paths. Safe to repeat: a file already moved is only marked published."""
-    query = "SELECT export_id, staged_path, final_path FROM bridge_publications WHERE published_at IS NULL"
-    params: list = []
-    if export_id is not None:
-        query += " AND export_id = ?"
-        params.append(export_id)
     done = []
-    for eid, staged_rel, final_rel in store.con.execute(query, params).fetchall():
+    for row in execute(store.con, _PENDING, {"export_id": export_id}):
+        eid, staged_rel, final_rel = row["export_id"], row["staged_path"], row["final_path"]
         staged, final = resolve_data_path(staged_rel, project_dir), resolve_data_path(final_rel, project_dir)
         if staged.exists():
             final.parent.mkdir(parents=True, exist_ok=True)
@@ -73,8 +79,7 @@ def publish(store: Store, project_dir: Path, export_id: str | None = None) -> li
             from engine.console import err_console
             err_console.print(f"bridge export {eid}: neither {staged_rel} nor {final_rel} exists; the file was "
                               "removed by hand", highlight=False)
-        store.con.execute("UPDATE bridge_publications SET published_at = ? WHERE export_id = ? AND final_path = ?",
-                          [utc_now(), eid, final_rel])
+        execute(store.con, _PUBLISHED, {"at": utc_now(), "export_id": eid, "final": final_rel})
         _remove_if_empty(staged.parent)  # the export's staging directory, then .staging itself
         _remove_if_empty(staged.parent.parent)
         done.append(final_rel)

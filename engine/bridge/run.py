@@ -27,7 +27,7 @@ from engine.monitor.sources import traces_in_scope
 from engine.paths import resolve_data_path
 from engine.provenance import config_hash as provenance_hash
 from engine.provenance import utc_now
-from engine.sql import Plan, PythonStep, Statement, literal, parse, render, temp_table
+from engine.sql import Plan, PythonStep, Statement, literal, parse, statement, temp_table
 from engine.store import Store
 
 SELECTED = "bridge_selected"
@@ -156,29 +156,35 @@ def compile_plan(cfg: dict) -> Plan:
     if cfg.get("import_labels"):
         return Plan("bridge", (RECOVER, PARENT, IMPORT, PUBLISH))
     return Plan("bridge", (RECOVER, PARENT, selection_statement(cfg), POLICY_COUNTS, candidates_statement(cfg),
-                           GROW, golden_hashes_statement(), training_statement(cfg), EXPORT_FILE,
+                           GROW, golden_hashes_statement(), training_statement(cfg), export_rows_statement(cfg), EXPORT_FILE,
                            EXPORTED_FOR_TRAINING, EXCLUDED, PUBLISH))
 
 
-def _write_training(con, rows_sql: str, path: Path, export: ExportSpec, meta: dict) -> int:
-    """Write the export with DuckDB (JSONL or Parquet), each record with its provenance."""
-    layout = export.layout
-    dropped = set(export.dropped_fields)
-    base = f"SELECT * FROM ({rows_sql})"
-    common = (f"trace_id, policy, '{meta['config_hash']}' AS config_hash, "
-              f"'{meta['exported_at']}' AS exported_at, '{meta['export_id']}' AS export_id, topic, target_source")
-    if "model" not in dropped:
-        common += ", model, model_version"
-    if layout == "chat":
+EXPORT_ROWS = "bridge_export_rows"  # the training rows in the export's layout, with their provenance
+
+
+def export_rows_statement(cfg: dict) -> Statement:
+    """The training rows in the configured layout (chat messages or flat columns), each with its provenance."""
+    export = BridgeSpec.of(cfg).export
+    common = ("trace_id, policy, $config_hash AS config_hash, $exported_at AS exported_at, $export_id AS export_id, "
+              "topic, target_source" + ("" if "model" in export.dropped_fields else ", model, model_version"))
+    if export.layout == "chat":
         body = (f"SELECT {common}, [{{'role': 'user', 'content': input}}, "
-                f"{{'role': 'assistant', 'content': target}}] AS messages FROM ({base})")
+                f"{{'role': 'assistant', 'content': target}}] AS messages FROM {TRAINING}")
     else:
-        body = f"SELECT {common}, input, output, target FROM ({base})"
-    fmt = "PARQUET" if export.format == "parquet" else "JSON"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # meta values are our own ids/timestamps; the path is quoted: no user text is formatted into this statement
-    con.execute(f"COPY ({body}) TO '{str(path).replace(chr(39), chr(39) * 2)}' (FORMAT {fmt})")
-    return con.execute(f"SELECT count(*) FROM ({base})").fetchall()[0][0]
+        body = f"SELECT {common}, input, output, target FROM {TRAINING}"
+    return Statement("export:rows", temp_table(EXPORT_ROWS, parse(body)), ("config_hash", "exported_at", "export_id"),
+                     f"the training rows in the {export.layout} layout, with the export's provenance")
+
+
+EXPORT_COUNT = statement("export:count", f"SELECT count(*) AS n FROM {EXPORT_ROWS}", "the records exported")
+
+
+def _copy_export(path: Path, export: ExportSpec) -> Statement:
+    """COPY the export's rows into its (staged) file, JSONL or Parquet; the path is a quoted literal."""
+    copy = parse(f"COPY (SELECT * FROM {EXPORT_ROWS}) TO 'file' (FORMAT {'PARQUET' if export.format == 'parquet' else 'JSON'})")
+    copy.set("files", [literal(str(path))])
+    return Statement("export:copy", copy, (), "the export's file")
 
 
 def run_bridge(store: Store, cfg: dict, project_dir: Path, import_labels: str | None = None) -> dict:
@@ -252,13 +258,15 @@ def _export(store: Store, cfg: dict, plan: Plan, project_dir: Path, import_label
     # training export
     export = bridge.export
     execute(con, steps["training"], {})
-    training_sql = f"SELECT * FROM {TRAINING}"
+    meta = {"config_hash": config_hash, "exported_at": exported_at, "export_id": export_id}
+    execute(con, steps["export:rows"], meta)
     suffix = "parquet" if export.format == "parquet" else "jsonl"
     final = out_dir / f"training-{export_id}.{suffix}"
     path = staging.stage(final)
-    meta = {"config_hash": config_hash, "exported_at": exported_at, "export_id": export_id}
     with journal.step(EXPORT_FILE.name):
-        n = _write_training(con, training_sql, path, export, meta)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        execute(con, _copy_export(path, export), {})
+        n = execute(con, EXPORT_COUNT, {})[0]["n"]
         leaked = _leaks(con, path, suffix) if n else 0
     if leaked:  # the query excludes them; this re-reads what was written, so a bug cannot leak silently
         raise RuntimeError(f"leakage guard: {leaked} exported records match golden cases; nothing exported")
@@ -272,15 +280,14 @@ def _export(store: Store, cfg: dict, plan: Plan, project_dir: Path, import_label
 def _leaks(con, path: Path, suffix: str) -> int:
     """Exported records whose trace's original input is a golden case: read back from the written file."""
     reader = "read_parquet" if suffix == "parquet" else "read_json_auto"
-    quoted = "'" + str(path).replace("'", "''") + "'"
-    check = exp.select("count(*)").from_(exp.Table(this=exp.Anonymous(this=reader, expressions=[parse(quoted)]),
+    check = exp.select("count(*) AS n").from_(exp.Table(this=exp.Anonymous(this=reader, expressions=[literal(str(path))]),
                                                    alias=exp.TableAlias(this=exp.to_identifier("e")))).join(
         exp.table_("traces").as_("t"), on="t.trace_id = e.trace_id").where(
         exp.column("text_hash", table="g").is_(exp.null()).not_()).join(
         exp.table_("golden_hashes").as_("g"), on=exp.EQ(this=exp.column("text_hash", table="g"),
                                                         expression=text_hash(exp.column("input", table="t"))),
         join_type="left")
-    return con.execute(render(check)).fetchall()[0][0]
+    return execute(con, Statement("export:leak_check", check), {})[0]["n"]
 
 
 def _parent_dataset(store: Store, cfg: dict, project_dir: Path, name: str) -> ds.DatasetVersion:
@@ -293,13 +300,16 @@ def _parent_dataset(store: Store, cfg: dict, project_dir: Path, name: str) -> ds
     return follow_head(store, base, spec, project_dir)
 
 
+_PARENT_HASHES = Statement("golden:parent_hashes", temp_table("parent_hashes", exp.select(
+    text_hash(exp.column("t")).as_("text_hash")).from_(parse("(SELECT unnest($texts) AS t)"))), ("texts",),
+    "the normalised inputs of the dataset's cases (a candidate already among them is not new)")
+
+
 def _grow_golden(store: Store, statement: Statement, bridge: BridgeSpec, parent: ds.DatasetVersion, out_dir: Path,
                  staging: publish.Staging, config_hash: str) -> dict:
     con = store.con
     hashes = [c.input_text for c in parent.cases]
-    con.execute("CREATE OR REPLACE TEMP TABLE parent_hashes AS SELECT "
-                + render(text_hash(exp.column("t"))) + " AS text_hash FROM (SELECT unnest($texts) AS t)",
-                {"texts": hashes})
+    execute(con, _PARENT_HASHES, {"texts": hashes})
     rows = execute(con, statement, {"policies": list(bridge.golden.from_policies)})
     from engine.agents.bridge_cases import agent_parts  # an agent session: its earlier turns, calls, forbidden calls
 
@@ -376,9 +386,12 @@ def _new_version(store: Store, parent: ds.DatasetVersion, new_cases: list[dict],
     return version, final
 
 
+_CASE_METADATA = statement("golden:case_metadata", "SELECT metadata FROM cases WHERE dataset_version = $version",
+                           "each stored case's metadata")
+
+
 def _all_cases(store: Store, version: str) -> list[dict]:
-    return [{"metadata": json.loads(m)} for (m,) in store.con.execute(
-        "SELECT metadata FROM cases WHERE dataset_version = ?", [version]).fetchall()]
+    return [{"metadata": json.loads(r["metadata"])} for r in execute(store.con, _CASE_METADATA, {"version": version})]
 
 
 def _import_labels(store: Store, project_dir: Path, path: str, parent: ds.DatasetVersion, out_dir: Path,

@@ -12,7 +12,7 @@ from sqlglot import exp
 
 from engine import registry
 from engine.monitor.sources import with_resolved_feedback
-from engine.sql import literal, parse
+from engine.sql import literal, parse, render
 
 BUCKETS = 1_000_000
 SIGNALS = {
@@ -68,7 +68,7 @@ def stratified(policy: dict, traces: exp.Select, salt: str) -> exp.Select:
     """Per-stratum quotas over declared attributes: a fixed `per_stratum`, or a `total` split in proportion to
     stratum sizes by largest remainders (quotas sum to the total); within a stratum, the lowest hashes."""
     strata = ", ".join(f"t.{c}" for c in policy["by"])
-    h = hash_of(salt).sql("duckdb")
+    h = render(hash_of(salt))
     if "per_stratum" in policy:
         quota = str(int(policy["per_stratum"]))
         sized = f"SELECT t.trace_id, {h} AS ord, {strata}, row_number() OVER (PARTITION BY {strata} ORDER BY {h}, " \
@@ -122,7 +122,7 @@ def failure_first(policy: dict, traces: exp.Select, salt: str) -> exp.Select:
 def low_score(policy: dict, traces: exp.Select, salt: str) -> exp.Select:
     """Low-confidence traffic: traces whose live (online) score of a metric is below a bound, lowest first."""
     return parse(f"""
-        SELECT t.trace_id, min(s.value) * {BUCKETS} + min({hash_of(salt).sql('duckdb')}) / {BUCKETS} AS ord
+        SELECT t.trace_id, min(s.value) * {BUCKETS} + min({render(hash_of(salt))}) / {BUCKETS} AS ord
         FROM (SELECT 1) AS t JOIN live_scores AS s ON s.trace_id = t.trace_id
         WHERE s.metric = '__metric__' AND s.value < {float(policy['below'])!r}
         GROUP BY t.trace_id""").transform(_metric(policy["metric"])).from_(traces.subquery("t"))
@@ -133,7 +133,7 @@ def low_score(policy: dict, traces: exp.Select, salt: str) -> exp.Select:
 def drift_segment(policy: dict, traces: exp.Select, salt: str) -> exp.Select:
     """Traffic from the windows where a drift rule alerted in the latest monitor run (what changed)."""
     return parse(f"""
-        SELECT t.trace_id, {hash_of(salt).sql('duckdb')} AS ord FROM (SELECT 1) AS t
+        SELECT t.trace_id, {render(hash_of(salt))} AS ord FROM (SELECT 1) AS t
         WHERE t.window_start IN (
             SELECT window_start FROM monitor_results
             WHERE section = 'drift' AND name = '__rule__' AND alert
@@ -190,7 +190,7 @@ def judge_disagreement(policy: dict, traces: exp.Select, salt: str) -> exp.Selec
         WITH judged AS (SELECT item_key AS trace_id, arg_max(value, judged_at) AS judge_value FROM judge_verdicts
                         WHERE metric = '__judge__' AND item_kind = 'trace' GROUP BY item_key),
              candidates AS (
-                SELECT t.trace_id, {hash_of(salt).sql('duckdb')} AS h, __gap__ AS gap
+                SELECT t.trace_id, {render(hash_of(salt))} AS h, __gap__ AS gap
                 FROM (SELECT 1) AS t LEFT JOIN judged AS j ON j.trace_id = t.trace_id
                 WHERE NOT EXISTS (SELECT 1 FROM judge_labels AS l WHERE l.item_kind = 'trace'
                                   AND l.item_id = t.trace_id AND l.metric = '__judge__')),

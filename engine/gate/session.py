@@ -17,7 +17,7 @@ from engine.gate.promotion import current_blessed, model_fingerprint, refuse_sel
 from engine.provenance import canonical_json, config_hash, git_commit, stored_config, utc_now
 from engine.redaction import scrub_value
 from engine.report.summary import per_tag_summary
-from engine.sql import PythonStep, Statement, parse
+from engine.sql import PythonStep, Statement, parse, statement
 from engine.store import Store
 
 
@@ -46,12 +46,15 @@ def resolve_baseline(store: Store, composed: Composed) -> tuple[dict, str]:
     return composed.config["baseline"], "config"
 
 
+_STORED_RUN = statement("runs:stored", "SELECT run_id, model_name, model_fingerprint, dataset_versions, "
+                        "metrics_hash, status FROM runs WHERE run_id = $run_id", "a stored run named on the command line")
+
+
 def stored_run(store: Store, run_id: str) -> dict:
-    rows = store.con.execute("SELECT run_id, model_name, model_fingerprint, dataset_versions, metrics_hash, status "
-                             "FROM runs WHERE run_id = ?", [run_id]).fetchall()
+    rows = execute(store.con, _STORED_RUN, {"run_id": run_id})
     if not rows:
         raise UserError(f"no stored run '{run_id}' in {store.path}")
-    run_id, name, fp, versions, m_hash, status = rows[0]
+    run_id, name, fp, versions, m_hash, status = rows[0].values()
     if status != "ok":
         raise UserError(f"run '{run_id}' did not finish (status {status}); it cannot be gated")
     return {"run_id": run_id, "name": name, "fingerprint": fp, "dataset_versions": json.loads(versions),

@@ -17,9 +17,11 @@ from pathlib import Path
 from engine.config import (ENTRY_CONFIG, LAUNCHER_DIR, Composed, Project, compose, find_project, hydra_overrides,
                            resolve)
 from engine.errors import UserError
-from engine.gate.leaderboard import AGENT_TABLES, EXPORTED, _quote, merge_and_rank
+from engine.executor import execute
+from engine.gate.leaderboard import AGENT_TABLES, EXPORTED, merge_and_rank
 from engine.outputs import check_output_paths, configured_outputs, write_text
 from engine.redaction import scrub_value
+from engine.sql import Statement, literal, parse, statement
 
 ENV_PROJECT = "FLYWHEEL_PROJECT_DIR"
 ENV_CONF = "FLYWHEEL_CONF_DIR"
@@ -29,6 +31,34 @@ def _job_project() -> Project:
     return Project(Path(os.environ[ENV_PROJECT]), Path(conf) if conf else None)
 
 
+# What a job may reuse from the main store: cached outputs, blessed baselines, and the bridge's dataset versions
+# and heads, so the job follows them like a single gate does (table names from these constants).
+_SEEDS = tuple(statement(f"seed:{table}", f"INSERT INTO {table} SELECT * FROM main_store.{table}{where}",
+                         f"the main store's {table}")
+               for table, where in (("outputs", " WHERE error IS NULL"), ("blessed_baselines", ""),
+                                    ("dataset_versions", ""), ("cases", ""), *((t, "") for t in AGENT_TABLES),
+                                    ("dataset_heads", "")))
+_DETACH = statement("seed:detach", "DETACH main_store", "the main store let go")
+_OF_THE_RUNS = "run_id IN (SELECT unnest($runs))"
+_EXPORT_WHERE = {"runs": _OF_THE_RUNS, "run_cases": _OF_THE_RUNS, "scores": _OF_THE_RUNS, "outputs": _OF_THE_RUNS,
+                 "trajectory_steps": "(model_fingerprint, output_key, repeat) IN (SELECT (model_fingerprint, "
+                                     "output_key, repeat) FROM outputs WHERE run_id IN (SELECT unnest($runs)))"}
+
+
+def _attach_main_store(path: Path) -> Statement:
+    attach = parse("ATTACH 'main.duckdb' AS main_store (READ_ONLY)")
+    attach.this.set("this", literal(str(path)))
+    return Statement("seed:attach", attach, (), "the main store, read only")
+
+
+def _export_job_table(table: str, path: Path) -> Statement:
+    """COPY the job's rows of a table (its two runs', or all) to Parquet for the sweep's merge."""
+    where = _EXPORT_WHERE.get(table, "true")
+    copy = parse(f"COPY (SELECT * FROM {table} WHERE {where}) TO 'out.parquet' (FORMAT parquet)")
+    copy.set("files", [literal(str(path))])
+    return Statement(f"job_export:{table}", copy, ("runs",) if "$runs" in where else (), f"the job's {table}")
+
+
 def _seed_private_store(store, main_store: Path) -> None:
     """Copy what the job may reuse from the main store: cached outputs, blessed baselines, dataset versions."""
     if not main_store.exists():
@@ -36,19 +66,12 @@ def _seed_private_store(store, main_store: Path) -> None:
     from engine.store import lock_wait, retry_while_locked
 
     con = store.con
-    retry_while_locked(lambda: con.execute(f"ATTACH {_quote(main_store)} AS main_store (READ_ONLY)"), main_store,
-                       lock_wait)
+    retry_while_locked(lambda: execute(con, _attach_main_store(main_store), {}), main_store, lock_wait)
     try:
-        con.execute("INSERT INTO outputs SELECT * FROM main_store.outputs WHERE error IS NULL")
-        con.execute("INSERT INTO blessed_baselines SELECT * FROM main_store.blessed_baselines")
-        # the bridge's dataset versions and heads, so the job follows them like a single gate does
-        con.execute("INSERT INTO dataset_versions SELECT * FROM main_store.dataset_versions")
-        con.execute("INSERT INTO cases SELECT * FROM main_store.cases")
-        for table in AGENT_TABLES:  # names from the constant above
-            con.execute(f"INSERT INTO {table} SELECT * FROM main_store.{table}")
-        con.execute("INSERT INTO dataset_heads SELECT * FROM main_store.dataset_heads")
+        for seed in _SEEDS:
+            execute(con, seed, {})
     finally:
-        con.execute("DETACH main_store")
+        execute(con, _DETACH, {})
 
 
 def job(cfg) -> None:  # called by Hydra in the job process (in-process or a joblib worker)
@@ -77,16 +100,8 @@ def job(cfg) -> None:  # called by Hydra in the job process (in-process or a job
         with Store.open(job_store) as store:
             run_ids = [result["baseline"]["run_id"], result["challenger"]["run_id"]]
             for table in EXPORTED:
-                where = {"runs": "run_id IN (SELECT unnest($runs))", "run_cases": "run_id IN (SELECT unnest($runs))",
-                         "scores": "run_id IN (SELECT unnest($runs))",
-                         "outputs": "run_id IN (SELECT unnest($runs))",
-                         "trajectory_steps": "(model_fingerprint, output_key, repeat) IN (SELECT (model_fingerprint, "
-                                             "output_key, repeat) FROM outputs WHERE run_id IN (SELECT unnest($runs)))",
-                         }.get(table, "true")
-                # table names come from EXPORTED, paths from our own directories (quoted): no user text
-                store.con.execute(f"COPY (SELECT * FROM {table} WHERE {where}) TO "
-                                  f"{_quote(out_dir / (table + '.parquet'))} (FORMAT parquet)",
-                                  {"runs": run_ids} if "$runs" in where else None)
+                statement = _export_job_table(table, out_dir / (table + ".parquet"))
+                execute(store.con, statement, {"runs": run_ids} if statement.params else {})
         record["result"] = result
     except Exception as e:  # noqa: BLE001 - one failing job is an ERROR entry, never the end of the sweep
         record["exit_code"], record["error"] = classify(e)

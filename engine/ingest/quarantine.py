@@ -30,7 +30,7 @@ from engine import executor
 from engine.ingest import arrow_scan
 from engine.ingest.records import KINDS
 from engine.outputs import quarantine_reasons_path
-from engine.sql import Statement, parse
+from engine.sql import Statement, parse, statement
 
 FILES = "fw_files"  # the batch's files (engine/ingest/load.py)
 NO_ID = "(q.record_key IS NULL OR starts_with(q.record_key, 'h-'))"
@@ -88,20 +88,26 @@ def _matches_sql(kinds: list[str], settled: list[str]) -> str:
             + " UNION ALL ".join(parts) + ") GROUP BY fw_q")
 
 
+_WAITING = statement("quarantine:waiting", "SELECT count(*) AS n FROM quarantine WHERE resolved_at IS NULL "
+                     "AND batch_id <> $batch_id", "records of earlier batches still quarantined")
+_RESOLVED_COUNTS = statement("quarantine:resolved_counts", "SELECT fw_how, count(*) AS n FROM fw_resolved "
+                             "GROUP BY fw_how", "how this batch resolved them")
+_MARK_RESOLVED = statement("quarantine:mark_resolved", "UPDATE quarantine SET resolved_at = $now, resolved_by = "
+                           "$batch_id, resolution = r.fw_how FROM fw_resolved AS r WHERE quarantine.rowid = r.fw_q",
+                           "each resolved record marked with the batch that resolved it")
+
+
 def mark_resolved(con: duckdb.DuckDBPyConnection, batch_id: str, now, kinds: list[str],
                   settled: list[str]) -> dict[str, int]:
     """Mark the quarantined records of earlier batches that this batch resolved (see the module docstring).
     `settled`: the kinds whose settle table exists in this batch. Returns {resolution: count}."""
-    waiting = con.execute("SELECT count(*) FROM quarantine WHERE resolved_at IS NULL AND batch_id <> ?",
-                          [batch_id]).fetchall()[0][0]
-    if not waiting:
+    if not executor.execute(con, _WAITING, {"batch_id": batch_id})[0]["n"]:
         return {}
     con.execute(_places_sql(), {"batch_id": batch_id})
     con.execute(_matches_sql(kinds, settled), {"batch_id": batch_id})
-    counts = dict(con.execute("SELECT fw_how, count(*) FROM fw_resolved GROUP BY fw_how").fetchall())
+    counts = {r["fw_how"]: r["n"] for r in executor.execute(con, _RESOLVED_COUNTS, {})}
     if counts:
-        con.execute("UPDATE quarantine SET resolved_at = $now, resolved_by = $batch_id, resolution = r.fw_how "
-                    "FROM fw_resolved AS r WHERE quarantine.rowid = r.fw_q", {"now": now, "batch_id": batch_id})
+        executor.execute(con, _MARK_RESOLVED, {"now": now, "batch_id": batch_id})
     return counts
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from engine.config import Composed
+from engine.agents.cases import RE2_CHECK
 from engine.config_checks import checker
+from engine.executor import execute
 
 
 def _patterns(spec: dict) -> Iterator[tuple[str, str]]:
@@ -38,7 +40,7 @@ def re2_problem(con, pattern: str) -> str | None:
     import duckdb
 
     try:
-        con.execute("SELECT regexp_matches('', $pattern)", {"pattern": pattern}).fetchall()
+        execute(con, RE2_CHECK, {"pattern": pattern})
     except duckdb.Error as e:
         return f"not a valid RE2 pattern {pattern!r}: {str(e).splitlines()[0]}"
     return None

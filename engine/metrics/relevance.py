@@ -7,7 +7,8 @@ from engine.metrics import encoders
 from engine.metrics.base import MetricSQL, PrepareContext, col, metric_kind, output
 from engine.metrics.lexical import STOPWORDS, content_tokens, share_in
 from engine.provenance import utc_now
-from engine.sql import literal, parse_expression
+from engine.executor import execute
+from engine.sql import literal, parse_expression, statement
 
 _THRESHOLD = {"type": "number", "minimum": 0, "maximum": 1}
 
@@ -40,6 +41,10 @@ def _targets(spec: dict) -> exp.Expression:
     return col("expected_answers")
 
 
+_HAVE_VECTORS = statement("embeddings:have", "SELECT w.text_hash FROM wanted_texts AS w JOIN embeddings AS e "
+                          "ON e.text_hash = w.text_hash AND e.encoder = $encoder", "vectors already computed")
+
+
 def _prepare_embeddings(ctx: PrepareContext, name: str, spec: dict) -> None:
     """Encode the run's distinct texts that the cache lacks, in batches, and store the vectors."""
     import pyarrow as pa
@@ -53,8 +58,7 @@ def _prepare_embeddings(ctx: PrepareContext, name: str, spec: dict) -> None:
     with ctx.cached() as store:  # a short read of the vectors already computed
         con = store.con
         con.register("wanted_texts", pa.table({"text_hash": pa.array(list(texts), pa.string())}))
-        have = {h for (h,) in con.execute("SELECT w.text_hash FROM wanted_texts AS w JOIN embeddings AS e "
-                                          "ON e.text_hash = w.text_hash AND e.encoder = ?", [key]).fetchall()}
+        have = {r["text_hash"] for r in execute(con, _HAVE_VECTORS, {"encoder": key})}
         con.unregister("wanted_texts")
     missing = [h for h in texts if h not in have]
     if not missing:
