@@ -25,7 +25,7 @@ from engine.models.errors import error_summary
 from engine.provenance import config_hash as provenance_hash
 from engine.runner import CallStats
 from engine.specs import RunSpec
-from engine.sql import statement
+from engine.sql import Plan, statement
 from engine.store import Store
 
 
@@ -140,6 +140,7 @@ class _Run:
     """One evaluation in progress: what step 1 read, for steps 2 to 4."""
 
     access: StoreAccess
+    plan: Plan  # what runs: its statements are executed by name
     adapter: object  # engine.models.ModelAdapter
     fingerprint: str
     model_spec: dict
@@ -164,11 +165,15 @@ class _Run:
 
 
 def evaluate_model(access: StoreAccess, model_spec: dict, datasets: list[ds.DatasetVersion], cfg: dict,
-                   project: Project, command: str = "evaluate") -> EvalRun:
+                   project: Project, command: str = "evaluate", plan: Plan | None = None) -> EvalRun:
+    """Run the evaluate plan (engine/evaluate_plan.compile_run) of one model: `flywheel evaluate` hands over the
+    plan it compiled (and shows in its run artifacts); the gate compiles one per side."""
+    from engine.evaluate_plan import compile_run
     from engine.models import build_adapter, fingerprint
 
     adapter = build_adapter(model_spec, project.dir)
-    run = _Run(access, adapter, fingerprint(adapter), model_spec, cfg, project, new_run_id(command),
+    run = _Run(access, plan or compile_run(cfg, model_spec), adapter, fingerprint(adapter), model_spec, cfg,
+               project, new_run_id(command),
                int(model_spec.get("repeats", 1)), utc_now(), git_commit(project.dir), provenance_hash(cfg),
                metrics_hash(cfg["metrics"]))
     _read(run, datasets, command)
@@ -203,7 +208,7 @@ def _read(run: _Run, datasets: list, command: str) -> None:
             run.datasets = follow_bridge_heads(store, datasets, run.cfg, run.project)
         _register_datasets(con, run.datasets)
         # computed once here (a join and a window over every case), then read three times
-        execute(con, plan.stage_run_cases(run.adapter.output_identity), {})
+        execute(con, run.plan.step("run_cases:stage"), {})
         run.todo, run.distinct_keys = missing(con, run.fingerprint, plan.RUN_CASES_TABLE, run.repeats)
         run.n_cases = execute(con, plan.RUN_CASE_COUNT, {})[0]["n"]
         execute(con, plan.START_RUN, {
@@ -266,28 +271,29 @@ def _write_results(run: _Run, called, writes: list) -> EvalRun:
     from engine import journal
     from engine.agents.steps import store_steps
     from engine.backend import DuckDBBackend
-    from engine.compiler import compile_evaluate, default_aggregate
+    from engine.agents.steps import INSERT_STEPS
+    from engine.compiler import default_aggregate
     from engine.runner import discard_journals
 
-    plan = compile_evaluate(run.cfg["metrics"])
+    *scoring, summary_step = run.plan.between(INSERT_STEPS.name, run_plan.COUNT_ERRORS.name)
     reports: dict[str, dict[str, list[dict]]] = {}
     params = {"run_id": run.run_id, "repeats": run.repeats}
     with run.access.open() as store, store.transaction() as con:
         backend = DuckDBBackend(store)
         _register_datasets(con, run.datasets)
-        backend.run(run_plan.insert_run_cases(run.adapter.output_identity), {"run_id": run.run_id})
+        backend.run(run.plan.step("run_cases:insert"), {"run_id": run.run_id})
         con.unregister("flywheel_run_datasets")
         backend.write_step(run_plan.WRITE_OUTPUTS, called.outputs)
         store_steps(con, run.fingerprint, run.run_id)  # recorded agent trajectories, one row per step
         with journal.step(run_plan.METRIC_WRITES.name) if writes else nullcontext():
             for write in writes:
                 write.apply(con)
-        for step in plan.statements[:-1]:
+        for step in scoring:
             rows = backend.run(step, params)
             section, _, metric = step.name.partition(":")
             if section not in ("score", "materialize"):
                 reports.setdefault(section, {})[metric] = rows
-        summary = backend.run(plan.statements[-1], params)
+        summary = backend.run(summary_step, params)
         finished = utc_now()
         n_errors = backend.run(run_plan.COUNT_ERRORS, {**params, "fingerprint": run.fingerprint})[0]["n"]
         error_messages = error_summary(con, run.run_id, run.fingerprint, run.repeats) if n_errors else []

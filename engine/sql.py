@@ -177,6 +177,18 @@ class Plan:
     command: str
     statements: tuple[Statement | PythonStep | Write, ...] = field(default_factory=tuple)
 
+    def step(self, name: str) -> "Statement | PythonStep | Write":
+        """The plan's step of that name (a command runs the steps of the plan it was handed, by name)."""
+        for st in self.statements:
+            if st.name == name:
+                return st
+        raise KeyError(f"plan '{self.command}' has no step '{name}'")
+
+    def between(self, after: str, before: str) -> tuple["Statement | PythonStep | Write", ...]:
+        """The steps strictly between two named steps, in order."""
+        names = [st.name for st in self.statements]
+        return self.statements[names.index(after) + 1:names.index(before)]
+
     def to_text(self) -> str:
         parts = []
         for st in self.statements:

@@ -1,6 +1,7 @@
 """`flywheel evaluate`: run one model on the selected datasets, store outputs and per-case scores."""
 from __future__ import annotations
 
+from engine import journal
 from engine.commands.registry import Outcome, command
 from engine.config import Composed
 from engine.evaluate_plan import compile_run
@@ -20,7 +21,8 @@ def evaluate(composed: Composed) -> Outcome:
     datasets = load_datasets(cfg, composed.project)  # bad data fails here, before the store is opened
     path = store_path(cfg, composed.project)
     # the store is opened for short steps only, never while the model is called
-    run = evaluate_model(StoreAccess(path), cfg["model"], datasets, cfg, composed.project)
+    plan = journal.running_plan(compile_run(cfg))  # compiled once: what runs and what its run artifacts show
+    run = evaluate_model(StoreAccess(path), cfg["model"], datasets, cfg, composed.project, plan=plan)
     print_evaluation(run)
     result = {"command": "evaluate", "store": str(path), **run.to_json()}
     return Outcome(0, result, "evaluate_result")
