@@ -88,8 +88,9 @@ def temp_table(name: str, query: exp.Expression, replace: bool = True) -> exp.Cr
                       properties=exp.Properties(expressions=[exp.TemporaryProperty()]), expression=query)
 
 
-def render(node: exp.Expression, pretty: bool = False) -> str:
-    return node.sql(dialect=DIALECT, pretty=pretty)
+def render(node: exp.Expression, pretty: bool = False, dialect: str = DIALECT) -> str:
+    """The one place a tree becomes SQL text, in the backend's dialect (DuckDB, the store's, by default)."""
+    return node.sql(dialect=dialect, pretty=pretty)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from engine.ingest.schema_sql import RecordSQL, compile_schema
 from engine.ingest.schema_sql import _e  # parse_expression with cached templates
 from engine.ingest.timestamps import sql_instant
 from engine.schemas import load_schema
-from engine.sql import Statement, literal, param
+from engine.sql import DIALECT, Statement, literal, param
 
 CHUNK = arrow_scan.TABLE  # the chunk being loaded (an Arrow table, engine/ingest/arrow_scan.py)
 PENDING = "fw_pending"  # records of the batch that did not pass the checks, until validate explains them
@@ -56,7 +56,7 @@ class KindChecks:
         return base + [(c.name, c.type) for c in self.kind.columns] + [("extra", "JSON"), ("fw_raw_bytes", "BLOB")]
 
     def create_stage(self) -> Statement:
-        cols = [exp.ColumnDef(this=exp.to_identifier(n, quoted=True), kind=exp.DataType.build(t, dialect="duckdb"))
+        cols = [exp.ColumnDef(this=exp.to_identifier(n, quoted=True), kind=exp.DataType.build(t, dialect=DIALECT))
                 for n, t in self.stage_columns()]
         tree = exp.Create(this=exp.Schema(this=exp.to_table(self.stage), expressions=cols), kind="TABLE",
                           replace=True, properties=exp.Properties(expressions=[exp.TemporaryProperty()]))

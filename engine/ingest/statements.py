@@ -10,7 +10,7 @@ from engine.ingest.checks import CHUNK, FILES, KindChecks, _col
 from engine.ingest.options import Options
 from engine.ingest.records import KINDS, RecordKind
 from engine.ingest.schema_sql import _e
-from engine.sql import Statement, literal, param, parse
+from engine.sql import Statement, literal, param, parse, render
 
 
 class KindSQL(KindChecks):
@@ -85,8 +85,8 @@ class KindSQL(KindChecks):
         """The batch's records whose key was stored before or came earlier in the batch (file, line, item
         order): each is a duplicate (same content as that record) or a conflict (other content)."""
         k = self.kind
-        key = exp.to_identifier(k.key, quoted=True).sql(dialect="duckdb")
-        table = exp.to_table(k.table).sql(dialect="duckdb")
+        key = render(exp.to_identifier(k.key, quoted=True))
+        table = render(exp.to_table(k.table))
         tree = parse(f"""
             CREATE OR REPLACE TEMPORARY TABLE {self.settled} AS
             WITH fw_m AS (
@@ -121,7 +121,7 @@ class KindSQL(KindChecks):
     def drop_settled(self) -> Statement:
         """Duplicates and conflicts leave the table: the record stored first stays."""
         tree = parse(f"""
-            DELETE FROM {exp.to_table(self.kind.table).sql(dialect="duckdb")} AS t
+            DELETE FROM {render(exp.to_table(self.kind.table))} AS t
             USING {self.settled} AS s, {FILES} AS f
             WHERE t.batch_id = $batch_id AND f.fw_file = s.fw_file AND t.source_file = f.fw_path
               AND t.source_line IS NOT DISTINCT FROM s.fw_line AND t.source_item IS NOT DISTINCT FROM s.fw_item""")
@@ -148,8 +148,8 @@ class KindSQL(KindChecks):
         """The earlier batches whose stored records this batch's conflicts collide with (to retract them)."""
         tree = parse(f"""
             SELECT t.batch_id, count(DISTINCT s.fw_key) AS n
-            FROM {exp.to_table(self.kind.table).sql(dialect="duckdb")} AS t JOIN {self.settled} AS s
-              ON t.{exp.to_identifier(self.kind.key, quoted=True).sql(dialect="duckdb")} = s.fw_key
+            FROM {render(exp.to_table(self.kind.table))} AS t JOIN {self.settled} AS s
+              ON t.{render(exp.to_identifier(self.kind.key, quoted=True))} = s.fw_key
             WHERE s.fw_outcome = 'conflict' AND t.batch_id <> $batch_id GROUP BY t.batch_id ORDER BY t.batch_id""")
         return Statement(f"conflicting_batches_{self.kind.name}", tree, ("batch_id",), "")
 

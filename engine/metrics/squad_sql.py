@@ -66,10 +66,8 @@ __all__ = [
     "squad_exact_match",
     "squad_f1",
     "squad_contains",
-    "render",
 ]
 
-_DIALECT = "duckdb"
 _SIGMA = "\u03a3"
 _FINAL_SIGMA = "\u03c2"
 _DOTTED_I = "\u0130"
@@ -270,11 +268,6 @@ def squad_contains(prediction: exp.Expression, reference: exp.Expression) -> exp
     return let("CASE WHEN __r__ = '' THEN CAST(0 AS DOUBLE) "
                "ELSE CAST(contains(' ' || __p__ || ' ', ' ' || __r__ || ' ') AS DOUBLE) END",
                {"p": squad_normalize(_as_prediction(prediction)), "r": squad_normalize(reference)})
-
-
-def render(expr: exp.Expression) -> str:
-    """SQL text for tests only; the project's rendering module is the real entry point."""
-    return expr.sql(dialect=_DIALECT)
 
 
 if __name__ == "__main__":  # regenerate squad_classes.py, adding the running Python's Unicode version

@@ -12,8 +12,8 @@ import pyarrow as pa
 import pytest
 from sqlglot import exp
 
+from engine.sql import render
 from engine.metrics.squad_sql import (
-    render,
     squad_contains,
     squad_exact_match,
     squad_f1,
