@@ -8,6 +8,7 @@ object (which value wins is ambiguous).
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -37,6 +38,32 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
     return obj
 
 
+# A \uD800-\uDFFF escape: JSON's grammar allows one alone, but it is not a Unicode character (RFC 8259 section
+# 8.2 leaves its meaning unpredictable; I-JSON, RFC 7493, forbids it). Python would keep it as a lone surrogate
+# that cannot be encoded as UTF-8, DuckDB refuses it: refused here, with the line, like any invalid JSON.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+LONE_SURROGATE = "invalid JSON: a lone surrogate escape (\\uD800-\\uDFFF) is not a Unicode character"
+
+
+def may_hold_lone_surrogate(text: str | bytes) -> bool:
+    """Whether the text has a surrogate escape at all (a pair makes one character when parsed; a lone one not)."""
+    if isinstance(text, bytes):
+        return b"\\u" in text and _SURROGATE_ESCAPE.search(text.decode("utf-8", "replace")) is not None
+    return "\\u" in text and _SURROGATE_ESCAPE.search(text) is not None
+
+
+def holds_lone_surrogate(value: Any) -> bool:
+    """A parsed value with a lone surrogate in some string (a key or a value, at any depth)."""
+    if isinstance(value, str):
+        return _SURROGATE.search(value) is not None
+    if isinstance(value, dict):
+        return any(holds_lone_surrogate(k) or holds_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(holds_lone_surrogate(v) for v in value)
+    return False
+
+
 # Built once: json.loads(text, **options) builds a decoder per call, which doubles the cost of a short line.
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant, object_pairs_hook=_no_duplicate_keys)
 
@@ -47,8 +74,9 @@ def loads_strict(text: str | bytes) -> Any:
         if isinstance(text, str):
             if text.startswith(BOM):  # what json.loads says for a str
                 raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
-            return _DECODER.decode(text)
-        return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicate_keys)
+            value = _DECODER.decode(text)
+        else:
+            value = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicate_keys)
     except StrictJSONError:
         raise
     except UnicodeDecodeError as e:
@@ -57,6 +85,9 @@ def loads_strict(text: str | bytes) -> Any:
         raise StrictJSONError(f"invalid JSON: {e.msg} (column {e.colno})") from e
     except RecursionError as e:
         raise StrictJSONError("invalid JSON: nested too deeply") from e
+    if may_hold_lone_surrogate(text) and holds_lone_surrogate(value):
+        raise StrictJSONError(LONE_SURROGATE)
+    return value
 
 
 def split_lines(text: str) -> Iterator[tuple[int, str]]:

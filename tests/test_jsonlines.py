@@ -34,6 +34,28 @@ def test_loads_strict_refuses_what_rfc_8259_does_not_allow(text, reason):
     assert reason in e.value.reason
 
 
+@pytest.mark.parametrize("text", ['{"a": "x \\ud800 y"}', '["\\uDC00"]', '{"\\udfff": 1}', '{"o": [{"p": "\\ude00\\ud83d"}]}'])
+def test_a_lone_surrogate_escape_is_refused(text):
+    """Lone, in a key, nested, or a pair in the wrong order: no Unicode character, never a crash later."""
+    for form in (text, text.encode("utf-8")):
+        with pytest.raises(jsonlines.StrictJSONError) as e:
+            jsonlines.loads_strict(form)
+        assert e.value.reason == jsonlines.LONE_SURROGATE
+
+
+def test_a_surrogate_pair_and_an_escaped_backslash_are_kept():
+    assert jsonlines.loads_strict('{"a": "\\ud83d\\ude00"}') == {"a": "\U0001F600"}
+    assert jsonlines.loads_strict('{"a": "\\\\ud800"}') == {"a": "\\ud800"}  # text, not an escape
+
+
+def test_a_golden_case_with_a_lone_surrogate_is_refused_with_its_line(tmp_path):
+    path = tmp_path / "golden.jsonl"
+    path.write_text('{"id": "a", "input": "ok"}\n{"id": "b", "input": "bad \\ud800"}\n', encoding="utf-8")
+    with pytest.raises(UserError) as e:
+        load_file("g", path, "golden.jsonl")
+    assert f"golden.jsonl:2: {jsonlines.LONE_SURROGATE}" in str(e.value)
+
+
 def test_golden_file_with_separators_and_bom_loads_with_file_line_numbers(tmp_path):
     path = tmp_path / "golden.jsonl"
     lines = [json.dumps({"id": "a", "input": "x\u2028y", "expected": "y\u0085z"}, ensure_ascii=False),

@@ -28,10 +28,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from engine.jsonlines import StrictJSONError
+from engine.jsonlines import LONE_SURROGATE, StrictJSONError, holds_lone_surrogate, may_hold_lone_surrogate
 
 _WS = r"[ \t\n\r]*"
-_STRING = r'"(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*"'
+# A \u escape outside D800-DFFF: a surrogate escape (a pair, or a lone one that is refused) takes the strict parse
+_STRING = r'"(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u(?:[0-9a-cA-CefEF][0-9a-fA-F]{3}|[dD][0-7][0-9a-fA-F]{2}))*"'
 # At most 15 integer digits and a 2-digit exponent: the value is a finite double whatever the digits are.
 # Longer numbers are legal JSON; they take the strict parse, which refuses the ones that overflow.
 _NUMBER = r"-?(?:0|[1-9][0-9]{0,14})(?:\.[0-9]+)?(?:[eE][-+]?[0-9]{1,2})?"
@@ -97,13 +98,16 @@ def problem(text: str) -> str | None:
 
     Reasons start with "invalid JSON" or "ambiguous JSON" and carry no column, so that they group."""
     try:
-        json.loads(text, parse_constant=_constant, parse_float=_float, parse_int=_int, object_pairs_hook=_pairs)
+        value = json.loads(text, parse_constant=_constant, parse_float=_float, parse_int=_int,
+                           object_pairs_hook=_pairs)
     except StrictJSONError as e:
         return e.reason
     except json.JSONDecodeError as e:
         return f"invalid JSON: {e.msg[:1].lower() + e.msg[1:]}"
     except (RecursionError, ValueError):
         return "invalid JSON: nested too deeply or a number too long"
+    if may_hold_lone_surrogate(text) and holds_lone_surrogate(value):
+        return LONE_SURROGATE
     return None
 
 

@@ -14,6 +14,7 @@ import pytest
 from ingest_helpers import flywheel, query, trace, write_jsonl
 
 from engine.ingest import strict
+from engine.jsonlines import LONE_SURROGATE
 from engine.ingest.readers import CHUNK_SCHEMA
 
 # Line separators of str.splitlines() that are not line ends in JSON Lines, written raw, never \u-escaped.
@@ -173,6 +174,8 @@ def _variants(rng: random.Random, n: int) -> list[str]:
             text = text[: rng.randrange(len(text))]
         elif edit < 0.5:
             text = text.replace('"b"', '"\\u00e9\\n\\"q\\""')
+        elif edit < 0.55:  # a surrogate pair (one character), a lone surrogate (refused), an escaped backslash
+            text = text.replace('"b"', rng.choice(['"\\ud83d\\ude00"', '"x\\ud800"', '"\\uDFFF"', '"\\\\ud800"']))
         out.append(text + rng.choice(["", "\n", "\r\n", " "]))
     return out
 
@@ -199,6 +202,21 @@ def test_the_pre_filter_never_lets_a_non_strict_record_through():
         assert is_strict == bool(shape.search(line))
         assert not is_strict or want is None or want.startswith("ambiguous JSON"), (line, want)
     assert sum(p is not None for p in flagged) > 300 and sum(marked) > 1000
+
+
+def test_a_lone_surrogate_escape_is_quarantined_and_a_pair_is_stored(project):
+    """\\ud800 alone is JSON by grammar but no Unicode character: DuckDB refuses it, Python cannot encode it.
+    Its record is quarantined with the reason (the batch goes on); an escaped pair is one character, stored."""
+    good = json.dumps(trace("t1", input="emoji \U0001F600"))  # json.dumps writes it as an escaped pair
+    lone = json.dumps(trace("t2")).replace('"answer"', '"half \\ud800 of a pair"', 1)
+    key = json.dumps(trace("t3")).replace('"attributes": {', '"attributes": {"\\udfff": 1, ', 1)
+    write_jsonl(project / "t.jsonl", [good, lone, key, trace("t4")])
+    r = flywheel("ingest", "path=t.jsonl", NO_SHARE_LIMIT, "out=r.json", project=project)
+    assert r.code == 0, r
+    assert r.json["totals"]["accepted"] == 2 and r.json["totals"]["quarantined"] == 2
+    reasons = query(project, "SELECT source_line, reasons FROM quarantine ORDER BY source_line")
+    assert [(line, rs[0]) for line, rs in reasons] == [(2, LONE_SURROGATE), (3, LONE_SURROGATE)]
+    assert query(project, "SELECT input FROM traces WHERE trace_id = 't1'") == [("emoji \U0001F600",)]
 
 
 def test_bytes_that_are_not_utf8_are_never_replaced(project):
