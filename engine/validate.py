@@ -11,6 +11,7 @@ from engine import registry
 from engine.config import Composed, activate
 from engine.config_checks import CHECKERS
 from engine.errors import ConfigError, ConfigProblem, did_you_mean
+from engine.jsonlines import holds_lone_surrogate
 from engine.output_identity import IDENTITIES, identity_problem
 from engine.redaction import redact_message
 from engine.schemas import all_errors, dotted, validator, validator_for
@@ -22,6 +23,19 @@ SECTION_CHECKERS = {"bridge": ("engine.bridge.config",),
                     "gate": ("engine.gate.validation", "engine.gate.judge_calibrated"),
                     "monitor": ("engine.monitor.config",), "ingest": ("engine.commands.ingest",),
                     "simulate": ("engine.commands.simulate",), "judges": ("engine.judges.config",)}
+
+
+def lone_surrogates(value: object, prefix: str = "") -> list[str]:
+    """Key paths of the strings (keys or values) holding a lone surrogate: YAML's "\\ud800" makes one."""
+    if isinstance(value, str):
+        return [prefix or "(root)"] if holds_lone_surrogate(value) else []
+    if isinstance(value, dict):
+        return [p for k, v in value.items()
+                for p in ([f"{prefix}.{k}".lstrip(".")] if holds_lone_surrogate(str(k)) else
+                          lone_surrogates(v, f"{prefix}.{k}".lstrip(".")))]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in lone_surrogates(v, f"{prefix}[{i}]")]
+    return []
 
 
 def validate(composed: Composed, sections: tuple[str, ...] | None = None) -> None:
@@ -54,6 +68,9 @@ def validate(composed: Composed, sections: tuple[str, ...] | None = None) -> Non
             add(dotted(path, prefix), message)
 
     cfg = composed.config
+    for key_path in lone_surrogates(cfg):
+        add(key_path, "holds a lone surrogate (a \\uD800-\\uDFFF escape on its own), which is not a Unicode "
+                      "character and cannot be stored; write the character itself")
     check("config", cfg, "")
     if isinstance(cfg.get("store"), dict):
         check("store", cfg["store"], "store")

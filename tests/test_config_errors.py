@@ -38,6 +38,17 @@ def test_bad_config_leaves_an_existing_store_untouched(cli, project):
     assert digest(store) == before
 
 
+def test_a_lone_surrogate_in_the_config_is_a_config_error(cli, project):
+    """YAML's "\\ud800" (and an argument with bytes that are not UTF-8) make a string Python cannot encode:
+    an error naming the file and key, not a crash when the config is hashed or stored."""
+    (project / "conf" / "metrics" / "mini.yaml").write_text(
+        'exact:\n  kind: exact_match\n  description: "half \\ud800 a pair"\n', encoding="utf-8")
+    r = cli("evaluate", cwd=project)
+    assert r.code == 2, r
+    assert "conf/metrics/mini.yaml @ metrics.exact.description: holds a lone surrogate" in r.stderr
+    assert "Traceback" not in r.stderr and "internal error" not in r.stderr
+
+
 def test_unknown_dataset_name_in_a_metric_scope(cli, project):
     r = cli("evaluate", "+metrics.exact.datasets=[minii]", cwd=project)
     assert r.code == 2
