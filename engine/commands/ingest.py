@@ -25,7 +25,8 @@ from engine.errors import OperationalError, UserError
 from engine.evaluation import store_path
 from engine.ingest import readers
 from engine import executor, journal
-from engine.ingest.load import Batch, Options, count_extra
+from engine.ingest.load import Batch, count_extra
+from engine.ingest.options import ExportSpec, IngestSpec
 from engine.ingest.plan import TOOL_STEPS, fixed, plan
 from engine.ingest.otel import print_otlp_summary
 from engine.ingest.quarantine import export_quarantine
@@ -58,29 +59,25 @@ def _check_ingest(composed: Composed, add) -> None:
                                                f"({', '.join(sorted(known))}) or attributes.<key>")
 
 
-def _plan(cfg: dict, options: Options) -> Plan:
+def _plan(cfg: dict, spec: IngestSpec) -> Plan:
     """The plan an ingest with this config runs: loading (when a path is given, or nothing is) and/or exporting."""
     export_to = cfg.get("export_quarantine")
-    has_path = bool(cfg.get("path") or (cfg.get("ingest") or {}).get("path"))
-    export = ((cfg.get("ingest") or {}).get("export") or {}) if export_to else None
-    return plan(options, ingest=has_path or not export_to, export=export)
+    return plan(spec.options, ingest=bool(spec.paths) or not export_to, export=spec.export if export_to else None)
 
 
 def compile_sql(composed: Composed) -> Plan:
-    return _plan(composed.config, Options.from_config(composed.config))
+    return _plan(composed.config, IngestSpec.of(composed.config))
 
 
-def _sources(cfg: dict, composed: Composed, options: Options) -> list[readers.SourceFile]:
-    raw = cfg.get("path") or (cfg.get("ingest") or {}).get("path")
-    patterns = [raw] if isinstance(raw, str) else list(raw or [])
-    files = readers.discover(patterns, composed.project.dir)
+def _sources(composed: Composed, spec: IngestSpec) -> list[readers.SourceFile]:
+    files = readers.discover(list(spec.paths), composed.project.dir)
     sources = []
     for f in files:
         try:
             shown = str(f.relative_to(composed.project.dir))
         except ValueError:
             shown = str(f)
-        sources.append(readers.SourceFile(f, shown, readers.detect_format(f, options.format), f.stat().st_size))
+        sources.append(readers.SourceFile(f, shown, readers.detect_format(f, spec.options.format), f.stat().st_size))
     return sources
 
 
@@ -88,14 +85,13 @@ def _sources(cfg: dict, composed: Composed, options: Options) -> list[readers.So
          compile=compile_sql, sections=("ingest",))
 def ingest(composed: Composed) -> Outcome:
     cfg = composed.config
-    ing = cfg.get("ingest") or {}
-    options = Options.from_config(cfg)
-    has_path = bool(cfg.get("path") or ing.get("path"))
+    spec = IngestSpec.of(cfg)
+    options = spec.options
     export_to = cfg.get("export_quarantine")
-    if not has_path and not export_to:
+    if not spec.paths and not export_to:
         raise UserError("nothing to ingest: give path=FILE|DIR|GLOB (and kind=traces|feedback|events|auto), "
                         "or export_quarantine=PATH to write out quarantined records")
-    sources = _sources(cfg, composed, options) if has_path else []
+    sources = _sources(composed, spec) if spec.paths else []
     path = store_path(cfg, composed.project)
     result: dict = {"command": "ingest", "store": str(path), "batch_id": None, "kind": options.kind,
                     "started_at": None, "finished_at": None, "seconds": None, "records_per_second": None,
@@ -104,12 +100,12 @@ def ingest(composed: Composed) -> Outcome:
                     "quarantine_share": None, "conflicts": None, "resolved": {}}
     with Store.open(path) as store:
         if sources:
-            _ingest(store, sources, options, cfg, result)
+            _ingest(store, sources, spec, cfg, result)
         if export_to:
-            _export(store, composed, export_to, ing.get("export") or {}, result)
+            _export(store, composed, export_to, spec.export, result)
     # the plan it ran, for its run artifacts: its kind statements are those the batch ran (compiled once, or read
     # from the store), not compiled again
-    journal.running_plan(_plan(cfg, options))
+    journal.running_plan(_plan(cfg, spec))
     share = result["quarantine_share"]
     if share and share["exceeded"]:
         console.print(f"[bold red]quarantine share {share['share']:.1%} is above ingest.max_quarantine_share "
@@ -118,7 +114,7 @@ def ingest(composed: Composed) -> Outcome:
     return Outcome(0, result, "ingest_result")
 
 
-def _export(store: Store, composed: Composed, export_to: str, exp_cfg: dict, result: dict) -> None:
+def _export(store: Store, composed: Composed, export_to: str, export: ExportSpec, result: dict) -> None:
     out = Path(export_to).expanduser()
     out = out if out.is_absolute() else composed.project.dir / out
     try:  # named as `ingest path=` will name it when the export comes back (see _sources)
@@ -126,9 +122,8 @@ def _export(store: Store, composed: Composed, export_to: str, exp_cfg: dict, res
     except ValueError:
         shown = str(out)
     with store.transaction() as con:
-        result["export"] = export_quarantine(con, out, shown, utc_now(), batch=exp_cfg.get("batch"),
-                                             kind=exp_cfg.get("kind"),
-                                             include_resolved=bool(exp_cfg.get("include_resolved")))
+        result["export"] = export_quarantine(con, out, shown, utc_now(), batch=export.batch, kind=export.kind,
+                                             include_resolved=export.include_resolved)
     console.print(f"exported {result['export']['records']} quarantined record(s) to {out} "
                   f"(reasons in {result['export']['reasons_path']}); fix them in place (keep the line order) and "
                   f"run `flywheel ingest path={export_to}`", highlight=False)
@@ -138,7 +133,8 @@ def _export(store: Store, composed: Composed, export_to: str, exp_cfg: dict, res
                       f"line in the `quarantine` table) or set ingest.quarantine.keep_raw=true", highlight=False)
 
 
-def _ingest(store: Store, sources: list[readers.SourceFile], options: Options, cfg: dict, result: dict) -> None:
+def _ingest(store: Store, sources: list[readers.SourceFile], spec: IngestSpec, cfg: dict, result: dict) -> None:
+    options = spec.options
     batch_id = new_run_id("ingest")
     started = utc_now()
     clock = time.perf_counter()
@@ -208,15 +204,14 @@ def _ingest(store: Store, sources: list[readers.SourceFile], options: Options, c
     result["by_kind"] = by_kind
     result["records_per_second"] = round(totals["read"] / seconds, 1) if seconds > 0 else None
     skipped = sum(f.skipped for f in files)
-    result["quarantine_share"] = share_verdict({**totals, "skipped": skipped},
-                                               (cfg.get("ingest") or {}).get("max_quarantine_share"))
+    result["quarantine_share"] = share_verdict({**totals, "skipped": skipped}, spec.max_quarantine_share)
     result["resolved"] = batch.resolved
     if batch.conflicts_with:
         retract = " ".join(f"`flywheel store retract {b}`" for b in sorted(batch.conflicts_with))
         result["conflicts"] = {"records": sum(batch.conflicts_with.values()), "stored_by": batch.conflicts_with,
                                "how_to_replace": f"to replace the stored versions: {retract} (it removes every "
                                                  f"record of that batch), then ingest the corrected data again"}
-    _print(result, store, batch_id, int((cfg.get("ingest") or {}).get("show_reasons", 5)))
+    _print(result, store, batch_id, spec.show_reasons)
 
 
 @contextmanager

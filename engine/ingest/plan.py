@@ -14,7 +14,7 @@ from sqlglot import exp
 
 from engine.ingest.checks import CHUNK, FILES, PENDING
 from engine.ingest.compiled import KIND_STATEMENTS, kind_statement, kind_sql
-from engine.ingest.options import Options
+from engine.ingest.options import ExportSpec, Options
 from engine.ingest.quarantine import export_statements
 from engine.ingest.records import KINDS
 from engine.ingest.statements import (_insert_quarantine, count_extra, detect_sql, quarantine_undetected,
@@ -111,7 +111,7 @@ def of_kind(kind: str, options: Options, name: str) -> Statement:
     return st.conditional(_WHEN[name].format(k=kind)) if name in _WHEN else st
 
 
-def plan(options: Options, ingest: bool = True, export: dict | None = None) -> Plan:
+def plan(options: Options, ingest: bool = True, export: ExportSpec | None = None) -> Plan:
     """The whole plan: an ingest with these options (kind statements compiled or read from the cache), and/or an
     export of the quarantine (`export`: ingest.export; None: no export)."""
     steps: list = []
@@ -134,5 +134,5 @@ def plan(options: Options, ingest: bool = True, export: dict | None = None) -> P
             steps += [count_extra(KINDS[k]) for k in kinds]
         steps.append(f["quarantine_examples"])
     if export is not None:
-        steps += export_statements(export.get("batch"), export.get("kind"), bool(export.get("include_resolved")))
+        steps += export_statements(export.batch, export.kind, export.include_resolved)
     return Plan("ingest", tuple(steps))
