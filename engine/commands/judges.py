@@ -13,6 +13,7 @@ from engine.config import Composed
 from engine.errors import UserError
 from engine.evaluation import store_path
 from engine.judges import config as _config  # noqa: F401  (registers the judges section's checker)
+from engine.judges.spec import JudgesSpec
 from engine.store import Store
 
 USAGE = ("usage: flywheel judges import FILE [FILE ...] | flywheel judges calibrate | flywheel judges score | "
@@ -60,7 +61,7 @@ def run(composed: Composed, args: list[str]) -> Outcome:
         if action == "calibrate":
             from engine.judges.calibrate import run_calibration
 
-            imports = _imports(store, composed, list((cfg.get("judges") or {}).get("labels") or []))
+            imports = _imports(store, composed, list(JudgesSpec.of(cfg).labels))
             result = run_calibration(store, cfg, composed.project, imports)
             report.print_calibration(result)
             _report(result, composed)

@@ -14,6 +14,7 @@ from engine.config import Project
 from engine.errors import UserError
 from engine.judges.agreement import Confusion, accuracy, cohen_kappa, kappa_interval, spearman
 from engine.judges.judging import Item, judge_items
+from engine.judges.spec import JudgesSpec
 from engine.provenance import canonical_json, content_hash, git_commit, utc_now
 from engine.executor import execute
 from engine.sql import statement
@@ -53,16 +54,15 @@ class Settings:
 
     @classmethod
     def of(cls, cfg: dict) -> "Settings":
-        boot = (cfg.get("judges") or {}).get("bootstrap") or {}
+        boot = JudgesSpec.of(cfg).bootstrap
         run = RunSpec.of(cfg)
-        return cls(int(boot.get("resamples", 2000)), int(boot.get("seed", 0)), float(boot.get("level", 0.95)),
-                   run.batch_size, run.progress)
+        return cls(boot.resamples, boot.seed, boot.level, run.batch_size, run.progress)
 
 
 def judge_metrics(cfg: dict) -> dict[str, dict]:
     """The llm_judge metrics to calibrate: `judges.metrics` when given, else every selected one."""
     selected = {n: s for n, s in (cfg.get("metrics") or {}).items() if s.get("kind") == "llm_judge"}
-    wanted = (cfg.get("judges") or {}).get("metrics")
+    wanted = JudgesSpec.of(cfg).metrics
     if not wanted:
         return selected
     missing = [m for m in wanted if m not in selected]

@@ -13,6 +13,7 @@ from engine.config import Project
 from engine.errors import UserError
 from engine.judges.calibrate import Settings, judge_metrics
 from engine.judges.judging import Item, judge_items, output_hash
+from engine.judges.spec import JudgesSpec, TraceSampleSpec
 from engine.monitor.sources import traces_in_scope
 from engine.provenance import utc_now
 from engine.executor import execute
@@ -22,22 +23,22 @@ from engine.store import Store
 BUCKETS = 1_000_000
 
 
-def sampled_traces(traces_cfg: dict) -> exp.Expression:
+def sampled_traces(sample: TraceSampleSpec) -> exp.Expression:
     """Traces in the configured bounds whose hash(salt, trace_id) falls below the rate, with a non-null output."""
-    scope = {"window": "day", "start": traces_cfg.get("start"), "end": traces_cfg.get("end")}
-    threshold = int(round(float(traces_cfg.get("rate", 0.1)) * BUCKETS))
+    scope = {"window": "day", "start": sample.start, "end": sample.end}
+    threshold = int(round(sample.rate * BUCKETS))
     query = parse(f"""
         SELECT t.trace_id, t.input, t.output,
                coalesce(TRY_CAST(json_extract(t.attributes, '$.context') AS VARCHAR[]), []::VARCHAR[]) AS context
         FROM (SELECT 1) AS t
         WHERE t.output IS NOT NULL AND md5_number(__salt__ || t.trace_id) % {BUCKETS} < {threshold}
         ORDER BY t.trace_id""").from_(traces_in_scope(scope).subquery("t"))
-    return query.transform(lambda n: literal(str(traces_cfg.get("salt", "judges")))
+    return query.transform(lambda n: literal(sample.salt)
                            if isinstance(n, exp.Column) and n.name == "__salt__" else n)
 
 
-def sample_statement(traces_cfg: dict) -> Statement:
-    return Statement("traces:sample", sampled_traces(traces_cfg), (),
+def sample_statement(sample: TraceSampleSpec) -> Statement:
+    return Statement("traces:sample", sampled_traces(sample), (),
                      "traces in the configured bounds, sampled by hash(salt, trace_id) below the rate")
 
 
@@ -46,13 +47,13 @@ def score_traces(store: Store, cfg: dict, project: Project) -> dict:
     if not metrics:
         raise UserError("no llm_judge metric is selected: select the suite that defines your judge, "
                         "e.g. `flywheel judges score metrics=[support,judge]`")
-    traces_cfg = (cfg.get("judges") or {}).get("traces") or {}
-    rows = [tuple(r.values()) for r in execute(store.con, sample_statement(traces_cfg), {})]
+    sample = JudgesSpec.of(cfg).traces
+    rows = [tuple(r.values()) for r in execute(store.con, sample_statement(sample), {})]
     settings = Settings.of(cfg)
     run_id = f"judges-score-{utc_now().strftime('%Y%m%dT%H%M%S')}"
     items = [Item("trace", trace_id, output_hash(output), text, output, (), tuple(context or ()))
              for trace_id, text, output, context in rows]
-    out = {"command": "judges_score", "sampled": len(items), "rate": float(traces_cfg.get("rate", 0.1)),
+    out = {"command": "judges_score", "sampled": len(items), "rate": sample.rate,
            "judges": [], "store": str(store.path)}
     for name, spec in metrics.items():
         if not items:
