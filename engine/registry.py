@@ -52,6 +52,11 @@ def get(kind: str, name: str) -> Entry:
     return _REGISTRY[(kind, name)]
 
 
+def schema(kind: str, name: str) -> dict:
+    """The JSON Schema of an entry's config (with the `default` of each key that has one)."""
+    return get(kind, name).schema
+
+
 def names(kind: str) -> list[str]:
     _provided(kind)
     return sorted(n for k, n in _REGISTRY if k == kind)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.metrics.judge import DEFAULT_RUBRIC
+from engine.metrics.base import params
 from engine.provenance import content_hash
 
 
@@ -25,7 +25,8 @@ class JudgeFingerprint:
 
 
 def rubric_of(spec: dict) -> str:
-    return spec.get("rubric", DEFAULT_RUBRIC)
+    """The llm_judge metric's rubric (its schema's default, engine/metrics/judge.py, when it sets none)."""
+    return params(spec)["rubric"]
 
 
 def judge_fingerprint(model_fingerprint: str, spec: dict) -> JudgeFingerprint:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from engine.metrics.base import MetricSQL, col, metric_kind, output
+from engine.metrics.base import MetricSQL, col, metric_kind, output, params
 from engine.metrics.lexical import UNICODE_SPACE
 from engine.sql import literal, parse_expression
 
@@ -28,10 +28,11 @@ def best_over_answers(score_of_answer) -> exp.Expression:
         "coalesce(list_max(list_transform(expected_answers, lambda answer: __s__)), 0.0)", s=per_answer)
 
 
-@metric_kind("exact_match", {"properties": {"normalizer": _NORMALIZER_SCHEMA}}, aggregate="mean")
+@metric_kind("exact_match", {"properties": {"normalizer": {**_NORMALIZER_SCHEMA, "default": "squad"}}},
+             aggregate="mean")
 def exact_match(spec: dict) -> MetricSQL:
     """1 when the normalised output equals a normalised expected answer, else 0."""
-    normalizer = spec.get("normalizer", "squad")
+    normalizer = params(spec)["normalizer"]
     if normalizer == "squad":
         from engine.metrics.squad_sql import squad_exact_match
         value = best_over_answers(lambda a: squad_exact_match(output(), a))
@@ -41,10 +42,11 @@ def exact_match(spec: dict) -> MetricSQL:
     return MetricSQL(value=value)
 
 
-@metric_kind("contains", {"properties": {"normalizer": _NORMALIZER_SCHEMA}}, aggregate="mean")
+@metric_kind("contains", {"properties": {"normalizer": {**_NORMALIZER_SCHEMA, "default": "squad"}}},
+             aggregate="mean")
 def contains(spec: dict) -> MetricSQL:
     """1 when a normalised expected answer appears in the normalised output (as whole tokens under `squad`)."""
-    normalizer = spec.get("normalizer", "squad")
+    normalizer = params(spec)["normalizer"]
     if normalizer == "squad":
         from engine.metrics.squad_sql import squad_contains
         value = best_over_answers(lambda a: squad_contains(output(), a))
@@ -55,15 +57,12 @@ def contains(spec: dict) -> MetricSQL:
     return MetricSQL(value=value)
 
 
-_F1_THRESHOLD = {"type": "number", "minimum": 0, "maximum": 1, "default": 0.5, "description": "passes at F1 >= this"}
-
-
 def _value_at_least(threshold: float) -> exp.Expression:
     return exp.GTE(this=col("value"), expression=literal(float(threshold)))
 
 
 @metric_kind("token_f1", {"properties": {
-    "threshold": _F1_THRESHOLD}})
+    "threshold": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.5, "description": "passes at F1 >= this"}}})
 def token_f1(spec: dict) -> MetricSQL:
     """SQuAD token F1 between the output and the best-matching expected answer (0..1); passes at >= threshold.
 
@@ -71,23 +70,25 @@ def token_f1(spec: dict) -> MetricSQL:
     case lists no expected answer. Default threshold 0.5."""
     from engine.metrics.squad_sql import squad_f1
     return MetricSQL(value=best_over_answers(lambda a: squad_f1(output(), a)),
-                     passed=_value_at_least(spec.get("threshold", _F1_THRESHOLD["default"])))
+                     passed=_value_at_least(params(spec)["threshold"]))
 
 
 @metric_kind("regex_match", {"required": ["pattern"], "properties": {
     "pattern": {"type": "string", "minLength": 1, "description": "an RE2 regular expression the output must match"},
-    "full_match": {"type": "boolean", "description": "the whole output must match (default: a match anywhere)"},
-    "ignore_case": {"type": "boolean", "description": "match regardless of case (default false)"}}})
+    "full_match": {"type": "boolean", "default": False,
+                   "description": "the whole output must match (default: a match anywhere)"},
+    "ignore_case": {"type": "boolean", "default": False, "description": "match regardless of case"}}})
 def regex_match(spec: dict) -> MetricSQL:
     """1 when the output matches the declared RE2 `pattern` (anywhere, or the whole output with full_match).
 
     The pattern is config, passed to DuckDB as a string value. Per-case patterns taken from the expected answer
     are deliberately not supported: one malformed pattern in a dataset would abort the whole run; use
     `contains` or `exact_match` for per-case answers."""
-    pattern = spec["pattern"]
-    if spec.get("full_match", False):
+    p = params(spec)
+    pattern = p["pattern"]
+    if p["full_match"]:
         pattern = f"^(?:{pattern})$"
-    if spec.get("ignore_case", False):
+    if p["ignore_case"]:
         pattern = f"(?i){pattern}"
     value = exp.cast(exp.func("regexp_matches", output(), literal(pattern)), "DOUBLE")
     detail = parse_expression("CASE WHEN value = 1 THEN NULL ELSE 'output does not match ' || __p__ END",
@@ -107,18 +108,19 @@ def first_number(text: exp.Expression) -> exp.Expression:
 
 
 @metric_kind("numeric_close", {"properties": {
-    "abs_tol": {"type": "number", "minimum": 0, "description": "absolute tolerance (default 0)"},
-    "rel_tol": {"type": "number", "minimum": 0, "description": "relative tolerance (default 1e-9)"}}})
+    "abs_tol": {"type": "number", "minimum": 0, "default": 0.0, "description": "absolute tolerance"},
+    "rel_tol": {"type": "number", "minimum": 0, "default": 1e-9, "description": "relative tolerance"}}})
 def numeric_close(spec: dict) -> MetricSQL:
     """1 when the first number in the output is close to the number in an expected answer, as math.isclose.
 
     |out - exp| <= max(rel_tol * max(|out|, |exp|), abs_tol); "$1,234.50" reads as 1234.5. An output without
     a number scores 0."""
+    p = params(spec)
     out = first_number(output())
     close = lambda a: parse_expression(
         "CASE WHEN abs(__o__ - __e__) <= greatest(__rel__ * greatest(abs(__o__), abs(__e__)), __abs__) "
         "THEN 1.0 ELSE 0.0 END", o=out, e=first_number(a),
-        rel=literal(float(spec.get("rel_tol", 1e-9))), abs=literal(float(spec.get("abs_tol", 0.0))))
+        rel=literal(float(p["rel_tol"])), abs=literal(float(p["abs_tol"])))
     detail = parse_expression("CASE WHEN value = 1 THEN NULL WHEN __o__ IS NULL THEN 'no number in output' "
                               "ELSE 'output number ' || CAST(__o__ AS VARCHAR) || ' is not close to the expected' END",
                               o=out)
@@ -150,13 +152,13 @@ def choice_label(text: exp.Expression, labels: list[str]) -> exp.Expression:
 
 @metric_kind("choice", {"properties": {
     "labels": {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 2, "uniqueItems": True,
-               "description": "the choice labels (default A, B, C, D, E)"}}})
+               "default": ["A", "B", "C", "D", "E"], "description": "the choice labels"}}})
 def choice(spec: dict) -> MetricSQL:
     """1 when the choice label read from the output ("B", "(b)", "Answer: B") equals the expected label.
 
     Labels compare case-insensitively; the expected answer is read the same way ("(B)" means B). An output
     with no recognisable label scores 0."""
-    labels = list(spec.get("labels") or ["A", "B", "C", "D", "E"])
+    labels = list(params(spec)["labels"])
     picked = choice_label(output(), labels)
     value = best_over_answers(lambda a: exp.cast(
         exp.func("coalesce", exp.EQ(this=picked, expression=choice_label(a, labels)), literal(False)), "DOUBLE"))

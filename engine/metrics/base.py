@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from sqlglot import exp
 
 from engine import registry
+from engine.specs import with_defaults
 
 SCORING_COLUMNS = ("case_id", "dataset", "input_text", "expected_answers", "expected", "context", "tags",
                    "metadata", "repeat", "output_text", "error", "latency_ms", "prompt_tokens",
@@ -109,6 +110,13 @@ class PrepareContext:
                 write.apply(con)
         else:
             self.writes.append(write)
+
+
+def params(spec: dict) -> dict:
+    """A metric's config with every key its kind's schema gives a `default` filled in: what a kind reads, so a
+    kind's defaults live in its schema (and in `flywheel metrics`' docs), not in its code. Only for reading: a
+    metric's identity (its judgements' key, its cached vectors) stays the hash of the config as written."""
+    return with_defaults(registry.schema("metric", spec["kind"]), spec)
 
 
 def has_prepare_step(metrics: dict[str, dict]) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlglot import exp
 
 from engine.metrics.accuracy import NORMALIZERS, first_number, normalize
-from engine.metrics.base import MetricSQL, col, metric_kind
+from engine.metrics.base import MetricSQL, col, metric_kind, params
 from engine.sql import Statement, literal, parse, parse_expression
 
 NONE_LABEL = "(none)"  # the predicted label of an errored or empty output; the expected label of a case without one
@@ -18,7 +18,7 @@ NONE_LABEL = "(none)"  # the predicted label of an errored or empty output; the 
 
 def _labels(spec: dict) -> tuple[exp.Expression, exp.Expression]:
     """(predicted, expected) label expressions over scoring_input; NULL when there is none."""
-    normalizer = spec.get("normalizer", "lower_strip")
+    normalizer = params(spec)["normalizer"]
     predicted = exp.func("nullif", normalize(col("output_text"), normalizer), literal(""))
     expected = exp.func("nullif", normalize(parse_expression("expected_answers[1]"), normalizer), literal(""))
     return predicted, expected
@@ -83,7 +83,7 @@ def classification_report(name: str, spec: dict) -> Statement:
     if spec.get("labels"):
         classes = exp.func("list_distinct", parse_expression("list_transform(__l__, lambda _label: __n__)",
                            l=literal(list(spec["labels"])),
-                           n=normalize(exp.column("_label"), spec.get("normalizer", "lower_strip"))))
+                           n=normalize(exp.column("_label"), params(spec)["normalizer"])))
     else:
         classes = exp.Array(expressions=[col("expected")])
     return Statement(f"classification:{name}", _with_rows(_CLASSIFICATION_REPORT, rows, classes=classes),
@@ -91,7 +91,8 @@ def classification_report(name: str, spec: dict) -> Statement:
 
 
 @metric_kind("classification", {"properties": {
-    "normalizer": {"enum": NORMALIZERS, "description": "how labels are normalised before comparing (lower_strip)"},
+    "normalizer": {"enum": NORMALIZERS, "default": "lower_strip",
+                   "description": "how labels are normalised before comparing"},
     "labels": {"type": "array", "items": {"type": "string"}, "minItems": 1, "uniqueItems": True,
                "description": "the classes; default: the expected labels seen in each dataset"}}},
     dataset_report=classification_report)
@@ -129,7 +130,8 @@ def regression_report(name: str, spec: dict) -> Statement:
 
 
 @metric_kind("regression", {"properties": {
-    "error": {"enum": ["absolute", "squared"], "description": "per-case error (absolute: mean = MAE)"},
+    "error": {"enum": ["absolute", "squared"], "default": "absolute",
+              "description": "per-case error (absolute: mean = MAE)"},
     "max_error": {"type": "number", "minimum": 0, "description": "a case passes when its error <= this"}}},
     higher_is_better=False, dataset_report=regression_report)
 def regression(spec: dict) -> MetricSQL:
@@ -139,7 +141,7 @@ def regression(spec: dict) -> MetricSQL:
     its error <= max_error; without max_error, when a prediction could be read. An output without a number
     has no value (left out of MAE) and fails."""
     err = _prediction_error()
-    value = exp.func("abs", err) if spec.get("error", "absolute") == "absolute" else exp.func("power", err, literal(2))
+    value = exp.func("abs", err) if params(spec)["error"] == "absolute" else exp.func("power", err, literal(2))
     if "max_error" in spec:
         passed = exp.LTE(this=col("value"), expression=literal(float(spec["max_error"])))
     else:

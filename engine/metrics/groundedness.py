@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from engine.metrics.base import MetricSQL, col, metric_kind, output
+from engine.metrics.base import MetricSQL, col, metric_kind, output, params
 from engine.metrics.lexical import (
     REFUSAL_PATTERNS,
     STOPWORDS,
@@ -36,15 +36,16 @@ END"""
 
 
 @metric_kind("lexical_groundedness", {"properties": {
-    "support_threshold": {"type": "number", "minimum": 0, "maximum": 1,
+    "support_threshold": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.6,
                           "description": "a sentence is supported when this share of its content words is "
-                                         "in the context (0.6)"},
+                                         "in the context"},
     "threshold": {"type": "number", "minimum": 0, "maximum": 1, "default": 1.0,
                   "description": "a case passes when this share of its sentences is supported"},
-    "refusal": {"enum": ["pass", "fail"], "description": "how a refusal scores: pass (1, nothing to ground) or fail"},
+    "refusal": {"enum": ["pass", "fail"], "default": "pass",
+                "description": "how a refusal scores: pass (1, nothing to ground) or fail"},
     "refusal_patterns": {"type": "array", "items": {"type": "string"}, "minItems": 1,
-                         "description": "RE2 patterns that mark a refusal (default: the built-in phrases)"},
-    "extra_stopwords": {"type": "array", "items": {"type": "string"}}}})
+                         "default": list(REFUSAL_PATTERNS), "description": "RE2 patterns that mark a refusal"},
+    "extra_stopwords": {"type": "array", "items": {"type": "string"}, "default": []}}})
 def lexical_groundedness(spec: dict) -> MetricSQL:
     """Share of the answer's sentences supported by the context (0..1); passes when all are (threshold 1.0).
 
@@ -52,8 +53,9 @@ def lexical_groundedness(spec: dict) -> MetricSQL:
     of its content words occur in the context passages. Sentences without content words are ignored, so an
     empty answer scores 0 and fails. A refusal makes no claim: it scores 1 (or 0 with `refusal: fail`). A case
     without context supports nothing and scores 0."""
-    stop = STOPWORDS + tuple(w.lower() for w in spec.get("extra_stopwords", []))
-    threshold = float(spec.get("threshold", 1.0))
+    p = params(spec)
+    stop = STOPWORDS + tuple(w.lower() for w in p["extra_stopwords"])
+    threshold = float(p["threshold"])
     passed = exp.GTE(this=col("value"), expression=literal(threshold))
     bindings = {
         "sentences": parse_expression(
@@ -61,10 +63,10 @@ def lexical_groundedness(spec: dict) -> MetricSQL:
             o=output(), end=literal(SENTENCE_END), tokens=content_tokens(exp.column("_s"), stop)),
         "pool": parse_expression("list_distinct(flatten(list_transform(context, lambda _p: __w__)))",
                                  w=words(exp.column("_p"))),
-        "refusal": any_pattern(output(), spec.get("refusal_patterns", REFUSAL_PATTERNS)),
+        "refusal": any_pattern(output(), p["refusal_patterns"]),
     }
-    subs = {"support": literal(float(spec.get("support_threshold", 0.6))),
-            "on_refusal": literal(1.0 if spec.get("refusal", "pass") == "pass" else 0.0),
+    subs = {"support": literal(float(p["support_threshold"])),
+            "on_refusal": literal(1.0 if p["refusal"] == "pass" else 0.0),
             "share": share_in(content_tokens(exp.column("_s"), stop), let_field("pool"))}
 
     detail = exp.Case().when(passed, exp.Null()).else_(let(_DETAIL, bindings, **subs))

@@ -13,7 +13,7 @@ import string
 
 from sqlglot import exp
 
-from engine.metrics.base import MetricSQL, PrepareContext, col, metric_kind
+from engine.metrics.base import MetricSQL, PrepareContext, col, metric_kind, params
 from engine.provenance import content_hash
 from engine.schemas import load_schema
 from engine.sql import literal, parse_expression
@@ -75,7 +75,7 @@ def _prepare_judgements(ctx: PrepareContext, name: str, spec: dict) -> None:
     from engine.output_identity import output_keys
     from engine.runner import Journal, call_model, missing, needed_table
 
-    template = spec.get("rubric", DEFAULT_RUBRIC)
+    template = params(spec)["rubric"]
     columns = ("dataset_version", "case_id", "repeat", "input_text", "output_text", "expected_answers", "context",
                "error")
     rows = [r for r in ctx.rows(name, spec, columns) if r["error"] is None]  # errored cases fail anyway
@@ -157,7 +157,7 @@ _MODEL_SCHEMA = {k: v for k, v in load_schema("model").items() if not k.startswi
 
 @metric_kind("llm_judge", {"required": ["judge"], "properties": {
     "judge": {**_MODEL_SCHEMA, "description": "the judge: a model config (as in conf/model/)"},
-    "rubric": {"type": "string", "minLength": 1,
+    "rubric": {"type": "string", "minLength": 1, "default": DEFAULT_RUBRIC,
                "description": "the judge prompt; placeholders {input}, {output}, {expected}, {context}"},
     "batch_size": {"type": "integer", "minimum": 1}}}, prepare=_prepare_judgements)
 def llm_judge(spec: dict) -> MetricSQL:

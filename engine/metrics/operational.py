@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from engine.metrics.base import MetricSQL, col, metric_kind, output
+from engine.metrics.base import MetricSQL, col, metric_kind, output, params
 from engine.metrics.lexical import UNICODE_SPACE
 from engine.sql import literal, parse_expression
 
@@ -50,11 +50,11 @@ def cost(spec: dict) -> MetricSQL:
 
 
 @metric_kind("tokens", {"properties": {
-    "which": {"enum": ["total", "prompt", "completion"], "description": "which tokens to count (total)"},
+    "which": {"enum": ["total", "prompt", "completion"], "default": "total", "description": "which tokens to count"},
     "max_tokens": _limit("a case passes when its token count <= this")}}, higher_is_better=False)
 def tokens(spec: dict) -> MetricSQL:
     """Tokens of the model call: prompt + completion (total, the default), prompt or completion only."""
-    which = spec.get("which", "total")
+    which = params(spec)["which"]
     value = {"total": exp.Add(this=col("prompt_tokens"), expression=col("completion_tokens")),
              "prompt": col("prompt_tokens"), "completion": col("completion_tokens")}[which]
     passed = _within(spec, "max_tokens")
@@ -62,12 +62,12 @@ def tokens(spec: dict) -> MetricSQL:
 
 
 @metric_kind("output_length", {"properties": {
-    "unit": {"enum": ["characters", "words"], "description": "count characters (default) or words"},
+    "unit": {"enum": ["characters", "words"], "default": "characters", "description": "count characters or words"},
     "min": _limit("a case passes when its length >= this"), "max": _limit("a case passes when its length <= this")}},
     higher_is_better=False)
 def output_length(spec: dict) -> MetricSQL:
     """Length of the output in characters (default) or words (runs of non-whitespace); bounds `min`/`max`."""
-    if spec.get("unit", "characters") == "words":
+    if params(spec)["unit"] == "words":
         value = parse_expression("len(list_filter(regexp_split_to_array(__o__, __sp__), lambda _w: _w <> ''))",
                                  o=output(), sp=literal(UNICODE_SPACE + "+"))
     else:

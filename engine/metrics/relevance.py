@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlglot import exp
 
 from engine.metrics import encoders
-from engine.metrics.base import MetricSQL, PrepareContext, col, metric_kind, output
+from engine.metrics.base import MetricSQL, PrepareContext, col, metric_kind, output, params
 from engine.metrics.lexical import STOPWORDS, content_tokens, share_in
 from engine.provenance import utc_now
 from engine.executor import execute
@@ -15,18 +15,19 @@ _THRESHOLD = {"type": "number", "minimum": 0, "maximum": 1}
 
 @metric_kind("lexical_relevance", {"properties": {
     "threshold": {**_THRESHOLD, "default": 0.3, "description": "passes at >= this share"},
-    "extra_stopwords": {"type": "array", "items": {"type": "string"},
+    "extra_stopwords": {"type": "array", "items": {"type": "string"}, "default": [],
                         "description": "words to ignore besides the built-in English stopwords"}}})
 def lexical_relevance(spec: dict) -> MetricSQL:
     """Share of the question's content words that also appear in the answer (0..1); passes at >= threshold (0.3).
 
     Words are lowercase runs of Unicode letters/digits (apostrophes dropped), minus a small English stopword
     list. An empty answer scores 0; a question with no content word scores 1 for any non-empty answer."""
-    stop = STOPWORDS + tuple(w.lower() for w in spec.get("extra_stopwords", []))
+    p = params(spec)
+    stop = STOPWORDS + tuple(w.lower() for w in p["extra_stopwords"])
     question, answer = content_tokens(col("input_text"), stop), content_tokens(output(), stop)
     value = parse_expression("CASE WHEN trim(__o__) = '' THEN 0.0 ELSE coalesce(__share__, 1.0) END",
                              o=output(), share=share_in(question, answer))
-    passed = exp.GTE(this=col("value"), expression=literal(float(spec.get("threshold", 0.3))))
+    passed = exp.GTE(this=col("value"), expression=literal(float(p["threshold"])))
     detail = parse_expression(
         "CASE WHEN __passed__ THEN NULL ELSE 'question words not in the answer: ' || "
         "array_to_string(list_sort(list_filter(__q__, lambda _m: NOT list_contains(__a__, _m))), ', ') END",
@@ -36,7 +37,7 @@ def lexical_relevance(spec: dict) -> MetricSQL:
 
 def _targets(spec: dict) -> exp.Expression:
     """The texts the output is compared with: the question, or every expected answer."""
-    if spec.get("against", "input") == "input":
+    if params(spec)["against"] == "input":
         return exp.Array(expressions=[col("input_text")])
     return col("expected_answers")
 
@@ -50,9 +51,10 @@ def _prepare_embeddings(ctx: PrepareContext, name: str, spec: dict) -> None:
     import pyarrow as pa
 
     key = encoders.encoder_key(spec)
+    p = params(spec)
     texts: dict[str, str] = {}
     for row in ctx.rows(name, spec, ("input_text", "expected_answers", "output_text")):
-        targets = [row["input_text"]] if spec.get("against", "input") == "input" else row["expected_answers"]
+        targets = [row["input_text"]] if p["against"] == "input" else row["expected_answers"]
         for text in [row["output_text"] or "", *targets]:
             texts[encoders.text_hash(text)] = text
     with ctx.cached() as store:  # a short read of the vectors already computed
@@ -64,7 +66,7 @@ def _prepare_embeddings(ctx: PrepareContext, name: str, spec: dict) -> None:
     if not missing:
         return
     encoder = encoders.build_encoder(encoders.encoder_config(spec), ctx.project.dir if ctx.project else None)
-    size = int(spec.get("batch_size", 256))
+    size = int(p["batch_size"])
     vectors: list[list[float]] = []
     for start in range(0, len(missing), size):
         batch = missing[start:start + size]
@@ -78,11 +80,12 @@ def _prepare_embeddings(ctx: PrepareContext, name: str, spec: dict) -> None:
 
 
 @metric_kind("embedding_similarity", {"properties": {
-    "against": {"enum": ["input", "expected"],
+    "against": {"enum": ["input", "expected"], "default": "input",
                 "description": "compare the output with the question (input) or the best expected answer"},
     "encoder": {"type": "object", "required": ["_target_"], "properties": {"_target_": {"type": "string"}},
-                "description": "the encoder: {_target_: dotted.path, **kwargs}; default the bundled HashingEncoder"},
-    "batch_size": {"type": "integer", "minimum": 1, "description": "texts per encoder call (256)"},
+                "default": encoders.DEFAULT_ENCODER,
+                "description": "the encoder: {_target_: dotted.path, **kwargs} (the bundled HashingEncoder)"},
+    "batch_size": {"type": "integer", "minimum": 1, "default": 256, "description": "texts per encoder call"},
     "threshold": {"type": "number", "minimum": -1, "maximum": 1, "default": 0.3,
                   "description": "passes at cosine >= this"}}},
     prepare=_prepare_embeddings)
@@ -101,4 +104,4 @@ def embedding_similarity(spec: dict) -> MetricSQL:
         key=literal(encoders.encoder_key(spec)),
         out=output(), targets=_targets(spec))
     return MetricSQL(value=similarity, passed=exp.GTE(this=col("value"),
-                                                      expression=literal(float(spec.get("threshold", 0.3)))))
+                                                      expression=literal(float(params(spec)["threshold"]))))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlglot import exp
 
 from engine.agents import match_sql as q
-from engine.metrics.base import MetricSQL, col, metric_kind
+from engine.metrics.base import MetricSQL, col, metric_kind, params
 from engine.sql import literal, parse_expression
 
 _NO_TRAJECTORY = "'no trajectory recorded: the model returned no steps for this case'"
@@ -49,7 +49,7 @@ def tool_arguments(spec: dict) -> MetricSQL:
     return MetricSQL(value=value, detail=detail, where=q.task_exists("a.n_expected > 0"))
 
 
-_TOOLS = {"type": "array", "items": {"type": "string", "minLength": 1}, "uniqueItems": True,
+_TOOLS = {"type": "array", "items": {"type": "string", "minLength": 1}, "uniqueItems": True, "default": [],
           "description": "tools forbidden in every case, besides each case's own `agent.forbidden_tools`"}
 
 
@@ -57,7 +57,8 @@ _TOOLS = {"type": "array", "items": {"type": "string", "minLength": 1}, "uniqueI
 def forbidden_tool(spec: dict) -> MetricSQL:
     """Calls to forbidden tools (the case's `forbidden_tools` and the metric's `tools`); a safety metric: any
     call fails the case, naming the tool and its position. Scores every case with a forbidden tool."""
-    tools = literal(list(spec.get("tools", [])))
+    declared = list(params(spec)["tools"])
+    tools = literal(declared)
     forbidden = "list_distinct(list_concat(g.forbidden, CAST(__tools__ AS VARCHAR[])))"
     first = f"list_min(list_filter(range(g.n_a), lambda i: list_contains({forbidden}, g.calls[i + 1])))"
     value, detail = _value_and_detail(
@@ -66,7 +67,7 @@ def forbidden_tool(spec: dict) -> MetricSQL:
         f"' (call #' || ({first} + 1) || ')' || {q.calls_listing()} END")
     value, detail = (v.transform(lambda n: tools.copy() if isinstance(n, exp.Column) and n.name == "__tools__"
                                  else n) for v in (value, detail))
-    where = None if spec.get("tools") else q.task_exists("len(a.forbidden_tools) > 0")
+    where = None if declared else q.task_exists("len(a.forbidden_tools) > 0")
     return MetricSQL(value=value, passed=parse_expression("value = 0"), detail=detail, where=where)
 
 
@@ -83,8 +84,8 @@ def step_efficiency(spec: dict) -> MetricSQL:
 
 
 @metric_kind("tool_error_rate", {"properties": {"max_rate": {
-    "type": "number", "minimum": 0, "maximum": 1,
-    "description": "a case passes when its share of failed tool calls is <= this (default 0)"}}},
+    "type": "number", "minimum": 0, "maximum": 1, "default": 0.0,
+    "description": "a case passes when its share of failed tool calls is <= this"}}},
     higher_is_better=False)
 def tool_error_rate(spec: dict) -> MetricSQL:
     """Share of the case's tool calls that returned an error. Scores cases whose trajectory has at least one
@@ -94,7 +95,7 @@ def tool_error_rate(spec: dict) -> MetricSQL:
     value, detail = _value_and_detail(
         rate, f"CASE WHEN {rate} <= __max__ THEN NULL ELSE 'tool call #' || ({failed_first} + 1) || ' ' || "
               f"g.calls[{failed_first} + 1] || ' failed' || {q.calls_listing()} END")
-    max_rate = literal(float(spec.get("max_rate", 0.0)))
+    max_rate = literal(float(params(spec)["max_rate"]))
     detail = detail.transform(lambda n: max_rate.copy() if isinstance(n, exp.Column) and n.name == "__max__" else n)
     return MetricSQL(value=value, passed=exp.LTE(this=col("value"), expression=max_rate.copy()), detail=detail,
                      where=q.has_tool_calls())
