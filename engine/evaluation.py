@@ -22,6 +22,7 @@ from engine.dataset_carry import follow_head
 from engine.executor import execute
 from engine.provenance import canonical_json, content_hash, git_commit, new_run_id, stored_config, utc_now
 from engine.models.errors import error_summary
+from engine.models.spec import ModelSpec
 from engine.provenance import config_hash as provenance_hash
 from engine.runner import CallStats
 from engine.specs import RunSpec
@@ -174,7 +175,7 @@ def evaluate_model(access: StoreAccess, model_spec: dict, datasets: list[ds.Data
     adapter = build_adapter(model_spec, project.dir)
     run = _Run(access, plan or compile_run(cfg, model_spec), adapter, fingerprint(adapter), model_spec, cfg,
                project, new_run_id(command),
-               int(model_spec.get("repeats", 1)), utc_now(), git_commit(project.dir), provenance_hash(cfg),
+               ModelSpec.of(model_spec).repeats, utc_now(), git_commit(project.dir), provenance_hash(cfg),
                metrics_hash(cfg["metrics"]))
     _read(run, datasets, command)
     try:
@@ -234,7 +235,7 @@ def _call_model(run: _Run):
         run.adapter.turn_cache = TurnCache(run.access.path.parent / "turns", run.adapter.fingerprint_payload())
     return call_model(run.adapter, run.fingerprint, run.todo, run.distinct_keys,
                       _RunCaseList(run.datasets), run.run_id, repeats=run.repeats,
-                      batch_size=int(run.model_spec.get("batch_size") or run_cfg.batch_size),
+                      batch_size=int(ModelSpec.of(run.model_spec).batch_size or run_cfg.batch_size),
                       show_progress=run_cfg.progress, journal=Journal(run.access.journal_dir, run.run_id))
 
 

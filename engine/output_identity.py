@@ -32,8 +32,8 @@ def identity_problem(adapter: str, identity: Any) -> str | None:
 
 
 def identity_of(spec: dict) -> str:
-    adapter = spec.get("adapter", "python")
-    return spec.get("output_identity") or DEFAULT_IDENTITY.get(adapter, "case")
+    """The identity of a (validated) model block's outputs: its `output_identity`, else its adapter's default."""
+    return spec.get("output_identity") or DEFAULT_IDENTITY[spec["adapter"]]
 
 
 def output_key(identity: str, input_hash: str, case_id: str) -> str:

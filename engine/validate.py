@@ -82,7 +82,8 @@ def validate(composed: Composed, sections: tuple[str, ...] | None = None) -> Non
     for slot in ("model", "baseline", "challenger"):
         if isinstance(cfg.get(slot), dict):
             check("model", cfg[slot], slot)
-            problem = identity_problem(cfg[slot].get("adapter", "python"), cfg[slot].get("output_identity"))
+            # (a missing adapter is the schema's error; only replay fixes the identity)
+            problem = identity_problem(cfg[slot].get("adapter"), cfg[slot].get("output_identity"))
             if problem and cfg[slot].get("output_identity") in IDENTITIES:  # the schema names a bad value
                 add(f"{slot}.output_identity", problem)
     _check_metrics(cfg, composed.known_dataset_names(), add)

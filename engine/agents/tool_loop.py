@@ -33,6 +33,11 @@ from typing import Any, Callable
 
 from engine.errors import UserError
 from engine.models.base import ModelResponse
+from engine.models.spec import params_schema
+from engine.specs import with_defaults
+
+# One declared tool of a chat_completions agent (`params.tools.<name>`), with its defaults.
+TOOL_SCHEMA = params_schema("chat_completions")["properties"]["tools"]["additionalProperties"]
 
 
 @dataclass(frozen=True)
@@ -67,7 +72,8 @@ def build_tools(model: str, tools: dict, project_dir) -> list[Tool]:
         if unknown:
             raise UserError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (allowed: _target_, "
                             f"description, parameters)")
-        parameters = spec.get("parameters", {"type": "object", "properties": {}})
+        spec = with_defaults(TOOL_SCHEMA, spec)  # description, parameters: schemas/model.schema.json
+        parameters = spec["parameters"]
         if not isinstance(parameters, dict):
             raise UserError(f"{where}.parameters: must be a JSON Schema object")
         try:
@@ -76,7 +82,7 @@ def build_tools(model: str, tools: dict, project_dir) -> list[Tool]:
             raise UserError(f"{where}._target_: cannot import `{spec['_target_']}`: {e}") from e
         if not callable(fn):
             raise UserError(f"{where}._target_: `{spec['_target_']}` is not callable")
-        built.append(Tool(name, spec["_target_"], str(spec.get("description", "")), parameters, fn))
+        built.append(Tool(name, spec["_target_"], str(spec["description"]), parameters, fn))
     return built
 
 

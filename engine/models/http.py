@@ -35,6 +35,7 @@ from typing import Callable
 
 from engine.errors import UserError
 from engine.models.base import ModelRequest, ModelResponse
+from engine.models.spec import ChatCompletionsParams
 from engine.redaction import fingerprint, register_secret
 
 _MAX_REDIRECTS = 5
@@ -72,73 +73,55 @@ class _Redirect(Exception):
 
 
 class ChatCompletionsAdapter:
-    def __init__(
-        self,
-        *,
-        name: str,
-        base_url: str,
-        model: str,
-        api_key_env: str | None = None,
-        temperature: float = 0.0,
-        max_tokens: int | None = None,
-        system_prompt: str | None = None,
-        timeout_s: float = 30,
-        max_retries: int = 3,
-        backoff_s: float = 0.5,
-        max_backoff_s: float = 20,
-        max_concurrency: int = 4,
-        price_per_1k_prompt_tokens: float = 0.0,
-        price_per_1k_completion_tokens: float = 0.0,
-        tools: dict | None = None,
-        max_steps: int = 8,
-        project_dir=None,
-        sleep: Callable[[float], None] = time.sleep,
-    ):
+    def __init__(self, name: str, params: ChatCompletionsParams, project_dir=None,
+                 sleep: Callable[[float], None] = time.sleep):
+        """`params`: the model config's params with their defaults (schemas/model.schema.json)."""
+        p = params
         problems = [
             msg
             for bad, msg in [
-                (timeout_s <= 0, "timeout_s must be > 0"),
-                (max_retries < 0, "max_retries must be >= 0"),
-                (backoff_s < 0 or max_backoff_s < 0, "backoff_s and max_backoff_s must be >= 0"),
-                (max_concurrency < 1, "max_concurrency must be >= 1"),
-                (max_steps < 1, "max_steps must be >= 1"),
-                (price_per_1k_prompt_tokens < 0 or price_per_1k_completion_tokens < 0, "prices must be >= 0"),
+                (p.timeout_s <= 0, "timeout_s must be > 0"),
+                (p.max_retries < 0, "max_retries must be >= 0"),
+                (p.backoff_s < 0 or p.max_backoff_s < 0, "backoff_s and max_backoff_s must be >= 0"),
+                (p.max_concurrency < 1, "max_concurrency must be >= 1"),
+                (p.max_steps < 1, "max_steps must be >= 1"),
+                (p.price_per_1k_prompt_tokens < 0 or p.price_per_1k_completion_tokens < 0, "prices must be >= 0"),
             ]
             if bad
         ]
         if problems:
             raise UserError(f"model '{name}': " + "; ".join(problems))
         self._api_key = None
-        if api_key_env:
+        if p.api_key_env:
             # Fail at construction, not once per case: a missing key would error every case identically.
-            self._api_key = os.environ.get(api_key_env)
+            self._api_key = os.environ.get(p.api_key_env)
             if not self._api_key:
                 raise UserError(
-                    f"model '{name}': environment variable {api_key_env} (api_key_env) is not set or empty; "
-                    f"export it with the API key for {base_url}"
+                    f"model '{name}': environment variable {p.api_key_env} (api_key_env) is not set or empty; "
+                    f"export it with the API key for {p.base_url}"
                 )
             register_secret(self._api_key)
         self.name = name
-        self.base_url = base_url.rstrip("/")
-        self.model = model
-        self.temperature = temperature
-        self.max_tokens = max_tokens
-        self.system_prompt = system_prompt
-        self.timeout_s = timeout_s
-        self.max_retries = max_retries
-        self.backoff_s = backoff_s
-        self.max_backoff_s = max_backoff_s
-        self.max_concurrency = max_concurrency
-        self.price_prompt = price_per_1k_prompt_tokens
-        self.price_completion = price_per_1k_completion_tokens
+        self.base_url = p.base_url.rstrip("/")
+        self.model = p.model
+        self.temperature = p.temperature
+        self.max_tokens = p.max_tokens
+        self.system_prompt = p.system_prompt
+        self.timeout_s = p.timeout_s
+        self.max_retries = p.max_retries
+        self.backoff_s = p.backoff_s
+        self.max_backoff_s = p.max_backoff_s
+        self.max_concurrency = p.max_concurrency
+        self.price_prompt = p.price_per_1k_prompt_tokens
+        self.price_completion = p.price_per_1k_completion_tokens
         self.sleep = sleep
         self._url = f"{self.base_url}/chat/completions"
-        self.max_steps = max_steps
+        self.max_steps = p.max_steps
         self.tools = None
         self.turn_cache = None  # set by the run for an agent (engine/agents/turn_cache.py)
-        if tools:  # an agent: the tool loop of engine/agents/tool_loop.py, tools built once here
+        if p.tools:  # an agent: the tool loop of engine/agents/tool_loop.py, tools built once here
             from engine.agents.tool_loop import build_tools
-            self.tools = build_tools(name, tools, project_dir)
+            self.tools = build_tools(name, p.tools, project_dir)
 
     def fingerprint_payload(self) -> dict:
         # Only what shapes the output; transport knobs (timeouts, retries, prices) and the key stay out.

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from engine.errors import UserError
 from engine.models.base import ModelRequest, ModelResponse
+from engine.models.spec import ReplayParams
 from engine.provenance import file_sha256
 
 _NUMERIC = {"latency_ms": "Float64", "prompt_tokens": "Int64", "completion_tokens": "Int64", "cost": "Float64"}
@@ -20,14 +21,14 @@ class ReplayAdapter:
 
     output_identity = "case"
 
-    def __init__(self, name: str, path: Path, shown_path: str, id_field: str = "id", output_field: str = "output"):
+    def __init__(self, name: str, path: Path, params: ReplayParams):
         self.name = name
-        self.path = path
-        self.shown_path = shown_path
-        self.id_field = id_field
-        self.output_field = output_field
+        self.path = path  # params.path resolved against the project
+        self.shown_path = params.path
+        self.id_field = params.id_field
+        self.output_field = params.output_field
         if not path.is_file():
-            raise UserError(f"model '{name}': predictions file not found: {shown_path} ({path})")
+            raise UserError(f"model '{name}': predictions file not found: {params.path} ({path})")
         self.file_hash = file_sha256(path)[:24]
         self._frame = None
 

@@ -14,6 +14,7 @@ from chat_server import Reply
 from engine.errors import UserError
 from engine.models.base import ModelRequest
 from engine.models.http import ChatCompletionsAdapter
+from engine.models.spec import ChatCompletionsParams
 
 
 def req(text: str, case_id: str | None = None) -> ModelRequest:
@@ -23,7 +24,8 @@ def req(text: str, case_id: str | None = None) -> ModelRequest:
 def make(server_or_url, sleeps: list | None = None, **kwargs) -> ChatCompletionsAdapter:
     base_url = server_or_url if isinstance(server_or_url, str) else server_or_url.base_url
     recorder = sleeps.append if sleeps is not None else (lambda s: pytest.fail(f"unexpected sleep({s})"))
-    return ChatCompletionsAdapter(name="m", base_url=base_url, model="test-model", sleep=recorder, **kwargs)
+    params = ChatCompletionsParams.of({"base_url": base_url, "model": "test-model", **kwargs})
+    return ChatCompletionsAdapter("m", params, sleep=recorder)
 
 
 def test_success_path(chat_server, monkeypatch):

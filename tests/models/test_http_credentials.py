@@ -7,6 +7,7 @@ from chat_server import ChatServer, Reply
 
 from engine.models.base import ModelRequest
 from engine.models.http import ChatCompletionsAdapter, _keeps_credentials
+from engine.models.spec import ChatCompletionsParams
 from engine.redaction import fingerprint
 
 KEY = "sk-flywheel-test-0123456789abcdef"
@@ -17,8 +18,9 @@ def keyed(monkeypatch):
     monkeypatch.setenv("FLYWHEEL_TEST_KEY", KEY)
 
     def make(base_url: str, **kwargs) -> ChatCompletionsAdapter:
-        return ChatCompletionsAdapter(name="m", base_url=base_url, model="test-model", api_key_env="FLYWHEEL_TEST_KEY",
-                                      sleep=lambda s: pytest.fail(f"unexpected sleep({s})"), **kwargs)
+        params = ChatCompletionsParams.of({"base_url": base_url, "model": "test-model",
+                                           "api_key_env": "FLYWHEEL_TEST_KEY", **kwargs})
+        return ChatCompletionsAdapter("m", params, sleep=lambda s: pytest.fail(f"unexpected sleep({s})"))
     return make
 
 
