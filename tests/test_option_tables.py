@@ -40,3 +40,15 @@ def test_defaults_stated_in_the_readme_prose_are_the_schemas(pattern, key, read)
     found = re.search(pattern, README)
     assert found, f"README.md no longer states the default of ingest.{key} as /{pattern}/"
     assert read(found) == schema_defaults(load_schema("ingest"))[key]
+
+
+def test_the_adapters_table_lists_each_adapters_params_as_the_schema_does():
+    from engine.models.spec import params_schema
+
+    chat = re.search(r"^\| `chat_completions` \| `params: \{([^}]*)\}`", README, re.M)
+    assert chat and chat[1].split(", ") == list(params_schema("chat_completions")["properties"])
+    replay = re.search(r"^\| `replay` \| `params: \{([^}]*)\}`", README, re.M)
+    shown = dict(item.split(": ") for item in replay[1].split(", "))
+    defaults = schema_defaults(params_schema("replay"))
+    assert list(shown) == ["path", "id_field", "output_field"]
+    assert (shown["id_field"], shown["output_field"]) == (defaults["id_field"], defaults["output_field"])
