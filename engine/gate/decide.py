@@ -10,6 +10,7 @@ from engine.compiler import default_aggregate
 from engine.executor import execute
 from engine.gate.queries import REPEATED, prepare
 from engine.gate.rules import RuleContext, RuleResult, RuleSQL
+from engine.gate.spec import GateSpec, RuleSpec
 from engine.report.summary import per_tag_statement
 from engine.sql import Plan, Statement, parse
 from engine.store import Store
@@ -20,7 +21,7 @@ PARAMS = ("baseline_run", "challenger_run")
 
 @by_content
 def prepare_statements(gate: dict) -> tuple[Statement, Statement, Statement]:
-    reducer = gate.get("reducer", "all")
+    reducer = GateSpec.of(gate).reducer
     return (Statement("repeated", parse(REPEATED), PARAMS, "did either run call its model more than once per case?"),
             Statement("prepare_single", prepare(reducer, repeated=False), PARAMS,
                       "both runs' per-case scores, read by every rule", "when neither run has repeats"),
@@ -29,18 +30,20 @@ def prepare_statements(gate: dict) -> tuple[Statement, Statement, Statement]:
                       "when a run has repeats"))
 
 
+def metric_aggregate(rule: RuleSpec, metrics: dict) -> str:
+    """The aggregate the rule's metric declares (a threshold rule without `aggregate` checks it)."""
+    return default_aggregate(metrics[rule.metric]) if rule.metric in metrics else "mean"
+
+
 @by_content
 def compile_rules(gate: dict, metrics: dict) -> dict[str, RuleSQL]:
-    import engine.gate.kinds  # noqa: F401  (registers the rule kinds)
-
-    reducer = gate.get("reducer", "all")
+    spec = GateSpec.of(gate)
     out = {}
-    for name, rule in (gate.get("rules") or {}).items():
-        aggregate = default_aggregate(metrics[rule["metric"]]) if rule.get("metric") in metrics else "mean"
-        fn = registry.get("gate_rule", rule["kind"]).fn
+    for name, rule in spec.rules.items():
+        fn = registry.get("gate_rule", rule.kind).fn
         # a kind that reads metric definitions (judge_calibrated: the judge's rubric) declares a `metrics` parameter
         extra = {"metrics": metrics} if "metrics" in inspect.signature(fn).parameters else {}
-        out[name] = fn(name, rule, reducer, aggregate, **extra)
+        out[name] = fn(rule, spec.reducer, metric_aggregate(rule, metrics), **extra)
     return out
 
 
@@ -49,7 +52,7 @@ def compile_plan(gate: dict, metrics: dict) -> Plan:
     statements = list(prepare_statements(gate))
     for name, rule_sql in compile_rules(gate, metrics).items():
         statements += rule_statements(gate, name, rule_sql).values()
-    statements += [FLAKY, per_tag_statement(gate.get("reducer", "all"))]
+    statements += [FLAKY, per_tag_statement(GateSpec.of(gate).reducer)]
     return Plan("gate", tuple(statements))
 
 
@@ -81,6 +84,8 @@ ORDER BY metric, dataset, case_id
 
 
 def decide(store: Store, gate: dict, metrics: dict, baseline_run: str, challenger_run: str) -> GateOutcome:
+    """`gate`: the validated gate section (read as a GateSpec)."""
+    spec = GateSpec.of(gate)
     params = {"baseline_run": baseline_run, "challenger_run": challenger_run}
     results, timings = [], {}
     started = time.perf_counter()
@@ -88,10 +93,9 @@ def decide(store: Store, gate: dict, metrics: dict, baseline_run: str, challenge
     execute(store.con, repeated if execute(store.con, check, params)[0]["repeated"] else single, params)
     timings["prepare"] = (time.perf_counter() - started) * 1000
     for name, rule_sql in compile_rules(gate, metrics).items():
-        rule = gate["rules"][name]
+        rule = spec.rules[name]
         started = time.perf_counter()
-        ctx = RuleContext(name, rule, gate, default_aggregate(metrics[rule["metric"]])
-                          if rule.get("metric") in metrics else "mean")
+        ctx = RuleContext(rule, spec, metric_aggregate(rule, metrics))
         rows = {qn: execute(store.con, st, params) for qn, st in rule_statements(gate, name, rule_sql).items()}
         results.append(rule_sql.judge(rows, ctx))
         timings[name] = (time.perf_counter() - started) * 1000

@@ -13,14 +13,17 @@ calibration for its current fingerprint.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from sqlglot import exp
 
-from engine.gate.rules import RuleContext, RuleResult, RuleSQL, _result, rule_kind
+from engine.gate.rules import COMMON, RuleContext, RuleResult, RuleSQL, _result, rule_kind
+from engine.gate.spec import Options, RuleSpec
 from engine.judges.fingerprint import changed_parts, judge_fingerprint
 from engine.metrics.judge import metric_key
 from engine.sql import literal, parse
 from engine.config_checks import checker
+from engine.specs import with_defaults
 
 ALL = "*"
 
@@ -52,10 +55,10 @@ def _slice_name(s: str) -> str:
     return "all labels" if s == ALL else s
 
 
-def _check_slice(s: str, current, calibrations: list[dict], rule: dict) -> tuple[str, float | None, str]:
+def _check_slice(s: str, current, calibrations: list[dict], o: "JudgeCalibratedOptions"
+                 ) -> tuple[str, float | None, str]:
     """(outcome: ok | fail | uncalibrated, statistic, message) for one slice."""
-    statistic, bound = rule.get("statistic", "kappa"), float(rule["min_kappa"])
-    min_labels = int(rule.get("min_labels", 30))
+    statistic, bound, min_labels = o.statistic, float(o.min_kappa), int(o.min_labels)
     mine = [c for c in calibrations if c["slice"] == s and c["judge_fingerprint"] == current.fingerprint]
     if not mine:
         older = [c for c in calibrations if c["slice"] == s]
@@ -76,46 +79,57 @@ def _check_slice(s: str, current, calibrations: list[dict], rule: dict) -> tuple
         return "fail", value, f"{where}, {labels}: too few labels (need {min_labels})"
     if value is None:
         return "fail", None, f"{where}, {labels}: people or judge gave one verdict to everything"
-    if rule.get("max_age_days") is not None and c["age_days"] > float(rule["max_age_days"]):
-        return "fail", value, f"{where}, {labels}: calibrated {c['age_days']:.0f} days ago (max {rule['max_age_days']:g})"
+    if o.max_age_days is not None and c["age_days"] > float(o.max_age_days):
+        return "fail", value, f"{where}, {labels}: calibrated {c['age_days']:.0f} days ago (max {o.max_age_days:g})"
     if value < bound:
         return "fail", value, f"{where} < {bound:g} ({labels})"
     return "ok", value, f"{where} ({labels})"
 
 
+@dataclass(frozen=True)
+class JudgeCalibratedOptions(Options):
+    min_kappa: float
+    statistic: str  # kappa | kappa_low
+    min_labels: int
+    max_age_days: float | None  # None: no age limit
+    allow_uncalibrated: bool
+
+
 @rule_kind("judge_calibrated", {
     "min_kappa": {"type": "number", "minimum": -1, "maximum": 1,
                   "description": "the least Cohen's kappa between the judge and people, per slice"},
-    "statistic": {"enum": ["kappa", "kappa_low"],
+    "statistic": {"enum": ["kappa", "kappa_low"], "default": "kappa",
                   "description": "kappa, or the lower bound of its bootstrap interval (stricter with few labels)"},
-    "min_labels": {"type": "integer", "minimum": 1, "description": "labelled answers a slice needs (default 30)"},
-    "max_age_days": {"type": "number", "exclusiveMinimum": 0, "description": "a calibration older than this blocks"},
-    "allow_uncalibrated": {"type": "boolean",
+    "min_labels": {"type": "integer", "minimum": 1, "default": 30, "description": "labelled answers a slice needs"},
+    "max_age_days": {"type": "number", "exclusiveMinimum": 0,
+                     "description": "a calibration older than this blocks (unset: no age limit)"},
+    "allow_uncalibrated": {"type": "boolean", "default": False,
                            "description": "pass when the judge has no calibration for its current fingerprint "
-                                          "(never a bad one); default false: fail closed"}},
-    required=("metric", "min_kappa"))
-def judge_calibrated(name: str, rule: dict, reducer: str, aggregate: str, metrics: dict | None = None) -> RuleSQL:
+                                          "(never a bad one); false: fail closed"}},
+    required=("metric", "min_kappa"), options=JudgeCalibratedOptions)
+def judge_calibrated(rule: RuleSpec, reducer: str, aggregate: str, metrics: dict | None = None) -> RuleSQL:
     """The llm_judge metric's judge agrees with human labels: the latest calibration of the judge as it graded
     both runs (model, rubric, threshold) has kappa >= min_kappa over >= min_labels labels, overall or on each of
     the rule's tags. A changed model or rubric makes the calibration stale; stale or missing blocks unless
     allow_uncalibrated is true."""
-    spec = (metrics or {}).get(rule["metric"]) or {}
-    slices = list(rule.get("tags") or []) or [ALL]
+    spec = (metrics or {}).get(rule.metric) or {}
+    slices = list(rule.tags) or [ALL]
+    o = rule.options
 
     def judge(rows: dict[str, list[dict]], ctx: RuleContext) -> RuleResult:
-        bound = (f"{rule.get('statistic', 'kappa')} >= {float(rule['min_kappa']):g} over >= "
-                 f"{int(rule.get('min_labels', 30))} labels" + (", uncalibrated allowed" if rule.get("allow_uncalibrated") else ""))
+        bound = (f"{o.statistic} >= {float(o.min_kappa):g} over >= {int(o.min_labels)} labels"
+                 + (", uncalibrated allowed" if o.allow_uncalibrated else ""))
         if spec.get("kind") != "llm_judge":
-            return _result(ctx, "error", None, bound, f"'{rule['metric']}' is not an llm_judge metric")
+            return _result(ctx, "error", None, bound, f"'{rule.metric}' is not an llm_judge metric")
         judged = rows["judged"]
         if not judged:
-            return _result(ctx, "error", None, bound, f"no judgements of '{rule['metric']}' in these runs: the "
+            return _result(ctx, "error", None, bound, f"no judgements of '{rule.metric}' in these runs: the "
                                                        "judge did not grade them, so its calibration cannot apply")
         if len(judged) > 1:
             return _result(ctx, "error", None, bound, "the two runs were graded by different judge models ("
                            + ", ".join(j["model_fingerprint"] for j in judged) + "): not one judge to vouch for")
         current = judge_fingerprint(judged[0]["model_fingerprint"], spec)
-        outcomes = [(s, *_check_slice(s, current, rows["calibrations"], rule)) for s in slices]
+        outcomes = [(s, *_check_slice(s, current, rows["calibrations"], o)) for s in slices]
         values = [v for _, o, v, _ in outcomes if v is not None]
         latest = {c["slice"]: c["calibration_id"] for c in rows["calibrations"]
                   if c["judge_fingerprint"] == current.fingerprint}
@@ -124,7 +138,7 @@ def judge_calibrated(name: str, rule: dict, reducer: str, aggregate: str, metric
             for s, o, v, m in outcomes]}
         failed = [m for _, o, _, m in outcomes if o == "fail"]
         uncalibrated = [m for _, o, _, m in outcomes if o == "uncalibrated"]
-        allowed = bool(rule.get("allow_uncalibrated"))
+        allowed = bool(o.allow_uncalibrated)
         ok = not failed and (not uncalibrated or allowed)
         messages = failed + uncalibrated + [m for _, o, _, m in outcomes if o == "ok"]
         if uncalibrated and allowed:
@@ -132,7 +146,7 @@ def judge_calibrated(name: str, rule: dict, reducer: str, aggregate: str, metric
         return _result(ctx, "pass" if ok else "fail", min(values) if values else None, bound, "; ".join(messages),
                        stats=stats)
 
-    return RuleSQL({"judged": _judged_query(spec), "calibrations": _calibrations_query(rule["metric"], slices)}, judge)
+    return RuleSQL({"judged": _judged_query(spec), "calibrations": _calibrations_query(rule.metric, slices)}, judge)
 
 
 @checker(section="gate")
@@ -141,7 +155,9 @@ def check_judge_rules(composed, add) -> None:
     blocking judge_calibrated rule on the same metric (on each of its tags; without tags, on all labels)."""
     cfg = composed.config
     metrics = cfg.get("metrics") or {}
-    rules = {n: r for n, r in (((cfg.get("gate") or {}).get("rules")) or {}).items() if isinstance(r, dict)}
+    # the rules as written, with the options every kind has filled in (this check runs on unvalidated config)
+    rules = {n: with_defaults({"properties": COMMON}, r)
+             for n, r in (((cfg.get("gate") or {}).get("rules")) or {}).items() if isinstance(r, dict)}
     judges = {n for n, s in metrics.items() if isinstance(s, dict) and s.get("kind") == "llm_judge"}
     guards = [r for r in rules.values() if r.get("kind") == "judge_calibrated"]
     for name, rule in rules.items():
@@ -153,9 +169,9 @@ def check_judge_rules(composed, add) -> None:
             if rule.get("datasets"):
                 add(f"{where}.datasets", "a calibration is per judge and tag, not per dataset: scope it with tags")
             continue
-        if rule.get("metric") not in judges or rule.get("severity", "blocking") != "blocking":
+        if rule.get("metric") not in judges or rule["severity"] != "blocking":
             continue
-        covering = [g for g in guards if g.get("metric") == rule["metric"] and g.get("severity", "blocking") == "blocking"]
+        covering = [g for g in guards if g.get("metric") == rule["metric"] and g["severity"] == "blocking"]
         tags = list(rule.get("tags") or [])
         covered_tags = {t for g in covering for t in (g.get("tags") or [])}
         if tags:

@@ -15,6 +15,7 @@ from engine.report.html import report_path, write_html
 from engine.report.layout import fit
 from engine.schemas import all_errors, validator
 from engine.executor import execute
+from engine.gate.spec import GateSpec
 from engine.journal import running_plan
 from engine.sql import Plan, Statement, statement
 from engine.store import Store
@@ -155,9 +156,9 @@ def _varying_overrides(entries: list[dict]) -> set[str]:
 
 def main_metric(cfg: dict) -> str | None:
     """The metric of the gate's first improvement rule: what the sweep is trying to raise."""
-    for rule in (cfg.get("gate", {}).get("rules") or {}).values():
-        if rule.get("kind") == "improvement":
-            return rule.get("metric")
+    for rule in GateSpec.of(cfg.get("gate")).rules.values():
+        if rule.kind == "improvement":
+            return rule.metric
     return next(iter(cfg.get("metrics") or {}), None)
 
 
@@ -175,13 +176,13 @@ def _shown_columns(entries: list[dict], cfg: dict, main: str | None, limit: int 
     they scope (every delta stays in the JSON and HTML leaderboards)."""
     present = sorted({k for e in entries for k in e["deltas"]})
     wanted: list[str] = []
-    rules = list((cfg.get("gate") or {}).get("rules", {}).values())
-    rules.sort(key=lambda r: r.get("metric") != main)
+    rules = list(GateSpec.of(cfg.get("gate")).rules.values())
+    rules.sort(key=lambda r: r.metric != main)
     for rule in rules:
         for key in present:
             dataset, metric = key.split(".", 1)
-            scoped = not rule.get("datasets") or dataset in rule["datasets"]
-            if metric == rule.get("metric") and scoped and key not in wanted:
+            scoped = not rule.datasets or dataset in rule.datasets
+            if metric == rule.metric and scoped and key not in wanted:
                 wanted.append(key)
     return (wanted or present)[:limit]
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
+from engine.gate.spec import RuleSpec
 from engine.sql import literal, parse
 
 REDUCERS = {
@@ -58,22 +59,22 @@ def reduced(metric: str, reducer: str, run_param: str) -> exp.Select:
         lambda n: literal(metric) if isinstance(n, exp.Literal) and n.this == "__metric__" else n)
 
 
-def scope_condition(rule: dict) -> exp.Expression:
+def scope_condition(rule: RuleSpec) -> exp.Expression:
     """The rule's scope (datasets, capability tags) as a predicate on per-case rows."""
     conditions: list[exp.Expression] = [exp.true()]
-    if rule.get("datasets"):
-        conditions.append(exp.column("dataset").isin(*[literal(d) for d in rule["datasets"]]))
-    if rule.get("tags"):
-        conditions.append(exp.func("list_has_any", exp.column("tags"), literal(list(rule["tags"]))))
+    if rule.datasets:
+        conditions.append(exp.column("dataset").isin(*[literal(d) for d in rule.datasets]))
+    if rule.tags:
+        conditions.append(exp.func("list_has_any", exp.column("tags"), literal(list(rule.tags))))
     return exp.and_(*conditions)
 
 
-def scoped(metric: str, reducer: str, run_param: str, rule: dict) -> exp.Select:
+def scoped(metric: str, reducer: str, run_param: str, rule: RuleSpec) -> exp.Select:
     """reduced() of one run, restricted to the rule's scope."""
     return reduced(metric, reducer, run_param).where(scope_condition(rule))
 
 
-def paired(metric: str, reducer: str, rule: dict) -> exp.Select:
+def paired(metric: str, reducer: str, rule: RuleSpec) -> exp.Select:
     """Challenger cases in scope, each with its baseline counterpart (NULL columns when the baseline lacks it)."""
     challenger = scoped(metric, reducer, "challenger_run", rule).subquery("ch")
     baseline = reduced(metric, reducer, "baseline_run").subquery("b")

@@ -15,6 +15,7 @@ from sqlglot import exp
 
 from engine import registry
 from engine.gate import queries as q
+from engine.gate.spec import OPTIONS, GateSpec, Options, RuleSpec
 from engine.outcome import OPS
 from engine.gate.stats import mcnemar_exact_p, paired_bootstrap_ci
 from engine.sql import parse
@@ -22,10 +23,13 @@ from engine.sql import parse
 COMMON = {
     "kind": {"type": "string"},
     "metric": {"type": "string", "description": "a metric name from the selected metric suites"},
-    "datasets": {"type": "array", "items": {"type": "string"}, "description": "scope; empty means all"},
-    "tags": {"type": "array", "items": {"type": "string"}, "description": "scope: cases with any of these tags"},
-    "severity": {"enum": ["blocking", "warn"], "description": "blocking rules decide the verdict"},
-    "description": {"type": "string"},
+    "datasets": {"type": "array", "items": {"type": "string"}, "default": [],
+                 "description": "scope: cases of these datasets; empty means all"},
+    "tags": {"type": "array", "items": {"type": "string"}, "default": [],
+             "description": "scope: cases with any of these tags; empty means all"},
+    "severity": {"enum": ["blocking", "warn"], "default": "blocking",
+                 "description": "blocking rules decide the verdict; a warn rule is reported only"},
+    "description": {"type": "string", "description": "shown with the rule in reports"},
 }
 CASE_LIMIT = 200  # offending cases listed per rule (the count is always exact)
 
@@ -55,21 +59,25 @@ class RuleSQL:
 
 @dataclass(frozen=True)
 class RuleContext:
-    name: str
-    rule: dict
-    gate: dict  # the gate config (bootstrap settings)
+    rule: RuleSpec
+    gate: GateSpec  # the gate (bootstrap settings)
     aggregate: str  # the metric's declared aggregate
 
 
-def rule_kind(name: str, properties: dict, required: tuple[str, ...] = ("metric",)) -> Callable:
+def rule_kind(name: str, properties: dict, required: tuple[str, ...] = ("metric",),
+              options: type | None = None) -> Callable:
+    """Register a rule kind with the JSON Schema of its config (COMMON + its `properties`, whose `default`s fill
+    what a rule leaves out) and its `options` class (engine/gate/spec.py: one field per property)."""
     schema = {"type": "object", "additionalProperties": False, "required": ["kind", *required],
               "properties": {**COMMON, **properties}}
+    if options is not None:
+        OPTIONS[name] = options
     return registry.register("gate_rule", name, schema)
 
 
 def _result(ctx: RuleContext, status: str, value, bound: str, message: str, **extra) -> RuleResult:
-    return RuleResult(ctx.name, ctx.rule["kind"], ctx.rule.get("severity", "blocking"), status, value, bound,
-                      message, ctx.rule.get("metric"), **extra)
+    rule = ctx.rule
+    return RuleResult(rule.name, rule.kind, rule.severity, status, value, bound, message, rule.metric, **extra)
 
 
 def _cases(rows: list[dict], columns: tuple[str, ...]) -> list[dict]:
@@ -85,35 +93,45 @@ CASE_COLUMNS = ("dataset", "case_id", "tags", "input_text", "expected", "metadat
                 "challenger_calls")
 
 
+@dataclass(frozen=True)
+class ThresholdOptions(Options):
+    aggregate: str | None  # None: the metric's declared aggregate
+    op: str
+    bound: float
+
+
 @rule_kind("threshold", {
-    "aggregate": {"enum": ["mean", "pass_rate", "p50", "p95", "p99", "sum", "max"]},
-    "op": {"enum": list(OPS)}, "bound": {"type": "number"}}, required=("metric", "op", "bound"))
-def threshold(name: str, rule: dict, reducer: str, aggregate: str) -> RuleSQL:
+    "aggregate": {"enum": ["mean", "pass_rate", "p50", "p95", "p99", "sum", "max"],
+                  "description": "the challenger's aggregate checked (default: the metric's own aggregate)"},
+    "op": {"enum": list(OPS)}, "bound": {"type": "number"}}, required=("metric", "op", "bound"),
+    options=ThresholdOptions)
+def threshold(rule: RuleSpec, reducer: str, aggregate: str) -> RuleSQL:
     """An aggregate of the challenger's metric meets an absolute bound (e.g. p95 latency <= 800 ms)."""
-    agg = rule.get("aggregate") or aggregate
+    o = rule.options
+    agg = o.aggregate or aggregate
     sql = {"mean": "avg(value)", "pass_rate": "avg(CASE WHEN passed THEN 1.0 ELSE 0.0 END)",
            "p50": "quantile_cont(value, 0.5)", "p95": "quantile_cont(value, 0.95)",
            "p99": "quantile_cont(value, 0.99)", "sum": "sum(value)", "max": "max(value)"}[agg]
     query = exp.select(exp.alias_(exp.func("count", exp.Star()), "n"),
                        exp.alias_(parse(f"SELECT {sql}").expressions[0], "value")).from_(
-        q.scoped(rule["metric"], reducer, "challenger_run", rule).subquery("s"))
+        q.scoped(rule.metric, reducer, "challenger_run", rule).subquery("s"))
 
     def judge(rows, ctx):
         n, value = rows["aggregate"][0]["n"], rows["aggregate"][0]["value"]
-        bound = f"{agg} {rule['op']} {rule['bound']:g}"
+        bound = f"{agg} {o.op} {o.bound:g}"
         if n == 0 or value is None:
             return _result(ctx, "error", None, bound, "no challenger scores in scope: cannot compute")
-        ok = OPS[rule["op"]](value, rule["bound"])
+        ok = OPS[o.op](value, o.bound)
         return _result(ctx, "pass" if ok else "fail", value, bound, f"{agg} = {value:.4g} over {n} cases",
-                       stats={"aggregate": agg, "op": rule["op"], "bound": float(rule["bound"]), "n": n})
+                       stats={"aggregate": agg, "op": o.op, "bound": float(o.bound), "n": n})
 
     return RuleSQL({"aggregate": query}, judge)
 
 
 @rule_kind("all_pass", {})
-def all_pass(name: str, rule: dict, reducer: str, aggregate: str) -> RuleSQL:
+def all_pass(rule: RuleSpec, reducer: str, aggregate: str) -> RuleSQL:
     """Every case in scope passes the metric (e.g. the whole safety suite); failures are listed."""
-    scope = q.scoped(rule["metric"], reducer, "challenger_run", rule).subquery("s")
+    scope = q.scoped(rule.metric, reducer, "challenger_run", rule).subquery("s")
     count = parse("SELECT count(*) AS n, count(*) FILTER (WHERE NOT s.passed) AS failing FROM (SELECT 1) AS s"
                   ).from_(scope.copy())
     failing = q.with_outputs(exp.select("s.*", exp.alias_(exp.column("detail", table="s"), "c_detail"),
@@ -132,14 +150,32 @@ def all_pass(name: str, rule: dict, reducer: str, aggregate: str) -> RuleSQL:
     return RuleSQL({"count": count, "failing": failing}, judge)
 
 
+@dataclass(frozen=True)
+class ImprovementOptions(Options):
+    min_delta: float
+    relative: bool
+    test: str  # significance.test: none | mcnemar | bootstrap
+    alpha: float  # significance.alpha
+
+    @classmethod
+    def of(cls, rule: dict) -> "ImprovementOptions":
+        sig = rule["significance"]
+        return cls(float(rule["min_delta"]), bool(rule["relative"]), sig["test"], float(sig["alpha"]))
+
+
 @rule_kind("improvement", {
-    "min_delta": {"type": "number"}, "relative": {"type": "boolean"},
-    "significance": {"type": "object", "additionalProperties": False, "properties": {
-        "test": {"enum": ["none", "mcnemar", "bootstrap"]}, "alpha": {"type": "number", "exclusiveMinimum": 0,
-                                                                       "exclusiveMaximum": 1}}}})
-def improvement(name: str, rule: dict, reducer: str, aggregate: str) -> RuleSQL:
+    "min_delta": {"type": "number", "default": 0.0, "description": "the least improvement that passes"},
+    "relative": {"type": "boolean", "default": False,
+                 "description": "the delta relative to the baseline's mean, not absolute"},
+    "significance": {"type": "object", "additionalProperties": False, "default": {}, "properties": {
+        "test": {"enum": ["none", "mcnemar", "bootstrap"], "default": "none",
+                 "description": "the improvement must also be significant: McNemar's exact test or the paired "
+                                "bootstrap (gate.bootstrap)"},
+        "alpha": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1, "default": 0.05,
+                  "description": "the significance level"}}}}, options=ImprovementOptions)
+def improvement(rule: RuleSpec, reducer: str, aggregate: str) -> RuleSQL:
     """Challenger minus baseline >= min_delta on paired cases, optionally significant (McNemar or bootstrap)."""
-    pairs = q.paired(rule["metric"], reducer, rule).subquery("p")
+    pairs = q.paired(rule.metric, reducer, rule).subquery("p")
     value_diff = "CASE WHEN b_value IS NULL THEN NULL ELSE coalesce(c_value, 0) - coalesce(b_value, 0) END"
     summary = parse("""
         SELECT count(*) AS n, count(b_value) AS n_paired, avg(c_value) AS c_mean, avg(b_value) AS b_mean,
@@ -151,10 +187,8 @@ def improvement(name: str, rule: dict, reducer: str, aggregate: str) -> RuleSQL:
 
     def judge(rows, ctx):
         s = rows["summary"][0]
-        test = (rule.get("significance") or {}).get("test", "none")
-        alpha = (rule.get("significance") or {}).get("alpha", 0.05)
-        min_delta = float(rule.get("min_delta", 0.0))
-        relative = bool(rule.get("relative", False))
+        o = rule.options
+        test, alpha, min_delta, relative = o.test, o.alpha, o.min_delta, o.relative
         bound = f"delta >= {min_delta:g}{' (relative)' if relative else ''}" + (
             f", {test} at alpha {alpha:g}" if test != "none" else "")
         if s["n"] == 0:
@@ -172,9 +206,9 @@ def improvement(name: str, rule: dict, reducer: str, aggregate: str) -> RuleSQL:
             significant = stats["p_value"] < alpha and s["b01"] > s["b10"]
         elif test == "bootstrap":
             hist = rows["histogram"]
-            boot = ctx.gate.get("bootstrap", {})
+            boot = ctx.gate.bootstrap
             ci = paired_bootstrap_ci(np.array([h["d"] for h in hist]), np.array([h["k"] for h in hist]),
-                                     int(boot.get("resamples", 1000)), int(boot.get("seed", 0)), 1 - alpha)
+                                     boot.resamples, boot.seed, 1 - alpha)
             stats.update(ci_low=ci.low, ci_high=ci.high, resamples=ci.resamples, seed=ci.seed)
             significant = ci.low > 0
         ok = value >= min_delta and significant
@@ -188,12 +222,20 @@ def improvement(name: str, rule: dict, reducer: str, aggregate: str) -> RuleSQL:
     return RuleSQL({"summary": summary, "histogram": histogram}, judge)
 
 
+@dataclass(frozen=True)
+class NoRegressionOptions(Options):
+    max: int
+    tag_tolerance: float
+
+
 @rule_kind("no_regression", {
-    "max": {"type": "integer", "minimum": 0, "description": "cases the baseline passed and the challenger fails"},
-    "tag_tolerance": {"type": "number", "minimum": 0, "description": "largest allowed drop of a tag's mean"}})
-def no_regression(name: str, rule: dict, reducer: str, aggregate: str) -> RuleSQL:
+    "max": {"type": "integer", "minimum": 0, "default": 0,
+            "description": "cases the baseline passed and the challenger fails"},
+    "tag_tolerance": {"type": "number", "minimum": 0, "default": 0.0,
+                      "description": "largest allowed drop of a tag's mean"}}, options=NoRegressionOptions)
+def no_regression(rule: RuleSpec, reducer: str, aggregate: str) -> RuleSQL:
     """Nothing that used to work breaks: per case (baseline passed, challenger fails) and per capability tag."""
-    pairs = q.paired(rule["metric"], reducer, rule).subquery("p")
+    pairs = q.paired(rule.metric, reducer, rule).subquery("p")
     regressed = q.with_outputs(parse("SELECT * FROM (SELECT 1) AS p WHERE b_passed AND NOT c_passed")
                                .from_(pairs.copy()), "p").limit(CASE_LIMIT)
     counts = parse("SELECT count(*) AS n, count(b_value) AS n_paired, "
@@ -204,7 +246,7 @@ def no_regression(name: str, rule: dict, reducer: str, aggregate: str) -> RuleSQ
     per_tag.find(exp.Subquery).this.from_(pairs, copy=False)
 
     def judge(rows, ctx):
-        limit, tolerance = int(rule.get("max", 0)), float(rule.get("tag_tolerance", 0.0))
+        limit, tolerance = int(rule.options.max), float(rule.options.tag_tolerance)
         bound = f"regressed cases <= {limit}, tag drop <= {tolerance:g}"
         c = rows["counts"][0]
         if c["n"] == 0:

@@ -14,6 +14,7 @@ from engine.evaluation import (EvalRun, StoreAccess, evaluate_model, follow_brid
 from engine.executor import execute
 from engine.gate.decide import decide
 from engine.gate.promotion import current_blessed, model_fingerprint, refuse_self_comparison
+from engine.gate.spec import GateSpec
 from engine.provenance import canonical_json, config_hash, git_commit, stored_config, utc_now
 from engine.redaction import scrub_value
 from engine.report.summary import per_tag_summary
@@ -139,7 +140,7 @@ def _decide_and_record(store: Store, composed: Composed, baseline: dict, challen
         "store": str(store.path),
     }
     result["per_tag"] = per_tag_summary(store.con, baseline["run_id"], challenger["run_id"],
-                                        gate.get("reducer", "all"), cfg["metrics"])
+                                        GateSpec.of(gate).reducer, cfg["metrics"])
     with store.transaction() as con:
         execute(con, DECISION, {
             "decision_id": result["decision_id"], "baseline_run": baseline["run_id"],

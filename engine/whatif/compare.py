@@ -12,34 +12,42 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from engine.gate.spec import RuleSpec
+
 CASES_SHOWN = 20  # newly offending cases listed per changed rule
 
 
-def margin(rule_cfg: dict | None, rule: dict) -> float | None:
-    """How far a rule's value is from its bound: >= 0 clears it on that count, < 0 misses it."""
+def margin(spec: RuleSpec | None, rule: dict) -> float | None:
+    """How far a rule's value is from its bound (`spec`: the rule's config): >= 0 clears it on that count, < 0
+    misses it."""
     value = rule.get("value")
-    if value is None or rule_cfg is None or rule.get("status") == "error":
+    if value is None or spec is None or rule.get("status") == "error":
         return None
-    kind = rule.get("kind")
+    kind, o = rule.get("kind"), spec.options
     if kind == "threshold":
-        bound, op = float(rule_cfg["bound"]), rule_cfg["op"]
+        bound, op = float(o.bound), o.op
         if op in (">=", ">"):
             return value - bound
         if op in ("<=", "<"):
             return bound - value
         return -abs(value - bound)
     if kind == "improvement":
-        return value - float(rule_cfg.get("min_delta", 0.0))
+        return value - o.min_delta
     if kind == "no_regression":
-        return int(rule_cfg.get("max", 0)) - value
+        return int(o.max) - value
     if kind == "all_pass":
         return -value
     return None
 
 
-def _side(rule_cfg: dict | None, rule: dict) -> dict:
+def _side(spec: RuleSpec | None, rule: dict) -> dict:
     return {"status": rule["status"], "severity": rule["severity"], "value": rule.get("value"),
-            "bound": rule.get("bound"), "margin": margin(rule_cfg, rule), "message": rule.get("message", "")}
+            "bound": rule.get("bound"), "margin": margin(spec, rule), "message": rule.get("message", "")}
+
+
+def _rule_spec(gate: dict, name: str) -> RuleSpec | None:
+    rule = (gate.get("rules") or {}).get(name)
+    return RuleSpec.of(name, rule) if rule is not None else None
 
 
 def _num(v) -> str:
@@ -90,15 +98,14 @@ def compare(before_verdict: str, before_rules: list[dict], before_cfg: dict,
     out = Comparison(before_verdict, after_verdict)
     for name in list(new) + [n for n in old if n not in new]:
         b_rule, a_rule = old.get(name), new.get(name)
-        b_cfg = (before_cfg.get("rules") or {}).get(name)
-        a_cfg = (after_cfg.get("rules") or {}).get(name)
-        before = _side(b_cfg, b_rule) if b_rule else None
-        after = _side(a_cfg, a_rule) if a_rule else None
+        b_spec, a_spec = _rule_spec(before_cfg, name), _rule_spec(after_cfg, name)
+        before = _side(b_spec, b_rule) if b_rule else None
+        after = _side(a_spec, a_rule) if a_rule else None
         if after is not None:
             stats = a_rule.get("stats") or {}
             if "p_value" in stats:
                 after["p_value"] = stats["p_value"]
-                after["alpha"] = ((a_cfg or {}).get("significance") or {}).get("alpha", 0.05)
+                after["alpha"] = a_spec.options.alpha
         if before is None:
             change, changed = "added", after["status"] != "pass"
         elif after is None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from engine import journal
 from engine.errors import UserError
+from engine.gate.spec import GateSpec
 from engine.sql import Plan
 from engine.whatif.compare import compare
 from engine.whatif.history import (
@@ -125,11 +126,11 @@ class Side:
             self.rescorer.rescore(c, m)
         computed = judge(self.con, self.compiled, b.run_id, c.run_id, from_store, rescored, compute, with_cases)
         rules = []
-        for name, rule in (self.gate.get("rules") or {}).items():
+        for name, rule in GateSpec.of(self.gate).rules.items():
             if name in computed:
                 rules.append(computed[name].to_json())
             else:
-                rules.append({**stored[name], "severity": rule.get("severity", "blocking")})
+                rules.append({**stored[name], "severity": rule.severity})
         outcome, rules = verdict(rules)
         return SideReplay(outcome, rules, used, rescored, sorted(compute))
 

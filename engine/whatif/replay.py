@@ -12,9 +12,11 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
-from engine.compiler import default_aggregate
-from engine.gate.decide import compile_rules, prepare_statements
+from engine.gate.decide import compile_rules, metric_aggregate, prepare_statements
 from engine.gate.rules import RuleContext, RuleResult
+from engine.gate.spec import GateSpec, RuleSpec
+from engine.schemas import load_schema
+from engine.specs import with_defaults
 from engine.sql import parse
 from engine.whatif.prepared import Prepared
 from engine.whatif.rescore import metric_hash
@@ -43,7 +45,7 @@ def _reading(tree: exp.Expression, source: exp.Expression) -> exp.Expression:
 @dataclass(frozen=True)
 class CompiledRule:
     name: str
-    rule: dict
+    rule: RuleSpec
     context: RuleContext
     judge: object  # RuleSQL.judge
     queries: tuple[tuple[str, Prepared, bool], ...]  # (query name, statement, lists cases: reads model outputs)
@@ -74,18 +76,19 @@ def compile_gate(gate: dict, metrics: dict, rescored_table: str, prefix: str = "
     """The policy's gate statements, named `{prefix}...` (a replay compiles two policies side by side)."""
     check, single, repeated = prepare_statements(gate)
     source = _score_source(rescored_table)
+    spec = GateSpec.of(gate)
     rules = []
     for name, rule_sql in compile_rules(gate, metrics).items():
-        rule = gate["rules"][name]
-        aggregate = default_aggregate(metrics[rule["metric"]]) if rule.get("metric") in metrics else "mean"
+        rule = spec.rules[name]
         queries = []
         for query_name, tree in rule_sql.queries.items():
             lists = "outputs" in {t.name.lower() for t in tree.find_all(exp.Table)}
             when = _RECOMPUTED + (", when its outcome changed (listing the cases)" if lists else "")
             prepared = Prepared.of(f"{prefix}{name}:{query_name}", tree, f"rule {name}", when)
             queries.append((query_name, prepared, lists))
-        rules.append(CompiledRule(name, rule, RuleContext(name, rule, gate, aggregate), rule_sql.judge, tuple(queries)))
-    used = tuple(sorted({r["metric"] for r in (gate.get("rules") or {}).values() if r.get("metric") in metrics}))
+        rules.append(CompiledRule(name, rule, RuleContext(rule, spec, metric_aggregate(rule, metrics)), rule_sql.judge,
+                                  tuple(queries)))
+    used = tuple(sorted({r.metric for r in spec.rules.values() if r.metric in metrics}))
     some = "for a decision with a rule to compute"
     return CompiledGate(gate, metrics, used,
                         Prepared.of(f"{prefix}repeated", check.tree, "do the runs have repeats?", some),
@@ -102,9 +105,10 @@ def rule_definitions(gate: dict, metric_hash) -> dict[str, dict]:
     its settings. Two equal definitions over the same stored runs give the same outcome: the rules are queries
     over immutable stored scores."""
     out = {}
+    reducer = with_defaults(load_schema("gate"), gate)["reducer"]  # (a stored decision's config as it was written)
     for name, rule in (gate.get("rules") or {}).items():
         d = {k: v for k, v in rule.items() if k not in ("severity", "description")}
-        d["__reducer"] = gate.get("reducer", "all")
+        d["__reducer"] = reducer
         d["__metric"] = metric_hash(rule["metric"]) if rule.get("metric") else None
         if (rule.get("significance") or {}).get("test") == "bootstrap":
             d["__bootstrap"] = gate.get("bootstrap") or {}

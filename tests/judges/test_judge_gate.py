@@ -8,6 +8,7 @@ from sklearn.metrics import cohen_kappa_score
 
 from engine.gate.judge_calibrated import judge_calibrated
 from engine.gate.rules import RuleContext
+from engine.gate.spec import GateSpec, RuleSpec
 from tests.conftest import run_cli
 from tests.judges.conftest import JUDGED
 from tests.judges.test_calibrate_cli import expected_vectors
@@ -132,12 +133,13 @@ def test_covered_policies_compile_with_the_calibration_queries(judged_project):
 def test_missing_or_mixed_judgements_are_errors_not_passes():
     spec = {"kind": "llm_judge", "judge": {"name": "j", "adapter": "python", "_target_": "x.Y"}}
     rule_cfg = {"kind": "judge_calibrated", "metric": "quality", "min_kappa": 0.5, "allow_uncalibrated": True}
-    compiled = judge_calibrated("t", rule_cfg, "all", "mean", metrics={"quality": spec})
-    ctx = RuleContext("t", rule_cfg, {}, "mean")
+    rule_spec = RuleSpec.of("t", rule_cfg)
+    compiled = judge_calibrated(rule_spec, "all", "mean", metrics={"quality": spec})
+    ctx = RuleContext(rule_spec, GateSpec.of({}), "mean")
     none = compiled.judge({"judged": [], "calibrations": []}, ctx)
     assert none.status == "error" and "no judgements of 'quality'" in none.message
     mixed = compiled.judge({"judged": [{"model_fingerprint": "a", "n": 3}, {"model_fingerprint": "b", "n": 3}],
                             "calibrations": []}, ctx)
     assert mixed.status == "error" and "different judge models" in mixed.message
-    not_a_judge = judge_calibrated("t", rule_cfg, "all", "mean", metrics={"quality": {"kind": "contains"}})
+    not_a_judge = judge_calibrated(rule_spec, "all", "mean", metrics={"quality": {"kind": "contains"}})
     assert not_a_judge.judge({"judged": [], "calibrations": []}, ctx).status == "error"
