@@ -7,6 +7,7 @@ command). Statements are immutable, so sharing them is safe; a returned list or 
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from typing import Any, Callable
@@ -14,9 +15,17 @@ from typing import Any, Callable
 MAX_ENTRIES = 512  # per builder; a process compiles a few configs (a sweep job, the demo's steps)
 
 
+def _plain(value: Any) -> Any:
+    """A frozen spec (engine/specs.py) as its type and fields: specs are plain config data too."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {"__spec__": type(value).__qualname__,
+                **{f.name: getattr(value, f.name) for f in dataclasses.fields(value)}}
+    raise TypeError(type(value).__name__)
+
+
 def _key(args: tuple, kwargs: dict) -> str | None:
     try:
-        return json.dumps([args, kwargs], sort_keys=True, separators=(",", ":"))
+        return json.dumps([args, kwargs], sort_keys=True, separators=(",", ":"), default=_plain)
     except (TypeError, ValueError):  # an argument that is not plain config data: compile it afresh
         return None
 

@@ -32,3 +32,29 @@ def test_returned_lists_are_copies_and_unhashable_arguments_compile_afresh():
     assert build({"n": 1}) == [1] and len(calls) == 1
     build({"n": 1}, extra=object())  # not plain config data: no key, compiled again
     assert len(calls) == 2
+
+
+def test_frozen_specs_are_keyed_by_their_type_and_fields():
+    from dataclasses import dataclass
+
+    from engine.monitor.spec import Scope
+
+    @dataclass(frozen=True)
+    class Other:
+        window: str
+        model: str | None
+        start: str | None
+        end: str | None
+
+    calls = []
+
+    @by_content
+    def build(scope):
+        calls.append(scope)
+        return [scope.window]
+
+    assert build(Scope("day", None, None, None)) == build(Scope("day", None, None, None)) == ["day"]
+    assert len(calls) == 1  # equal specs: compiled once
+    build(Scope("week", None, None, None))
+    build(Other("day", None, None, None))  # the same fields in another spec type: not the same key
+    assert len(calls) == 3

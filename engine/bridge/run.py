@@ -24,6 +24,7 @@ from engine.errors import UserError
 from engine.monitor.sources import with_resolved_feedback
 from engine.executor import execute
 from engine.monitor.sources import traces_in_scope
+from engine.monitor.spec import Scope
 from engine.paths import resolve_data_path
 from engine.provenance import config_hash as provenance_hash
 from engine.provenance import utc_now
@@ -35,8 +36,8 @@ SELECTED = "bridge_selected"
 
 def traces_relation(cfg: dict) -> exp.Select:
     bridge = BridgeSpec.of(cfg)
-    scope = {"window": (cfg.get("monitor") or {}).get("window", "day"), "start": bridge.start, "end": bridge.end}
-    return traces_in_scope(scope)
+    window = Scope.of_section(cfg.get("monitor")).window  # the monitor's windows
+    return traces_in_scope(Scope(window, None, bridge.start, bridge.end))
 
 
 def selection_statement(cfg: dict) -> Statement:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from engine import registry
 from engine.errors import did_you_mean
 from engine.monitor.sources import TABLE_COLUMNS, TRACE_COLUMNS
+from engine.monitor.spec import drift_definition, entries_with_defaults
 from engine.schemas import all_errors, dotted, validator
 from engine.usersql import parse_expression
 from engine.config_checks import checker
@@ -26,10 +27,8 @@ def check_monitor(composed, add) -> None:
 
 
 def _cross_check(cfg: dict, monitor: dict, add) -> None:
-    from engine.monitor.drift_rules import drift_spec
-
     metrics = cfg.get("metrics") or {}
-    features = monitor.get("features") or {}
+    features = entries_with_defaults("features", monitor.get("features") or {})
     online_metrics = (monitor.get("online") or {}).get("metrics") or []
     for i, m in enumerate(online_metrics):
         if m not in metrics:
@@ -58,7 +57,7 @@ def _cross_check(cfg: dict, monitor: dict, add) -> None:
             add(f"{where}.feature", f"unknown feature '{rule['feature']}'; {did_you_mean(rule['feature'], list(features))}")
             continue
         try:
-            drift_spec(rule, features[rule["feature"]])
+            drift_definition(rule, features[rule["feature"]]["type"])
         except ValueError as e:
             add(where, str(e))
         if (monitor.get("reference") or {}).get("kind") == "golden" and "score" in features[rule["feature"]]:

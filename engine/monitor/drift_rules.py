@@ -19,14 +19,11 @@ from engine import journal
 from engine.monitor.binning import ReferenceProfile, bin_labels, categorical_profile
 from engine.monitor.drift_plan import CompiledDrift, DriftResult, finish
 from engine.monitor.rule_plan import CURRENT_TABLE, REFERENCE_TABLE, RulePlan, compile_rule
-from engine.monitor.spec import DriftSpec
+from engine.monitor.spec import DriftRuleSpec, MonitorSpec
 from engine.monitor.sources import Periods, feature_relation, golden_relation, in_period, user_expression, TRACE_COLUMNS
 from engine.provenance import canonical_json, content_hash, utc_now
 from engine.executor import execute
 from engine.sql import Statement, literal, temp_table
-
-RULE_KEYS = ("feature", "threshold", "p_value", "sigma", "severity", "description")
-
 
 @dataclass
 class DriftRuleResult:
@@ -46,26 +43,20 @@ class DriftRuleResult:
         return dict(self.__dict__)
 
 
-def drift_spec(rule: dict, feature: dict) -> DriftSpec:
-    spec = {k: v for k, v in rule.items() if k not in RULE_KEYS}
-    spec["kind"] = feature.get("type", "numeric")
-    return DriftSpec.from_dict(spec)
-
-
 # Each rule's samples are materialised once (the drift engine reads them several times) by two plan steps
 # whose period bounds are bound parameters: what `flywheel compile monitor` prints is what runs.
 
-def sample_statements(name: str, rule: dict, cfg: dict, metrics_hashes: dict) -> list[Statement]:
+def sample_statements(rule: DriftRuleSpec, spec: MonitorSpec, metrics_hashes: dict) -> list[Statement]:
     """`drift.<name>.current` and (unless the reference is the previous window) `drift.<name>.reference`."""
-    feature = cfg["features"][rule["feature"]]
-    rel = feature_relation(cfg, feature, metrics_hashes)
+    name, feature = rule.name, spec.features[rule.feature]
+    rel = feature_relation(spec.scope, feature, metrics_hashes)
     ts = exp.column("timestamp", quoted=True)
     current = rel.copy().where(in_period(ts.copy(), "cur_start", "cur_end"))
     statements = [Statement(f"drift.{name}.current", temp_table(CURRENT_TABLE, current), ("cur_start", "cur_end"),
-                            f"{rule.get('test', 'psi')} on {rule['feature']}: the current period's values")]
-    ref_kind = (cfg.get("reference") or {}).get("kind", "first_days")
+                            f"{rule.test} on {rule.feature}: the current period's values")]
+    ref_kind = spec.reference.kind
     if ref_kind == "golden":
-        expr = user_expression(feature["expr"], TRACE_COLUMNS, what="monitor feature expression")
+        expr = user_expression(feature.expr, TRACE_COLUMNS, what="monitor feature expression")
         reference = exp.select(exp.alias_(literal(0), "window_start"), exp.alias_(expr, "x")).from_(
             golden_relation().subquery("t"))
         statements.append(Statement(f"drift.{name}.reference", temp_table(REFERENCE_TABLE, reference),
@@ -77,10 +68,9 @@ def sample_statements(name: str, rule: dict, cfg: dict, metrics_hashes: dict) ->
     return statements
 
 
-def rule_plan(name: str, rule: dict, cfg: dict) -> RulePlan:
+def rule_plan(rule: DriftRuleSpec, spec: MonitorSpec) -> RulePlan:
     """The rule's statistic statements (engine/monitor/rule_plan.py), as compiled from the config."""
-    spec = drift_spec(rule, cfg["features"][rule["feature"]])
-    return compile_rule(name, spec, (cfg.get("reference") or {}).get("kind", "first_days"), "sigma" in rule)
+    return compile_rule(rule.name, rule.definition, spec.reference.kind, rule.bound_kind == "sigma")
 
 
 def _one(con, statement: Statement, params: dict | None = None) -> dict:
@@ -145,39 +135,38 @@ def _statistic(con, plan: RulePlan, profile: ReferenceProfile, params: dict, bin
         return finish(CompiledDrift({}, (test,)), {statistic: rows}, profile.n)
 
 
-def evaluate_rule(con, name: str, rule: dict, cfg: dict, periods: Periods, metrics_hashes: dict,
-                  golden_version: str | None) -> DriftRuleResult:
-    feature = cfg["features"][rule["feature"]]
-    spec = drift_spec(rule, feature)
-    severity = rule.get("severity", "blocking")
-    kind = next(k for k in ("threshold", "p_value", "sigma") if k in rule)
-    declared = {"kind": kind, "value": rule[kind]}
-    result = DriftRuleResult(name, rule["feature"], spec.test, severity, declared, "ok", "")
+def evaluate_rule(con, rule: DriftRuleSpec, spec: MonitorSpec, written: dict, periods: Periods,
+                  metrics_hashes: dict, golden_version: str | None) -> DriftRuleResult:
+    """`written`: the monitor section as written, which keys the stored reference profiles (filling in defaults
+    must not orphan the profiles stored before)."""
+    name, test = rule.name, rule.definition.test
+    kind = rule.bound_kind
+    declared = {"kind": kind, "value": rule.bound}
+    result = DriftRuleResult(name, rule.feature, test, rule.severity, declared, "ok", "")
     if periods.cur_start is None:
         result.status, result.message = "error", "no traces in scope: nothing to monitor"
         return result
-    ref_kind = (cfg.get("reference") or {}).get("kind", "first_days")
-    for statement in sample_statements(name, rule, cfg, metrics_hashes):
+    for statement in sample_statements(rule, spec, metrics_hashes):
         execute(con, statement, {**periods.params(), "golden_version": golden_version})
-    plan = rule_plan(name, rule, cfg)
+    plan = rule_plan(rule, spec)
     try:
-        if ref_kind == "previous":
+        if spec.reference.kind == "previous":
             rows = _previous_windows(con, plan)
         else:
-            key = {"feature": feature, "reference": cfg.get("reference"), "periods": periods.to_json(),
-                   "golden": golden_version, "model": cfg.get("model")}
-            profile = _profile(con, plan, key, rule["feature"])
+            key = {"feature": written["features"][rule.feature], "reference": written.get("reference"),
+                   "periods": periods.to_json(), "golden": golden_version, "model": written.get("model")}
+            profile = _profile(con, plan, key, rule.feature)
             result.reference = {"n": profile.n, "n_missing": profile.n_missing, "labels": list(profile.labels),
                                 "proportions": list(profile.proportions)}
             rows = _statistic(con, plan, profile, {}, "current_bins", "statistic")
             result.current = current_distribution(execute(con, plan.statements["distribution"], {}), profile)
             if kind == "sigma":
                 declared["bound"] = _sigma_bound(_statistic(con, plan, profile, {}, "reference_window_bins",
-                                                            "reference_windows"), float(rule["sigma"]))
+                                                            "reference_windows"), float(rule.bound))
     except ValueError as e:  # an empty reference, a constant feature for wasserstein, ...
         result.status, result.message = "error", f"cannot compute: {e}"
         return result
-    bound = declared.get("bound", rule.get(kind)) if kind != "p_value" else rule["p_value"]
+    bound = declared["bound"] if "bound" in declared else rule.bound  # (sigma: the bound found, if any)
     declared["bound"] = bound
     for r in sorted(rows, key=lambda r: str(r.window)):
         if r.statistic is None:
@@ -196,11 +185,11 @@ def evaluate_rule(con, name: str, rule: dict, cfg: dict, periods: Periods, metri
         result.first_alert = alerted[0]["window"]
         worst = max(alerted, key=lambda w: w["statistic"] or 0)
         op = "p <" if kind == "p_value" else ">"
-        result.message = (f"{len(alerted)} of {len(result.windows)} windows drifted ({spec.test} {op} "
+        result.message = (f"{len(alerted)} of {len(result.windows)} windows drifted ({test} {op} "
                           f"{bound:.4g}), from {alerted[0]['window'][:16]}; worst {worst['window'][:16]}: "
                           f"{worst['statistic']:.4g}")
     else:
-        result.message = f"no drift in {len(result.windows)} windows ({spec.test}, bound {bound:.4g})"
+        result.message = f"no drift in {len(result.windows)} windows ({test}, bound {bound:.4g})"
     return result
 
 

@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from sqlglot import exp
 
 from engine.monitor.sources import TABLE_COLUMNS, in_period, resolved, traces_in_scope, user_expression
+from engine.monitor.spec import Scope
 from engine.sql import Statement, parse
 
-DEFAULT_MIN_JOIN_SHARE = 0.9
 EXAMPLES = 3
 
 
-def coverage_statement(name: str, table: str, cfg: dict, where: str | None = None, what: str = "") -> Statement:
+def coverage_statement(name: str, table: str, scope: Scope, where: str | None = None, what: str = "") -> Statement:
     """One row: matched, unmatched, out_of_scope, unmatched_ids, examples (for feedback or events; events count
     only those that name a trace)."""
     rows = exp.select("*").from_(resolved(table).subquery("x")).where(
@@ -37,7 +37,7 @@ def coverage_statement(name: str, table: str, cfg: dict, where: str | None = Non
     tagged = (exp.select(exp.column("fw_ref", table="r"), exp.column("fw_matched", table="r"),
                          exp.alias_(exp.column("trace_id", table="t").is_(exp.null()).not_(), "fw_in_scope"))
               .from_(rows.subquery("r"))
-              .join(exp.select("trace_id").from_(traces_in_scope(cfg).subquery("s")).subquery("t"),
+              .join(exp.select("trace_id").from_(traces_in_scope(scope).subquery("s")).subquery("t"),
                     on="t.trace_id = r.trace_id", join_type="left"))
     tree = parse("""
         WITH fw_rows AS (SELECT 1)
@@ -53,9 +53,9 @@ def coverage_statement(name: str, table: str, cfg: dict, where: str | None = Non
                      f"join coverage of {table}" + (f" where {where}" if where else "") + " in the current period")
 
 
-def count_statement(name: str, table: str, cfg: dict) -> Statement:
+def count_statement(name: str, table: str, scope: Scope) -> Statement:
     """Rows of traces in scope (or events) in the current period: a source with none gives no figure."""
-    source = traces_in_scope(cfg).subquery("x") if table == "traces" else exp.table_(table).as_("x")
+    source = traces_in_scope(scope).subquery("x") if table == "traces" else exp.table_(table).as_("x")
     tree = exp.select(exp.alias_(exp.func("count", exp.Star()), "n")).from_(source).where(
         in_period(exp.column("timestamp", table="x", quoted=True), "cur_start", "cur_end"))
     return Statement(name, tree, ("cur_start", "cur_end"), f"{table} in the current period")
@@ -98,7 +98,3 @@ class Coverage:
                 "unmatched": self.unmatched, "out_of_scope": self.out_of_scope, "share": self.share,
                 "unmatched_ids": self.unmatched_ids, "examples": self.examples}
 
-
-def min_join_share(cfg: dict) -> float:
-    value = cfg.get("min_join_share")
-    return DEFAULT_MIN_JOIN_SHARE if value is None else float(value)

@@ -26,6 +26,7 @@ from sqlglot import exp
 
 from engine.monitor.joins import Coverage, count_statement, coverage_statement
 from engine.monitor.sources import TABLE_COLUMNS, in_period, resolved, traces_in_scope, user_expression
+from engine.monitor.spec import AggregateSpec, KPISpec, Scope
 from engine.outcome import OPS
 from engine.sql import Statement, parse
 from engine.plan_memo import by_content
@@ -33,9 +34,9 @@ from engine.plan_memo import by_content
 GROUPINGS = ("overall", "window", "model")
 
 
-def _rows(table: str, cfg: dict) -> exp.Select:
+def _rows(table: str, scope: Scope) -> exp.Select:
     """The rows of one source table in the current period, each with its window and (where known) model."""
-    scoped = traces_in_scope(cfg)
+    scoped = traces_in_scope(scope)
     ts = exp.column("timestamp", table="x", quoted=True)
     if table == "traces":
         rel = exp.select("x.*", exp.alias_(exp.column("model_version", table="x"), "model_key")).from_(
@@ -48,66 +49,66 @@ def _rows(table: str, cfg: dict) -> exp.Select:
     else:
         rel = exp.select("x.*", exp.alias_(exp.Null(), "model_key")).from_(exp.table_("events").as_("x"))
     # each row's own time decides its window (feedback may come a day after its trace)
-    win = parse(f"""SELECT date_trunc('{cfg.get("window", "day")}', x."timestamp")""").expressions[0]
+    win = parse(f"""SELECT date_trunc('{scope.window}', x."timestamp")""").expressions[0]
     return rel.select(exp.alias_(win, "kpi_window")).where(in_period(ts, "cur_start", "cur_end"))
 
 
-def aggregate_query(name: str, agg: dict, cfg: dict, grouping: str) -> exp.Select:
-    columns = TABLE_COLUMNS[agg["from"]]
-    value = user_expression(agg["agg"], columns, aggregates=True, what=f"KPI aggregate '{name}'")
-    rows = _rows(agg["from"], cfg)
-    if agg.get("where"):
-        rows = rows.where(user_expression(agg["where"], columns, what=f"KPI filter of '{name}'"))
+def aggregate_query(agg: AggregateSpec, scope: Scope, grouping: str) -> exp.Select:
+    columns = TABLE_COLUMNS[agg.table]
+    value = user_expression(agg.agg, columns, aggregates=True, what=f"KPI aggregate '{agg.name}'")
+    rows = _rows(agg.table, scope)
+    if agg.where:
+        rows = rows.where(user_expression(agg.where, columns, what=f"KPI filter of '{agg.name}'"))
     key = {"overall": exp.Null(), "window": exp.column("kpi_window"), "model": exp.column("model_key")}[grouping]
     select = exp.select(exp.alias_(key, "grp"), exp.alias_(value, "v")).from_(rows.subquery("r"))
     return select.group_by(exp.column("grp")) if grouping != "overall" else select
 
 
 @by_content
-def kpi_statement(name: str, kpi: dict, cfg: dict, grouping: str) -> Statement:
+def kpi_statement(kpi: KPISpec, scope: Scope, grouping: str) -> Statement:
     """One row per group (window, model version, or one overall row) with every aggregate and the value."""
-    names = list(kpi["aggregates"])
-    value = user_expression(kpi["value"], tuple(names), what=f"KPI value of '{name}'")
-    groups = exp.union(*[exp.select("grp").from_(aggregate_query(a, kpi["aggregates"][a], cfg, grouping)
-                                                   .subquery(f"g_{i}")) for i, a in enumerate(names)], distinct=True) \
-        if len(names) > 1 else exp.select("grp").from_(aggregate_query(names[0], kpi["aggregates"][names[0]], cfg,
-                                                                      grouping).subquery("g_0"))
+    aggregates = kpi.aggregates
+    value = user_expression(kpi.value, tuple(a.name for a in aggregates), what=f"KPI value of '{kpi.name}'")
+    groups = exp.union(*[exp.select("grp").from_(aggregate_query(a, scope, grouping).subquery(f"g_{i}"))
+                         for i, a in enumerate(aggregates)], distinct=True) \
+        if len(aggregates) > 1 else exp.select("grp").from_(aggregate_query(aggregates[0], scope, grouping)
+                                                            .subquery("g_0"))
     select = exp.select(exp.column("grp", table="k")).from_(groups.subquery("k"))
-    for i, agg_name in enumerate(names):
-        sub = aggregate_query(agg_name, kpi["aggregates"][agg_name], cfg, grouping).subquery(f"a_{i}")
+    for i, agg in enumerate(aggregates):
+        sub = aggregate_query(agg, scope, grouping).subquery(f"a_{i}")
         cond = exp.column("grp", table=f"a_{i}").eq(exp.column("grp", table="k")) if grouping != "overall" \
             else exp.true()
-        select = select.select(exp.alias_(exp.column("v", table=f"a_{i}"), agg_name)).join(sub, on=cond,
+        select = select.select(exp.alias_(exp.column("v", table=f"a_{i}"), agg.name)).join(sub, on=cond,
                                                                                             join_type="left")
     outer = exp.select("*", exp.alias_(exp.cast(value, "DOUBLE"), "kpi_value")).from_(select.subquery("named"))
     if grouping != "overall":
         outer = outer.where(exp.column("grp").is_(exp.null()).not_()).order_by("grp")
-    return Statement(f"kpi.{name}.{grouping}", outer, ("cur_start", "cur_end"), kpi.get("description", ""))
+    return Statement(f"kpi.{kpi.name}.{grouping}", outer, ("cur_start", "cur_end"), kpi.description)
 
 
-def can_split_by_model(kpi: dict) -> bool:
-    return all(a["from"] in ("traces", "feedback") for a in kpi["aggregates"].values())
+def can_split_by_model(kpi: KPISpec) -> bool:
+    return all(a.table in ("traces", "feedback") for a in kpi.aggregates)
 
 
-def statements(name: str, kpi: dict, cfg: dict) -> list[Statement]:
+def statements(kpi: KPISpec, scope: Scope) -> list[Statement]:
     groupings = ["overall", "window"] + (["model"] if can_split_by_model(kpi) else [])
-    return [kpi_statement(name, kpi, cfg, g) for g in groupings]
+    return [kpi_statement(kpi, scope, g) for g in groupings]
 
 
 @by_content
-def source_statements(kpis: dict, cfg: dict) -> dict[str, Statement]:
+def source_statements(kpis: tuple[KPISpec, ...], scope: Scope) -> dict[str, Statement]:
     """Per source table the KPIs read: its rows in the current period (feedback: with its join coverage)."""
-    tables = sorted({a["from"] for kpi in kpis.values() for a in kpi["aggregates"].values()})
-    return {t: coverage_statement(f"kpi_source.{t}", t, cfg) if t == "feedback" else count_statement(
-        f"kpi_source.{t}", t, cfg) for t in tables}
+    tables = sorted({a.table for kpi in kpis for a in kpi.aggregates})
+    return {t: coverage_statement(f"kpi_source.{t}", t, scope) if t == "feedback" else count_statement(
+        f"kpi_source.{t}", t, scope) for t in tables}
 
 
 @by_content
-def coverage_statements(name: str, kpi: dict, cfg: dict) -> dict[str, Statement]:
+def coverage_statements(kpi: KPISpec, scope: Scope) -> dict[str, Statement]:
     """The join coverage of each feedback aggregate with a `where` (the others use their source's)."""
-    return {a: coverage_statement(f"kpi.{name}.{a}.coverage", "feedback", cfg, agg["where"],
-                                  what=f"KPI filter of '{name}'")
-            for a, agg in kpi["aggregates"].items() if agg["from"] == "feedback" and agg.get("where")}
+    return {a.name: coverage_statement(f"kpi.{kpi.name}.{a.name}.coverage", "feedback", scope, a.where,
+                                       what=f"KPI filter of '{kpi.name}'")
+            for a in kpi.aggregates if a.table == "feedback" and a.where}
 
 
 def source_coverage(table: str, row: dict) -> Coverage | int:
@@ -134,40 +135,41 @@ class KPIResult:
         return dict(self.__dict__)
 
 
-def judge(name: str, kpi: dict, rows: dict[str, list[dict]], sources: dict[str, Coverage | int] | None = None,
+def judge(kpi: KPISpec, rows: dict[str, list[dict]], sources: dict[str, Coverage | int] | None = None,
           filtered: dict[str, Coverage] | None = None, min_share: float = 0.9) -> KPIResult:
     """The KPI against its target. `sources` (table -> rows, or feedback's coverage) and `filtered` (aggregate ->
-    coverage after its where) decide no_data and the join warning; without them only the value is judged."""
-    target = kpi.get("target") or {}
+    coverage after its where) decide no_data and the join warning; without them only the value is judged.
+    `rows`: each grouping's rows (no `model` rows when the KPI is not split by model)."""
+    target = kpi.target
     overall = rows["overall"][0] if rows["overall"] else {}
     value = overall.get("kpi_value")
-    check = OPS.get(target.get("op", ""))
+    check = OPS[target.op] if target else None
     windows = [{"window": r["grp"].isoformat(), "value": r["kpi_value"],
-                "meets_target": None if r["kpi_value"] is None or not check else check(r["kpi_value"], target["value"])}
+                "meets_target": None if r["kpi_value"] is None or not check else check(r["kpi_value"], target.value)}
                for r in rows["window"]]
-    models = [{"model": r["grp"], "value": r["kpi_value"]} for r in rows.get("model", [])]
+    models = [{"model": r["grp"], "value": r["kpi_value"]} for r in rows["model"]] if "model" in rows else []
     aggregates = {k: v for k, v in overall.items() if k not in ("grp", "kpi_value")}
-    result = KPIResult(name, kpi.get("category", "business"), kpi.get("severity", "warn"), target, value, "ok", "",
+    result = KPIResult(kpi.name, kpi.category, kpi.severity, target.to_json() if target else {}, value, "ok", "",
                        windows, models, aggregates)
     empty = _coverage(result, kpi, sources or {}, filtered or {}, min_share) if sources is not None else None
     if empty:
         result.status, result.message = "no_data", empty
     elif value is None:
         result.status, result.message = "error", "cannot compute: no data in the current period"
-    elif check and not check(value, target["value"]):
+    elif check and not check(value, target.value):
         result.status = "alert"
-        result.message = f"{value:.4g} misses the target {target['op']} {target['value']:g}"
+        result.message = f"{value:.4g} misses the target {target.op} {target.value:g}"
     else:
-        result.message = f"{value:.4g} meets the target {target.get('op', '')} {target.get('value', '')}".strip()
+        result.message = f"{value:.4g} meets the target" + (f" {target.op} {target.value}" if target else "")
     return result
 
 
-def _coverage(result: KPIResult, kpi: dict, sources: dict, filtered: dict, min_share: float) -> str | None:
+def _coverage(result: KPIResult, kpi: KPISpec, sources: dict, filtered: dict, min_share: float) -> str | None:
     """Fills result.coverage and result.join_warning; returns why the KPI has no data, or None."""
     empty: list[str] = []
     warnings: list[str] = []
-    for agg_name, agg in kpi["aggregates"].items():
-        table = agg["from"]
+    for agg in kpi.aggregates:
+        agg_name, table = agg.name, agg.table
         source = sources[table]
         if table != "feedback":
             result.coverage.append({"aggregate": agg_name, "from": table, "records": source, "joined": False})
@@ -176,7 +178,7 @@ def _coverage(result: KPIResult, kpi: dict, sources: dict, filtered: dict, min_s
                              f"('{agg_name}')")
             continue
         own = filtered.get(agg_name, source)
-        result.coverage.append({"aggregate": agg_name, "from": table, "where": agg.get("where"), "joined": True,
+        result.coverage.append({"aggregate": agg_name, "from": table, "where": agg.where, "joined": True,
                                 **own.to_json()})
         if source.matched == 0:
             empty.append(f"no feedback on a monitored trace in the current period ('{agg_name}': "

@@ -11,6 +11,7 @@ from sqlglot import exp
 
 from engine.compiler import scored_select
 from engine.monitor.sources import traces_in_scope
+from engine.monitor.spec import OnlineSpec, Scope
 from engine.provenance import content_hash
 from engine.sql import Statement, literal, parse
 from engine.plan_memo import by_content
@@ -22,15 +23,14 @@ def metric_hash(spec: dict) -> str:
     return content_hash(spec)
 
 
-def sampled(cfg: dict, online: dict) -> exp.Expression:
+def sampled(online: OnlineSpec) -> exp.Expression:
     """hash(salt, trace_id) in [0, 1) below the rate; md5 keeps it stable across DuckDB versions."""
-    threshold = int(round(float(online.get("rate", 0.1)) * BUCKETS))
+    threshold = int(round(online.rate * BUCKETS))
     return parse(f"SELECT md5_number(__salt__ || t.trace_id) % {BUCKETS} < {threshold}").expressions[0].transform(
-        lambda n: literal(str(online.get("salt", "flywheel"))) if isinstance(n, exp.Column) and n.name == "__salt__"
-        else n)
+        lambda n: literal(online.salt) if isinstance(n, exp.Column) and n.name == "__salt__" else n)
 
 
-def traces_as_scoring_input(cfg: dict, online: dict, metric: str, mhash: str) -> exp.Select:
+def traces_as_scoring_input(scope: Scope, online: OnlineSpec, metric: str, mhash: str) -> exp.Select:
     """Sampled traces in scope not yet scored for this metric definition, shaped like scoring_input."""
     source = parse("""
         SELECT 'production' AS dataset, NULL::VARCHAR AS dataset_version, t.trace_id AS case_id,
@@ -39,18 +39,18 @@ def traces_as_scoring_input(cfg: dict, online: dict, metric: str, mhash: str) ->
                list_filter([t.topic], lambda x: x IS NOT NULL) AS tags, '{}'::JSON AS metadata, 0 AS repeat,
                t.output AS output_text, t.error, t.latency_ms, t.prompt_tokens::INTEGER AS prompt_tokens,
                t.completion_tokens::INTEGER AS completion_tokens, t.cost
-        FROM (SELECT 1) AS t""").from_(traces_in_scope(cfg).subquery("t"))
+        FROM (SELECT 1) AS t""").from_(traces_in_scope(scope).subquery("t"))
     done = (exp.select("1").from_(exp.table_("live_scores").as_("ls"))
             .where(exp.and_(exp.column("trace_id", table="ls").eq(exp.column("trace_id", table="t")),
                             exp.column("metric", table="ls").eq(literal(metric)),
                             exp.column("metrics_hash", table="ls").eq(literal(mhash)))))
-    return source.where(exp.and_(sampled(cfg, online), exp.Exists(this=done).not_()))
+    return source.where(exp.and_(sampled(online), exp.Exists(this=done).not_()))
 
 
 @by_content
-def score_statement(cfg: dict, online: dict, metric: str, spec: dict) -> Statement:
+def score_statement(scope: Scope, online: OnlineSpec, metric: str, spec: dict) -> Statement:
     mhash = metric_hash(spec)
-    rows = scored_select(metric, spec, traces_as_scoring_input(cfg, online, metric, mhash)).subquery("scored")
+    rows = scored_select(metric, spec, traces_as_scoring_input(scope, online, metric, mhash)).subquery("scored")
     select = exp.select("case_id", literal(metric), literal(mhash), "value", "passed", "detail",
                         exp.func("now")).from_(rows)
     insert = exp.insert(select, "live_scores", columns=["trace_id", "metric", "metrics_hash", "value", "passed",
@@ -66,8 +66,8 @@ GROUP BY ls.metric ORDER BY ls.metric"""
 
 
 @by_content
-def summary_statement(cfg: dict) -> Statement:
+def summary_statement(scope: Scope) -> Statement:
     tree = parse(SUMMARY)
-    tree.find(exp.Join).set("this", traces_in_scope(cfg).subquery("t"))
+    tree.find(exp.Join).set("this", traces_in_scope(scope).subquery("t"))
     return Statement("online.summary", tree, ("cur_start", "cur_end", "pairs"),
                      "live scores in the current period, per metric")

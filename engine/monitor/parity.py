@@ -21,6 +21,7 @@ from sqlglot import exp
 
 from engine.monitor.joins import Coverage, coverage_statement
 from engine.monitor.sources import traces_in_scope, with_resolved_feedback
+from engine.monitor.spec import ParitySpec, Scope
 from engine.outcome import wilson  # noqa: F401  (the parity intervals; tests import it from here)
 from engine.sql import Statement, parse
 from engine.plan_memo import by_content
@@ -48,11 +49,11 @@ WHERE s.run_id = $run_id AND s.metric = $lab_metric
 GROUP BY t.tag""")
 
 
-def live_judgements(cfg: dict, check: dict, metrics_hashes: dict) -> exp.Select:
+def live_judgements(scope: Scope, check: ParitySpec) -> exp.Select:
     """One row per judged trace in the current period: model_version, slice, window, passed."""
-    scope = traces_in_scope(cfg).subquery("t")
-    slice_col = exp.column(check.get("slice", "topic"), table="t")
-    if check.get("live", "feedback") == "feedback":
+    traces = traces_in_scope(scope).subquery("t")
+    slice_col = exp.column(check.slice, table="t")
+    if check.live == "feedback":
         # Only traces with a rating or a thumb count as judged: users give those whether the answer was right or
         # wrong, while corrections and tickets come mostly after wrong answers and would bias the sample. A
         # judged trace fails when any of its feedback is negative, corrections and tickets included.
@@ -67,30 +68,30 @@ def live_judgements(cfg: dict, check: dict, metrics_hashes: dict) -> exp.Select:
                        exp.alias_(exp.column("model", table="t"), "model_name"),
                        exp.alias_(slice_col, "slice"), exp.column("window_start", table="t"),
                        exp.column("passed", table="j"))
-            .from_(scope)
+            .from_(traces)
             .join(judged.subquery("j"), on="j.trace_id = t.trace_id", join_type="inner")
             .where(parse('SELECT t."timestamp" >= $cur_start AND t."timestamp" < $cur_end').expressions[0]))
 
 
 @by_content
-def live_statement(name: str, check: dict, cfg: dict, metrics_hashes: dict) -> Statement:
-    rows = live_judgements(cfg, check, metrics_hashes).subquery("l")
+def live_statement(check: ParitySpec, scope: Scope) -> Statement:
+    rows = live_judgements(scope, check).subquery("l")
     select = parse("""
         SELECT model_version, any_value(model_name) AS model_name, slice, window_start,
                count(*) AS n, count(*) FILTER (WHERE passed) AS k
         FROM (SELECT 1) AS l
         GROUP BY GROUPING SETS ((model_version), (model_version, slice), (model_version, window_start))
         ORDER BY model_version, slice NULLS FIRST, window_start NULLS FIRST""").from_(rows)
-    return Statement(f"parity.{name}.live", select, ("cur_start", "cur_end", "lab_metric", "lab_metric_hash"),
+    return Statement(f"parity.{check.name}.live", select, ("cur_start", "cur_end", "lab_metric", "lab_metric_hash"),
                      "live pass rates per model version, slice and window")
 
 
 @by_content
-def coverage_of(name: str, check: dict, cfg: dict) -> Statement | None:
+def coverage_of(check: ParitySpec, scope: Scope) -> Statement | None:
     """The join coverage of the feedback that can judge a trace (feedback with a score), for `live: feedback`."""
-    if check.get("live", "feedback") != "feedback":
+    if check.live != "feedback":
         return None
-    return coverage_statement(f"parity.{name}.coverage", "feedback", cfg, "score IS NOT NULL")
+    return coverage_statement(f"parity.{check.name}.coverage", "feedback", scope, "score IS NOT NULL")
 
 
 @dataclass
@@ -121,12 +122,11 @@ def _rate(k, n) -> dict:
     return {"rate": (k / n) if n else None, "ci": [low, high], "n": int(n), "k": int(k)}
 
 
-def judge(name: str, check: dict, live_rows: list[dict], lab_lookup, coverage: Coverage | None = None,
+def judge(check: ParitySpec, live_rows: list[dict], lab_lookup, coverage: Coverage | None = None,
           min_share: float = 0.9, model: str | None = None) -> list[ParityResult]:
     """One result per model version seen live (none seen: one no_data result). `lab_lookup(name, version)` ->
     (run_id, rows) or None."""
-    tolerance = float(check.get("tolerance", 0.1))
-    severity = check.get("severity", "blocking")
+    name, tolerance, severity = check.name, check.tolerance, check.severity
     warning = coverage.warning(min_share) if coverage is not None else None
     if not live_rows:
         result = ParityResult(name, model, None, severity, tolerance, "no_data", _no_live(check, coverage),
@@ -139,7 +139,7 @@ def judge(name: str, check: dict, live_rows: list[dict], lab_lookup, coverage: C
         overall = next(r for r in rows if r["slice"] is None and r["window_start"] is None)
         model_name = overall["model_name"]
         result = ParityResult(name, model_name, version, severity, tolerance, "ok", "",
-                              lab_metric=check["lab_metric"], live_source=check.get("live", "feedback"),
+                              lab_metric=check.lab_metric, live_source=check.live,
                               coverage=coverage.to_json() if coverage else None, join_warning=warning)
         result.live = _rate(overall["k"], overall["n"])
         result.windows = [{"window": r["window_start"].isoformat(), **_rate(r["k"], r["n"])}
@@ -147,7 +147,7 @@ def judge(name: str, check: dict, live_rows: list[dict], lab_lookup, coverage: C
         lab = lab_lookup(model_name, version)
         if lab is None:
             result.status = "error"
-            result.message = (f"no lab run of {model_name} ({version}) scored with '{check['lab_metric']}': "
+            result.message = (f"no lab run of {model_name} ({version}) scored with '{check.lab_metric}': "
                               f"run `flywheel evaluate model={model_name}` (or gate it) in this project")
             out.append(result)
             continue
@@ -177,9 +177,9 @@ def judge(name: str, check: dict, live_rows: list[dict], lab_lookup, coverage: C
     return out
 
 
-def _no_live(check: dict, coverage: Coverage | None) -> str:
-    if check.get("live", "feedback") != "feedback":
-        return (f"no data: no live score of '{check['lab_metric']}' on a monitored trace in the current period "
+def _no_live(check: ParitySpec, coverage: Coverage | None) -> str:
+    if check.live != "feedback":
+        return (f"no data: no live score of '{check.lab_metric}' on a monitored trace in the current period "
                 f"(is it in monitor.online.metrics, and online.rate > 0?)")
     if coverage is None or coverage.records == 0:
         return "no data: no scored feedback (rating, thumbs) in the current period"

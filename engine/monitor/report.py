@@ -70,18 +70,18 @@ def print_monitor(result: dict) -> None:
     for c in ("kpi", "category", "value", "target", "status", "detail"):
         t.add_column(c, overflow="fold")
     for k in result["kpis"]:
-        target = f"{k['target'].get('op', '')} {k['target'].get('value', '')}" if k["target"] else "-"
+        target = f"{k['target']['op']} {k['target']['value']}" if k["target"] else "-"
         t.add_row(k["name"], k["category"], _num(k["value"]), target, _status(k["status"], k["severity"]),
                   k["message"])
     console.print(fit(t))
     joins = coverage_rows(result)
     if joins:
         t = Table(title=f"Join coverage: feedback naming a monitored trace (current period; warn below "
-                        f"{result.get('min_join_share', 0.9):g})", title_justify="left")
+                        f"{result['min_join_share']:g})", title_justify="left")
         for c in ("check", "feedback", "records", "matched", "share", "unmatched ids"):
             t.add_column(c, overflow="fold")
         for check, what, c in joins:  # the unmatched ids' examples are in the join warnings below
-            low = c["share"] is not None and c["share"] < result.get("min_join_share", 0.9)
+            low = c["share"] is not None and c["share"] < result["min_join_share"]
             t.add_row(check, what, f"{c['records']:,}", f"{c['matched']:,}",
                       f"[{'yellow' if low else 'green'}]{_share(c)}[/]" if c["records"] else "-",
                       f"{c['unmatched_ids']:,}")

@@ -13,7 +13,8 @@ from engine.ingest.batches import STALE_RUNS, stale_monitor_runs
 from engine.monitor import kpis as kpi_mod
 from engine.monitor import online, parity
 from engine.monitor.drift_rules import evaluate_rule
-from engine.monitor.joins import Coverage, min_join_share
+from engine.monitor.joins import Coverage
+from engine.monitor.spec import MonitorSpec
 from engine.monitor.sources import periods as compute_periods, periods_statement
 from engine.provenance import canonical_json, config_hash, git_commit, utc_now
 from engine.sql import Plan, Statement, Write, parse
@@ -31,29 +32,29 @@ def compile_plan(cfg: dict) -> Plan:
     samples, reference profile, bins and statistic; engine/monitor/rule_plan.py), with parameters as parameters."""
     from engine.monitor.drift_rules import rule_plan, sample_statements
 
-    monitor, metrics = cfg["monitor"], cfg.get("metrics") or {}
-    statements: list[Statement] = [periods_statement(monitor)]
-    online_cfg = monitor.get("online") or {}
-    for m in online_cfg.get("metrics") or []:
-        statements.append(online.score_statement(monitor, online_cfg, m, metrics[m]))
-    if online_cfg.get("metrics"):
-        statements.append(online.summary_statement(monitor))
-    if (monitor.get("reference") or {}).get("kind") == "golden":
+    spec, metrics = MonitorSpec.of(cfg["monitor"]), cfg.get("metrics") or {}
+    scope = spec.scope
+    statements: list[Statement] = [periods_statement(scope)]
+    for m in spec.online.metrics:
+        statements.append(online.score_statement(scope, spec.online, m, metrics[m]))
+    if spec.online.metrics:
+        statements.append(online.summary_statement(scope))
+    if spec.reference.kind == "golden":
         statements.append(GOLDEN_VERSION)
-    for name, rule in (monitor.get("drift") or {}).items():
-        statements += sample_statements(name, rule, monitor, online_hashes(cfg))
-        statements += rule_plan(name, rule, monitor).steps()
-    kpis = monitor.get("kpis") or {}
-    statements += list(kpi_mod.source_statements(kpis, monitor).values())
-    for name, kpi in kpis.items():
-        statements += kpi_mod.statements(name, kpi, monitor)
-        statements += list(kpi_mod.coverage_statements(name, kpi, monitor).values())
-    for name, check in (monitor.get("parity") or {}).items():
-        statements.append(parity.live_statement(name, check, monitor, online_hashes(cfg)))
-        coverage = parity.coverage_of(name, check, monitor)
+    for rule in spec.drift.values():
+        statements += sample_statements(rule, spec, online_hashes(cfg))
+        statements += rule_plan(rule, spec).steps()
+    kpis = tuple(spec.kpis.values())
+    statements += list(kpi_mod.source_statements(kpis, scope).values())
+    for kpi in kpis:
+        statements += kpi_mod.statements(kpi, scope)
+        statements += list(kpi_mod.coverage_statements(kpi, scope).values())
+    for check in spec.parity.values():
+        statements.append(parity.live_statement(check, scope))
+        coverage = parity.coverage_of(check, scope)
         if coverage is not None:
             statements.append(coverage)
-    if monitor.get("parity"):
+    if spec.parity:
         statements += [LAB_RUN, LAB_SCORES]
     return Plan("monitor", (*statements, STALE_RUNS, WRITE_RESULTS, RUN_ROW, POLICY_ROW))
 
@@ -85,52 +86,51 @@ class MonitorOutcome:
 
 def run_monitor(store: Store, cfg: dict, project_dir) -> MonitorOutcome:
     monitor, metrics = cfg["monitor"], cfg.get("metrics") or {}
+    spec = MonitorSpec.of(monitor)
+    scope = spec.scope
     con = store.con
     started = utc_now()
     hashes = online_hashes(cfg)
 
     # 1. online scoring first: drift features and parity may read live scores
-    online_cfg = monitor.get("online") or {}
     with store.transaction():
         newly_scored = {}
         for m in hashes:
-            rows = execute(con, online.score_statement(monitor, online_cfg, m, metrics[m]), {})
+            rows = execute(con, online.score_statement(scope, spec.online, m, metrics[m]), {})
             newly_scored[m] = int(next(iter(rows[0].values()))) if rows else 0
-    periods = compute_periods(con, monitor, lambda st: execute(con, st, {}))
+    periods = compute_periods(con, spec, lambda st: execute(con, st, {}))
     params = {**periods.params(), "pairs": [f"{m}:{h}" for m, h in hashes.items()]}
-    online_summary = execute(con, online.summary_statement(monitor), params) if hashes and periods.cur_start else []
+    online_summary = execute(con, online.summary_statement(scope), params) if hashes and periods.cur_start else []
 
     # 2. drift, reference profiles stored as they are fitted
-    golden_version = _golden_version(con, monitor)
+    golden_version = _golden_version(con, spec)
     with store.transaction():
-        drift = []
-        for name, rule in (monitor.get("drift") or {}).items():
-            drift.append(evaluate_rule(con, name, rule, cfg["monitor"], periods, hashes, golden_version).to_json())
+        drift = [evaluate_rule(con, rule, spec, monitor, periods, hashes, golden_version).to_json()
+                 for rule in spec.drift.values()]
 
     # 3. KPIs, each with the rows of its sources and the join coverage of its feedback
-    min_share = min_join_share(monitor)
-    kpi_cfg = monitor.get("kpis") or {}
+    min_share = spec.min_join_share
     sources = {t: kpi_mod.source_coverage(t, _one(con, st, params))
-               for t, st in kpi_mod.source_statements(kpi_cfg, monitor).items()}
+               for t, st in kpi_mod.source_statements(tuple(spec.kpis.values()), scope).items()}
     kpis = []
-    for name, kpi in kpi_cfg.items():
-        rows = {st.name.rsplit(".", 1)[1]: execute(con, st, params) for st in kpi_mod.statements(name, kpi, monitor)}
-        filtered = {a: Coverage.from_row("feedback", f"feedback records ({kpi['aggregates'][a]['where']})",
-                                         _one(con, st, params))
-                    for a, st in kpi_mod.coverage_statements(name, kpi, monitor).items()}
-        kpis.append(kpi_mod.judge(name, kpi, rows, sources, filtered, min_share).to_json())
+    for kpi in spec.kpis.values():
+        rows = {st.name.rsplit(".", 1)[1]: execute(con, st, params) for st in kpi_mod.statements(kpi, scope)}
+        where = {a.name: a.where for a in kpi.aggregates}
+        filtered = {a: Coverage.from_row("feedback", f"feedback records ({where[a]})", _one(con, st, params))
+                    for a, st in kpi_mod.coverage_statements(kpi, scope).items()}
+        kpis.append(kpi_mod.judge(kpi, rows, sources, filtered, min_share).to_json())
 
     # 4. prod-lab parity
     parity_results = []
-    for name, check in (monitor.get("parity") or {}).items():
-        p = {**params, "lab_metric": check["lab_metric"], "lab_metric_hash": hashes.get(check["lab_metric"], "")}
-        live_rows = execute(con, parity.live_statement(name, check, monitor, hashes), p) if periods.cur_start else []
-        lookup = _lab_lookup(con, check["lab_metric"])
-        statement = parity.coverage_of(name, check, monitor)
+    for check in spec.parity.values():
+        p = {**params, "lab_metric": check.lab_metric, "lab_metric_hash": hashes.get(check.lab_metric, "")}
+        live_rows = execute(con, parity.live_statement(check, scope), p) if periods.cur_start else []
+        lookup = _lab_lookup(con, check.lab_metric)
+        statement = parity.coverage_of(check, scope)
         coverage = (Coverage.from_row("feedback", "scored feedback records", _one(con, statement, params))
                     if statement is not None else None)
-        parity_results += [r.to_json() for r in parity.judge(name, check, live_rows, lookup, coverage, min_share,
-                                                             monitor.get("model"))]
+        parity_results += [r.to_json() for r in parity.judge(check, live_rows, lookup, coverage, min_share,
+                                                             scope.model)]
 
     stale = stale_monitor_runs(con)  # earlier monitor runs that read ingest batches retracted since
     alerts = ([("drift", d) for d in drift if d["status"] != "ok"] + [("kpi", k) for k in kpis if k["status"] != "ok"]
@@ -153,10 +153,12 @@ def run_monitor(store: Store, cfg: dict, project_dir) -> MonitorOutcome:
         "config_hash": config_hash(monitor),
         "git_commit": git_commit(project_dir),
         "started_at": started.isoformat(),
-        "window": monitor.get("window", "day"),
-        "model": monitor.get("model"),
+        "window": scope.window,
+        "model": scope.model,
         "periods": periods.to_json(),
-        "online": {"rate": online_cfg.get("rate"), "newly_scored": newly_scored, "metrics": online_summary},
+        # the rate as written (null: the schema's default rate was used)
+        "online": {"rate": (monitor.get("online") or {}).get("rate"), "newly_scored": newly_scored,
+                   "metrics": online_summary},
         "drift": drift,
         "kpis": kpis,
         "parity": parity_results,
@@ -174,11 +176,10 @@ def _one(con, statement: Statement, params: dict) -> dict:
     return execute(con, statement, params)[0]
 
 
-def _golden_version(con, monitor: dict) -> str | None:
-    ref = monitor.get("reference") or {}
-    if ref.get("kind") != "golden":
+def _golden_version(con, spec: MonitorSpec) -> str | None:
+    if spec.reference.kind != "golden":
         return None
-    rows = execute(con, GOLDEN_VERSION, {"dataset": ref["dataset"]})
+    rows = execute(con, GOLDEN_VERSION, {"dataset": spec.reference.dataset})
     return rows[0]["dataset_version"] if rows else None
 
 

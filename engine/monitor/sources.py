@@ -12,6 +12,7 @@ from sqlglot import exp
 
 from engine.agents.monitor_columns import AGENT_COLUMNS, with_agent_columns
 from engine.errors import UserError
+from engine.monitor.spec import FeatureSpec, MonitorSpec, Scope
 from engine.sql import Statement, literal, parse
 from engine.usersql import parse_expression
 
@@ -34,18 +35,19 @@ def user_expression(text: str, columns: tuple[str, ...], *, aggregates: bool = F
     return tree
 
 
-def traces_in_scope(cfg: dict) -> exp.Select:
+def traces_in_scope(scope: Scope | dict) -> exp.Select:
     """Traces of the monitored model (if one is named) within the configured start/end, with their window and
-    their agent's tool calls (engine/agents/monitor_columns.py)."""
+    their agent's tool calls (engine/agents/monitor_columns.py). `scope`: a Scope, or a dict of its keys."""
+    scope = scope if isinstance(scope, Scope) else Scope.of(scope)
     select = with_agent_columns(parse(
-        f"""SELECT t.*, date_trunc('{_window(cfg)}', t."timestamp") AS window_start FROM traces AS t"""))
+        f"""SELECT t.*, date_trunc('{_window(scope)}', t."timestamp") AS window_start FROM traces AS t"""))
     conditions = []
-    if cfg.get("model"):
-        conditions.append(exp.column("model", table="t").eq(literal(cfg["model"])))
-    if cfg.get("start"):
-        conditions.append(exp.column("timestamp", table="t", quoted=True) >= exp.cast(literal(str(cfg["start"])), "TIMESTAMPTZ"))
-    if cfg.get("end"):
-        conditions.append(exp.column("timestamp", table="t", quoted=True) < exp.cast(literal(str(cfg["end"])), "TIMESTAMPTZ"))
+    if scope.model:
+        conditions.append(exp.column("model", table="t").eq(literal(scope.model)))
+    if scope.start:
+        conditions.append(exp.column("timestamp", table="t", quoted=True) >= exp.cast(literal(str(scope.start)), "TIMESTAMPTZ"))
+    if scope.end:
+        conditions.append(exp.column("timestamp", table="t", quoted=True) < exp.cast(literal(str(scope.end)), "TIMESTAMPTZ"))
     return select.where(exp.and_(*conditions)) if conditions else select
 
 
@@ -88,8 +90,8 @@ def with_resolved_feedback(tree: exp.Expression) -> exp.Expression:
     return tree.transform(swap)
 
 
-def _window(cfg: dict) -> str:
-    window = cfg.get("window", "day")
+def _window(scope: Scope) -> str:
+    window = scope.window
     if window not in WINDOWS:  # validated earlier; this keeps the f-string above safe on its own
         raise UserError(f"monitor.window: {window!r} is not one of {', '.join(WINDOWS)}")
     return window
@@ -99,11 +101,11 @@ def in_period(column: exp.Expression, start_param: str, end_param: str) -> exp.E
     return exp.and_(column >= exp.Placeholder(this=start_param), column < exp.Placeholder(this=end_param))
 
 
-def feature_relation(cfg: dict, feature: dict, metrics_hashes: dict[str, str]) -> exp.Select:
+def feature_relation(scope: Scope, feature: FeatureSpec, metrics_hashes: dict[str, str]) -> exp.Select:
     """SELECT window_start, <feature> AS x over the traces in scope (all periods; callers filter)."""
-    base = traces_in_scope(cfg).subquery("t")
-    if "score" in feature:
-        metric = feature["score"]
+    base = traces_in_scope(scope).subquery("t")
+    if feature.score is not None:
+        metric = feature.score
         return (exp.select("t.window_start", "t.\"timestamp\"", exp.alias_(exp.column("value", table="ls"), "x"))
                 .from_(base)
                 .join(exp.table_("live_scores").as_("ls"),
@@ -111,7 +113,7 @@ def feature_relation(cfg: dict, feature: dict, metrics_hashes: dict[str, str]) -
                                   exp.column("metric", table="ls").eq(literal(metric)),
                                   exp.column("metrics_hash", table="ls").eq(literal(metrics_hashes.get(metric, "")))),
                       join_type="inner"))
-    expr = user_expression(feature["expr"], TRACE_COLUMNS, what="monitor feature expression")
+    expr = user_expression(feature.expr, TRACE_COLUMNS, what="monitor feature expression")
     return exp.select("t.window_start", "t.\"timestamp\"", exp.alias_(expr, "x")).from_(base)
 
 
@@ -147,29 +149,28 @@ class Periods:
         return {k: (v.isoformat() if v else None) for k, v in self.__dict__.items()}
 
 
-def periods_statement(cfg: dict) -> Statement:
-    scope = traces_in_scope(cfg).subquery("t")
-    return Statement("periods", exp.select('min("timestamp") AS first', 'max("timestamp") AS last').from_(scope),
+def periods_statement(scope: Scope) -> Statement:
+    traces = traces_in_scope(scope).subquery("t")
+    return Statement("periods", exp.select('min("timestamp") AS first', 'max("timestamp") AS last').from_(traces),
                      (), "the first and last trace in scope: the reference and current periods follow")
 
 
-def periods(con, cfg: dict, run=None) -> Periods:
+def periods(con, spec: MonitorSpec, run=None) -> Periods:
     """The periods of the traces in scope; `run(statement) -> rows` executes the plan step (default: directly)."""
-    statement = periods_statement(cfg)
+    statement = periods_statement(spec.scope)
     row = (run(statement)[0] if run is not None
            else dict(zip(("first", "last"), con.execute(statement.sql()).fetchall()[0])))
     first, last = row["first"], row["last"]
     if first is None:
         return Periods(None, None, None, None, None, None)
     end = last + timedelta(microseconds=1)
-    ref = cfg.get("reference") or {"kind": "first_days", "days": 7}
-    kind = ref.get("kind", "first_days")
-    if kind == "first_days":
+    ref = spec.reference
+    if ref.kind == "first_days":
         day0 = first.replace(hour=0, minute=0, second=0, microsecond=0)
-        split = day0 + timedelta(days=int(ref.get("days", 7)))
+        split = day0 + timedelta(days=ref.days)
         return Periods(first, last, first, split, split, end)
-    if kind == "window":
-        start, stop = _ts(ref["start"], first), _ts(ref["end"], first)
+    if ref.kind == "window":
+        start, stop = _ts(ref.start, first), _ts(ref.end, first)
         return Periods(first, last, start, stop, stop, end)
     # golden / previous: every window of the traffic is current
     return Periods(first, last, None, None, first, end)

@@ -21,8 +21,33 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.specs import with_defaults
+
 KINDS = ("numeric", "categorical")
 BINNINGS = ("quantile", "fixed")
+
+# The options every drift test's definition pins down, with their defaults (engine/specs.py): a test's registered
+# schema (engine/monitor/stattests.py) lists those it reads, and this fills the rest, so that two specs of one
+# test compare (and key stored reference profiles) the same whether or not a config restates a default.
+BINNING = {
+    "binning": {"enum": list(BINNINGS), "default": "quantile",
+                "description": "numeric bins: reference quantiles or fixed edges"},
+    "n_bins": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 10, "description": "quantile bins"},
+    "edges": {"type": "array", "items": {"type": "number"}, "default": [],
+              "description": "cut points for binning: fixed"},
+}
+EPSILON = {"epsilon": {"type": "number", "minimum": 0, "default": 0.0001,
+                       "description": "added to every bin proportion, then renormalised"}}
+
+
+def log_base(default: str | float) -> dict:
+    return {"log_base": {"anyOf": [{"const": "e"}, {"type": "number", "exclusiveMinimum": 1}], "default": default,
+                         "description": "the logarithm's base: e or a number"}}
+
+
+DEFINITION = {"properties": {"kind": {"enum": list(KINDS), "default": "numeric"}, **BINNING, **EPSILON,
+                             **log_base("e")}}
+_DEFAULT = {k: v["default"] for k, v in DEFINITION["properties"].items()}
 
 
 # Each drift test's traits (kinds it applies to, binned or whole-sample), filled in by engine/monitor/stattests.py
@@ -34,8 +59,8 @@ TEST_TRAITS: dict[str, Any] = {}
 class Binning:
     """How a numeric feature is cut into bins (ignored for categorical features)."""
 
-    method: str = "quantile"  # quantile | fixed
-    n_bins: int = 10
+    method: str = _DEFAULT["binning"]  # quantile | fixed
+    n_bins: int = _DEFAULT["n_bins"]
     edges: tuple[float, ...] = ()  # the cut points, for method "fixed"
 
     def to_dict(self) -> dict:
@@ -43,7 +68,8 @@ class Binning:
 
     @classmethod
     def from_dict(cls, d: dict) -> Binning:
-        return cls(d.get("method", "quantile"), int(d.get("n_bins", 10)), tuple(float(e) for e in d.get("edges", ())))
+        """A binning as `to_dict` wrote it (a stored reference profile)."""
+        return cls(d["method"], int(d["n_bins"]), tuple(float(e) for e in d["edges"]))
 
 
 @dataclass(frozen=True)
@@ -51,14 +77,18 @@ class DriftSpec:
     """One declared drift test on one feature; built from a plain (YAML) dict by `DriftSpec.from_dict`."""
 
     test: str
-    kind: str = "numeric"
+    kind: str = _DEFAULT["kind"]
     binning: Binning = field(default_factory=Binning)
-    epsilon: float = 1e-4
+    epsilon: float = _DEFAULT["epsilon"]
     log_base: float = math.e
     options: tuple[tuple[str, Any], ...] = ()  # test-specific options (e.g. ks method, kl direction)
 
-    def option(self, name: str, default: Any = None) -> Any:
-        return dict(self.options).get(name, default)
+    def option(self, name: str) -> Any:
+        """A test-specific option (its default filled from the test's schema by `from_dict`)."""
+        options = dict(self.options)
+        if name not in options:
+            raise KeyError(f"drift test {self.test!r}: option {name!r} is not set (build the spec with from_dict)")
+        return options[name]
 
     @classmethod
     def from_dict(cls, d: dict) -> DriftSpec:
@@ -72,15 +102,15 @@ class DriftSpec:
         name = d.get("test")
         if name not in registry.names("drift_test"):
             raise ValueError(f"unknown drift test {name!r}; available: {', '.join(registry.names('drift_test'))}")
-        entry = registry.get("drift_test", name)
+        schema = registry.schema("drift_test", name)
         errors = [f"{'.'.join(str(p) for p in e.absolute_path) or '<root>'}: {e.message}"
-                  for e in jsonschema.Draft202012Validator(entry.schema).iter_errors(d)]
-        kind = d.get("kind", "numeric")
+                  for e in jsonschema.Draft202012Validator(schema).iter_errors(d)]
+        d = with_defaults(DEFINITION, with_defaults(schema, d))  # the test's own defaults first (its log base)
+        kind = d["kind"]
         test = TEST_TRAITS[name]
         if kind not in test.kinds:
             errors.append(f"kind: test {name!r} applies to {' or '.join(test.kinds)} features, not {kind!r}")
-        binning = Binning(d.get("binning", "quantile"), int(d.get("n_bins", 10)),
-                          tuple(float(e) for e in d.get("edges", ())))
+        binning = Binning(d["binning"], int(d["n_bins"]), tuple(float(e) for e in d["edges"]))
         if kind == "numeric" and test.method == "binned":
             if binning.method == "fixed" and not binning.edges:
                 errors.append("edges: binning 'fixed' needs at least one cut point")
@@ -88,13 +118,166 @@ class DriftSpec:
                 errors.append("edges: cut points must be strictly increasing")
         if errors:
             raise ValueError(f"drift test {name!r}: " + "; ".join(errors))
-        base = d.get("log_base", test.default_log_base)
-        base = math.e if base == "e" else float(base)
-        common = {"test", "kind", "binning", "n_bins", "edges", "epsilon", "log_base"}
+        base = math.e if d["log_base"] == "e" else float(d["log_base"])
+        common = {"test", *DEFINITION["properties"]}
         options = tuple(sorted((k, v) for k, v in d.items() if k not in common))
-        return cls(name, kind, binning, float(d.get("epsilon", 1e-4)), base, options)
+        return cls(name, kind, binning, float(d["epsilon"]), base, options)
 
     def to_dict(self) -> dict:
         return {"test": self.test, "kind": self.kind, "binning": self.binning.method, "n_bins": self.binning.n_bins,
                 "edges": list(self.binning.edges), "epsilon": self.epsilon,
                 "log_base": "e" if self.log_base == math.e else self.log_base, **dict(self.options)}
+
+
+# ---- the `monitor` section (schemas/monitor.schema.json, defaults declared there) --------------------------------
+
+RULE_KEYS = ("feature", "threshold", "p_value", "sigma", "severity", "description")  # a drift rule's, not its test's
+BOUNDS = ("threshold", "p_value", "sigma")
+
+
+def drift_definition(rule: dict, feature_type: str) -> DriftSpec:
+    """The test a drift rule declares (its keys but the rule's own), on a feature of `feature_type`."""
+    return DriftSpec.from_dict({**{k: v for k, v in rule.items() if k not in RULE_KEYS}, "kind": feature_type})
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which traces are monitored, and the windows they fall in."""
+
+    window: str  # hour | day | week (UTC)
+    model: str | None  # None: every model
+    start: str | None  # ISO bounds of the traffic monitored (None: unbounded)
+    end: str | None
+
+    @classmethod
+    def of(cls, d: dict) -> "Scope":
+        """From a dict with these keys (`window` required; the others None when left out)."""
+        return cls(d["window"], d.get("model"), d.get("start"), d.get("end"))
+
+    @classmethod
+    def of_section(cls, monitor: dict | None) -> "Scope":
+        """The scope a `monitor` section declares (its defaults filled)."""
+        from engine.schemas import load_schema
+
+        return cls.of(with_defaults(load_schema("monitor"), monitor))
+
+
+@dataclass(frozen=True)
+class ReferenceSpec:
+    kind: str  # first_days | window | previous | golden
+    days: int  # first_days
+    start: str | None  # window
+    end: str | None
+    dataset: str | None  # golden
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    name: str
+    type: str  # numeric | categorical
+    expr: str | None  # SQL over the trace columns, or
+    score: str | None  # a live score (a metric of online.metrics)
+
+
+@dataclass(frozen=True)
+class DriftRuleSpec:
+    name: str
+    feature: str
+    test: str
+    severity: str
+    bound_kind: str  # threshold | p_value | sigma
+    bound: float  # the declared value, as written
+    definition: DriftSpec  # the test with its definition pinned (binning, epsilon, log base, options)
+
+
+@dataclass(frozen=True)
+class OnlineSpec:
+    rate: float
+    salt: str
+    metrics: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AggregateSpec:
+    name: str
+    table: str  # `from`: traces | feedback | events
+    agg: str  # an aggregate SQL expression over the table's columns
+    where: str | None  # a row filter
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    op: str
+    value: float
+
+    def to_json(self) -> dict:
+        return {"op": self.op, "value": self.value}
+
+
+@dataclass(frozen=True)
+class KPISpec:
+    name: str
+    category: str
+    description: str
+    aggregates: tuple[AggregateSpec, ...]
+    value: str  # SQL over the aggregate names
+    target: TargetSpec | None  # None: reported, never alerts on its value
+    severity: str
+
+
+@dataclass(frozen=True)
+class ParitySpec:
+    name: str
+    lab_metric: str
+    live: str  # feedback | online
+    tolerance: float
+    slice: str  # topic | channel | locale | feature
+    severity: str
+
+
+def entries_with_defaults(section: str, block: dict) -> dict[str, dict]:
+    """Each entry of a section keyed by name (features, drift, kpis, parity) with its schema's defaults."""
+    from engine.schemas import load_schema
+
+    entry = load_schema("monitor")["properties"][section]["additionalProperties"]
+    return {name: with_defaults(entry, value) for name, value in block.items()}
+
+
+@dataclass(frozen=True)
+class MonitorSpec:
+    """The validated `monitor` section. Its hash and stored policy (and the stored reference profiles' keys) are
+    computed from the section as written, so filling defaults changes none of them."""
+
+    scope: Scope
+    min_join_share: float
+    reference: ReferenceSpec
+    features: dict[str, FeatureSpec]
+    drift: dict[str, DriftRuleSpec]
+    online: OnlineSpec
+    kpis: dict[str, KPISpec]
+    parity: dict[str, ParitySpec]
+
+    @classmethod
+    def of(cls, monitor: dict | None) -> "MonitorSpec":
+        """The validated `monitor` section (the section itself, not the whole config)."""
+        from engine.schemas import load_schema
+
+        m = with_defaults(load_schema("monitor"), monitor)
+        r, o = m["reference"], m["online"]
+        features = {n: FeatureSpec(n, f["type"], f.get("expr"), f.get("score"))
+                    for n, f in entries_with_defaults("features", m["features"]).items()}
+        drift = {}
+        for n, d in entries_with_defaults("drift", m["drift"]).items():
+            bound = next(k for k in BOUNDS if k in d)
+            drift[n] = DriftRuleSpec(n, d["feature"], d["test"], d["severity"], bound, d[bound],
+                                     drift_definition(d, features[d["feature"]].type))
+        kpis = {n: KPISpec(n, k["category"], k["description"],
+                           tuple(AggregateSpec(a, x["from"], x["agg"], x.get("where")) for a, x in k["aggregates"].items()),
+                           k["value"], TargetSpec(k["target"]["op"], k["target"]["value"]) if "target" in k else None,
+                           k["severity"])
+                for n, k in entries_with_defaults("kpis", m["kpis"]).items()}
+        parity = {n: ParitySpec(n, p["lab_metric"], p["live"], float(p["tolerance"]), p["slice"], p["severity"])
+                  for n, p in entries_with_defaults("parity", m["parity"]).items()}
+        return cls(Scope.of(m), float(m["min_join_share"]),
+                   ReferenceSpec(r["kind"], int(r["days"]), r.get("start"), r.get("end"), r.get("dataset")),
+                   features, drift, OnlineSpec(float(o["rate"]), str(o["salt"]), tuple(o["metrics"])), kpis, parity)

@@ -32,18 +32,11 @@ from sqlglot import exp
 from engine import registry
 from engine.monitor.pvalues import chi2_sf, ks_2samp_pvalue
 from engine.monitor.queries import double
-from engine.monitor.spec import KINDS, TEST_TRAITS, DriftSpec
+from engine.monitor.spec import BINNING, DEFINITION, EPSILON, KINDS, TEST_TRAITS, DriftSpec, log_base
 from engine.sql import parse_expression
 
-BINNING = {
-    "binning": {"enum": ["quantile", "fixed"], "description": "numeric bins: reference quantiles or fixed edges"},
-    "n_bins": {"type": "integer", "minimum": 1, "maximum": 1000, "description": "quantile bins (default 10)"},
-    "edges": {"type": "array", "items": {"type": "number"}, "description": "cut points for binning: fixed"},
-}
-EPSILON = {"epsilon": {"type": "number", "minimum": 0, "description": "added to every bin proportion, then "
-                       "renormalised (default 1e-4)"}}
-LOG_BASE = {"log_base": {"anyOf": [{"const": "e"}, {"type": "number", "exclusiveMinimum": 1}]}}
-COMMON = {"test": {"type": "string"}, "kind": {"enum": list(KINDS)}}
+LOG_BASE = log_base("e")
+COMMON = {"test": {"type": "string"}, "kind": DEFINITION["properties"]["kind"]}
 INF = exp.cast(exp.Literal.string("inf"), "DOUBLE")
 
 
@@ -212,22 +205,21 @@ class StatTest:
     name: str
     method: str  # binned | ecdf
     kinds: tuple[str, ...]
-    default_log_base: float
     build: Callable[[DriftSpec], TestSQL]
 
 
 TESTS: dict[str, StatTest] = {}
 
 
-def drift_test(name: str, method: str, kinds: tuple[str, ...], properties: dict,
-               default_log_base: float = math.e) -> Callable:
-    """Register a drift test kind with the JSON Schema of its config block (common keys + its options)."""
+def drift_test(name: str, method: str, kinds: tuple[str, ...], properties: dict) -> Callable:
+    """Register a drift test kind with the JSON Schema of its config block (common keys + its options, each
+    option's `default` filled in by DriftSpec.from_dict)."""
     schema = {"type": "object", "additionalProperties": False, "required": ["test"],
               "properties": {**COMMON, **properties}}
 
     def decorator(fn: Callable[[DriftSpec], TestSQL]) -> Callable:
         registry.register("drift_test", name, schema)(fn)
-        TESTS[name] = TEST_TRAITS[name] = StatTest(name, method, kinds, default_log_base, fn)
+        TESTS[name] = TEST_TRAITS[name] = StatTest(name, method, kinds, fn)
         return fn
 
     return decorator
@@ -254,19 +246,19 @@ def psi(spec: DriftSpec) -> TestSQL:
 
 
 @drift_test("kl", "binned", KINDS, {**BINNING, **EPSILON, **LOG_BASE, "direction": {
-    "enum": ["current_to_reference", "reference_to_current"],
-    "description": "KL(current || reference) (default) or KL(reference || current)"}})
+    "enum": ["current_to_reference", "reference_to_current"], "default": "current_to_reference",
+    "description": "KL(current || reference) or KL(reference || current)"}})
 def kl(spec: DriftSpec) -> TestSQL:
     """Kullback-Leibler divergence of the binned distributions, by default KL(current || reference).
 
     sum of q * log(q / p): the information lost when the reference p stands in for the current q. 0 means
     identical; not symmetric and unbounded (use PSI or Jensen-Shannon for a symmetric measure)."""
-    a, b = ("q", "p") if spec.option("direction", "current_to_reference") == "current_to_reference" else ("p", "q")
+    a, b = ("q", "p") if spec.option("direction") == "current_to_reference" else ("p", "q")
     term = f"CASE WHEN {a} = 0 THEN 0 WHEN {b} = 0 THEN __inf__ ELSE {a} * ln({a} / {b}) END"
     return TestSQL({"statistic": _sql(f"sum({term}) / __lnb__", spec)}, _statistic)
 
 
-@drift_test("jensen_shannon", "binned", KINDS, {**BINNING, **EPSILON, **LOG_BASE}, default_log_base=2.0)
+@drift_test("jensen_shannon", "binned", KINDS, {**BINNING, **EPSILON, **log_base(2)})
 def jensen_shannon(spec: DriftSpec) -> TestSQL:
     """Jensen-Shannon *distance* of the binned distributions (scipy.spatial.distance.jensenshannon).
 
@@ -289,8 +281,8 @@ def hellinger(spec: DriftSpec) -> TestSQL:
 
 
 @drift_test("chi_square", "binned", KINDS, {**BINNING, **EPSILON, "method": {
-    "enum": ["contingency", "goodness_of_fit"],
-    "description": "contingency (default): homogeneity of the two samples' counts; goodness_of_fit: current "
+    "enum": ["contingency", "goodness_of_fit"], "default": "contingency",
+    "description": "contingency: homogeneity of the two samples' counts; goodness_of_fit: current "
                    "counts against the smoothed reference proportions"}})
 def chi_square(spec: DriftSpec) -> TestSQL:
     """Pearson chi-square test that the current counts come from the reference's distribution, with p-value.
@@ -302,7 +294,7 @@ def chi_square(spec: DriftSpec) -> TestSQL:
     exact: sum (o - e)^2 / e with e = n * p from the smoothed reference proportions,
     scipy.stats.chisquare(f_obs=o, f_exp=n * p); dof = bins - 1. p-value = Q(dof / 2, statistic / 2); with
     large samples even tiny shifts are significant."""
-    method = spec.option("method", "contingency")
+    method = spec.option("method")
     if method == "contingency":
         term = ("CASE WHEN r + o = 0 THEN 0 ELSE "
                 "(r - m * (r + o) / (m + n)) * (r - m * (r + o) / (m + n)) / (m * (r + o) / (m + n)) + "
@@ -337,7 +329,7 @@ def share_change(spec: DriftSpec) -> TestSQL:
 
 
 @drift_test("ks", "ecdf", ("numeric",), {"method": {
-    "enum": ["auto", "exact", "asymp"],
+    "enum": ["auto", "exact", "asymp"], "default": "auto",
     "description": "p-value method, as scipy.stats.ks_2samp: auto = exact when both samples <= 10,000"}})
 def ks(spec: DriftSpec) -> TestSQL:
     """Two-sample Kolmogorov-Smirnov: D = max |F_ref(x) - F_cur(x)| over all values, with its p-value.
@@ -348,7 +340,7 @@ def ks(spec: DriftSpec) -> TestSQL:
     def finish(f: dict, row: dict) -> dict:
         if f["statistic"] is None:
             return {"statistic": None, "p_value": None}
-        p, method = ks_2samp_pvalue(f["statistic"], int(row["m"]), int(row["n"]), spec.option("method", "auto"))
+        p, method = ks_2samp_pvalue(f["statistic"], int(row["m"]), int(row["n"]), spec.option("method"))
         return {"statistic": f["statistic"], "p_value": p, "method": method}
 
     return TestSQL({"statistic": _sql("max(abs(f_ref - f_cur))")}, finish,
@@ -356,7 +348,7 @@ def ks(spec: DriftSpec) -> TestSQL:
 
 
 @drift_test("wasserstein", "ecdf", ("numeric",), {"normalise": {
-    "type": "boolean", "description": "divide by the reference standard deviation (default true)"}})
+    "type": "boolean", "default": True, "description": "divide by the reference standard deviation"}})
 def wasserstein(spec: DriftSpec) -> TestSQL:
     """Wasserstein-1 (earth mover's) distance divided by the reference's population standard deviation.
 
@@ -364,7 +356,7 @@ def wasserstein(spec: DriftSpec) -> TestSQL:
     (scipy.stats.wasserstein_distance), in units of the reference's spread: 0.1 means the mass moved a tenth
     of a standard deviation on average. Undefined (null) when the reference is constant; `distance` is the
     raw value."""
-    normalise = spec.option("normalise", True)
+    normalise = spec.option("normalise")
 
     def finish(f: dict, row: dict) -> dict:
         d, sd = f["distance"], row["ref_std"]

@@ -294,7 +294,7 @@ def join_section(result: dict) -> Section | None:
     rows_in = coverage_rows(result)
     if not rows_in:
         return None
-    floor = result.get("min_join_share", 0.9)
+    floor = result["min_join_share"]  # (every result with join coverage carries it)
     columns = [Column("check"), Column("feedback"), Column("records", numeric=True), Column("matched", numeric=True),
                Column("share", numeric=True), Column("unmatched ids", numeric=True), Column("examples", wide=True)]
     rows = []

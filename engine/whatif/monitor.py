@@ -23,6 +23,7 @@ from engine.errors import UserError
 from engine.executor import execute
 from engine.monitor.kpis import OPS
 from engine.monitor.run import online_hashes
+from engine.monitor.spec import entries_with_defaults
 from engine.provenance import config_hash
 from engine.sql import Plan, statement
 from engine.whatif.policy import Policy
@@ -167,7 +168,7 @@ def bound_text(section: str, rule: dict | None) -> str | None:
     if section == "kpi":
         target = rule.get("target") or {}
         return f"alert unless {target['op']} {target['value']}" if target.get("op") else "no target"
-    return f"gap > {float(rule.get('tolerance', 0.1)):g}"
+    return f"gap > {float(rule['tolerance']):g}"
 
 
 def judge(section: str, rule: dict, obs: Observation) -> tuple[bool | None, str | None]:
@@ -184,14 +185,13 @@ def judge(section: str, rule: dict, obs: Observation) -> tuple[bool | None, str 
         return None, ("a new sigma bound needs the statistic over the reference windows, which is not stored; "
                       "run `flywheel monitor` with it")
     if section == "kpi":
-        target = rule.get("target") or {}
-        check = OPS.get(target.get("op", ""))
+        target = rule.get("target")
         if obs.value is None:
             return obs.window is PERIOD, None  # the period's KPI that cannot be computed alerts (as the monitor)
-        return bool(check) and not check(obs.value, target["value"]), None
+        return target is not None and not OPS[target["op"]](obs.value, target["value"]), None
     if obs.window is PERIOD and obs.stored.get("status") == "error":
         return True, None  # no lab run: an error, which the monitor counts as an alert, whatever the tolerance
-    return obs.value is not None and obs.value > float(rule.get("tolerance", 0.1)), None
+    return obs.value is not None and obs.value > float(rule["tolerance"]), None
 
 
 def _week(window: str) -> str:
@@ -214,7 +214,10 @@ class _Side:
         self.hashes = online_hashes(cfg) if cfg else {}
 
     def rule(self, section: str, name: str) -> dict | None:
-        return (self.monitor.get(SECTIONS[section]) or {}).get(name) if self.monitor is not None else None
+        """The policy's rule with its schema's defaults filled in (None: the policy has no such rule). What a rule
+        computes is compared as written (`definition`), as the stored policies hold it."""
+        rule = (self.monitor.get(SECTIONS[section]) or {}).get(name) if self.monitor is not None else None
+        return None if rule is None else entries_with_defaults(SECTIONS[section], {name: rule})[name]
 
     def alerts(self, section: str, name: str, observations: list[Observation]) -> tuple[list[bool] | None, str | None]:
         """Each observation's alert under this side, or (None, reason) when it cannot be judged."""
@@ -247,7 +250,7 @@ class _Side:
         if self.monitor is None:
             return observations[-1].stored.get("severity") if observations else None
         rule = self.rule(section, name)
-        return None if rule is None else rule.get("severity", "warn" if section == "kpi" else "blocking")
+        return None if rule is None else rule["severity"]
 
     def bound(self, section: str, name: str, observations: list[Observation]) -> str | None:
         if self.monitor is not None:

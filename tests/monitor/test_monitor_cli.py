@@ -98,11 +98,12 @@ def test_online_sample_is_deterministic_and_nested(monitored):
     project, first, _ = monitored
     con = duckdb.connect(str(project / ".flywheel" / "flywheel.duckdb"), read_only=True)
     from engine.monitor.online import sampled
+    from engine.monitor.spec import OnlineSpec
     from engine.sql import render
     from sqlglot import exp
 
     def sample(rate):
-        cond = sampled({}, {"rate": rate, "salt": "flywheel"})
+        cond = sampled(OnlineSpec(rate, "flywheel", ()))
         q = exp.select("trace_id").from_(exp.table_("traces").as_("t")).where(cond)
         return {r[0] for r in con.execute(render(q)).fetchall()}
 
