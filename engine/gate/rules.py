@@ -103,8 +103,9 @@ class ThresholdOptions(Options):
 @rule_kind("threshold", {
     "aggregate": {"enum": ["mean", "pass_rate", "p50", "p95", "p99", "sum", "max"],
                   "description": "the challenger's aggregate checked (default: the metric's own aggregate)"},
-    "op": {"enum": list(OPS)}, "bound": {"type": "number"}}, required=("metric", "op", "bound"),
-    options=ThresholdOptions)
+    "op": {"enum": list(OPS), "description": "how the aggregate compares with `bound` to pass"},
+    "bound": {"type": "number", "description": "the bound the aggregate is held to"}},
+    required=("metric", "op", "bound"), options=ThresholdOptions)
 def threshold(rule: RuleSpec, reducer: str, aggregate: str) -> RuleSQL:
     """An aggregate of the challenger's metric meets an absolute bound (e.g. p95 latency <= 800 ms)."""
     o = rule.options

@@ -272,7 +272,8 @@ class MonitorSpec:
             drift[n] = DriftRuleSpec(n, d["feature"], d["test"], d["severity"], bound, d[bound],
                                      drift_definition(d, features[d["feature"]].type))
         kpis = {n: KPISpec(n, k["category"], k["description"],
-                           tuple(AggregateSpec(a, x["from"], x["agg"], x.get("where")) for a, x in k["aggregates"].items()),
+                           tuple(AggregateSpec(a, x["from"], x["agg"], x.get("where"))
+                                 for a, x in k["aggregates"].items()),
                            k["value"], TargetSpec(k["target"]["op"], k["target"]["value"]) if "target" in k else None,
                            k["severity"])
                 for n, k in entries_with_defaults("kpis", m["kpis"]).items()}
