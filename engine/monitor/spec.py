@@ -1,4 +1,5 @@
-"""Declared drift tests as frozen specs: what a config block `{test: psi, n_bins: 10, ...}` pins down.
+"""The `monitor` section as frozen specs (MonitorSpec, at the end: defaults from schemas/monitor.schema.json), and
+declared drift tests as frozen specs: what a config block `{test: psi, n_bins: 10, ...}` pins down.
 
 A drift test compares the distribution of one feature in a *reference* sample (e.g. the lab or last month)
 with a *current* sample (e.g. each day of production). Everything that changes a statistic's value is part of

@@ -94,7 +94,8 @@ class Side:
         self.compiled: CompiledGate = side.gate
         self.rescorer = Rescorer(con, metrics, side.table, side.rescores, side.create)
         self.definitions = rule_definitions(self.gate, self.rescorer.hash)
-        self.rule_metrics = {name: r.get("metric") for name, r in (self.gate.get("rules") or {}).items()}
+        self.spec = GateSpec.of(self.gate)
+        self.rule_metrics = {name: r.metric for name, r in self.spec.rules.items()}
 
     def replay(self, decision: StoredDecision, runs: dict[str, StoredRun], with_cases: bool) -> SideReplay:
         b, c = runs[decision.baseline_run], runs[decision.challenger_run]
@@ -126,7 +127,7 @@ class Side:
             self.rescorer.rescore(c, m)
         computed = judge(self.con, self.compiled, b.run_id, c.run_id, from_store, rescored, compute, with_cases)
         rules = []
-        for name, rule in GateSpec.of(self.gate).rules.items():
+        for name, rule in self.spec.rules.items():
             if name in computed:
                 rules.append(computed[name].to_json())
             else:
