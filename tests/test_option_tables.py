@@ -1,5 +1,6 @@
-"""The README's option tables (ingest, judges, the replay and chat_completions params) are the ones generated from
-the schemas that declare the defaults, and the defaults the README states in prose are the schemas' too."""
+"""The README's option tables (ingest, judges, the replay and chat_completions params, the gate and its rule kinds,
+the monitor and its drift tests) are the ones generated from the schemas that declare the defaults, and the
+defaults the README states in prose are the schemas' too."""
 from __future__ import annotations
 
 import re
@@ -26,6 +27,18 @@ def test_a_table_shows_defaults_required_options_and_nested_keys():
     schema = {"required": ["a"], "properties": {"a": {"type": "string"}, "b": {"enum": ["x", "y"], "default": "x"},
                                                 "c": {"type": "object", "properties": {"d": {"default": [1]}}}}}
     assert rows(schema, "s.") == [("`s.a`", "required", ""), ("`s.b`", "`x`", "one of x, y"), ("`s.c.d`", "`[1]`", "")]
+
+
+def test_a_table_shows_a_maps_entries_references_and_an_objects_default():
+    schema = {"$defs": {"sev": {"enum": ["hi", "lo"]}},
+              "properties": {"ref": {"type": "object", "default": {"kind": "k1"}, "required": ["kind"],
+                                     "properties": {"kind": {"enum": ["k1", "k2"]}, "n": {"default": 7}}},
+                             "rules": {"type": "object", "default": {}, "description": "rules by name",
+                                       "additionalProperties": {"required": ["x"], "properties": {
+                                           "x": {"type": "string"}, "sev": {"$ref": "#/$defs/sev", "default": "lo"}}}}}}
+    assert rows(schema, "m.") == [("`m.ref.kind`", "`k1`", "one of k1, k2"), ("`m.ref.n`", "`7`", ""),
+                                  ("`m.rules`", "`{}`", "rules by name"), ("`m.rules.<name>.x`", "required", ""),
+                                  ("`m.rules.<name>.sev`", "`lo`", "one of hi, lo")]
 
 
 # (what the README says in its prose, the option it states the default of, that default read from the match)

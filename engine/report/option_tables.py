@@ -1,9 +1,10 @@
 """The README's tables of config options, generated from the JSON Schemas that declare their defaults.
 
-Each table lists one config section's options (nested objects as dotted keys), its default and its description,
-between `<!-- options:NAME:start ... -->` and `<!-- options:NAME:end -->` markers. `tests/test_option_tables.py`
-checks that the README holds exactly these tables; `python -m engine.report.option_tables --write README.md`
-rewrites them.
+Each table lists one config section's options (nested objects as dotted keys, the entries of a map such as the
+monitor's drift rules as `<name>`), its default and its description, or the options of every registered kind of a
+family (gate rules, drift tests) with the kinds that have each, between `<!-- options:NAME:start ... -->` and
+`<!-- options:NAME:end -->` markers. `tests/test_option_tables.py` checks that the README holds exactly these
+tables; `python -m engine.report.option_tables --write README.md` rewrites them.
 """
 from __future__ import annotations
 
@@ -13,16 +14,11 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from engine import registry
 from engine.models.spec import params_schema
 from engine.schemas import load_schema
 
-# table name -> (the schema of the section, the prefix its keys are shown with)
-TABLES: dict[str, Callable[[], tuple[dict, str]]] = {
-    "ingest": lambda: (load_schema("ingest"), "ingest."),
-    "judges": lambda: (load_schema("judges"), "judges."),
-    "replay": lambda: (params_schema("replay"), "params."),
-    "chat_completions": lambda: (params_schema("chat_completions"), "params."),
-}
+Table = Callable[[], tuple[list[str], list[tuple[str, ...]]]]  # -> (header, rows)
 
 
 def start_marker(name: str) -> str:
@@ -34,19 +30,42 @@ def end_marker(name: str) -> str:
 
 
 def _value(value) -> str:
-    shown = value if isinstance(value, str) else json.dumps(value)
+    shown = value if isinstance(value, str) and value else json.dumps(value)
     return f"`{shown}`" if len(shown) <= 40 else "(see the schema)"
 
 
-def rows(schema: dict, prefix: str = "") -> list[tuple[str, str, str]]:
-    """(option, default, what) per leaf option; an option without a default is `required` or `—`."""
+def _resolve(prop: dict, root: dict) -> dict:
+    """A property with its `$ref` (into the root schema's $defs) merged in; the property's own keys win."""
+    if "$ref" not in prop:
+        return prop
+    target = root
+    for part in prop["$ref"].removeprefix("#/").split("/"):
+        target = target[part]
+    return {**target, **{k: v for k, v in prop.items() if k != "$ref"}}
+
+
+def rows(schema: dict, prefix: str = "", root: dict | None = None, skip: tuple[str, ...] = ()
+         ) -> list[tuple[str, str, str]]:
+    """(option, default, what) per leaf option; an option without a default is `required` or `—`, or shows its
+    part of its object's default (e.g. the default reference's kind)."""
+    root = root or schema
+    inherited = schema["default"] if isinstance(schema.get("default"), dict) else {}
     out = []
     for key, prop in (schema.get("properties") or {}).items():
-        if prop.get("type") == "object" and "properties" in prop:
-            out += rows(prop, f"{prefix}{key}.")
+        if key in skip:
             continue
-        if "default" in prop:
-            default = _value(prop["default"])
+        prop = _resolve(prop, root)
+        entry = prop.get("additionalProperties")
+        if prop.get("type") == "object" and "properties" in prop:
+            out += rows(prop, f"{prefix}{key}.", root)
+            continue
+        if isinstance(entry, dict) and "properties" in _resolve(entry, root):  # a map: its row, then an entry's
+            out += rows({"properties": {key: {k: v for k, v in prop.items() if k != "additionalProperties"}},
+                         "required": [k for k in schema.get("required") or () if k == key]}, prefix)
+            out += rows(_resolve(entry, root), f"{prefix}{key}.<name>.", root)
+            continue
+        if "default" in prop or key in inherited:
+            default = _value(prop["default"] if "default" in prop else inherited[key])
         else:
             default = "required" if key in (schema.get("required") or ()) else "—"
         what = prop.get("description") or ""
@@ -57,10 +76,42 @@ def rows(schema: dict, prefix: str = "") -> list[tuple[str, str, str]]:
     return out
 
 
+def kind_rows(kind: str, skip: tuple[str, ...]) -> list[tuple[str, str, str, str]]:
+    """The options of every registered kind of a family (gate rules, drift tests), one row per distinct
+    (option, default, what), with the kinds that have it: (option, kinds, default, what)."""
+    names = registry.names(kind)
+    grouped: dict[tuple[str, str, str], list[str]] = {}
+    for name in names:
+        for row in rows(registry.schema(kind, name), skip=skip):
+            grouped.setdefault(row, []).append(name)
+    return [(option, "every kind" if len(kinds) == len(names) else ", ".join(kinds), default, what)
+            for (option, default, what), kinds in grouped.items()]
+
+
+def _section(schema: Callable[[], dict], prefix: str) -> Table:
+    return lambda: (["option", "default", "what"], rows(schema(), prefix))
+
+
+def _kinds(kind: str, column: str, skip: tuple[str, ...]) -> Table:
+    return lambda: (["option", column, "default", "what"], kind_rows(kind, skip))
+
+
+TABLES: dict[str, Table] = {
+    "ingest": _section(lambda: load_schema("ingest"), "ingest."),
+    "judges": _section(lambda: load_schema("judges"), "judges."),
+    "replay": _section(lambda: params_schema("replay"), "params."),
+    "chat_completions": _section(lambda: params_schema("chat_completions"), "params."),
+    "gate": _section(lambda: load_schema("gate"), "gate."),
+    "gate_rules": _kinds("gate_rule", "kinds", ("kind",)),  # (a rule's kind is what picks the row)
+    "monitor": _section(lambda: load_schema("monitor"), "monitor."),
+    "drift_tests": _kinds("drift_test", "tests", ("test", "kind")),  # (a drift rule's kind is its feature's type)
+}
+
+
 def table(name: str) -> str:
-    schema, prefix = TABLES[name]()
-    lines = [start_marker(name), "", "| option | default | what |", "| --- | --- | --- |"]
-    lines += [f"| {option} | {default} | {what} |" for option, default, what in rows(schema, prefix)]
+    header, body = TABLES[name]()
+    lines = [start_marker(name), "", "| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    lines += ["| " + " | ".join(row) + " |" for row in body]
     return "\n".join(lines + ["", end_marker(name)])
 
 
