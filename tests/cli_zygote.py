@@ -1,6 +1,6 @@
 """A zygote for the tests' CLI calls: `python -m engine ARGS` in a fresh process, without paying for the
-interpreter and the heavy third-party imports (DuckDB, Arrow, numpy, Hydra, sqlglot and its DuckDB dialect,
-jsonschema, rich) each time.
+interpreter and the heavy third-party imports (DuckDB, Arrow, numpy, scipy.stats, Hydra, sqlglot and its DuckDB
+dialect, jsonschema, rich) each time.
 
 The test process starts this script once (tests/conftest.py::run_cli). It imports those libraries, then serves
 requests on stdin, one JSON line each: {"args", "cwd", "env", "stdout", "stderr"}. For each it forks a child
@@ -38,6 +38,7 @@ import rich.ansi  # noqa: F401
 import rich.console  # noqa: F401
 import rich.progress  # noqa: F401
 import rich.table  # noqa: F401
+import scipy.stats  # noqa: F401  (~0.6 s of every `flywheel monitor`: its p-values, engine/monitor/pvalues.py)
 import sqlglot  # noqa: F401
 import sqlglot.generators.duckdb  # noqa: F401  (0.15 s, imported by nearly every command)
 import sqlglot.parsers.duckdb  # noqa: F401

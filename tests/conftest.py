@@ -15,6 +15,11 @@ REPO = Path(__file__).resolve().parent.parent
 FIXTURE_PROJECT = REPO / "tests" / "fixtures" / "project"
 MODULE_SECONDS = REPO / "tests" / "module_seconds.json"
 
+# One harness per test process. pytest imports this file as `conftest`, test modules import it as `tests.conftest`:
+# two module objects, each with its own CLI zygote (~1.8 s of CPU to start, and again its own bytecode cache).
+# The second name is made to mean this module.
+sys.modules.setdefault("tests.conftest", sys.modules[__name__])
+
 
 # Scheduling. `make test` runs `pytest -n 2 --dist loadfile`: each module goes whole to one worker, handed out in
 # the order of the work queue as workers free up. xdist's default queue puts modules with the most tests first, so

@@ -1,17 +1,12 @@
 """Helpers for ingest tests: writing input files, reading the store, the real CLI (from tests/conftest.py)."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import duckdb
 
-_spec = importlib.util.spec_from_file_location("flywheel_tests_root", Path(__file__).resolve().parent.parent / "conftest.py")
-_root = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_root)
-run_cli = _root.run_cli
-FIXTURE_PROJECT = _root.FIXTURE_PROJECT
+from tests.conftest import FIXTURE_PROJECT, run_cli  # noqa: F401  (the session's one CLI harness and zygote)
 
 
 def write_jsonl(path: Path, records: list) -> Path:
