@@ -4,7 +4,8 @@ The monitor, its HTML report and the bridge are tested on the same traffic: 20 d
 10 and a failure mode (billing answers go wrong) from day 14, ingested, and the lab run of the same model that the
 monitor's parity check compares with. Building it takes the real CLI three commands over 1,400 sessions, so it is
 built once for all workers (tests/session_cache.py); each module copies it and runs its own commands on the copy.
-`monitored_month` is the same month after its first `flywheel monitor`, for the modules that start from there.
+`monitored_month` is the same month after its first `flywheel monitor` (with its HTML report), for the modules that
+start from there.
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ import pytest
 
 from tests.session_cache import built_once, copy_of
 
-FIRST_MONITOR = ("monitor", "out=first.json")
+FIRST_MONITOR_REPORT = "first.html"  # in the project, beside first.json
+FIRST_MONITOR = ("monitor", "out=first.json", f"report={FIRST_MONITOR_REPORT}")
 FIRST_MONITOR_CLI = "first_monitor_cli.json"  # beside the project: the command's exit code, stdout and stderr
 
 START = date(2025, 3, 1)  # the simulator's first day
@@ -55,8 +57,8 @@ def month_copy(simulated_month: Path, tmp_path_factory, name: str) -> Path:
 
 @pytest.fixture(scope="session")
 def monitored_month(simulated_month, tmp_path_factory) -> Path:
-    """The simulated month after `flywheel monitor out=first.json`: the built directory holds the project and
-    FIRST_MONITOR_CLI. Copy it with `monitored_copy`."""
+    """The simulated month after `flywheel monitor out=first.json report=first.html`: the built directory holds the
+    project and FIRST_MONITOR_CLI. Read it (`first_monitor`), or copy it with `monitored_copy`."""
     from tests.conftest import run_cli
 
     def build(root: Path) -> None:
@@ -68,12 +70,21 @@ def monitored_month(simulated_month, tmp_path_factory) -> Path:
     return built_once(tmp_path_factory, "monitored_month", build)
 
 
+def first_monitor(monitored_month: Path):
+    """The first monitor's CLIResult, reading first.json in the built project itself (for reading only)."""
+    from tests.conftest import CLIResult
+
+    cli = json.loads((monitored_month / FIRST_MONITOR_CLI).read_text(encoding="utf-8"))
+    proc = subprocess.CompletedProcess(list(FIRST_MONITOR), cli["code"], cli["stdout"], cli["stderr"])
+    return CLIResult(proc, monitored_month / "project" / "first.json")
+
+
 def monitored_copy(monitored_month: Path, tmp_path_factory, name: str):
     """(a private copy of the monitored month's project, the first monitor's CLIResult reading the copy's
     first.json)."""
     from tests.conftest import CLIResult
 
     project = copy_of(monitored_month / "project", tmp_path_factory.mktemp(name) / "project")
-    cli = json.loads((monitored_month / FIRST_MONITOR_CLI).read_text(encoding="utf-8"))
-    proc = subprocess.CompletedProcess(list(FIRST_MONITOR), cli["code"], cli["stdout"], cli["stderr"])
+    first = first_monitor(monitored_month)
+    proc = subprocess.CompletedProcess(list(FIRST_MONITOR), first.code, first.stdout, first.stderr)
     return project, CLIResult(proc, project / "first.json")

@@ -10,21 +10,19 @@ import pytest
 from test_report_html import assert_self_contained, parse_html, table_rows
 
 from engine.report.html import render_html
-from tests.simulated_month import DRIFT_DAY, day, month_copy, simulated_month  # noqa: F401
+from tests.simulated_month import (DRIFT_DAY, FIRST_MONITOR_REPORT, day, first_monitor,  # noqa: F401
+                                   monitored_month, simulated_month)
 
 MAX_REPORT_BYTES = 1024 * 1024
 
 
 @pytest.fixture(scope="module")
-def monitored(simulated_month, tmp_path_factory):  # noqa: F811
+def monitored(monitored_month):  # noqa: F811
     """(monitor result, HTML report path, the monitor command's stdout), from the real CLI on the shared simulated
-    month."""
-    from tests.conftest import run_cli
-
-    project = month_copy(simulated_month, tmp_path_factory, "monitor_report")
-    r = run_cli("monitor", "report=monitor.html", "out=monitor.json", cwd=project)
+    month: its first monitor wrote the report (tests/simulated_month.py), read here where it was written."""
+    r = first_monitor(monitored_month)
     assert r.code == 1 and r.out_path.is_file(), r  # the injected drift and failure raise blocking alerts
-    return r.json, project / "monitor.html", r.stdout
+    return r.json, r.out_path.parent / FIRST_MONITOR_REPORT, r.stdout
 
 
 def rule(result: dict, name: str) -> dict:
