@@ -6,6 +6,8 @@ tests still run.
 """
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -59,3 +61,29 @@ def production_gate(cli, project):
             cwd=project)
     assert r.code == 1, r  # BLOCKED: m6 regressed
     return r.json, project / "out" / "gate.html"
+
+
+SWEEP = ("gate", "-m", "challenger=lookup_v1,lookup_better", "gate.rules.found_improves.min_delta=0.0,0.3",
+         "out=leaderboard.json", "report=sweep.html")
+
+
+@pytest.fixture(scope="session")
+def swept(tmp_path_factory):
+    """The fixture project, with the baseline's copy as challenger lookup_v1 (tests/model_helpers.py), after one
+    sweep over two challengers and two improvement bounds with its HTML report (sweep.html): (project, CLIResult).
+    Built once per session for the browser modules that read it (tests/session_cache.py); do not write to it."""
+    from tests.conftest import CLIResult, copy_fixture_project, run_cli
+    from tests.model_helpers import baseline_copy
+    from tests.session_cache import built_once
+
+    def build(root: Path) -> None:
+        project = copy_fixture_project(root / "project")
+        baseline_copy(project)
+        r = run_cli(*SWEEP, cwd=project)
+        (root / "sweep_cli.json").write_text(json.dumps({"code": r.code, "stdout": r.stdout, "stderr": r.stderr}),
+                                             encoding="utf-8")
+
+    root = built_once(tmp_path_factory, "report_sweep", build)
+    cli = json.loads((root / "sweep_cli.json").read_text(encoding="utf-8"))
+    proc = subprocess.CompletedProcess(list(SWEEP), cli["code"], cli["stdout"], cli["stderr"])
+    return root / "project", CLIResult(proc, root / "project" / "leaderboard.json")

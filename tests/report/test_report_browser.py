@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 from engine.report.html import Page, Section, document
-from tests.model_helpers import baseline_copy
 
 MAX_DEMO_REPORT_BYTES = 2 * 1024 * 1024
 
@@ -104,10 +103,8 @@ def test_cases_from_production_are_marked_and_filterable(open_page, production_g
                          ".textContent") == "1 of 1 cases shown"
 
 
-def test_sweep_report_sorts_the_leaderboard_and_charts_the_swept_parameters(open_page, cli, project):
-    baseline_copy(project)
-    r = cli("gate", "-m", "challenger=lookup_v1,lookup_better", "gate.rules.found_improves.min_delta=0.0,0.3",
-            "out=leaderboard.json", "report=sweep.html", cwd=project)
+def test_sweep_report_sorts_the_leaderboard_and_charts_the_swept_parameters(open_page, swept):
+    project, r = swept  # tests/report/conftest.py: lookup_v1 and lookup_better, min_delta 0.0 and 0.3
     assert r.code == 0, r  # at least one challenger passes
     board = r.json
     page = open_page(project / "sweep.html", width=1400, height=1000)

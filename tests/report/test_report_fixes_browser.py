@@ -19,7 +19,6 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/: the first-hour traffic
 
 from first_hour_data import write_production  # noqa: E402
-from tests.model_helpers import baseline_copy  # noqa: E402
 
 EMAIL, PHONE = "jane.doe@example.com", "415-555-0101"
 PII_ANSWER = f"Write to {EMAIL} or call {PHONE}"
@@ -143,10 +142,8 @@ def test_gate_report_reads_accuracy_first_and_charts_rules_plainly(open_page, pi
     screenshot(page, "#regressions", shots / "gate_regressions_shown.png")
 
 
-def test_sweep_leaderboard_shows_verdict_and_failed_rules_first(open_page, cli, project, shots):
-    baseline_copy(project)
-    r = cli("gate", "-m", "challenger=lookup_v1,lookup_better", "gate.rules.found_improves.min_delta=0.0,0.3",
-            "out=leaderboard.json", "report=sweep.html", cwd=project)
+def test_sweep_leaderboard_shows_verdict_and_failed_rules_first(open_page, swept, shots):
+    project, r = swept  # tests/report/conftest.py: lookup_v1 and lookup_better, min_delta 0.0 and 0.3
     assert r.code == 0, r
     page = open_page(project / "sweep.html", width=1280, height=900)
     heads = page.evaluate("Array.from(document.querySelectorAll('#leaderboard-table th')).map(t => t.textContent)")
