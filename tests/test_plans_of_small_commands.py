@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from tests.conftest import run_cli
-from tests.production_fixture import production_project, production_template  # noqa: F401
+from tests.simulated_month import monitored_copy, monitored_month, simulated_month  # noqa: F401
 from tests.test_run_artifacts import assert_plan_is_what_ran, runs
 
 EDITED_METRIC = "metrics.found.normalizer=squad"  # a definition the stored runs were not scored with
@@ -63,20 +63,21 @@ def test_a_refused_command_that_compiled_its_plan_records_it(project):
     assert data["summary"]["outside_plan"] == 0
 
 
-def test_store_and_whatif_monitor_run_their_compiled_plans(production_project):  # noqa: F811
-    project = production_project
+def test_store_and_whatif_monitor_run_their_compiled_plans(monitored_month, tmp_path_factory):  # noqa: F811
+    # the shared simulated month (one ingest batch) after its first `flywheel monitor` (tests/simulated_month.py)
+    project, first = monitored_copy(monitored_month, tmp_path_factory, "small_commands")
+    assert first.code in (0, 1), first
     batches = held(project, "store", "batches", "out=b.json")
     [batch] = batches["result"].json["batches"]
     assert batches["ran"] == {"batches", "stored_now", "quarantine_open", "stale_monitor_runs"}
 
-    assert run_cli("monitor", cwd=project).code in (0, 1)
     replay = held(project, "whatif", "monitor", "out=wm.json")
     assert replay["result"].code == 0 and {"monitor_runs", "policies:exists", "policies"} <= replay["ran"]
 
     retracted = held(project, "store", "retract", batch["batch_id"], "out=r.json")
     result = retracted["result"].json
     assert retracted["result"].code == 0 and result["removed"]["traces"] == batch["stored_now"]["traces"] > 0
-    assert len(result["stale_monitor_runs"]) == 1  # the monitor run above read the retracted records
+    assert result["stale_monitor_runs"] == [first.json["run_id"]]  # the monitor run read the retracted records
     assert {"retract:span", "retract:delete:traces", "retract:stale_runs", "retract:mark_stale",
             "retract:record"} <= retracted["ran"]
     again = held(project, "store", "retract", batch["batch_id"], "out=r2.json")
