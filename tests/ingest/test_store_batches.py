@@ -11,6 +11,7 @@ from jsonschema import Draft202012Validator
 
 from engine.ingest.share import DEFAULT_MAX_SHARE, quarantine_share, share_verdict
 from engine.schemas import load_schema
+from tests.production_fixture import production_project, production_template  # noqa: F401
 
 
 def _feedback(traces: list[dict], rating: int) -> list[dict]:
@@ -18,11 +19,8 @@ def _feedback(traces: list[dict], rating: int) -> list[dict]:
              "rating": rating} for i, t in enumerate(traces)]
 
 
-def test_correct_and_reingest_loop_end_to_end(tmp_path):
-    project = tmp_path / "p"
-    project.mkdir()
-    assert run_cli("simulate", "simulate.days=8", "simulate.sessions_per_day=15", cwd=project).code == 0
-    assert run_cli("ingest", "path=data/production", cwd=project).code == 0
+def test_correct_and_reingest_loop_end_to_end(production_project):  # noqa: F811
+    project = production_project  # 8 simulated days, ingested (tests/production_fixture.py)
     traces = [json.loads(x) for x in (project / "data/production/traces.jsonl").read_text().splitlines()[:12]]
     write_jsonl(project / "ratings.jsonl", _feedback(traces, 1))                 # a bad export: every rating 1
     bad = run_cli("ingest", "path=ratings.jsonl", "out=bad.json", cwd=project)
