@@ -1,9 +1,8 @@
-"""`flywheel whatif monitor` through the real CLI: a small simulated month, ingested and monitored, then its stored
-statistics replayed under bounds placed between stored values, so the alerts that must appear or disappear are
-known by construction."""
+"""`flywheel whatif monitor` through the real CLI: the shared simulated month, ingested and monitored
+(tests/simulated_month.py), then its stored statistics replayed under bounds placed between stored values, so the
+alerts that must appear or disappear are known by construction."""
 from __future__ import annotations
 
-import json
 import shutil
 from collections import Counter
 from datetime import date, datetime, timedelta
@@ -12,29 +11,19 @@ import duckdb
 import pytest
 from jsonschema import Draft202012Validator
 
-from engine.paths import bundled_datasets_dir
 from engine.schemas import load_schema
 from tests.conftest import run_cli
-
-SCENARIO = ("simulate.days=12", "simulate.sessions_per_day=20", "simulate.users=120", "simulate.drift.start_day=8",
-            "simulate.failure.start_day=9", "simulate.feedback.thumbs_rate=0.6")
-# the project's own config: a 4-day reference, so the 12 days leave 8 current windows over two weeks
-CONFIG = "defaults:\n  - base\n  - _self_\nmonitor:\n  reference: {kind: first_days, days: 4}\n"
+from tests.simulated_month import monitored_copy, monitored_month, simulated_month  # noqa: F401
 
 
 @pytest.fixture(scope="module")
-def monitored(tmp_path_factory):
-    project = tmp_path_factory.mktemp("whatif_monitor")
-    (project / "conf").mkdir()
-    (project / "conf" / "config.yaml").write_text(CONFIG)
-    golden = (bundled_datasets_dir() / "support" / "golden_qa.jsonl").read_text().splitlines()
-    (project / "small_qa.jsonl").write_text("\n".join(golden[:40]) + "\n")
-    for args in (("simulate", "model=bm25_clean", *SCENARIO), ("ingest", "path=data/production"),
-                 ("evaluate", "model=bm25_clean", "dataset=[support_qa]", "dataset.support_qa.path=small_qa.jsonl"),
-                 ("monitor", "out=monitor.json")):
-        r = run_cli(*args, cwd=project)
-        assert r.code in (0, 1), r
-    return project, json.loads((project / "monitor.json").read_text())
+def monitored(monitored_month, tmp_path_factory):  # noqa: F811
+    """A private copy of the shared simulated month after its first `flywheel monitor` (tests/simulated_month.py):
+    20 days from Saturday 1 March, the bundled 7-day reference, so 13 current windows in the weeks of 3, 10 and 17
+    March; (project, the stored monitor result)."""
+    project, first = monitored_copy(monitored_month, tmp_path_factory, "whatif_monitor")
+    assert first.code in (0, 1), first
+    return project, first.json
 
 
 def valid(result: dict) -> dict:
@@ -91,7 +80,7 @@ def test_the_unedited_policy_reproduces_the_stored_alerts_and_counts_them_per_we
         for w in p["windows"]:
             counts[week(w["window"])] += int(p["lab"]["rate"] - w["rate"] > p["tolerance"])
     assert {w["week"]: w["before"] for w in result["weeks"]} == dict(counts)
-    assert all(w["before"] == w["after"] for w in result["weeks"]) and len(result["weeks"]) == 2
+    assert all(w["before"] == w["after"] for w in result["weeks"]) and len(result["weeks"]) == 3
     assert "0 appear, 0 disappear" in (project / "w.md").read_text()
     assert "What-if monitor" in (project / "w.html").read_text()
 
