@@ -10,7 +10,8 @@ when it has exited (negative: killed by that signal, as subprocess reports it), 
 seconds {"cpu": ...} (what `FLYWHEEL_TEST_CLI_LOG` records, tests/conftest.py).
 
 The zygote never opens a database or starts a thread pool, so a child starts from a clean state: nothing of
-DuckDB's instance cache or Arrow's threads is inherited.
+DuckDB's instance cache or Arrow's threads is inherited. Before each fork the zygote freezes its objects out of the
+garbage collector's reach (gc.freeze), so a child's collections and its exit do not walk the inherited heap.
 
 The engine's own modules are imported here too (`preload_engine`: ~0.1 s of every call), all but those that
 import polars (its thread pool). They run nothing when imported but build the two rich consoles of
@@ -169,8 +170,15 @@ def serve() -> None:
 
 
 def answer_requests() -> None:
+    import gc
+
     for line in sys.stdin:
         request = json.loads(line)
+        # Everything the zygote holds goes to the collector's permanent generation (gc.freeze, as its documentation
+        # advises before fork): the child's collections, and the final one at its exit, then skip the inherited
+        # heap instead of walking it (and copying every page it touches). The child still runs and exits as
+        # `python -m engine` does (threads joined, atexit, modules torn down); ~0.3 s of CPU less a call.
+        gc.freeze()
         pid = os.fork()
         if pid == 0:
             become_cli(request)
