@@ -25,10 +25,8 @@ browser:
 # --dist loadfile keeps a module's tests on one worker, so its module-scoped fixtures are built once, not once per
 # worker; data shared by several modules (the simulated month) is built once per session (tests/session_cache.py).
 # tests/conftest.py hands modules out longest first (tests/module_seconds.json) so the two workers end together.
-# Bytecode caches on for the suite even where the environment turns them off (PYTHONDONTWRITEBYTECODE=1 here):
-# each pytest worker then imports the engine and rewrites the test modules' asserts once, not from source twice.
 test: $(STAMP) browser
-	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -n 2 --dist loadfile -rs --durations=15 tests
+	$(BIN)/python -m pytest -n 2 --dist loadfile -rs --durations=15 tests
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_metrics.py
