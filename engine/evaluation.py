@@ -270,9 +270,8 @@ def _write_results(run: _Run, called, writes: list) -> EvalRun:
     """Step 4: everything the run produced, in one short transaction."""
     from engine import evaluate_plan as run_plan
     from engine import journal
-    from engine.agents.steps import store_steps
+    from engine.agents.steps import INSERT_STEPS, store_steps
     from engine.backend import DuckDBBackend
-    from engine.agents.steps import INSERT_STEPS
     from engine.compiler import default_aggregate
     from engine.runner import discard_journals
 

@@ -71,9 +71,11 @@ _INSERT_CONVERSATIONS = statement("agent:insert_conversations", """
     INSERT INTO trace_conversations
     SELECT trace_id, span_id, messages::JSON, $batch_id, source_file, source_line FROM flywheel_conversations
     QUALIFY row_number() OVER (PARTITION BY trace_id ORDER BY start NULLS LAST, span_id,
-                               source_file DESC, source_line DESC) = 1""", "one row per trace: its earliest agent span's turns")
+                               source_file DESC, source_line DESC) = 1""",
+    "one row per trace: its earliest agent span's turns")
 _TOOL_CALLS = statement("agent:production_tool_calls", "SELECT trace_id, tool_name, error FROM trace_tool_steps "
-                        "WHERE list_contains($ids, trace_id) ORDER BY trace_id, step", "the traces' recorded tool calls")
+                        "WHERE list_contains($ids, trace_id) ORDER BY trace_id, step",
+                        "the traces' recorded tool calls")
 
 
 def _json_text(value: Any) -> str | None:

@@ -157,7 +157,8 @@ def compile_plan(cfg: dict) -> Plan:
     if cfg.get("import_labels"):
         return Plan("bridge", (RECOVER, PARENT, IMPORT, PUBLISH))
     return Plan("bridge", (RECOVER, PARENT, selection_statement(cfg), POLICY_COUNTS, candidates_statement(cfg),
-                           GROW, golden_hashes_statement(), training_statement(cfg), export_rows_statement(cfg), EXPORT_FILE,
+                           GROW, golden_hashes_statement(), training_statement(cfg), export_rows_statement(cfg),
+                           EXPORT_FILE,
                            EXPORTED_FOR_TRAINING, EXCLUDED, PUBLISH))
 
 
@@ -183,7 +184,8 @@ EXPORT_COUNT = statement("export:count", f"SELECT count(*) AS n FROM {EXPORT_ROW
 
 def _copy_export(path: Path, export: ExportSpec) -> Statement:
     """COPY the export's rows into its (staged) file, JSONL or Parquet; the path is a quoted literal."""
-    copy = parse(f"COPY (SELECT * FROM {EXPORT_ROWS}) TO 'file' (FORMAT {'PARQUET' if export.format == 'parquet' else 'JSON'})")
+    fmt = "PARQUET" if export.format == "parquet" else "JSON"
+    copy = parse(f"COPY (SELECT * FROM {EXPORT_ROWS}) TO 'file' (FORMAT {fmt})")
     copy.set("files", [literal(str(path))])
     return Statement("export:copy", copy, (), "the export's file")
 
@@ -281,7 +283,8 @@ def _export(store: Store, cfg: dict, plan: Plan, project_dir: Path, import_label
 def _leaks(con, path: Path, suffix: str) -> int:
     """Exported records whose trace's original input is a golden case: read back from the written file."""
     reader = "read_parquet" if suffix == "parquet" else "read_json_auto"
-    check = exp.select("count(*) AS n").from_(exp.Table(this=exp.Anonymous(this=reader, expressions=[literal(str(path))]),
+    written = exp.Anonymous(this=reader, expressions=[literal(str(path))])
+    check = exp.select("count(*) AS n").from_(exp.Table(this=written,
                                                    alias=exp.TableAlias(this=exp.to_identifier("e")))).join(
         exp.table_("traces").as_("t"), on="t.trace_id = e.trace_id").where(
         exp.column("text_hash", table="g").is_(exp.null()).not_()).join(

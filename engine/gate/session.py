@@ -48,7 +48,8 @@ def resolve_baseline(store: Store, composed: Composed) -> tuple[dict, str]:
 
 
 _STORED_RUN = statement("runs:stored", "SELECT run_id, model_name, model_fingerprint, dataset_versions, "
-                        "metrics_hash, status FROM runs WHERE run_id = $run_id", "a stored run named on the command line")
+                        "metrics_hash, status FROM runs WHERE run_id = $run_id",
+                        "a stored run named on the command line")
 
 
 def stored_run(store: Store, run_id: str) -> dict:
