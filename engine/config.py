@@ -7,15 +7,15 @@ so a project's `conf/config.yaml` is used when present and the bundled one other
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-
+import json
 import re
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine import yaml_fast
+from engine import compose_cache, yaml_fast
 from engine.errors import UserError
 from engine.paths import bundled_conf_dir
 
@@ -131,7 +131,13 @@ def compose(project: Project, overrides: list[str]) -> Composed:
     from omegaconf.errors import OmegaConfBaseException
 
     full_overrides = hydra_overrides(project, overrides)
+    cache_key = compose_cache.key([LAUNCHER_DIR, *project.search_path()], rewrite_overrides(overrides))
+    cached = compose_cache.load(cache_key)
     try:
+        if cached is not None:
+            unresolved, loaded = cached
+            plain = resolve(OmegaConf.create(unresolved)) if "${" in json.dumps(unresolved) else unresolved
+            return Composed(plain, loaded, tuple(overrides), project)
         with initialize_config_dir(config_dir=str(LAUNCHER_DIR), version_base="1.3"), \
                 _capturing_defaults_list() as captured, yaml_fast.omegaconf_parsing():
             cfg = hydra_compose(ENTRY_CONFIG, overrides=full_overrides)
@@ -142,6 +148,7 @@ def compose(project: Project, overrides: list[str]) -> Composed:
             loaded = tuple((d.config_path, d.package or "") for d in defaults
                            if d.config_path and not d.config_path.startswith("hydra/") and d.package != "hydra")
             plain = resolve(cfg)
+            compose_cache.store(cache_key, OmegaConf.to_container(cfg, resolve=False), loaded)
     except (HydraException, OmegaConfBaseException) as e:
         raise UserError(f"cannot compose the configuration: {_first_line_block(e)}") from e
     return Composed(plain, loaded, tuple(overrides), project)

@@ -31,7 +31,7 @@ def _bound(statement: Statement, params: dict[str, Any]) -> dict[str, Any]:
 
 def _run(con, statement: Statement, params: dict[str, Any]):
     try:
-        return con.execute(statement.sql(), _bound(statement, params))
+        return con.execute(statement.text, _bound(statement, params))
     except duckdb.Error as e:
         failure = user_sql_failure(e, statement.tree, _owner(statement.name))
         if failure is not None:

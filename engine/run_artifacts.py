@@ -41,7 +41,7 @@ def run_id_for(command: str, result: dict | None) -> str:
 
 def results(command: str, run_id: str, plan: Plan | None, journal: Journal, *, started_at: str, elapsed_ms: float,
             exit_code: int | None, error: str | None = None) -> dict:
-    by_text = {normalized(st.sql()): st.name for st in (plan.statements if plan else ()) if isinstance(st, Statement)}
+    by_text = {normalized(st.text): st.name for st in (plan.statements if plan else ()) if isinstance(st, Statement)}
     steps = []
     for i, e in enumerate(journal.entries):
         plan_name = by_text.get(normalized(e.sql))

@@ -110,11 +110,12 @@ class Statement:
     def conditional(self, when: str) -> "Statement":
         return replace(self, only_when=when)
 
-    # Rendered once: a statement may run many times (a what-if replay runs its rules per stored decision), and
-    # rendering a sqlglot tree costs more than running a small query. Plans never change a tree once built.
+    # Rendered once, pretty: the text that runs is the text plan.sql and `flywheel compile` print. A statement may
+    # run many times (a what-if replay runs its rules per stored decision), and rendering a sqlglot tree (a deep
+    # copy, then the generator) costs more than running a small query. Plans never change a tree once built.
     @cached_property
     def text(self) -> str:
-        return self.rendered if self.tree is None else render(self.tree)
+        return self.rendered if self.tree is None else render(self.tree, pretty=True)
 
     @cached_property
     def placeholders(self) -> frozenset[str]:
@@ -124,11 +125,16 @@ class Statement:
         return frozenset(p.name for p in self.tree.find_all(exp.Placeholder))
 
     def sql(self, pretty: bool = False) -> str:
-        return render(self.tree, pretty=True) if pretty and self.tree is not None else self.text
+        """The statement's SQL: pretty (what runs), or on one line (rendered again, for a reader)."""
+        return self.text if pretty or self.tree is None else render(self.tree)
 
 
+@lru_cache(maxsize=2048)
 def statement(name: str, text: str, description: str = "", only_when: str = "") -> Statement:
-    """A plan statement from a SQL template written in the code base; its `$parameters` are read from the text."""
+    """A plan statement from a SQL template written in the code base; its `$parameters` are read from the text.
+
+    Built once per distinct template (statements are immutable, so callers share one): parsing, and rendering the
+    statement to run it, would otherwise be paid each time a plan is built."""
     tree = parse(text)
     params = tuple(dict.fromkeys(p.name for p in tree.find_all(exp.Placeholder) if p.name))
     return Statement(name, tree, params, description, only_when)
@@ -206,5 +212,5 @@ class Plan:
             if isinstance(st, Write):
                 parts.append(f"{header}\n-- write: {st.mode} into {st.table} from an Arrow table")
                 continue
-            parts.append(f"{header}\n{st.sql(pretty=True)};")
+            parts.append(f"{header}\n{st.text};")
         return "\n\n".join(parts) + "\n"

@@ -30,6 +30,19 @@ sys.modules.setdefault("tests.conftest", sys.modules[__name__])
 def pytest_configure(config):
     if getattr(config.option, "dist", "no") in ("loadfile", "loadscope"):
         config.option.loadscopereorder = False  # xdist: keep our order (the queue follows collection order)
+    # The CLI calls' composed-config cache (engine/compose_cache.py) lives in a directory of this session, shared
+    # by the xdist workers (they inherit the environment of the controller, which configures first), not in the
+    # user's ~/.cache; removed at the end by the process that made it.
+    if not os.environ.get("FLYWHEEL_CACHE_DIR"):
+        import tempfile
+
+        os.environ["FLYWHEEL_CACHE_DIR"] = config._flywheel_cache_dir = tempfile.mkdtemp(prefix="flywheel-test-cache-")
+
+
+def pytest_unconfigure(config):
+    made = getattr(config, "_flywheel_cache_dir", None)
+    if made:
+        shutil.rmtree(made, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config, items):

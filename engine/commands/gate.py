@@ -29,8 +29,8 @@ def compile_sql(composed: Composed) -> Plan:
     cfg, seen, evaluate = composed.config, set(), []
     for side in ("baseline", "challenger"):
         for st in compile_run(cfg, cfg[side]).statements:
-            if (st.name, st.sql()) not in seen:
-                seen.add((st.name, st.sql()))
+            if (st.name, st.sql(pretty=True)) not in seen:
+                seen.add((st.name, st.sql(pretty=True)))
                 evaluate.append(st if st.only_when else
                                 st.conditional("for a side (baseline, challenger) whose run is not stored yet"))
     return Plan("gate", (*promotion.STATEMENTS[:2], RESOLVE, *evaluate,

@@ -46,7 +46,7 @@ def _compile(kind: str, options: Options, name: str) -> tuple[str, tuple[str, ..
         st = ks.insert_accepted(where=_e("kind = __k__", k=literal(kind)))
     else:
         st = getattr(ks, "insert_accepted" if name == "insert" else name)()
-    return st.sql(pretty=True), st.params, st.description  # printed by `flywheel compile ingest` as it runs
+    return st.text, st.params, st.description  # printed by `flywheel compile ingest` as it runs
 
 
 def kind_statement(kind: str, options: Options, name: str) -> Statement:

@@ -159,7 +159,7 @@ def periods(con, spec: MonitorSpec, run=None) -> Periods:
     """The periods of the traces in scope; `run(statement) -> rows` executes the plan step (default: directly)."""
     statement = periods_statement(spec.scope)
     row = (run(statement)[0] if run is not None
-           else dict(zip(("first", "last"), con.execute(statement.sql()).fetchall()[0])))
+           else dict(zip(("first", "last"), con.execute(statement.text).fetchall()[0])))
     first, last = row["first"], row["last"]
     if first is None:
         return Periods(None, None, None, None, None, None)
