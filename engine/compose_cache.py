@@ -1,13 +1,16 @@
 """Composed configs kept on disk, so a command does not pay Hydra's composition (~0.3 s) when nothing changed.
 
 The key is everything composition reads: the bytes of every `.yaml` file along the search path (by position in
-it and relative path, so two projects with the same files share an entry), the overrides, and the versions of
-Hydra, OmegaConf, Python and this cache's format. Editing, adding or removing a config file changes the key; so
-does any override. The entry holds the config *before* resolution (interpolations, `${oc.env:...}`) and the
-files loaded into each package; resolution runs on every call, so the environment is read each time.
+it and relative path, so two projects with the same files share an entry), the overrides that choose configs
+(`challenger=NAME`, `dataset=[a,b]`), and the versions of Hydra, OmegaConf, Python and this cache's format.
+Editing, adding or removing a config file changes the key; so does choosing another config. The entry holds the
+config as composed, before the overrides of values (`out=x.json`, `gate.rules.r.bound=0.5`) and before
+resolution (interpolations, `${oc.env:...}`), and the files loaded into each package. Hydra applies value
+overrides after composing; so does a call served from the cache, with Hydra's code, then resolves: the
+environment is read on every call.
 
 An override of Hydra's own settings (`hydra.searchpath=...`) could make composition read files the key does
-not cover: such a call composes without the cache. Entries are JSON (nothing in the cache can run code), written
+not cover: such a call composes without the cache, as does a sweep or a dict given to a config group. Entries are JSON (nothing in the cache can run code), written
 atomically; an unreadable entry is composed again and replaced. FLYWHEEL_COMPOSE_CACHE=0 turns the cache off;
 FLYWHEEL_CACHE_DIR moves it (default: $XDG_CACHE_HOME/flywheel, else ~/.cache/flywheel).
 """
@@ -26,7 +29,7 @@ KEEP_ENTRIES = 256  # the newest entries kept; older ones are removed when a new
 
 
 def cache_dir() -> Path | None:
-    if os.environ.get("FLYWHEEL_COMPOSE_CACHE", "1") == "0":
+    if os.environ.get("FLYWHEEL_COMPOSE_CACHE") == "0":
         return None
     explicit = os.environ.get("FLYWHEEL_CACHE_DIR")
     if explicit:
@@ -35,11 +38,48 @@ def cache_dir() -> Path | None:
     return Path(base) / "flywheel" / "compose"
 
 
-def key(roots: list[Path], overrides: list[str]) -> str | None:
-    """The entry's name for composing `overrides` over `roots` (in search order), or None when it cannot be
-    cached (an override of Hydra's own settings)."""
-    if any(ov.lstrip("~+").startswith("hydra.") or ov.lstrip("~+").startswith("hydra/") for ov in overrides):
+def split_overrides(roots: list[Path], overrides: list[str]) -> tuple[list[str], list] | None:
+    """(the overrides that choose configs, as written; Hydra's parsed overrides of values), or None when the
+    call must compose without the cache: the cache is off, an override sets Hydra's own settings (it could
+    make composition read files the key does not cover), is a sweep (Hydra refuses it), or gives a config
+    group a dict.
+
+    Hydra tells the two kinds apart the same way: an override whose key names a config group (a folder along
+    the search path) or a package (`model@challenger=...`) chooses configs; any other sets a value, and Hydra
+    applies those, in order, to the composed config (`ConfigLoaderImpl._apply_overrides_to_config`)."""
+    if cache_dir() is None:
         return None
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    choices, values = [], []
+    for override in OverridesParser.create().parse_overrides(overrides):
+        name = override.key_or_group
+        if override.is_sweep_override() or override.is_hydra_override() or name == "hydra":
+            return None
+        if override.package is not None or any(os.path.isdir(os.path.realpath(os.path.join(root, name)))
+                                               for root in roots):
+            if isinstance(override.value(), dict):
+                return None
+            choices.append(override.input_line)
+        else:
+            values.append(override)
+    return choices, values
+
+
+def apply_values(cfg, values: list) -> None:
+    """Apply parsed overrides of values to a composed config as Hydra does after composing (root in struct
+    mode, so a key that does not exist needs `+`): the same code, the same errors."""
+    if not values:
+        return
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from omegaconf import OmegaConf
+
+    OmegaConf.set_struct(cfg, True)
+    ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
+
+
+def key(roots: list[Path], overrides: list[str]) -> str:
+    """The entry's name for composing `overrides` (those that choose configs) over `roots`, in search order."""
     import hydra
     import omegaconf
 
@@ -64,10 +104,10 @@ def _yaml_files(root: Path) -> list[tuple[str, Path]]:
     return sorted(found)
 
 
-def load(name: str | None) -> tuple[Any, tuple[tuple[str, str], ...]] | None:
+def load(name: str) -> tuple[Any, tuple[tuple[str, str], ...]] | None:
     """(the unresolved config as plain data, the files loaded) of a stored entry, or None."""
     folder = cache_dir()
-    if name is None or folder is None:
+    if folder is None:
         return None
     try:
         entry = json.loads((folder / f"{name}.json").read_text(encoding="utf-8"))
@@ -76,11 +116,11 @@ def load(name: str | None) -> tuple[Any, tuple[tuple[str, str], ...]] | None:
         return None
 
 
-def store(name: str | None, config: Any, loaded: tuple[tuple[str, str], ...]) -> None:
+def store(name: str, config: Any, loaded: tuple[tuple[str, str], ...]) -> None:
     """Keep an entry (best effort: a cache that cannot be written only makes the next call slower). A config
     that JSON would not give back unchanged (a non-string key, NaN) is not kept."""
     folder = cache_dir()
-    if name is None or folder is None:
+    if folder is None:
         return
     try:
         text = json.dumps({"config": config, "loaded": [list(x) for x in loaded]}, ensure_ascii=False)

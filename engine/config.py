@@ -122,36 +122,57 @@ def active_config() -> Composed | None:
 
 
 def compose(project: Project, overrides: list[str]) -> Composed:
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
+    """The project's config composed by Hydra with the overrides, resolved to plain data.
+
+    What Hydra composes from the files and the overrides that choose configs (`challenger=NAME`, `dataset=[...]`)
+    is kept on disk (engine/compose_cache.py); the overrides of values (`out=...`, `gate.rules.x.bound=0.5`) are
+    then applied by Hydra's own code, as Hydra applies them after composing; resolution runs every time."""
     from hydra.errors import HydraException
-    from hydra.types import RunMode
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    full_overrides = hydra_overrides(project, overrides)
-    cache_key = compose_cache.key([LAUNCHER_DIR, *project.search_path()], rewrite_overrides(overrides))
-    cached = compose_cache.load(cache_key)
+    rewritten = rewrite_overrides(overrides)
+    roots = [LAUNCHER_DIR, *project.search_path()]
     try:
-        if cached is not None:
-            unresolved, loaded = cached
-            plain = resolve(OmegaConf.create(unresolved)) if "${" in json.dumps(unresolved) else unresolved
-            return Composed(plain, loaded, tuple(overrides), project)
-        with initialize_config_dir(config_dir=str(LAUNCHER_DIR), version_base="1.3"), \
-                _capturing_defaults_list() as captured, yaml_fast.omegaconf_parsing():
-            cfg = hydra_compose(ENTRY_CONFIG, overrides=full_overrides)
-            # Which files were loaded into which package, for error messages (Hydra keeps no per-key origin):
-            # the defaults list Hydra composed with, else computed again (a second pass over every file)
-            defaults = captured[-1].defaults if captured else GlobalHydra.instance().config_loader(
-                ).compute_defaults_list(ENTRY_CONFIG, full_overrides, RunMode.RUN).defaults
-            loaded = tuple((d.config_path, d.package or "") for d in defaults
-                           if d.config_path and not d.config_path.startswith("hydra/") and d.package != "hydra")
-            plain = resolve(cfg)
-            compose_cache.store(cache_key, OmegaConf.to_container(cfg, resolve=False), loaded)
+        split = compose_cache.split_overrides(roots, rewritten)
+        if split is None:
+            cfg, loaded = _hydra_compose(project, rewritten)
+        else:
+            choices, values = split
+            key = compose_cache.key(roots, choices)
+            cached = compose_cache.load(key)
+            if cached is not None and not values and "${" not in json.dumps(cached[0]):
+                return Composed(cached[0], cached[1], tuple(overrides), project)  # nothing to resolve or apply
+            if cached is not None:
+                cfg, loaded = OmegaConf.create(cached[0]), cached[1]
+            else:
+                cfg, loaded = _hydra_compose(project, choices)
+                compose_cache.store(key, OmegaConf.to_container(cfg, resolve=False), loaded)
+            compose_cache.apply_values(cfg, values)
+        plain = resolve(cfg)
     except (HydraException, OmegaConfBaseException) as e:
         raise UserError(f"cannot compose the configuration: {_first_line_block(e)}") from e
     return Composed(plain, loaded, tuple(overrides), project)
+
+
+def _hydra_compose(project: Project, overrides: list[str]):
+    """(Hydra's composed config, the (config path, package) of every file loaded), overrides already rewritten."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import RunMode
+
+    full_overrides = hydra_overrides(project, overrides)  # rewriting rewritten overrides changes nothing
+    with initialize_config_dir(config_dir=str(LAUNCHER_DIR), version_base="1.3"), \
+            _capturing_defaults_list() as captured, yaml_fast.omegaconf_parsing():
+        cfg = hydra_compose(ENTRY_CONFIG, overrides=full_overrides)
+        # Which files were loaded into which package, for error messages (Hydra keeps no per-key origin):
+        # the defaults list Hydra composed with, else computed again (a second pass over every file)
+        defaults = captured[-1].defaults if captured else GlobalHydra.instance().config_loader(
+            ).compute_defaults_list(ENTRY_CONFIG, full_overrides, RunMode.RUN).defaults
+    loaded = tuple((d.config_path, d.package or "") for d in defaults
+                   if d.config_path and not d.config_path.startswith("hydra/") and d.package != "hydra")
+    return cfg, loaded
 
 
 @contextmanager

@@ -10,6 +10,7 @@ import pytest
 
 from engine import compose_cache
 from engine.config import compose, find_project
+from engine.errors import UserError
 from engine.redaction import SecretStr
 from tests.conftest import copy_fixture_project, run_cli
 
@@ -118,11 +119,44 @@ def test_the_cache_can_be_turned_off_and_survives_an_unwritable_folder(tmp_path,
 
 def test_old_entries_are_pruned(tmp_path, cache, monkeypatch):
     monkeypatch.setattr(compose_cache, "KEEP_ENTRIES", 3)
-    project = find_project(str(copy_fixture_project(tmp_path / "p")))
     for i in range(6):
-        compose(project, [f"+extra.n={i}"])
-        os.utime(entries(cache)[0], (1_000_000 + i, 1_000_000 + i)) if i == 0 else None
-    assert len(entries(cache)) == 3
+        compose_cache.store(f"entry{i}", {"n": i}, ())
+        os.utime(cache / f"entry{i}.json", (1_000_000 + i, 1_000_000 + i))
+    assert [p.stem for p in entries(cache)] == ["entry3", "entry4", "entry5"]  # the newest kept
+    assert compose_cache.load("entry5") == ({"n": 5}, ())
+
+
+def test_overrides_of_values_share_the_entry_of_their_config_choices(tmp_path, cache, monkeypatch):
+    project = find_project(str(copy_fixture_project(tmp_path / "p")))
+    runs = [["out=a.json"], ["out=b.json", "gate.rules.exact_floor.bound=0.9"], ["report=r.html", "~gate.reducer"],
+            ["challenger=lookup", "out=c.json"], ["challenger=lookup", "+extra.v=[1,2]"]]
+    for overrides in runs:
+        cached = compose(project, overrides)
+        assert cached.config == composed_without_cache(project, overrides, monkeypatch).config, overrides
+    assert len(entries(cache)) == 2  # one per choice of challenger
+    assert compose(project, runs[1]).config["gate"]["rules"]["exact_floor"]["bound"] == 0.9
+    assert "reducer" not in compose(project, runs[2]).config["gate"]
+
+
+def outcome(project, overrides):
+    try:
+        return compose(project, overrides).config
+    except UserError as e:
+        return f"refused: {e}"
+
+
+@pytest.mark.parametrize("overrides, refused", [
+    (["gate.rules.no_such_rule.bound=1"], True), (["challenger=no_such_model"], True), (["out=a.json,b.json"], True),
+    (["gate.reducer=[unclosed"], True), (["gate={reducer: any}"], False), (["~gate"], False)],
+    ids=["not-in-struct", "missing-choice", "sweep", "bad-syntax", "dict-to-group", "delete-group"])
+def test_an_unusual_override_gets_what_hydra_gives(tmp_path, cache, monkeypatch, overrides, refused):
+    project = find_project(str(copy_fixture_project(tmp_path / "p")))
+    compose(project, [])  # an entry exists: a refusal must come from the override, not from a miss
+    cached = outcome(project, overrides)
+    with monkeypatch.context() as m:
+        m.setenv("FLYWHEEL_COMPOSE_CACHE", "0")
+        assert cached == outcome(project, overrides)
+    assert isinstance(cached, str) == refused, cached
 
 
 def test_the_cli_gives_the_same_answer_from_the_cache_and_after_an_edit(tmp_path):
