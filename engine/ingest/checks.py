@@ -144,8 +144,9 @@ class KindChecks:
         that the checks compare plain columns; fw_checked adds the unknown fields, duplicate keys (fw_dup) and the
         verdict fw_ok. The returned expressions (over
         fw_checked) are the reasons (rejected records only), key, hash and the typed, privacy-treated columns.
-        `accepted`: the key is only wanted for records that passed (the insert): it does not look at fw_ok, which
-        DuckDB would otherwise evaluate twice, once in the filter and once more for the key (~10 % of the insert).
+        `accepted`: the columns are only wanted for records that passed (the insert). The key then does not look at
+        fw_ok, which DuckDB would otherwise evaluate twice, in the filter and once more for the key (~10 % of the
+        insert), and a typed column skips the test of its JSON type where the schema allows no other (`_typed`).
         """
         rec = self.rec
         out: dict[str, exp.Expression] = {c.name: self._typed(c, accepted) for c in self.kind.columns}
