@@ -31,7 +31,7 @@ class KindSQL(KindChecks):
         RETURNING tells which records went in: the others are explained by `validate`. Keys already stored or
         repeated in the batch are settled at the end of the batch (`settle`)."""
         k = self.kind
-        out, ctes = self.verdict(where)
+        out, ctes = self.verdict(where, accepted=True)
         typed = exp.select(*[exp.alias_(out[c.name], c.name, quoted=True) for c in k.columns],
                            exp.alias_(out["fw_key"], "fw_key"), exp.alias_(out["fw_hash"], "fw_hash"),
                            exp.alias_(_col("fw_extra"), "fw_extra"), _col("fw_line"), _col("fw_item")).from_(
