@@ -15,9 +15,20 @@ from sqlglot import exp
 DIALECT = "duckdb"
 
 
+_POSITION = frozenset({"line", "col", "start", "end"})  # where the parser found a token, in node.meta
+
+
 @lru_cache(maxsize=2048)
 def _parsed(text: str) -> exp.Expression:
-    return sqlglot.parse_one(text, dialect=DIALECT)
+    """A template's tree without the parser's token positions: nobody reads them in code-base SQL, and each is a
+    dict that every later copy of the tree (each use, each builder step, each render) deep-copies: ~40 % of a
+    copy's time."""
+    tree = sqlglot.parse_one(text, dialect=DIALECT)
+    for node in tree.walk():
+        meta = node._meta
+        if meta is not None and meta.keys() <= _POSITION:
+            node._meta = None
+    return tree
 
 
 def template(text: str) -> exp.Expression:
