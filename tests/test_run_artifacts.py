@@ -147,14 +147,20 @@ def _trace(tid, **fields) -> str:
     return json.dumps({**record, **fields})
 
 
-def _ingest_runs_its_plan(project: Path, *args: str) -> dict:
-    """`flywheel ingest ARGS`: its plan.sql is `flywheel compile ingest ARGS` and nothing else ran."""
+def _ingest_runs_its_plan(project: Path, *args: str, compiled: dict[tuple, str]) -> dict:
+    """`flywheel ingest ARGS`: its plan.sql is `flywheel compile ingest ARGS` and nothing else ran.
+
+    `compiled` holds the test's `flywheel compile ingest ARGS` outputs by ARGS: that command reads the config and
+    its arguments, never the store nor the input files (engine/commands/ingest.py compile_sql), so the same ARGS
+    in the same project are compiled once."""
     r = run_cli("ingest", *args, "ingest.max_quarantine_share=1", "out=ingest.json", cwd=project)
     assert r.code == 0, r
     run_dir, data = runs(project, "ingest")[-1]
-    compiled = run_cli("compile", "ingest", *args, "ingest.max_quarantine_share=1", cwd=project)
-    assert compiled.code == 0, compiled
-    assert_plan_is_what_ran(run_dir, data, compiled.stdout)
+    if args not in compiled:
+        c = run_cli("compile", "ingest", *args, "ingest.max_quarantine_share=1", cwd=project)
+        assert c.code == 0, c
+        compiled[args] = c.stdout
+    assert_plan_is_what_ran(run_dir, data, compiled[args])
     return {"ran": {s["name"] for s in data["steps"] if s["in_plan"]} | {s["step"] for s in data["steps"] if s["step"]},
             "result": r.json, "skipped": set(data["plan"]["skipped"])}
 
@@ -173,8 +179,9 @@ def test_ingest_runs_its_compiled_plan(project):
          "currency": "USD"}) + "\n" + json.dumps({"event_id": "e2", "timestamp": "x", "type": "explode"}) + "\n",
         encoding="utf-8")
 
+    plans: dict[tuple, str] = {}
     # a fresh ingest of every kind, accepted and quarantined records, a repeat and a conflict in one file
-    first = _ingest_runs_its_plan(project, "path=inbox")
+    first = _ingest_runs_its_plan(project, "path=inbox", compiled=plans)
     totals = first["result"]["totals"]
     assert (totals["read"], totals["inserted"], totals["duplicates"]) == (11, 4, 1), totals
     assert {"insert_traces", "insert_events", "validate_traces", "validate_feedback",
@@ -184,30 +191,30 @@ def test_ingest_runs_its_compiled_plan(project):
     assert "save_compiled_sql" in first["ran"] or "save_compiled_sql" in first["skipped"]
 
     # the same files again: every accepted record is a duplicate; earlier quarantined records are read again
-    again = _ingest_runs_its_plan(project, "path=inbox")
+    again = _ingest_runs_its_plan(project, "path=inbox", compiled=plans)  # compiled above
     assert again["result"]["totals"]["inserted"] == 0 and again["result"]["totals"]["duplicates"] == 5
     assert {"drop_settled_traces", "earlier_ingests", "load_compiled_sql"} <= again["ran"]
     assert "save_compiled_sql" in again["skipped"]  # the store held every compiled statement
 
     # one declared kind (its plan holds only that kind's statements), OTLP spans, Parquet
     (project / "more.jsonl").write_text(_trace("t9") + "\n", encoding="utf-8")
-    declared = _ingest_runs_its_plan(project, "path=more.jsonl", "kind=traces")
+    declared = _ingest_runs_its_plan(project, "path=more.jsonl", "kind=traces", compiled=plans)
     assert "insert_traces" in declared["ran"] and not any(n.endswith("_feedback") for n in declared["ran"])
     (project / "salted.jsonl").write_text(_trace("t10", user_id="alice") + "\n", encoding="utf-8")
-    salted = _ingest_runs_its_plan(project, "path=salted.jsonl", "ingest.privacy.salt=s3cret-salt")
+    salted = _ingest_runs_its_plan(project, "path=salted.jsonl", "ingest.privacy.salt=s3cret-salt", compiled=plans)
     assert salted["result"]["totals"]["inserted"] == 1
     plan_text = (runs(project, "ingest")[-1][0] / "plan.sql").read_text(encoding="utf-8")
     assert "$salt" in plan_text and "s3cret-salt" not in plan_text  # the salt is bound, never in the plan
     shutil.copy(OTEL / "current_layout.jsonl", project / "spans.jsonl")
-    otlp = _ingest_runs_its_plan(project, "path=spans.jsonl")
+    otlp = _ingest_runs_its_plan(project, "path=spans.jsonl", compiled=plans)
     assert otlp["result"]["totals"]["inserted"] > 0 and "detect" in otlp["ran"]
     pq.write_table(pa.table({"event_id": ["p1"], "user_id": ["u1"], "timestamp": ["2025-03-02T00:00:00Z"],
                              "type": ["conversion"], "amount": [1.0], "currency": ["USD"]}), project / "e.parquet")
-    parquet = _ingest_runs_its_plan(project, "path=e.parquet")
+    parquet = _ingest_runs_its_plan(project, "path=e.parquet", compiled=plans)
     assert "rows_to_json" in parquet["ran"] and parquet["result"]["totals"]["inserted"] == 1
 
     # the quarantine out to a file: its statements are the plan's too
-    export = _ingest_runs_its_plan(project, "export_quarantine=bad.jsonl")
+    export = _ingest_runs_its_plan(project, "export_quarantine=bad.jsonl", compiled=plans)
     assert export["result"]["export"]["records"] > 0 and (project / "bad.jsonl").exists()
     assert {"export_records", "export_forget", "export_lines", "export_withheld"} <= export["ran"]
     assert not any(n.startswith("insert_") for n in export["ran"])

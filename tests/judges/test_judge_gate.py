@@ -93,8 +93,11 @@ def test_a_changed_rubric_or_judge_model_makes_the_calibration_stale(judged_proj
     model = gate(project, low, "+metrics.quality.judge.params.pass_score=0.6", out="model.json")
     assert model.code == 1
     assert "stale calibration: the judge model changed" in rule(model.json, "quality_trusted")["message"]
-    # knowingly accepting an uncalibrated judge also covers a stale one; recalibrating clears it properly
-    assert gate(project, low, RUBRIC_V2, "++gate.rules.quality_trusted.allow_uncalibrated=true").code == 0
+    # knowingly accepting an uncalibrated judge also covers a stale one (the runs just judged under the changed
+    # rubric, gated again from the store); recalibrating clears it properly
+    accepted = gate(project, low, RUBRIC_V2, *stored(rubric), "++gate.rules.quality_trusted.allow_uncalibrated=true")
+    assert accepted.code == 0, accepted
+    assert "uncalibrated judge accepted" in rule(accepted.json, "quality_trusted")["message"]
     assert run_cli("judges", "calibrate", *JUDGED, RUBRIC_V2, cwd=project).code == 0
     again = gate(project, low, RUBRIC_V2, out="again.json")
     assert again.code == 0, again

@@ -162,7 +162,9 @@ def test_sweep_leaderboard_shows_verdict_and_failed_rules_first(open_page, swept
 def test_monitor_parity_names_the_live_source_configured(open_page, cli, tmp_path, shots):
     project = tmp_path / "helpdesk"
     assert cli("init", str(project), cwd=tmp_path).code == 0
-    assert cli("gate", cwd=project).code == 0  # the deployed model's lab run
+    # the deployed model's lab run: the traffic written below is my_model_v2's (the template's challenger)
+    lab = cli("evaluate", "model=my_model_v2", "out=lab.json", cwd=project)
+    assert lab.code == 0, lab
     write_production(project, days=10, per_day=25)
     assert cli("ingest", "path=data/production", cwd=project).code == 0
     texts = {}
@@ -171,6 +173,7 @@ def test_monitor_parity_names_the_live_source_configured(open_page, cli, tmp_pat
                 f"out={live}.json", cwd=project)
         assert r.code in (0, 1), r
         assert r.json["parity"][0]["live_source"] == live
+        assert r.json["parity"][0]["lab"]["run_id"] == lab.json["run_id"]  # compared with that lab run
         page = open_page(project / f"{live}.html", width=1280, height=900)
         assert page.load.errors == []
         texts[live] = page.evaluate("document.getElementById('parity').textContent")
