@@ -40,17 +40,19 @@ def _rows(table: str, scope: Scope) -> exp.Select:
     ts = exp.column("timestamp", table="x", quoted=True)
     if table == "traces":
         rel = exp.select("x.*", exp.alias_(exp.column("model_version", table="x"), "model_key")).from_(
-            scoped.subquery("x"))
+            scoped.subquery("x"), copy=False)
     elif table == "feedback":
         rel = (exp.select("x.*", exp.alias_(exp.column("model_version", table="t"), "model_key"),
                           exp.alias_(exp.column("window_start", table="t"), "trace_window"))
-               .from_(resolved("feedback").subquery("x"))
-               .join(scoped.subquery("t"), on="t.trace_id = x.trace_id", join_type="inner"))
+               .from_(resolved("feedback").subquery("x"), copy=False)
+               .join(scoped.subquery("t"), on="t.trace_id = x.trace_id", join_type="inner", copy=False))
     else:
-        rel = exp.select("x.*", exp.alias_(exp.Null(), "model_key")).from_(exp.table_("events").as_("x"))
+        rel = exp.select("x.*", exp.alias_(exp.Null(), "model_key")).from_(exp.table_("events").as_("x"), copy=False)
     # each row's own time decides its window (feedback may come a day after its trace)
     win = parse(f"""SELECT date_trunc('{scope.window}', x."timestamp")""").expressions[0]
-    return rel.select(exp.alias_(win, "kpi_window")).where(in_period(ts, "cur_start", "cur_end"))
+    # (the builders change the fresh trees here in place: copy=False, as a copy per step costs more than the query)
+    return rel.select(exp.alias_(win, "kpi_window"), copy=False).where(in_period(ts, "cur_start", "cur_end"),
+                                                                      copy=False)
 
 
 def aggregate_query(agg: AggregateSpec, scope: Scope, grouping: str) -> exp.Select:
@@ -58,10 +60,11 @@ def aggregate_query(agg: AggregateSpec, scope: Scope, grouping: str) -> exp.Sele
     value = user_expression(agg.agg, columns, aggregates=True, what=f"KPI aggregate '{agg.name}'")
     rows = _rows(agg.table, scope)
     if agg.where:
-        rows = rows.where(user_expression(agg.where, columns, what=f"KPI filter of '{agg.name}'"))
+        rows = rows.where(user_expression(agg.where, columns, what=f"KPI filter of '{agg.name}'"), copy=False)
     key = {"overall": exp.Null(), "window": exp.column("kpi_window"), "model": exp.column("model_key")}[grouping]
-    select = exp.select(exp.alias_(key, "grp"), exp.alias_(value, "v")).from_(rows.subquery("r"))
-    return select.group_by(exp.column("grp")) if grouping != "overall" else select
+    select = exp.select(exp.alias_(key, "grp"), exp.alias_(value, "v")).from_(rows.subquery("r", copy=False),
+                                                                              copy=False)
+    return select.group_by(exp.column("grp"), copy=False) if grouping != "overall" else select
 
 
 @by_content
@@ -73,13 +76,13 @@ def kpi_statement(kpi: KPISpec, scope: Scope, grouping: str) -> Statement:
                          for i, a in enumerate(aggregates)], distinct=True) \
         if len(aggregates) > 1 else exp.select("grp").from_(aggregate_query(aggregates[0], scope, grouping)
                                                             .subquery("g_0"))
-    select = exp.select(exp.column("grp", table="k")).from_(groups.subquery("k"))
-    for i, agg in enumerate(aggregates):
-        sub = aggregate_query(agg, scope, grouping).subquery(f"a_{i}")
+    select = exp.select(exp.column("grp", table="k")).from_(groups.subquery("k", copy=False), copy=False)
+    for i, agg in enumerate(aggregates):  # the select grows in place (copy=False): a copy per step is quadratic
+        sub = aggregate_query(agg, scope, grouping).subquery(f"a_{i}", copy=False)
         cond = exp.column("grp", table=f"a_{i}").eq(exp.column("grp", table="k")) if grouping != "overall" \
             else exp.true()
-        select = select.select(exp.alias_(exp.column("v", table=f"a_{i}"), agg.name)).join(sub, on=cond,
-                                                                                            join_type="left")
+        select = select.select(exp.alias_(exp.column("v", table=f"a_{i}"), agg.name), copy=False).join(
+            sub, on=cond, join_type="left", copy=False)
     outer = exp.select("*", exp.alias_(exp.cast(value, "DOUBLE"), "kpi_value")).from_(select.subquery("named"))
     if grouping != "overall":
         outer = outer.where(exp.column("grp").is_(exp.null()).not_()).order_by("grp")
