@@ -10,9 +10,10 @@ overrides after composing; so does a call served from the cache, with Hydra's co
 environment is read on every call.
 
 An override of Hydra's own settings (`hydra.searchpath=...`) could make composition read files the key does
-not cover: such a call composes without the cache, as does a sweep or a dict given to a config group. Entries are JSON (nothing in the cache can run code), written
-atomically; an unreadable entry is composed again and replaced. FLYWHEEL_COMPOSE_CACHE=0 turns the cache off;
-FLYWHEEL_CACHE_DIR moves it (default: $XDG_CACHE_HOME/flywheel, else ~/.cache/flywheel).
+not cover: such a call composes without the cache, as does a sweep or a dict given to a config group. Entries
+are JSON (nothing in the cache can run code), written atomically; an unreadable entry is composed again and
+replaced. FLYWHEEL_COMPOSE_CACHE=0 turns the cache off; FLYWHEEL_CACHE_DIR moves it (default:
+$XDG_CACHE_HOME/flywheel, else ~/.cache/flywheel).
 """
 from __future__ import annotations
 
