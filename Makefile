@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean bench browser
+.PHONY: demo test install clean bench browser java
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,12 @@ browser:
 # --dist loadfile keeps a module's tests on one worker, so its module-scoped fixtures are built once, not once per
 # worker; data shared by several modules (the simulated month) is built once per session (tests/session_cache.py).
 # tests/conftest.py hands modules out longest first (tests/module_seconds.json) so the two workers end together.
-test: $(STAMP) browser
+# Java for the Spark parity suite (tests/parity), installed with apt-get when missing; without it those tests skip
+# naming the step that failed (.ci/run makes that a failure).
+java:
+	@bash .ci/java --quiet || true
+
+test: $(STAMP) browser java
 	$(BIN)/python -m pytest -n 2 --dist loadfile -rs --durations=15 tests
 
 bench: $(STAMP)

@@ -99,7 +99,12 @@ def temp_table(name: str, query: exp.Expression, replace: bool = True) -> exp.Cr
 
 
 def render(node: exp.Expression, pretty: bool = False, dialect: str = DIALECT) -> str:
-    """The one place a tree becomes SQL text, in the backend's dialect (DuckDB, the store's, by default)."""
+    """The one place a tree becomes SQL text, in the backend's dialect (DuckDB, the store's, by default). Another
+    engine's text is rendered from a rewritten copy (engine/dialects/: where the engines read SQL differently)."""
+    if dialect != DIALECT:
+        from engine.dialects import for_dialect
+
+        node = for_dialect(node, dialect)
     return node.sql(dialect=dialect, pretty=pretty)
 
 

@@ -39,6 +39,23 @@ def pytest_configure(config):
         os.environ["FLYWHEEL_CACHE_DIR"] = config._flywheel_cache_dir = tempfile.mkdtemp(prefix="flywheel-test-cache-")
 
 
+# The Spark parity suite (tests/parity/) goes whole to one worker: one JVM and one Spark session for all its
+# modules (starting one costs seconds and a gigabyte), as its conftest asks.
+PARITY = "tests/parity/"
+
+
+def pytest_xdist_make_scheduler(config, log):
+    if getattr(config.option, "dist", "no") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class ParityTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return PARITY if nodeid.startswith(PARITY) else super()._split_scope(nodeid)
+
+    return ParityTogether(config, log)
+
+
 def pytest_unconfigure(config):
     made = getattr(config, "_flywheel_cache_dir", None)
     if made:
@@ -51,10 +68,12 @@ def pytest_collection_modifyitems(config, items):
     seconds = json.loads(MODULE_SECONDS.read_text(encoding="utf-8"))["seconds"]
     first_seen = {}
     for item in items:
-        first_seen.setdefault(item.nodeid.split("::", 1)[0], len(first_seen))
+        module = item.nodeid.split("::", 1)[0]
+        first_seen.setdefault(PARITY if module.startswith(PARITY) else module, len(first_seen))
 
     def weight(item) -> tuple[float, int]:
         module = item.nodeid.split("::", 1)[0]
+        module = PARITY if module.startswith(PARITY) else module
         return -seconds.get(module, 0.0), first_seen[module]
 
     items.sort(key=weight)  # stable: a module's tests keep their order

@@ -1,0 +1,25 @@
+"""The registry of dialect rewrites (engine/dialects/__init__.py says how they are used)."""
+from __future__ import annotations
+
+from typing import Callable
+
+from sqlglot import exp
+
+Rewrite = Callable[[exp.Expression], exp.Expression]
+_REWRITES: dict[str, list[Rewrite]] = {}
+
+
+class NotPortable(ValueError):
+    """A statement uses a construct the target engine would read differently, and no rewrite keeps its meaning."""
+
+
+def rewrite(dialect: str) -> Callable[[Rewrite], Rewrite]:
+    """Register a rewrite of trees rendered for `dialect`; rewrites run in the order their modules register them."""
+    def register(fn: Rewrite) -> Rewrite:
+        _REWRITES.setdefault(dialect, []).append(fn)
+        return fn
+    return register
+
+
+def registered(dialect: str) -> tuple[Rewrite, ...]:
+    return tuple(_REWRITES.get(dialect, ()))

@@ -1,0 +1,82 @@
+"""Run one statement on both engines over the same tables, and compare the results by key."""
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from typing import Any, Iterable, Mapping
+
+import duckdb
+import pyarrow as pa
+
+from engine.sql import Statement, render
+
+
+class SparkUnavailable(RuntimeError):
+    pass
+
+
+def spark_session():
+    """The suite's one session (engine/spark/session.py, as `backend=spark` builds it)."""
+    try:
+        import pyspark  # noqa: F401
+    except ImportError as e:
+        raise SparkUnavailable(f"step 'pip install pyspark' did not happen: {e}") from e
+    if not (os.environ.get("JAVA_HOME") or shutil.which("java")):
+        raise SparkUnavailable("step 'install a JDK' did not happen: no java on the PATH and no JAVA_HOME")
+    from engine.spark import session
+
+    return session.session("local[2]", "flywheel-parity", {"spark.sql.shuffle.partitions": "2"})
+
+
+def load_tables(spark, con: duckdb.DuckDBPyConnection, tables: Mapping[str, pa.Table]) -> None:
+    """The same Arrow tables as DuckDB tables and Spark temp views."""
+    for name, table in tables.items():
+        con.register(f"fw_src_{name}", table)
+        con.execute(f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM "fw_src_{name}"')
+        con.unregister(f"fw_src_{name}")
+        spark.createDataFrame(table).createOrReplaceTempView(name)
+
+
+def run_duckdb(con, statement: Statement, params: Mapping[str, Any] | None = None) -> list[dict]:
+    cur = con.execute(statement.text, {k: v for k, v in (params or {}).items() if k in statement.placeholders})
+    columns = [d[0] for d in cur.description]
+    return [dict(zip(columns, row)) for row in cur.fetchall()]
+
+
+def run_spark(spark, statement: Statement, params: Mapping[str, Any] | None = None) -> list[dict]:
+    text = render(statement.tree, pretty=True, dialect="spark")
+    args = {k: v for k, v in (params or {}).items() if k in statement.placeholders}
+    return spark.sql(text, args=args or None).toArrow().to_pylist()
+
+
+def same(a: Any, b: Any, rel: float = 1e-9) -> bool:
+    """Equal values: numbers within `rel` (relative), NaN equal to NaN, containers element by element."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+            return True
+        return a == b or math.isclose(float(a), float(b), rel_tol=rel, abs_tol=0.0)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(same(x, y, rel) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k], rel) for k in a)
+    return a == b
+
+
+def assert_same_rows(duck: list[dict], spark_rows: list[dict], key: Iterable[str], rel: float = 1e-9,
+                     what: str = "") -> None:
+    """The two engines' rows are the same, matched by `key` (order ignored): same keys, same values."""
+    key = tuple(key)
+    index = {tuple(r[k] for k in key): r for r in duck}
+    other = {tuple(r[k] for k in key): r for r in spark_rows}
+    assert len(index) == len(duck) and len(other) == len(spark_rows), f"{what}: key {key} is not unique"
+    assert index.keys() == other.keys(), (f"{what}: keys differ; only DuckDB: {sorted(index.keys() - other.keys())[:5]}"
+                                          f" only Spark: {sorted(other.keys() - index.keys())[:5]}")
+    for k, row in index.items():
+        theirs = {c.lower(): v for c, v in other[k].items()}
+        for column, value in row.items():
+            assert column.lower() in theirs, f"{what}: Spark has no column {column!r}"
+            assert same(value, theirs[column.lower()], rel), \
+                f"{what} {dict(zip(key, k))}: {column} is {value!r} on DuckDB, {theirs[column.lower()]!r} on Spark"
