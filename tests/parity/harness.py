@@ -9,7 +9,7 @@ from typing import Any, Iterable, Mapping
 import duckdb
 import pyarrow as pa
 
-from engine.sql import Statement, render
+from engine.sql import Statement
 
 
 class SparkUnavailable(RuntimeError):
@@ -40,14 +40,17 @@ def load_tables(spark, con: duckdb.DuckDBPyConnection, tables: Mapping[str, pa.T
 
 def run_duckdb(con, statement: Statement, params: Mapping[str, Any] | None = None) -> list[dict]:
     cur = con.execute(statement.text, {k: v for k, v in (params or {}).items() if k in statement.placeholders})
+    if cur.description is None:
+        return []
     columns = [d[0] for d in cur.description]
     return [dict(zip(columns, row)) for row in cur.fetchall()]
 
 
 def run_spark(spark, statement: Statement, params: Mapping[str, Any] | None = None) -> list[dict]:
-    text = render(statement.tree, pretty=True, dialect="spark")
-    args = {k: v for k, v in (params or {}).items() if k in statement.placeholders}
-    return spark.sql(text, args=args or None).toArrow().to_pylist()
+    """As `backend=spark` runs it (engine/spark/execute.py): a temp-table step becomes a cached view."""
+    from engine.spark import execute
+
+    return execute.run(spark, statement, {k: v for k, v in (params or {}).items() if k in statement.placeholders})
 
 
 def same(a: Any, b: Any, rel: float = 1e-9) -> bool:

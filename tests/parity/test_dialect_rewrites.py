@@ -37,3 +37,14 @@ def test_every_spark_rewrite_has_a_parity_test():
     sources = "".join(p.read_text() for p in pathlib.Path(__file__).parent.glob("test_*.py"))
     missing = [fn.__name__ for fn in rewrites("spark") if fn.__name__ not in sources]
     assert not missing, f"Spark rewrites without a parity test naming them: {missing}"
+
+
+def test_a_temp_table_step_is_a_view_later_steps_read(both):
+    spark, con = both
+    make = Statement("make", parse("CREATE OR REPLACE TEMP TABLE fw_parity_tmp AS SELECT g, count(x) AS n, "
+                                   "sum(x) AS s FROM xs WHERE x > $lo GROUP BY g"), ("lo",))
+    read = Statement("read", parse("SELECT g, n, s FROM fw_parity_tmp"))
+    for lo in (0.0, 1.0):  # made twice: the second replaces the first
+        run_duckdb(con, make, {"lo": lo})
+        run_spark(spark, make, {"lo": lo})
+        assert_same_rows(run_duckdb(con, read), run_spark(spark, read), ["g"], what=f"temp table, x > {lo}")

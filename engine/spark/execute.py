@@ -1,0 +1,71 @@
+"""Run one plan statement on a SparkSession: the statement's tree rendered in Spark SQL, its `$name` parameters
+bound as Spark's named parameters (`:name`), its rows read through Arrow (instants come back as UTC datetimes,
+as DuckDB returns them).
+
+A statement that materialises a relation for later steps (`CREATE TEMP TABLE x AS query`) becomes a cached
+temp view; Spark has no temporary tables. Writes into store tables never run here: the backend
+(engine/spark/backend.py) sends them to the store."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import pyarrow as pa
+from sqlglot import exp
+
+from engine.sql import Statement, render
+
+DIALECT = "spark"
+
+
+def spark_text(tree: exp.Expression) -> str:
+    return render(tree, pretty=True, dialect=DIALECT)
+
+
+def bound(statement: Statement, params: Mapping[str, Any]) -> dict[str, Any]:
+    used = statement.placeholders
+    missing = used - params.keys()
+    if missing:
+        raise KeyError(f"statement '{statement.name}' needs the parameters {sorted(missing)}")
+    return {name: params[name] for name in used}
+
+
+def temp_relation(tree: exp.Expression) -> tuple[str, exp.Expression] | None:
+    """(name, query) of a `CREATE [OR REPLACE] TEMP TABLE name AS query`, else None."""
+    if not isinstance(tree, exp.Create) or str(tree.args.get("kind", "")).upper() != "TABLE":
+        return None
+    props = tree.args.get("properties")
+    temporary = props is not None and any(isinstance(p, exp.TemporaryProperty) for p in props.expressions)
+    query = tree.expression
+    if not temporary or query is None:
+        return None
+    return tree.this.name, query
+
+
+def dataframe(spark, statement: Statement, params: Mapping[str, Any], tree: exp.Expression | None = None):
+    args = bound(statement, params)
+    return spark.sql(spark_text(tree if tree is not None else statement.tree), args=args or None)
+
+
+def run(spark, statement: Statement, params: Mapping[str, Any]) -> list[dict]:
+    """Run a SELECT (its rows as dicts) or a temp-table step (a cached view; no rows)."""
+    return arrow(spark, statement, params).to_pylist()
+
+
+def arrow(spark, statement: Statement, params: Mapping[str, Any]) -> pa.Table:
+    created = temp_relation(statement.tree)
+    if created is not None:
+        name, query = created
+        previous = _cached_view(spark, name)
+        frame = dataframe(spark, statement, params, query).localCheckpoint()  # computed once, like a table
+        frame.createOrReplaceTempView(name)
+        if previous is not None:
+            previous.unpersist()
+        return pa.table({})
+    return dataframe(spark, statement, params).toArrow()
+
+
+def _cached_view(spark, name: str):
+    try:
+        return spark.table(name) if spark.catalog.tableExists(name) else None
+    except Exception:
+        return None
