@@ -74,6 +74,8 @@ def validate(composed: Composed, sections: tuple[str, ...] | None = None) -> Non
     check("config", cfg, "")
     if isinstance(cfg.get("store"), dict):
         check("store", cfg["store"], "store")
+    if isinstance(cfg.get("backend"), dict):
+        check("backend", cfg["backend"], "backend")
     for name, spec in (cfg.get("dataset") or {}).items():
         if isinstance(spec, dict):
             check("dataset", spec, f"dataset.{name}")

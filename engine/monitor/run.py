@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from engine.backend import DuckDBBackend
+from engine.backend_choice import backend_for, provenance
 from engine.executor import execute
 from engine.ingest.batches import STALE_RUNS, stale_monitor_runs
 from engine.monitor import kpis as kpi_mod
@@ -88,7 +89,8 @@ def run_monitor(store: Store, cfg: dict, project_dir) -> MonitorOutcome:
     monitor, metrics = cfg["monitor"], cfg.get("metrics") or {}
     spec = MonitorSpec.of(monitor)
     scope = spec.scope
-    con = store.con
+    backend = backend_for(store, cfg, project_dir)  # DuckDB, or Spark over the production sources
+    run = backend.run
     started = utc_now()
     hashes = online_hashes(cfg)
 
@@ -96,27 +98,27 @@ def run_monitor(store: Store, cfg: dict, project_dir) -> MonitorOutcome:
     with store.transaction():
         newly_scored = {}
         for m in hashes:
-            rows = execute(con, online.score_statement(scope, spec.online, m, metrics[m]), {})
+            rows = run(online.score_statement(scope, spec.online, m, metrics[m]), {})
             newly_scored[m] = int(next(iter(rows[0].values()))) if rows else 0
-    periods = compute_periods(con, spec, lambda st: execute(con, st, {}))
+    periods = compute_periods(None, spec, lambda st: run(st, {}))
     params = {**periods.params(), "pairs": [f"{m}:{h}" for m, h in hashes.items()]}
-    online_summary = execute(con, online.summary_statement(scope), params) if hashes and periods.cur_start else []
+    online_summary = run(online.summary_statement(scope), params) if hashes and periods.cur_start else []
 
     # 2. drift, reference profiles stored as they are fitted
-    golden_version = _golden_version(con, spec)
+    golden_version = _golden_version(run, spec)
     with store.transaction():
-        drift = [evaluate_rule(con, rule, spec, monitor, periods, hashes, golden_version).to_json()
+        drift = [evaluate_rule(backend, rule, spec, monitor, periods, hashes, golden_version).to_json()
                  for rule in spec.drift.values()]
 
     # 3. KPIs, each with the rows of its sources and the join coverage of its feedback
     min_share = spec.min_join_share
-    sources = {t: kpi_mod.source_coverage(t, _one(con, st, params))
+    sources = {t: kpi_mod.source_coverage(t, _one(run, st, params))
                for t, st in kpi_mod.source_statements(tuple(spec.kpis.values()), scope).items()}
     kpis = []
     for kpi in spec.kpis.values():
-        rows = {st.name.rsplit(".", 1)[1]: execute(con, st, params) for st in kpi_mod.statements(kpi, scope)}
+        rows = {st.name.rsplit(".", 1)[1]: run(st, params) for st in kpi_mod.statements(kpi, scope)}
         where = {a.name: a.where for a in kpi.aggregates}
-        filtered = {a: Coverage.from_row("feedback", f"feedback records ({where[a]})", _one(con, st, params))
+        filtered = {a: Coverage.from_row("feedback", f"feedback records ({where[a]})", _one(run, st, params))
                     for a, st in kpi_mod.coverage_statements(kpi, scope).items()}
         kpis.append(kpi_mod.judge(kpi, rows, sources, filtered, min_share).to_json())
 
@@ -124,15 +126,15 @@ def run_monitor(store: Store, cfg: dict, project_dir) -> MonitorOutcome:
     parity_results = []
     for check in spec.parity.values():
         p = {**params, "lab_metric": check.lab_metric, "lab_metric_hash": hashes.get(check.lab_metric, "")}
-        live_rows = execute(con, parity.live_statement(check, scope), p) if periods.cur_start else []
-        lookup = _lab_lookup(con, check.lab_metric)
+        live_rows = run(parity.live_statement(check, scope), p) if periods.cur_start else []
+        lookup = _lab_lookup(run, check.lab_metric)
         statement = parity.coverage_of(check, scope)
-        coverage = (Coverage.from_row("feedback", "scored feedback records", _one(con, statement, params))
+        coverage = (Coverage.from_row("feedback", "scored feedback records", _one(run, statement, params))
                     if statement is not None else None)
         parity_results += [r.to_json() for r in parity.judge(check, live_rows, lookup, coverage, min_share,
                                                              scope.model)]
 
-    stale = stale_monitor_runs(con)  # earlier monitor runs that read ingest batches retracted since
+    stale = stale_monitor_runs(store.con)  # earlier monitor runs that read ingest batches retracted since
     alerts = ([("drift", d) for d in drift if d["status"] != "ok"] + [("kpi", k) for k in kpis if k["status"] != "ok"]
               + [("parity", r) for r in parity_results if r["status"] != "ok"])
     # no_data fails closed: a figure computed from nothing blocks whatever the check's severity
@@ -163,34 +165,35 @@ def run_monitor(store: Store, cfg: dict, project_dir) -> MonitorOutcome:
         "kpis": kpis,
         "parity": parity_results,
         "store": str(store.path),
+        "backend": provenance(backend),  # the engine that ran the statements (Spark: its master and version)
         "stale_runs": stale,  # earlier runs that read records retracted since
     }
     _append(store, result, {"monitor": monitor, "online_metric_hashes": hashes})
     return MonitorOutcome(result, not blocking)
 
 
-def _one(con, statement: Statement, params: dict) -> dict:
+def _one(run, statement: Statement, params: dict) -> dict:
     """The single row of a coverage or count statement (zeros when there is no current period)."""
     if params.get("cur_start") is None:
         return {"matched": 0, "unmatched": 0, "out_of_scope": 0, "unmatched_ids": 0, "examples": [], "n": 0}
-    return execute(con, statement, params)[0]
+    return run(statement, params)[0]
 
 
-def _golden_version(con, spec: MonitorSpec) -> str | None:
+def _golden_version(run, spec: MonitorSpec) -> str | None:
     if spec.reference.kind != "golden":
         return None
-    rows = execute(con, GOLDEN_VERSION, {"dataset": spec.reference.dataset})
+    rows = run(GOLDEN_VERSION, {"dataset": spec.reference.dataset})
     return rows[0]["dataset_version"] if rows else None
 
 
-def _lab_lookup(con, lab_metric: str):
+def _lab_lookup(run, lab_metric: str):
     def lookup(model_name, model_version):
         params = {"model_name": model_name, "model_version": model_version, "lab_metric": lab_metric}
-        run = execute(con, LAB_RUN, params)
-        if not run:
+        lab_run = run(LAB_RUN, params)
+        if not lab_run:
             return None
-        rows = execute(con, LAB_SCORES, {"run_id": run[0]["run_id"], "lab_metric": lab_metric})
-        return run[0]["run_id"], rows
+        rows = run(LAB_SCORES, {"run_id": lab_run[0]["run_id"], "lab_metric": lab_metric})
+        return lab_run[0]["run_id"], rows
     return lookup
 
 

@@ -51,7 +51,30 @@ def run(spark, statement: Statement, params: Mapping[str, Any]) -> list[dict]:
     return arrow(spark, statement, params).to_pylist()
 
 
+class SparkStatementFailed(RuntimeError):
+    """A plan statement Spark refused or failed on, named (not the user's SQL: that is a UserError)."""
+
+
 def arrow(spark, statement: Statement, params: Mapping[str, Any]) -> pa.Table:
+    from pyspark.errors import PySparkException
+
+    try:
+        return _arrow(spark, statement, params)
+    except PySparkException as e:
+        from engine.executor import _owner, user_sql_failure
+
+        first = str(e).splitlines()[0]
+        failure = user_sql_failure(_AsDuckDBError(first), statement.tree, _owner(statement.name))
+        if failure is not None:
+            raise failure.__class__(str(failure).replace("when DuckDB ran it", "when Spark ran it")) from e
+        raise SparkStatementFailed(f"statement '{statement.name}' failed on Spark: {first}") from e
+
+
+class _AsDuckDBError(Exception):
+    """A Spark failure shaped for executor.user_sql_failure (which reads only its message)."""
+
+
+def _arrow(spark, statement: Statement, params: Mapping[str, Any]) -> pa.Table:
     created = temp_relation(statement.tree)
     if created is not None:
         name, query = created

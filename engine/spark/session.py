@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 from typing import Any, Mapping
 
 from engine.errors import OperationalError, UserError
@@ -18,6 +19,7 @@ FIXED_CONF = {"spark.sql.session.timeZone": "UTC",
 DEFAULT_CONF = {"spark.sql.shuffle.partitions": "4", "spark.driver.memory": "2g",
                 "spark.sql.execution.arrow.pyspark.enabled": "true"}
 
+LOG_CONFIG = Path(__file__).with_name("log4j2.properties")
 _session = None
 
 
@@ -40,7 +42,10 @@ def session(master: str = "local[2]", app_name: str = "flywheel", conf: Mapping[
     require_pyspark()
     from pyspark.sql import SparkSession
 
-    builder = SparkSession.builder.master(master).appName(app_name)
+    if master.startswith("local"):
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # no lookup of the host's name, no warning about it
+    quiet = f"-Dlog4j2.configurationFile={LOG_CONFIG.as_uri()}"
+    builder = SparkSession.builder.master(master).appName(app_name).config("spark.driver.extraJavaOptions", quiet)
     for key, value in {**DEFAULT_CONF, **dict(conf or {}), **FIXED_CONF}.items():
         builder = builder.config(key, str(value))
     try:
@@ -48,6 +53,10 @@ def session(master: str = "local[2]", app_name: str = "flywheel", conf: Mapping[
     except Exception as e:  # the JVM did not start: not the user's SQL
         raise OperationalError(f"could not start Spark (master {master!r}): {str(e).splitlines()[0]}") from e
     _session.sparkContext.setLogLevel("ERROR")
+    import logging
+
+    for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):  # a failed query: our message says it
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     return _session
 
 
@@ -55,4 +64,5 @@ def stop() -> None:
     global _session
     if _session is not None:
         _session.stop()
-        _session = None
+        LOG_CONFIG = Path(__file__).with_name("log4j2.properties")
+_session = None

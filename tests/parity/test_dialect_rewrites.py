@@ -48,3 +48,48 @@ def test_a_temp_table_step_is_a_view_later_steps_read(both):
         run_duckdb(con, make, {"lo": lo})
         run_spark(spark, make, {"lo": lo})
         assert_same_rows(run_duckdb(con, read), run_spark(spark, read), ["g"], what=f"temp table, x > {lo}")
+
+
+def test_md5_number_buckets_equal_duckdbs(both):
+    """md5_number_buckets: the sampling hash's bucket is the same on Spark, for ids of every shape."""
+    spark, con = both
+    ids = ["", "a", "abc", "trace-0001", "é", "e\u0301", "日本語のトレース", "🙂" * 40, "x" * 10_000, "\u2028", "0"]
+    ids += [f"{i:032x}" for i in range(0, 2 ** 128, 2 ** 121)]
+    load_tables(spark, con, {"ids": pa.table({"id": ids})})
+    for n in (1_000_000, 97, 2):
+        st = Statement("buckets", parse(f"SELECT id, md5_number('salt:' || id) % {n} AS b, "
+                                        f"md5_number(id) % {n} AS b0 FROM ids"))
+        duck = run_duckdb(con, st)
+        assert len({r["b"] for r in duck}) > 1
+        assert_same_rows(duck, run_spark(spark, st), ["id"], what=f"md5_number % {n}")
+
+
+def test_a_bare_md5_number_is_refused_for_spark():
+    from engine.dialects import NotPortable
+    from engine.sql import render
+
+    with pytest.raises(NotPortable, match="md5_number"):
+        render(parse("SELECT md5_number(id) FROM ids"), dialect="spark")
+
+
+def test_regex_split_keeps_empty_pieces_like_duckdb(both):
+    """regex_split: regexp_split_to_array on both engines, separators at the ends and repeated."""
+    spark, con = both
+    texts = ["a b", " a  b ", "", "   ", "naïve café", "e\u0301te", "日本 語", "x\u2028y", "a-b_c"]
+    load_tables(spark, con, {"texts": pa.table({"i": list(range(len(texts))), "s": texts})})
+    st = Statement("split", parse(r"SELECT i, regexp_split_to_array(s, '[^\pL\pN]+') AS parts, "
+                                  r"regexp_split_to_array(s, ' ') AS spaces FROM texts"))
+    assert_same_rows(run_duckdb(con, st), run_spark(spark, st), ["i"], what="regexp_split_to_array")
+
+
+def test_hoisted_ctes_one_relation_read_twice(both):
+    """hoisted_ctes: a subquery with its own WITH, used twice in one statement (and a second CTE of the same
+    name with another body), gives the same rows on Spark."""
+    spark, con = both
+    sub = "(WITH fw_r AS (SELECT g, x FROM xs WHERE x > {lo}) SELECT g, count(*) AS n FROM fw_r GROUP BY g)"
+    st = Statement("hoist", parse(f"SELECT a.g, a.n AS above0, b.n AS above1, c.n AS above0_again "
+                                  f"FROM {sub.format(lo=0)} AS a JOIN {sub.format(lo=1)} AS b ON a.g = b.g "
+                                  f"JOIN {sub.format(lo=0)} AS c ON a.g = c.g"))
+    rows = run_duckdb(con, st)
+    assert rows and all(r["above0"] == r["above0_again"] > r["above1"] for r in rows)
+    assert_same_rows(rows, run_spark(spark, st), ["g"], what="nested CTEs")

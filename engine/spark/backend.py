@@ -1,0 +1,144 @@
+"""Spark as a plan backend: the statements that read production data run on Spark; the store stays local.
+
+A plan statement is routed by what it reads and writes:
+- a statement that reads the production sources (`traces`, `feedback`, `events`) or a relation an earlier Spark
+  step made (a drift sample, a training set) runs on Spark. Store tables it also reads (live scores, golden
+  cases, tool steps) are mirrored into Spark as temp views, on first use;
+- an `INSERT INTO <store table> SELECT ...` whose SELECT reads production data runs its SELECT on Spark and
+  writes the rows into the store (results, run artifacts and time series are small and stay local);
+- anything else (the store's own bookkeeping, lab runs, stored profiles) runs on the store, as with DuckDB.
+
+The production sources come from `source.*` (engine/spark/sources.py): a Parquet dataset read natively by
+Spark, or the store's table mirrored through Arrow (fine for a demo, not for hundreds of millions of rows)."""
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from typing import Any, Mapping
+
+import pyarrow as pa
+from sqlglot import exp
+
+from engine import executor
+from engine.backend import WriteMode, DuckDBBackend
+from engine.spark import execute as spark_exec, sources
+from engine.sql import Statement
+
+PRODUCTION = ("traces", "feedback", "events")
+FW_ROWS = "fw_chunk"  # the name executor.execute_over gives the Spark rows while the store inserts them
+
+
+class SparkBackend:
+    dialect = spark_exec.DIALECT
+
+    def __init__(self, store, spark, sources: Mapping[str, Any]):
+        """`sources`: table name -> a Spark DataFrame of that production table (engine/spark/sources.py)."""
+        self.store = store
+        self.spark = spark
+        self.local = DuckDBBackend(store)
+        self._spark_tables: set[str] = set()  # temp views this backend made (sources, steps, mirrors)
+        self._mirrored: set[str] = set()
+        for name, frame in sources.items():
+            frame.createOrReplaceTempView(name)
+            self._spark_tables.add(name)
+        self.on_spark: list[str] = []  # statement names run on Spark, in order (provenance, tests)
+
+    # -- routing -------------------------------------------------------------------------------------------
+    def runs_on_spark(self, tree: exp.Expression) -> bool:
+        return bool(_tables_read(tree) & self._spark_tables)
+
+    def run(self, statement: Statement, params: Mapping[str, Any]) -> list[dict]:
+        tree = statement.tree
+        if tree is None:
+            return self.local.run(statement, params)
+        if isinstance(tree, exp.Insert):
+            return self._insert(statement, params)
+        made = spark_exec.temp_relation(tree)
+        if not self.runs_on_spark(tree):
+            if made is not None:
+                self._spark_tables.discard(made[0])  # a local temp table of that name now shadows nothing here
+            return self.local.run(statement, params)
+        self._mirror(_tables_read(tree))
+        self.on_spark.append(statement.name)
+        rows = spark_exec.run(self.spark, statement, params)
+        if made is not None:
+            self._spark_tables.add(made[0])
+        return rows
+
+    def read_arrow(self, statement: Statement, params: Mapping[str, Any]) -> pa.Table:
+        if statement.tree is None or not self.runs_on_spark(statement.tree):
+            return self.local.read_arrow(statement, params)
+        self._mirror(_tables_read(statement.tree))
+        self.on_spark.append(statement.name)
+        return spark_exec.arrow(self.spark, statement, params)
+
+    def write(self, table: str, frame: pa.Table, mode: WriteMode = "append") -> int:
+        self._stale(table)
+        return self.local.write(table, frame, mode)
+
+    def write_step(self, step, frame: pa.Table) -> int:
+        self._stale(step.table)
+        return self.local.write_step(step, frame)
+
+    def transaction(self) -> AbstractContextManager:
+        return self.store.transaction()
+
+    # -- writes of Spark results into the store ---------------------------------------------------------------
+    def _insert(self, statement: Statement, params: Mapping[str, Any]) -> list[dict]:
+        """INSERT INTO <store table> SELECT ...: the SELECT on Spark when it reads Spark data, the insert local."""
+        tree: exp.Insert = statement.tree  # type: ignore[assignment]
+        target = tree.this.this if isinstance(tree.this, exp.Schema) else tree.this
+        self._stale(target.name)
+        query = tree.expression
+        if query is None or not self.runs_on_spark(query):
+            return self.local.run(statement, params)
+        if tree.args.get("returning") is not None:
+            raise NotImplementedError(f"statement '{statement.name}': INSERT ... RETURNING of Spark rows")
+        self._mirror(_tables_read(query))
+        select_step = Statement(f"{statement.name}:spark", query,
+                                tuple(p for p in statement.params if p in _placeholders(query)))
+        self.on_spark.append(statement.name)
+        rows = spark_exec.arrow(self.spark, select_step, params)
+        local = tree.copy()
+        local.set("expression", exp.select(*[exp.column(c, quoted=True) for c in rows.column_names]).from_(FW_ROWS))
+        remaining = Statement(statement.name, local, tuple(p for p in statement.params if p in _placeholders(local)))
+        return executor.execute_over(self.store.con, remaining, dict(params), rows,
+                                     fetch=lambda cursor: _rows(cursor))
+
+    # -- store tables seen from Spark ------------------------------------------------------------------------------
+    def _mirror(self, tables: set[str]) -> None:
+        """Store tables a Spark statement reads, copied into Spark (through Arrow) the first time they are read
+        after a write."""
+        wanted = tables - self._spark_tables - self._mirrored
+        if not wanted:
+            return
+        stored = {r["table_name"] for r in self.local.run(STORE_TABLES, {})}
+        for name in sorted(wanted & stored):
+            sources.dataframe(self.spark, self.local.read_arrow(_whole(name), {})).createOrReplaceTempView(name)
+            self._mirrored.add(name)
+
+    def _stale(self, table: str) -> None:
+        self._mirrored.discard(table)
+
+
+STORE_TABLES = Statement("spark:store_tables", exp.select("table_name").from_("information_schema.tables").where(
+    exp.column("table_schema").eq(exp.Literal.string("main"))))
+
+
+def _whole(table: str) -> Statement:
+    return Statement(f"spark:mirror:{table}", exp.select("*").from_(exp.to_table(table)))
+
+
+def _tables_read(tree: exp.Expression) -> set[str]:
+    ctes = {c.alias_or_name for c in tree.find_all(exp.CTE)}
+    return {t.name for t in tree.find_all(exp.Table) if not t.db and t.name not in ctes}
+
+
+def _placeholders(tree: exp.Expression) -> set[str]:
+    return {p.name for p in tree.find_all(exp.Placeholder)}
+
+
+def _rows(cursor) -> list[dict]:
+    if cursor.description is None:
+        return []
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row)) for row in cursor.fetchall()]
