@@ -67,6 +67,14 @@ class DuckDBBackend:
         return self.store.transaction()
 
 
+def run_on(target, statement: Statement, params: Mapping[str, Any]) -> list[dict]:
+    """Run a statement on a backend (DuckDB, or Spark for production data) or, as tests and library callers
+    do, directly on a DuckDB connection."""
+    if hasattr(target, "dialect"):
+        return target.run(statement, params)
+    return executor.execute(target, statement, dict(params))
+
+
 def run_plan(backend: Backend, plan: Plan, params: Mapping[str, Any]) -> dict[str, list[dict]]:
     """Every SQL statement of a plan, in order, on one backend: each statement's rows by its name."""
     return {st.name: backend.run(st, params) for st in plan.statements if isinstance(st, Statement)}

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 
 from engine.agents.otel_steps import production_tool_calls
-from engine.executor import execute
+from engine.backend import run_on
 from engine.sql import statement
 from engine.bridge.redact import redact_text
 
@@ -41,7 +41,7 @@ def agent_parts(con, rows: list[dict], policies: dict, pii: list[str]) -> dict[s
     if not ids:
         return {}
     calls = production_tool_calls(con, ids)
-    turns = {r["trace_id"]: json.loads(r["messages"]) for r in execute(con, _CONVERSATIONS, {"ids": ids})}
+    turns = {r["trace_id"]: json.loads(r["messages"]) for r in run_on(con, _CONVERSATIONS, {"ids": ids})}
     forbidden = _forbidden_by_policy(policies)
     out: dict[str, dict] = {}
     for row in rows:

@@ -34,6 +34,7 @@ import pyarrow as pa
 
 from engine.ingest.genai_layouts import _message_text, _messages
 from engine.ingest.otel import attributes_dict, otel_id, unix_nanos
+from engine.backend import run_on
 from engine.executor import execute
 from engine.provenance import canonical_json
 from engine.sql import statement
@@ -232,7 +233,7 @@ def production_tool_calls(con, trace_ids: list[str]) -> dict[str, list[dict]]:
     Arguments and results are left out: they may hold personal data the bridge's redaction does not cover."""
     if not trace_ids:
         return {}
-    rows = [tuple(r.values()) for r in execute(con, _TOOL_CALLS, {"ids": list(trace_ids)})]
+    rows = [tuple(r.values()) for r in run_on(con, _TOOL_CALLS, {"ids": list(trace_ids)})]
     out: dict[str, list[dict]] = {}
     for trace_id, name, error in rows:
         out.setdefault(trace_id, []).append({"name": name, **({"error": error} if error else {})})

@@ -18,10 +18,10 @@ from engine.bridge.redact import redact
 from engine.bridge.spec import BridgeSpec, ExportSpec
 from engine.bridge.sampling import compile_policy
 from engine.bridge.texts import text_hash
-from engine.bulk import write_arrow
 from engine.dataset_carry import follow_head
 from engine.errors import UserError
 from engine.monitor.sources import with_resolved_feedback
+from engine.backend_choice import backend_for, provenance
 from engine.executor import execute
 from engine.monitor.sources import traces_in_scope
 from engine.monitor.spec import Scope
@@ -199,9 +199,10 @@ def run_bridge(store: Store, cfg: dict, project_dir: Path, import_labels: str | 
         publish.recover(store, project_dir, out_dir)
     export_id = f"bridge-{utc_now().strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
     staging = publish.Staging(store, out_dir, export_id, project_dir)
+    backend = backend_for(store, cfg, project_dir)  # DuckDB, or Spark over the production sources
     try:
         with store.transaction():
-            result = _export(store, cfg, plan, project_dir, import_labels, out_dir, staging)
+            result = _export(store, backend, cfg, plan, project_dir, import_labels, out_dir, staging)
             with journal.step(PUBLISH.name):
                 staging.record()
             _test_seam("before_commit")
@@ -224,10 +225,10 @@ def _test_seam(point: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _export(store: Store, cfg: dict, plan: Plan, project_dir: Path, import_labels: str | None, out_dir: Path,
-            staging: publish.Staging) -> dict:
+def _export(store: Store, backend, cfg: dict, plan: Plan, project_dir: Path, import_labels: str | None,
+            out_dir: Path, staging: publish.Staging) -> dict:
     bridge = BridgeSpec.of(cfg)
-    con = store.con
+    run = backend.run
     export_id = staging.export_id
     exported_at = utc_now().isoformat()
     config_hash = provenance_hash(cfg["bridge"])  # the section as configured (a default added later changes nothing)
@@ -237,15 +238,16 @@ def _export(store: Store, cfg: dict, plan: Plan, project_dir: Path, import_label
         with journal.step(PARENT.name):
             parent = _parent_dataset(store, cfg, project_dir, name)
     result = {"command": "bridge", "export_id": export_id, "config_hash": config_hash, "exported_at": exported_at,
-              "policies": {}, "training": None, "golden": None, "store": str(store.path)}
+              "policies": {}, "training": None, "golden": None, "store": str(store.path),
+              "backend": provenance(backend)}
     if import_labels:
         with journal.step(IMPORT.name):
             result["golden"] = _import_labels(store, project_dir, import_labels, parent, out_dir, staging)
         return result
 
     steps = {st.name: st for st in plan.statements}
-    execute(con, steps["select"], {})
-    for row in execute(con, POLICY_COUNTS, {}):
+    run(steps["select"], {})
+    for row in run(POLICY_COUNTS, {}):
         result["policies"][row["policy"]] = {"selected": row["n"]}
     for policy in bridge.policies:
         result["policies"].setdefault(policy, {"selected": 0})
@@ -254,44 +256,49 @@ def _export(store: Store, cfg: dict, plan: Plan, project_dir: Path, import_label
     # them, nor the failures waiting in the label queue
     if name:
         with journal.step(GROW.name):
-            result["golden"] = _grow_golden(store, steps["candidates"], bridge, parent, out_dir, staging,
+            result["golden"] = _grow_golden(store, backend, steps["candidates"], bridge, parent, out_dir, staging,
                                             config_hash)
-    execute(con, steps["golden_hashes"], {})
+    run(steps["golden_hashes"], {})
 
     # training export
     export = bridge.export
-    execute(con, steps["training"], {})
+    run(steps["training"], {})
     meta = {"config_hash": config_hash, "exported_at": exported_at, "export_id": export_id}
-    execute(con, steps["export:rows"], meta)
+    run(steps["export:rows"], meta)
     suffix = "parquet" if export.format == "parquet" else "jsonl"
     final = out_dir / f"training-{export_id}.{suffix}"
     path = staging.stage(final)
     with journal.step(EXPORT_FILE.name):
         path.parent.mkdir(parents=True, exist_ok=True)
-        execute(con, _copy_export(path, export), {})
-        n = execute(con, EXPORT_COUNT, {})[0]["n"]
-        leaked = _leaks(con, path, suffix) if n else 0
+        run(_copy_export(path, export), {})
+        n = run(EXPORT_COUNT, {})[0]["n"]
+        leaked = _leaks(run, path, suffix) if n else 0
     if leaked:  # the query excludes them; this re-reads what was written, so a bug cannot leak silently
         raise RuntimeError(f"leakage guard: {leaked} exported records match golden cases; nothing exported")
-    execute(con, steps["exports:training"], {"export_id": export_id, "config_hash": config_hash})
-    excluded = execute(con, EXCLUDED, {})[0]["n"]
+    run(steps["exports:training"], {"export_id": export_id, "config_hash": config_hash})
+    excluded = run(EXCLUDED, {})[0]["n"]
     result["training"] = {"path": str(final), "records": n, "format": suffix, "layout": export.layout,
                           "excluded_golden_matches": excluded}
     return result
 
 
-def _leaks(con, path: Path, suffix: str) -> int:
-    """Exported records whose trace's original input is a golden case: read back from the written file."""
+def _leaks(run, path: Path, suffix: str) -> int:
+    """Exported records whose trace's original input is a golden case: read back from the written file (by the
+    store, which wrote it), then matched against the traces wherever they are."""
     reader = "read_parquet" if suffix == "parquet" else "read_json_auto"
     written = exp.Anonymous(this=reader, expressions=[literal(str(path))])
-    check = exp.select("count(*) AS n").from_(exp.Table(this=written,
-                                                   alias=exp.TableAlias(this=exp.to_identifier("e")))).join(
+    run(Statement("export:written_ids", temp_table(WRITTEN_IDS, exp.select("trace_id").from_(
+        exp.Table(this=written)))), {})
+    check = exp.select("count(*) AS n").from_(exp.table_(WRITTEN_IDS).as_("e")).join(
         exp.table_("traces").as_("t"), on="t.trace_id = e.trace_id").where(
         exp.column("text_hash", table="g").is_(exp.null()).not_()).join(
         exp.table_("golden_hashes").as_("g"), on=exp.EQ(this=exp.column("text_hash", table="g"),
                                                         expression=text_hash(exp.column("input", table="t"))),
         join_type="left")
-    return execute(con, Statement("export:leak_check", check), {})[0]["n"]
+    return run(Statement("export:leak_check", check), {})[0]["n"]
+
+
+WRITTEN_IDS = "bridge_written_ids"  # the trace ids read back from the written export file
 
 
 def _parent_dataset(store: Store, cfg: dict, project_dir: Path, name: str) -> ds.DatasetVersion:
@@ -309,15 +316,14 @@ _PARENT_HASHES = Statement("golden:parent_hashes", temp_table("parent_hashes", e
     "the normalised inputs of the dataset's cases (a candidate already among them is not new)")
 
 
-def _grow_golden(store: Store, statement: Statement, bridge: BridgeSpec, parent: ds.DatasetVersion, out_dir: Path,
-                 staging: publish.Staging, config_hash: str) -> dict:
-    con = store.con
+def _grow_golden(store: Store, backend, statement: Statement, bridge: BridgeSpec, parent: ds.DatasetVersion,
+                 out_dir: Path, staging: publish.Staging, config_hash: str) -> dict:
     hashes = [c.input_text for c in parent.cases]
-    execute(con, _PARENT_HASHES, {"texts": hashes})
-    rows = execute(con, statement, {"policies": list(bridge.golden.from_policies)})
+    backend.run(_PARENT_HASHES, {"texts": hashes})
+    rows = backend.run(statement, {"policies": list(bridge.golden.from_policies)})
     from engine.agents.bridge_cases import agent_parts  # an agent session: its earlier turns, calls, forbidden calls
 
-    parts = agent_parts(con, rows, bridge.policies, list(bridge.export.pii))
+    parts = agent_parts(backend, rows, bridge.policies, list(bridge.export.pii))
     rows = [{**r, "agent_part": parts.get(r["trace_id"], {})} for r in rows]
     # ground truth: the correction, else the forbidden tools an agent called (its own label)
     labelled = [r for r in rows if r["correction"] or "agent" in r["agent_part"]]
@@ -336,7 +342,7 @@ def _grow_golden(store: Store, statement: Statement, bridge: BridgeSpec, parent:
         out["label_queue"] = {"path": str(queue), "records": len(unlabelled)}
     golden_ids = {r["trace_id"] for r in labelled}
     sent = labelled + unlabelled
-    write_arrow(con, "bridge_exports", pa.table({
+    backend.write("bridge_exports", pa.table({
         "export_id": pa.array([staging.export_id] * len(sent), pa.string()),
         "trace_id": pa.array([r["trace_id"] for r in sent], pa.string()),
         "policy": pa.array([r["policy"] for r in sent], pa.string()),

@@ -22,7 +22,7 @@ from engine.monitor.rule_plan import CURRENT_TABLE, REFERENCE_TABLE, RulePlan, c
 from engine.monitor.spec import DriftRuleSpec, MonitorSpec
 from engine.monitor.sources import Periods, feature_relation, golden_relation, in_period, user_expression, TRACE_COLUMNS
 from engine.provenance import canonical_json, content_hash, utc_now
-from engine.executor import execute
+from engine.backend import run_on
 from engine.sql import Statement, literal, temp_table
 
 @dataclass
@@ -73,16 +73,8 @@ def rule_plan(rule: DriftRuleSpec, spec: MonitorSpec) -> RulePlan:
     return compile_rule(rule.name, rule.definition, spec.reference.kind, rule.bound_kind == "sigma")
 
 
-def _run(con, statement: Statement, params: dict) -> list[dict]:
-    """Run a statement on a backend (engine/backend.py: DuckDB, or Spark for production data) or, as the tests
-    and the library call it, directly on a DuckDB connection."""
-    if hasattr(con, "dialect"):
-        return con.run(statement, params)
-    return execute(con, statement, params)
-
-
 def _one(con, statement: Statement, params: dict | None = None) -> dict:
-    return _run(con, statement, params or {})[0]
+    return run_on(con, statement, params or {})[0]
 
 
 def _fit(con, plan: RulePlan, params: dict) -> ReferenceProfile:
@@ -93,14 +85,14 @@ def _fit(con, plan: RulePlan, params: dict) -> ReferenceProfile:
     if not n:
         raise ValueError(f"the reference sample has no non-missing values ({n_missing} rows)")
     if spec.kind == "categorical":
-        counts = {r["bin_key"]: int(r["c"]) for r in _run(con, st["reference_bins"], params)}
+        counts = {r["bin_key"]: int(r["c"]) for r in run_on(con, st["reference_bins"], params)}
         return categorical_profile(counts, n_missing)
     if plan.quantile_cuts:
-        cuts = tuple(float(r["cut"]) for r in _run(con, st["cut_points"], params))
+        cuts = tuple(float(r["cut"]) for r in run_on(con, st["cut_points"], params))
     else:
         cuts = tuple(float(e) for e in spec.binning.edges) if spec.binning.method == "fixed" else ()
     counts = dict.fromkeys(range(len(cuts) + 1), 0)
-    counts.update({int(r["bin_key"]): int(r["c"]) for r in _run(con, st["reference_bins"], {**params,
+    counts.update({int(r["bin_key"]): int(r["c"]) for r in run_on(con, st["reference_bins"], {**params,
                                                                                              "cuts": list(cuts)})})
     return ReferenceProfile("numeric", n, n_missing, tuple(counts), bin_labels(cuts), tuple(counts.values()),
                             spec.binning, cuts, summary["mean"], summary["std"], int(summary["n_distinct"]))
@@ -111,11 +103,11 @@ def _profile(con, plan: RulePlan, key_source: dict, feature_name: str) -> Refere
     st, spec = plan.statements, plan.spec
     n_rows = _one(con, st["reference_rows"])["n_rows"]
     key = content_hash({**key_source, "n_rows": n_rows, "kind": spec.kind, "binning": spec.binning.to_dict()}, 24)
-    row = _run(con, st["stored_profile"], {"profile_key": key})
+    row = run_on(con, st["stored_profile"], {"profile_key": key})
     if row:
         return ReferenceProfile.from_dict(json.loads(row[0]["profile"]))
     profile = _fit(con, plan, {})
-    _run(con, st["store_profile"], {"profile_key": key, "feature": feature_name,
+    run_on(con, st["store_profile"], {"profile_key": key, "feature": feature_name,
                                        "profile": canonical_json(profile.to_dict()), "created_at": utc_now()})
     return profile
 
@@ -131,11 +123,11 @@ def _statistic(con, plan: RulePlan, profile: ReferenceProfile, params: dict, bin
     """Bin the sample (`bins` statement), run the `statistic` statement, then the p-value step on its rows."""
     params = {**params, **profile_params(profile)}
     if bins in plan.statements:
-        _run(con, plan.statements[bins], params)
+        run_on(con, plan.statements[bins], params)
     if f"{statistic}_counted" in plan.statements and profile.n_distinct is not None \
             and profile.n_distinct * 10 <= profile.n:
         statistic += "_counted"
-    rows = _run(con, plan.statements[statistic], params)
+    rows = run_on(con, plan.statements[statistic], params)
     test = (statistic, *plan.test[1:])
     if plan.p_value is None:
         return finish(CompiledDrift({}, (test,)), {statistic: rows}, profile.n)
@@ -155,7 +147,7 @@ def evaluate_rule(con, rule: DriftRuleSpec, spec: MonitorSpec, written: dict, pe
         result.status, result.message = "error", "no traces in scope: nothing to monitor"
         return result
     for statement in sample_statements(rule, spec, metrics_hashes):
-        _run(con, statement, {**periods.params(), "golden_version": golden_version})
+        run_on(con, statement, {**periods.params(), "golden_version": golden_version})
     plan = rule_plan(rule, spec)
     try:
         if spec.reference.kind == "previous":
@@ -167,7 +159,7 @@ def evaluate_rule(con, rule: DriftRuleSpec, spec: MonitorSpec, written: dict, pe
             result.reference = {"n": profile.n, "n_missing": profile.n_missing, "labels": list(profile.labels),
                                 "proportions": list(profile.proportions)}
             rows = _statistic(con, plan, profile, {}, "current_bins", "statistic")
-            result.current = current_distribution(_run(con, plan.statements["distribution"], {}), profile)
+            result.current = current_distribution(run_on(con, plan.statements["distribution"], {}), profile)
             if kind == "sigma":
                 declared["bound"] = _sigma_bound(_statistic(con, plan, profile, {}, "reference_window_bins",
                                                             "reference_windows"), float(rule.bound))
@@ -221,7 +213,7 @@ def _sigma_bound(per_window: list[DriftResult], k: float) -> float | None:
 
 def _previous_windows(con, plan: RulePlan) -> list[DriftResult]:
     """Each window against the window before it (reference kind `previous`): the profile is fitted per pair."""
-    windows = [r["w"] for r in _run(con, plan.statements["windows"], {})]
+    windows = [r["w"] for r in run_on(con, plan.statements["windows"], {})]
     results = []
     for before, now in zip(windows, windows[1:]):
         params = {"window": now, "previous_window": before}

@@ -50,12 +50,13 @@ class SparkBackend:
         tree = statement.tree
         if tree is None:
             return self.local.run(statement, params)
-        if isinstance(tree, exp.Insert):
-            return self._insert(statement, params)
+        if isinstance(tree, (exp.Insert, exp.Copy)):
+            return self._into_store(statement, params)
         made = spark_exec.temp_relation(tree)
         if not self.runs_on_spark(tree):
-            if made is not None:
-                self._spark_tables.discard(made[0])  # a local temp table of that name now shadows nothing here
+            if made is not None:  # a local temp table (re)made: Spark reads it afresh when it needs it
+                self._spark_tables.discard(made[0])
+                self._stale(made[0])
             return self.local.run(statement, params)
         self._mirror(_tables_read(tree))
         self.on_spark.append(statement.name)
@@ -83,13 +84,17 @@ class SparkBackend:
         return self.store.transaction()
 
     # -- writes of Spark results into the store ---------------------------------------------------------------
-    def _insert(self, statement: Statement, params: Mapping[str, Any]) -> list[dict]:
-        """INSERT INTO <store table> SELECT ...: the SELECT on Spark when it reads Spark data, the insert local."""
-        tree: exp.Insert = statement.tree  # type: ignore[assignment]
-        target = tree.this.this if isinstance(tree.this, exp.Schema) else tree.this
-        self._stale(target.name)
-        query = tree.expression
-        if query is None or not self.runs_on_spark(query):
+    def _into_store(self, statement: Statement, params: Mapping[str, Any]) -> list[dict]:
+        """INSERT INTO <store table> SELECT ... or COPY (SELECT ...) TO 'file': the SELECT on Spark when it reads
+        Spark data, the insert (or the file) local."""
+        tree = statement.tree
+        if isinstance(tree, exp.Insert):
+            target = tree.this.this if isinstance(tree.this, exp.Schema) else tree.this
+            self._stale(target.name)
+            query = tree.expression
+        else:
+            query = tree.this.this if isinstance(tree.this, exp.Subquery) else tree.this
+        if query is None or not isinstance(query, exp.Query) or not self.runs_on_spark(query):
             return self.local.run(statement, params)
         if tree.args.get("returning") is not None:
             raise NotImplementedError(f"statement '{statement.name}': INSERT ... RETURNING of Spark rows")
@@ -99,7 +104,11 @@ class SparkBackend:
         self.on_spark.append(statement.name)
         rows = spark_exec.arrow(self.spark, select_step, params)
         local = tree.copy()
-        local.set("expression", exp.select(*[exp.column(c, quoted=True) for c in rows.column_names]).from_(FW_ROWS))
+        from_rows = exp.select(*[exp.column(c, quoted=True) for c in rows.column_names]).from_(FW_ROWS)
+        if isinstance(local, exp.Insert):
+            local.set("expression", from_rows)
+        else:
+            local.set("this", from_rows.subquery() if isinstance(local.this, exp.Subquery) else from_rows)
         remaining = Statement(statement.name, local, tuple(p for p in statement.params if p in _placeholders(local)))
         return executor.execute_over(self.store.con, remaining, dict(params), rows,
                                      fetch=lambda cursor: _rows(cursor))

@@ -64,5 +64,4 @@ def stop() -> None:
     global _session
     if _session is not None:
         _session.stop()
-        LOG_CONFIG = Path(__file__).with_name("log4j2.properties")
-_session = None
+        _session = None
