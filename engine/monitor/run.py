@@ -84,7 +84,8 @@ class MonitorOutcome:
     healthy: bool
 
 
-def run_monitor(store: Store, cfg: dict, project_dir) -> MonitorOutcome:
+def run_monitor(store: Store, cfg: dict, project_dir, data_sources: dict | None = None) -> MonitorOutcome:
+    """`data_sources`: what traces, feedback and events were read from (engine/lake.py; None: the store's tables)."""
     monitor, metrics = cfg["monitor"], cfg.get("metrics") or {}
     spec = MonitorSpec.of(monitor)
     scope = spec.scope
@@ -163,6 +164,7 @@ def run_monitor(store: Store, cfg: dict, project_dir) -> MonitorOutcome:
         "kpis": kpis,
         "parity": parity_results,
         "store": str(store.path),
+        "data_sources": data_sources or {t: {"format": "store"} for t in ("traces", "feedback", "events")},
         "stale_runs": stale,  # earlier runs that read records retracted since
     }
     _append(store, result, {"monitor": monitor, "online_metric_hashes": hashes})
