@@ -121,7 +121,8 @@ def _publish_order(files: list[Path]) -> dict[str, int]:
                 batch = parent.name.partition("=")[2]
                 m = parent.parent.parent / "_batches" / f"{batch}.json"
                 if batch not in manifests and m.is_file():
-                    manifests[batch] = json.loads(m.read_text(encoding="utf-8")).get("published_at", "")
+                    published = json.loads(m.read_text(encoding="utf-8"))
+                    manifests[batch] = str(published["published_at"]) if "published_at" in published else ""
                 break
     return {b: i for i, b in enumerate(sorted(manifests, key=lambda b: (manifests[b], b)))}
 
@@ -158,7 +159,7 @@ def view_statement(spec: SourceSpec, files: list[Path], store_columns: list[tupl
     fill = {"batch_id": batch, "source_file": exp.column("fw_file")}
     select = []
     for name, dtype, _ in store_columns:
-        value = exp.column(name, quoted=True) if name in file_columns else fill.get(name, exp.Null())
+        value = exp.column(name, quoted=True) if name in file_columns else (fill[name] if name in fill else exp.Null())
         if name in file_columns and name in fill:
             value = exp.func("coalesce", value, fill[name])
         select.append(exp.alias_(exp.cast(value, exp.DataType.build(dtype, dialect="duckdb")), name, quoted=True))

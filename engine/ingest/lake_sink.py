@@ -353,7 +353,7 @@ class Sink:
         kinds = ({s.kind: {"rows": s.rows, "days": len(s.days), "path": str(self.lake.batch_dir(s.kind, self.batch))}
                   for s in self.staged if s.rows or s.already} if self.staged else
                  {k: {"rows": v["rows"], "days": len(v["days"]), "path": str(self.lake.batch_dir(k, self.batch))}
-                  for k, v in (self.manifest or {}).get("kinds", {}).items()})
+                  for k, v in (self.manifest or {"kinds": {}})["kinds"].items()})
         return {"path": str(self.lake.root), "batch_id": self.batch,
                 "already_published": self.done or any(s.already for s in self.staged),
                 "kinds": kinds, "cleaned_staging": self.cleaned}
