@@ -95,8 +95,8 @@ def ingest(composed: Composed) -> Outcome:
     if not spec.paths and not export_to:
         raise UserError("nothing to ingest: give path=FILE|DIR|GLOB (and kind=traces|feedback|events|auto), "
                         "or export_quarantine=PATH to write out quarantined records")
-    lake = lake_sink.target(cfg.get("to"), composed.project.dir) if spec.paths else None
     sources = _sources(composed, spec) if spec.paths else []
+    lake = lake_sink.target(cfg.get("to"), composed.project.dir) if spec.paths else None
     path = store_path(cfg, composed.project)
     result: dict = {"command": "ingest", "store": str(path), "batch_id": None, "kind": options.kind,
                     "started_at": None, "finished_at": None, "seconds": None, "records_per_second": None,
