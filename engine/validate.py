@@ -22,6 +22,7 @@ from engine.schemas import all_errors, dotted, validator, validator_for
 SECTION_CHECKERS = {"bridge": ("engine.bridge.config",),
                     "gate": ("engine.gate.validation", "engine.gate.judge_calibrated"),
                     "monitor": ("engine.monitor.config",), "ingest": ("engine.commands.ingest",),
+                    "source": ("engine.lake",),
                     "simulate": ("engine.commands.simulate",), "judges": ("engine.judges.config",)}
 
 

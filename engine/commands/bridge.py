@@ -7,6 +7,7 @@ from engine.bridge.run import compile_plan, run_bridge
 from engine.commands.registry import Outcome, command
 from engine.config import Composed
 from engine.sql import Plan
+from engine import lake
 from engine.console import console
 from engine.evaluation import store_path
 from engine.report.layout import fit
@@ -18,11 +19,13 @@ def compile_sql(composed: Composed) -> Plan:
 
 
 @command("bridge", "the Bridge: sampled production traces into training data, failures into golden cases",
-         compile=compile_sql, sections=("bridge", "monitor"))
+         compile=compile_sql, sections=("bridge", "monitor", "source"))
 def bridge(composed: Composed) -> Outcome:
     cfg = composed.config
-    with Store.open(store_path(cfg, composed.project)) as store:
+    with Store.open(store_path(cfg, composed.project)) as store, \
+            lake.reading(store.con, cfg, composed.project.dir) as sources:
         result = run_bridge(store, cfg, composed.project.dir, cfg.get("import_labels"))
+    result["data_sources"] = sources
     print_bridge(result)
     return Outcome(0, result, "bridge_result")
 

@@ -2,6 +2,7 @@
 
     flywheel ingest path=FILE|DIR|GLOB [kind=auto|traces|feedback|events] [ingest.format=...] [out=result.json]
     flywheel ingest export_quarantine=bad.jsonl [ingest.export.batch=ID] [ingest.export.kind=traces]
+    flywheel ingest path=... to=parquet:LAKE     (accepted records into a Parquet lake: engine/ingest/lake_sink.py)
 
 Exit codes: 0 when the batch loaded and at most `ingest.max_quarantine_share` of its records was quarantined;
 1 when more was (an alert: the batch is stored all the same); 2 when an input cannot be read at all (nothing is
@@ -10,7 +11,7 @@ stored then) or the config is wrong.
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -23,7 +24,7 @@ from engine.config import Composed
 from engine.console import console
 from engine.errors import OperationalError, UserError
 from engine.evaluation import store_path
-from engine.ingest import readers
+from engine.ingest import lake_sink, readers
 from engine import executor, journal
 from engine.ingest.load import Batch, count_extra
 from engine.ingest.options import ExportSpec, IngestSpec
@@ -46,6 +47,9 @@ COUNTS = ("read", "accepted", "inserted", "duplicates", "quarantined")
 @checker(section="ingest")
 def _check_ingest(composed: Composed, add) -> None:
     cfg = composed.config
+    problem = lake_sink.scheme_problem(cfg.get("to"))
+    if problem:
+        add("to", problem)
     block = cfg.get("ingest")
     if not isinstance(block, dict):
         return
@@ -92,15 +96,16 @@ def ingest(composed: Composed) -> Outcome:
         raise UserError("nothing to ingest: give path=FILE|DIR|GLOB (and kind=traces|feedback|events|auto), "
                         "or export_quarantine=PATH to write out quarantined records")
     sources = _sources(composed, spec) if spec.paths else []
+    lake = lake_sink.target(cfg.get("to"), composed.project.dir) if spec.paths else None
     path = store_path(cfg, composed.project)
     result: dict = {"command": "ingest", "store": str(path), "batch_id": None, "kind": options.kind,
                     "started_at": None, "finished_at": None, "seconds": None, "records_per_second": None,
                     "privacy": options.privacy_summary(), "files": [], "totals": dict.fromkeys(COUNTS, 0),
                     "by_kind": {}, "quarantine_reasons": {}, "unknown_fields_kept": 0, "export": None,
-                    "quarantine_share": None, "conflicts": None, "resolved": {}}
+                    "quarantine_share": None, "conflicts": None, "resolved": {}, "lake": None}
     with Store.open(path) as store:
         if sources:
-            _ingest(store, sources, spec, cfg, result)
+            _ingest(store, sources, spec, cfg, result, lake)
         if export_to:
             _export(store, composed, export_to, spec.export, result)
     # the plan it ran, for its run artifacts: its kind statements are those the batch ran (compiled once, or read
@@ -133,9 +138,15 @@ def _export(store: Store, composed: Composed, export_to: str, export: ExportSpec
                       f"line in the `quarantine` table) or set ingest.quarantine.keep_raw=true", highlight=False)
 
 
-def _ingest(store: Store, sources: list[readers.SourceFile], spec: IngestSpec, cfg: dict, result: dict) -> None:
+def _ingest(store: Store, sources: list[readers.SourceFile], spec: IngestSpec, cfg: dict, result: dict,
+            lake: lake_sink.LakeTarget | None = None) -> None:
     options = spec.options
     batch_id = new_run_id("ingest")
+    sink = lake_sink.Sink.prepare(lake, store, sources, options, batch_id) if lake is not None else None
+    if sink is not None and sink.done:
+        result.update(batch_id=sink.manifest["store_batch"], lake=sink.to_json())
+        sink.print_done()
+        return
     started = utc_now()
     clock = time.perf_counter()
     show = RunSpec.of(cfg).progress
@@ -155,7 +166,10 @@ def _ingest(store: Store, sources: list[readers.SourceFile], spec: IngestSpec, c
                               f"({bytes_done * 100 // max(source.size, 1)}%; {rate:,.0f} records/s)", highlight=False)
 
         try:
-            with store.transaction() as con:
+            with store.transaction() as con, ExitStack() as within:
+                if sink is not None:  # the batch's records into private tables shadowing the store's
+                    within.enter_context(lake_sink.shadowing(con, list(KINDS) if options.kind == "auto"
+                                                             else [options.kind]))
                 batch = Batch(con, options, batch_id, started, on_chunk)
                 files = batch.run(sources)
                 from engine.agents.otel_steps import store_tool_steps  # agents' execute_tool spans, same transaction
@@ -167,7 +181,8 @@ def _ingest(store: Store, sources: list[readers.SourceFile], spec: IngestSpec, c
                            for f in files}
                 settings = canonical_json({"kind": options.kind, "format": options.format,
                                            "unknown_fields": options.unknown_fields,
-                                           "privacy": options.privacy_summary()})
+                                           "privacy": options.privacy_summary(),
+                                           **({"lake": sink.provenance()} if sink is not None else {})})
                 for f in files:
                     f.previously_ingested_in = earlier[f.path]
                     executor.execute(con, fixed()["record_batch"], {
@@ -179,6 +194,8 @@ def _ingest(store: Store, sources: list[readers.SourceFile], spec: IngestSpec, c
                 if options.unknown_fields == "keep":
                     for kind in batch.kinds:
                         kept += executor.execute(con, count_extra(KINDS[kind]), {"batch_id": batch_id})[0]["n"]
+                if sink is not None:  # published before the store commits: see engine/ingest/lake_sink.py
+                    sink.publish(con, batch.kinds, files)
         except readers.UnreadableFile as e:
             raise UserError(f"{e}; nothing was stored (set ingest.on_unreadable_file=quarantine to load the other "
                             f"files and quarantine this one)") from e
@@ -206,6 +223,7 @@ def _ingest(store: Store, sources: list[readers.SourceFile], spec: IngestSpec, c
     skipped = sum(f.skipped for f in files)
     result["quarantine_share"] = share_verdict({**totals, "skipped": skipped}, spec.max_quarantine_share)
     result["resolved"] = batch.resolved
+    result["lake"] = sink.to_json() if sink is not None else None
     if batch.conflicts_with:
         retract = " ".join(f"`flywheel store retract {b}`" for b in sorted(batch.conflicts_with))
         result["conflicts"] = {"records": sum(batch.conflicts_with.values()), "stored_by": batch.conflicts_with,
@@ -252,7 +270,9 @@ def _print(result: dict, store: Store, batch_id: str, show_reasons: int) -> None
     console.print(f"{t['read']:,} read = {t['accepted']:,} accepted + {t['quarantined']:,} quarantined; "
                   f"{t['inserted']:,} new, {t['duplicates']:,} duplicate(s) already stored or repeated"
                   + (f"; {rate:,.0f} records/s" if rate else ""), highlight=False)
-    if t["read"] and t["inserted"] == 0 and t["duplicates"] == t["accepted"] and t["accepted"]:
+    if result["lake"]:
+        console.print(lake_sink.summary(result["lake"]), highlight=False)
+    elif t["read"] and t["inserted"] == 0 and t["duplicates"] == t["accepted"] and t["accepted"]:
         console.print("nothing new: every accepted record was already in the store", highlight=False)
     for f in result["files"]:
         if f["previously_ingested_in"]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from engine.commands.registry import Outcome, command
 from engine.config import Composed
 from engine.sql import Plan
+from engine import lake
 from engine.console import console
 from engine.evaluation import store_path
 from engine.monitor.report import print_monitor
@@ -18,11 +19,12 @@ def compile_sql(composed: Composed) -> Plan:
 
 
 @command("monitor", "Loop 2: drift, online scores, KPIs, ROI and prod-lab parity; exit 1 on a blocking alert",
-         compile=compile_sql, sections=("monitor",))
+         compile=compile_sql, sections=("monitor", "source"))
 def monitor(composed: Composed) -> Outcome:
     cfg = composed.config
-    with Store.open(store_path(cfg, composed.project)) as store:
-        outcome = run_monitor(store, cfg, composed.project.dir)
+    with Store.open(store_path(cfg, composed.project)) as store, \
+            lake.reading(store.con, cfg, composed.project.dir) as sources:
+        outcome = run_monitor(store, cfg, composed.project.dir, data_sources=sources)
     print_monitor(outcome.result)
     if report_path(cfg):
         target = write_html(output_path(report_path(cfg), composed.project.dir), outcome.result)

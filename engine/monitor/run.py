@@ -85,7 +85,8 @@ class MonitorOutcome:
     healthy: bool
 
 
-def run_monitor(store: Store, cfg: dict, project_dir) -> MonitorOutcome:
+def run_monitor(store: Store, cfg: dict, project_dir, data_sources: dict | None = None) -> MonitorOutcome:
+    """`data_sources`: what traces, feedback and events were read from (engine/lake.py; None: the store's tables)."""
     monitor, metrics = cfg["monitor"], cfg.get("metrics") or {}
     spec = MonitorSpec.of(monitor)
     scope = spec.scope
@@ -166,6 +167,7 @@ def run_monitor(store: Store, cfg: dict, project_dir) -> MonitorOutcome:
         "parity": parity_results,
         "store": str(store.path),
         "backend": provenance(backend),  # the engine that ran the statements (Spark: its master and version)
+        "data_sources": data_sources or {t: {"format": "store"} for t in ("traces", "feedback", "events")},
         "stale_runs": stale,  # earlier runs that read records retracted since
     }
     _append(store, result, {"monitor": monitor, "online_metric_hashes": hashes})
