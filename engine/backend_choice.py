@@ -1,20 +1,36 @@
-"""The backend a command's config asks for (`backend=duckdb|spark`, conf/backend/)."""
+"""The backend a command's config asks for (`backend=duckdb|spark`, conf/backend/, schemas/backend.schema.json)."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from engine.backend import DuckDBBackend
+from engine.schemas import load_schema
+from engine.specs import with_defaults
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    name: str
+    master: str
+    app_name: str
+    conf: dict = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, cfg: Mapping[str, Any]) -> "BackendSpec":
+        block = with_defaults(load_schema("backend"), cfg.get("backend") or {"name": "duckdb"})
+        return cls(block["name"], block["master"], block["app_name"], dict(block["conf"]))
 
 
 def backend_for(store, cfg: Mapping[str, Any], project_dir):
     """DuckDB over the store (the default), or Spark with the production sources of `source.*`."""
-    spec = cfg.get("backend") or {"name": "duckdb"}
-    if spec.get("name", "duckdb") == "duckdb":
+    spec = BackendSpec.of(cfg)
+    if spec.name == "duckdb":
         return DuckDBBackend(store)
     from engine.spark import session, sources
     from engine.spark.backend import SparkBackend
 
-    spark = session.session(spec.get("master", "local[2]"), spec.get("app_name", "flywheel"), spec.get("conf"))
+    spark = session.session(spec.master, spec.app_name, spec.conf)
     local = DuckDBBackend(store)
     return SparkBackend(store, spark, sources.frames(spark, local, cfg, project_dir))
 

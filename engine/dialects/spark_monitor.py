@@ -94,3 +94,24 @@ def _rename_tables(scope: exp.Expression, old: str, new: str) -> None:
     for table in scope.find_all(exp.Table):
         if not table.db and table.name == old:
             table.set("this", exp.to_identifier(new))
+
+
+# DuckDB types Spark lacks -> the Spark type that holds every value exactly
+_TYPES = {exp.DataType.Type.UBIGINT: "DECIMAL(20, 0)", exp.DataType.Type.UINT: "BIGINT",
+          exp.DataType.Type.USMALLINT: "INT", exp.DataType.Type.UTINYINT: "SMALLINT",
+          exp.DataType.Type.INT128: "DECIMAL(38, 0)", exp.DataType.Type.UINT128: "DECIMAL(38, 0)"}
+
+
+@rewrite("spark")
+def portable_types(tree: exp.Expression) -> exp.Expression:
+    """Casts to DuckDB types Spark has no equivalent for. Unsigned and 128-bit integers (a record's UBIGINT hash)
+    become DECIMALs wide enough for every value (sqlglot would write UBIGINT, which Spark does not know, and a
+    BIGINT would overflow). A cast to JSON keeps the JSON text as a STRING: sqlglot writes TO_JSON(x), which
+    Spark reads as "serialise this struct" and refuses for a string."""
+    def swap(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.DataType) and node.this in _TYPES:
+            return exp.DataType.build(_TYPES[node.this], dialect="spark")
+        if isinstance(node, (exp.Cast, exp.TryCast)) and node.to.is_type(exp.DataType.Type.JSON):
+            return exp.cast(node.this.copy(), "STRING")
+        return node
+    return tree.transform(swap)

@@ -31,7 +31,7 @@ def bound(statement: Statement, params: Mapping[str, Any]) -> dict[str, Any]:
 
 def temp_relation(tree: exp.Expression) -> tuple[str, exp.Expression] | None:
     """(name, query) of a `CREATE [OR REPLACE] TEMP TABLE name AS query`, else None."""
-    if not isinstance(tree, exp.Create) or str(tree.args.get("kind", "")).upper() != "TABLE":
+    if not isinstance(tree, exp.Create) or str(tree.args.get("kind") or "").upper() != "TABLE":
         return None
     props = tree.args.get("properties")
     temporary = props is not None and any(isinstance(p, exp.TemporaryProperty) for p in props.expressions)

@@ -6,6 +6,7 @@ team's own pipeline) is read by Spark natively; its columns are the store table'
 store's own table is mirrored into Spark through Arrow: right for a demo or a test, not for a lake."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Mapping
 
 from sqlglot import exp
@@ -16,51 +17,49 @@ from engine.sql import Statement
 PRODUCTION = ("traces", "feedback", "events")
 
 
-def parquet_path(cfg: Mapping[str, Any], table: str) -> str | None:
-    """The Parquet path configured for a production table, or None when it is read from the store."""
-    spec = ((cfg.get("source") or {}).get(table)) or {}
-    fmt, path = spec.get("format"), spec.get("path")
-    if fmt == "store" or (fmt is None and not path):
-        return None
-    if not path:
-        raise UserError(f"source.{table}.path: format {fmt!r} needs a path")
-    return str(path)
-
-
 def frames(spark, backend_local, cfg: Mapping[str, Any], project_dir) -> dict[str, Any]:
     """table -> DataFrame for every production table."""
+    from engine.lake import SourceSpec
+
     out = {}
-    for table in PRODUCTION:
-        schema = backend_local.read_arrow(_empty(table), {}).schema
-        path = parquet_path(cfg, table)
-        out[table] = (_from_parquet(spark, table, _absolute(path, project_dir), schema) if path
-                      else _from_store(spark, backend_local, table, schema))
+    for table, spec in SourceSpec.all_of(dict(cfg)).items():
+        out[table] = (_from_parquet(spark, backend_local, spec, Path(project_dir)) if spec.format == "parquet"
+                      else _from_store(spark, backend_local, table))
     return out
 
 
-def _absolute(path: str, project_dir) -> str:
-    from pathlib import Path
-
-    p = Path(path)
-    return str(p if p.is_absolute() else Path(project_dir) / p)
-
-
-def _from_parquet(spark, table: str, path: str, schema):
+def _from_parquet(spark, backend_local, spec, project_dir: Path):
+    """The lake as the store reads it (engine/lake.py's view: the store's columns and types, one record per key
+    across batches), over Spark's own Parquet reader: the same view definition, rendered for Spark."""
     from pyspark.sql import functions as F
-    from pyspark.sql.pandas.types import from_arrow_schema
 
+    from engine import lake
+    from engine.spark import execute as spark_exec
+
+    files = lake.files_of(spec, project_dir)  # the same files DuckDB reads (hidden staging skipped)
+    given = Path(spec.path).expanduser()
+    base = given if given.is_absolute() else project_dir / given
+    reader = spark.read
+    if spec.partitioning == "hive" and base.is_dir():
+        reader = reader.option("basePath", str(base))
     try:
-        raw = spark.read.option("basePath", path).option("recursiveFileLookup", "false").parquet(path)
-    except Exception as e:  # AnalysisException: no such path, no Parquet files
-        raise UserError(f"source.{table}.path: Spark cannot read Parquet at {path}: "
+        raw = reader.parquet(*[str(f) for f in files])
+    except Exception as e:  # AnalysisException: unreadable files, schemas that cannot be merged
+        raise UserError(f"source.{spec.table}.path: Spark cannot read {spec.path} as Parquet: "
                         f"{str(e).splitlines()[0][:300]}") from e
-    present = set(raw.columns)
-    wanted = from_arrow_schema(_signed(schema))
-    return raw.select(*[(F.col(f"`{f.name}`").cast(f.dataType) if f.name in present
-                         else F.lit(None).cast(f.dataType)).alias(f.name) for f in wanted.fields])
+    raw_name = f"fw_lake_{spec.table}"
+    raw.withColumn("fw_file", F.regexp_replace(F.input_file_name(), "^file:(//)?", "")) \
+        .createOrReplaceTempView(raw_name)
+    columns = [(r["column_name"], r["data_type"], r["is_nullable"])
+               for r in backend_local.run(lake._columns_statement(spec.table), {"table": spec.table})]
+    view, _ = lake.view_statement(spec, files, columns, set(raw.columns) | {"fw_file"})
+    query = view.tree.expression.transform(  # the files, read by Spark instead of DuckDB's read_parquet
+        lambda n: exp.to_table(raw_name).as_("fw_lake") if isinstance(n, (exp.Table, exp.Alias))
+        and n.alias == "fw_lake" else n)
+    return spark.sql(spark_exec.spark_text(query))
 
 
-def _from_store(spark, backend_local, table: str, schema):
+def _from_store(spark, backend_local, table: str):
     return dataframe(spark, backend_local.read_arrow(_whole(table), {}))
 
 

@@ -31,11 +31,13 @@ def spark_session():
 
 def load_tables(spark, con: duckdb.DuckDBPyConnection, tables: Mapping[str, pa.Table]) -> None:
     """The same Arrow tables as DuckDB tables and Spark temp views."""
+    from engine.spark import sources
+
     for name, table in tables.items():
         con.register(f"fw_src_{name}", table)
         con.execute(f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM "fw_src_{name}"')
         con.unregister(f"fw_src_{name}")
-        spark.createDataFrame(table).createOrReplaceTempView(name)
+        sources.dataframe(spark, table).createOrReplaceTempView(name)  # as backend=spark mirrors a store table
 
 
 def run_duckdb(con, statement: Statement, params: Mapping[str, Any] | None = None) -> list[dict]:

@@ -93,3 +93,17 @@ def test_hoisted_ctes_one_relation_read_twice(both):
     rows = run_duckdb(con, st)
     assert rows and all(r["above0"] == r["above0_again"] > r["above1"] for r in rows)
     assert_same_rows(rows, run_spark(spark, st), ["g"], what="nested CTEs")
+
+
+def test_portable_types_keep_every_value(both):
+    """portable_types: unsigned and 128-bit integers, and JSON text, cast the same on both engines."""
+    spark, con = both
+    big = [0, 1, 2 ** 63 - 1, 2 ** 63, 2 ** 64 - 1]
+    load_tables(spark, con, {"nums": pa.table({"i": list(range(len(big))), "u": pa.array(big, pa.uint64()),
+                                               "j": ['{"a": 1}', "[1, 2]", '"é"', "null", "{}"]})})
+    st = Statement("types", parse("SELECT i, CAST(u AS UBIGINT) AS u, CAST(u AS HUGEINT) AS h, "
+                                  "CAST(CAST(i AS UINTEGER) AS UINTEGER) AS small, CAST(j AS JSON) AS j FROM nums"))
+    duck = [{**r, "u": int(r["u"]), "h": int(r["h"]), "j": str(r["j"])} for r in run_duckdb(con, st)]
+    theirs = [{**r, "u": int(r["u"]), "h": int(r["h"])} for r in run_spark(spark, st)]
+    assert [r["u"] for r in sorted(duck, key=lambda r: r["i"])] == big
+    assert_same_rows(duck, theirs, ["i"], what="casts to DuckDB-only types")
