@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -34,6 +33,9 @@ from pathlib import Path
 import duckdb
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from engine.monitor.figures import differences  # noqa: E402
 FLYWHEEL = [sys.executable, "-m", "engine"]
 DAYS = 28
 TOPICS = ["billing", "login", "shipping", "refund", "account", "privacy"]
@@ -140,36 +142,6 @@ def run_monitor(project: Path, lake: Path, backend: str, out: Path) -> dict:
     return {"wall": wall, "peak_mb": peak[0], "code": proc.returncode, "result": json.loads(out.read_text())}
 
 
-def statistics(result: dict) -> dict:
-    """Every figure the two backends must agree on, by a stable key."""
-    out = {}
-    for d in result["drift"]:
-        for w in d["windows"]:
-            out[f"drift.{d['name']}.{w['window']}"] = (w["statistic"], w["n"])
-    for k in result["kpis"]:
-        out[f"kpi.{k['name']}"] = (k["value"], None)
-        for w in k["windows"]:
-            out[f"kpi.{k['name']}.{w['window']}"] = (w["value"], None)
-    for m in result["online"]["metrics"]:
-        out[f"online.{m['metric']}"] = (m["mean"], m["n"])
-    return out
-
-
-def compare(a: dict, b: dict) -> tuple[int, list[str]]:
-    sa, sb = statistics(a), statistics(b)
-    diffs = [k for k in sorted(sa.keys() | sb.keys()) if k not in sa or k not in sb or sa[k][1] != sb[k][1]
-             or not _close(sa[k][0], sb[k][0])]
-    return len(sa), diffs
-
-
-def _close(x, y) -> bool:
-    if x is None or y is None:
-        return x is y
-    if math.isinf(x) or math.isinf(y):
-        return x == y
-    return math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1e6,1e7")
@@ -204,7 +176,7 @@ def main() -> None:
                 rows.append((n, backend, r["wall"], r["peak_mb"]))
             if len(results) == 2:
                 a, b = (results[k]["result"] for k in backends)
-                compared, diffs = compare(a, b)
+                compared, diffs = differences(a, b)
                 print(f"  same statistics: {compared - len(diffs)} of {compared} figures equal within 1e-9"
                       + (f"; differ: {diffs[:8]}" if diffs else ""))
     finally:
