@@ -113,7 +113,13 @@ def run_compile(argv: list[str]) -> int:
         allowed = [n for n, c in commands.items() if c.compile]
         raise UserError(f"cannot compile '{name}'; commands with SQL: {', '.join(allowed)}")
     composed = prepare_with_args(options, overrides, cmd)
-    sys.stdout.write(cmd.compile(composed).to_text())
+    plan = cmd.compile(composed)
+    runs_on = None
+    if (composed.config.get("backend") or {}).get("name") == "spark":  # each statement in its engine's dialect
+        from engine.spark.backend import static_routes
+
+        runs_on = static_routes(plan.statements)
+    sys.stdout.write(plan.to_text(runs_on))
     return 0
 
 

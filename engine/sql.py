@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
-from typing import Any
+from typing import Any, Callable
 
 import sqlglot
 from sqlglot import exp
@@ -211,7 +211,9 @@ class Plan:
         names = [st.name for st in self.statements]
         return self.statements[names.index(after) + 1:names.index(before)]
 
-    def to_text(self) -> str:
+    def to_text(self, runs_on: Callable[[Statement], str] | None = None) -> str:
+        """The plan as `flywheel compile` prints it. `runs_on(statement) -> dialect`: where each statement runs
+        when the backend is not DuckDB alone (backend=spark), each printed in its engine's dialect."""
         parts = []
         for st in self.statements:
             header = f"-- {st.name}"
@@ -227,5 +229,15 @@ class Plan:
             if isinstance(st, Write):
                 parts.append(f"{header}\n-- write: {st.mode} into {st.table} from an Arrow table")
                 continue
-            parts.append(f"{header}\n{st.text};")
+            dialect = runs_on(st) if runs_on is not None and st.tree is not None else DIALECT
+            if dialect == DIALECT:
+                parts.append(f"{header}{'' if runs_on is None else chr(10) + '-- runs on: the store (duckdb)'}"
+                             f"\n{st.text};")
+                continue
+            from engine.dialects import NotPortable
+
+            try:
+                parts.append(f"{header}\n-- runs on: {dialect}\n{render(st.tree, pretty=True, dialect=dialect)};")
+            except NotPortable as e:
+                parts.append(f"{header}\n-- runs on: {dialect}: NOT PORTABLE: {e}")
         return "\n\n".join(parts) + "\n"

@@ -13,7 +13,7 @@ Spark, or the store's table mirrored through Arrow (fine for a demo, not for hun
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import pyarrow as pa
 from sqlglot import exp
@@ -127,6 +127,25 @@ class SparkBackend:
 
     def _stale(self, table: str) -> None:
         self._mirrored.discard(table)
+
+
+def static_routes(statements) -> Callable[[Statement], str]:
+    """Where each statement of a plan would run on this backend, decided from the plan alone (what `flywheel
+    compile <command> backend=spark` prints): the routing of `SparkBackend.run`, with the production tables as
+    the only Spark relations to start with. An INSERT ... SELECT is printed whole, in the dialect of its SELECT."""
+    on_spark = set(PRODUCTION)
+    where: dict[str, str] = {}
+    for st in statements:
+        tree = getattr(st, "tree", None)
+        if tree is None:
+            continue
+        query = tree.expression if isinstance(tree, exp.Insert) else tree
+        spark = query is not None and bool(_tables_read(query) & on_spark)
+        made = spark_exec.temp_relation(tree)
+        if made is not None:
+            (on_spark.add if spark else on_spark.discard)(made[0])
+        where[st.name] = spark_exec.DIALECT if spark and not isinstance(tree, exp.Insert) else "duckdb"
+    return lambda st: where.get(st.name, "duckdb")
 
 
 STORE_TABLES = Statement("spark:store_tables", exp.select("table_name").from_("information_schema.tables").where(
