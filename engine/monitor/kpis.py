@@ -69,20 +69,26 @@ def aggregate_query(agg: AggregateSpec, scope: Scope, grouping: str) -> exp.Sele
 
 @by_content
 def kpi_statement(kpi: KPISpec, scope: Scope, grouping: str) -> Statement:
-    """One row per group (window, model version, or one overall row) with every aggregate and the value."""
+    """One row per group (window, model version, or one overall row) with every aggregate and the value.
+
+    Each aggregate is computed once: a CTE `a_<i>` that both the list of groups and the join read (DuckDB
+    materialises a CTE read twice). The overall row needs no list of groups: an aggregate without GROUP BY
+    always yields its one row."""
     aggregates = kpi.aggregates
     value = user_expression(kpi.value, tuple(a.name for a in aggregates), what=f"KPI value of '{kpi.name}'")
-    groups = exp.union(*[exp.select("grp").from_(aggregate_query(a, scope, grouping).subquery(f"g_{i}"))
-                         for i, a in enumerate(aggregates)], distinct=True) \
-        if len(aggregates) > 1 else exp.select("grp").from_(aggregate_query(aggregates[0], scope, grouping)
-                                                            .subquery("g_0"))
-    select = exp.select(exp.column("grp", table="k")).from_(groups.subquery("k", copy=False), copy=False)
+    if grouping == "overall":
+        keys = exp.select(exp.alias_(exp.Null(), "grp"))
+    else:
+        keys = exp.union(*[exp.select("grp").from_(f"a_{i}") for i in range(len(aggregates))], distinct=True) \
+            if len(aggregates) > 1 else exp.select("grp").from_("a_0")
+    select = exp.select(exp.column("grp", table="k")).from_(keys.subquery("k", copy=False), copy=False)
     for i, agg in enumerate(aggregates):  # the select grows in place (copy=False): a copy per step is quadratic
-        sub = aggregate_query(agg, scope, grouping).subquery(f"a_{i}", copy=False)
         cond = exp.column("grp", table=f"a_{i}").eq(exp.column("grp", table="k")) if grouping != "overall" \
             else exp.true()
         select = select.select(exp.alias_(exp.column("v", table=f"a_{i}"), agg.name), copy=False).join(
-            sub, on=cond, join_type="left", copy=False)
+            exp.table_(f"a_{i}"), on=cond, join_type="left", copy=False)
+    for i, agg in enumerate(aggregates):
+        select = select.with_(f"a_{i}", as_=aggregate_query(agg, scope, grouping), copy=False)
     outer = exp.select("*", exp.alias_(exp.cast(value, "DOUBLE"), "kpi_value")).from_(select.subquery("named"))
     if grouping != "overall":
         outer = outer.where(exp.column("grp").is_(exp.null()).not_()).order_by("grp")
