@@ -30,10 +30,11 @@ def bottom_up(tree: exp.Expression, fn: Callable[[exp.Expression], exp.Expressio
     node's arguments are rewritten too (sqlglot's `transform` does not descend into a replaced node)."""
     root = tree
     for node in reversed(list(tree.walk(bfs=False))):
+        parent, key, index = node.parent, node.arg_key, node.index  # before `fn` may re-parent the node
         new = fn(node)
         if new is not node:
             if node is root:
                 root = new
             else:
-                node.replace(new)
+                parent.set(key, new, index)
     return root

@@ -201,8 +201,6 @@ def one_based_lambda_index(tree: exp.Expression) -> exp.Expression:
             lam.set("this", _rebind(lam.this, old, exp.paren(exp.Add(this=exp.column(fresh),
                                                                        expression=exp.Literal.number(1)))))
             lam.expressions[1].replace(exp.to_identifier(fresh))
-        elif isinstance(node, exp.Anonymous) and node.name.lower() == "list_reduce":
-            raise NotPortable("list_reduce (Spark's aggregate takes an initial value; not translated)")
         return node
     return bottom_up(tree, swap)
 
@@ -215,4 +213,50 @@ def struct_pack(tree: exp.Expression) -> exp.Expression:
             return exp.Struct(expressions=[exp.alias_(p.expression, p.this.name) if isinstance(p, exp.PropertyEQ)
                                            else p for p in node.expressions])
         return node
+    return bottom_up(tree, swap)
+
+
+# DuckDB functions with no Spark spelling of the same meaning (yet): a statement using one is refused.
+_UNPORTED = {
+    "json_valid": "json_valid() (Spark has no JSON validity test with DuckDB's grammar)",
+    "list_cosine_similarity": "list_cosine_similarity() (no Spark function; embedding_similarity is not ported)",
+    "list_reduce": "list_reduce() (Spark's aggregate() differs in its initial value; the trajectory metrics are "
+                   "not ported)",
+}
+
+
+@rewrite("spark")
+def unported(tree: exp.Expression) -> exp.Expression:
+    """Constructs without a Spark spelling of the same meaning: json_valid/json_type/json_extract (DuckDB's JSON
+    text vs Spark's get_json_object, which unquotes strings: '"0.5"' would read as 0.5), list_cosine_similarity,
+    list_reduce and HUGEINT bit masks (the trajectory metrics). Refused rather than rendered approximately."""
+    for node in tree.walk():
+        name = node.name.lower() if isinstance(node, exp.Anonymous) else ""
+        if name in _UNPORTED:
+            raise NotPortable(_UNPORTED[name])
+        if isinstance(node, exp.JSONType) or (isinstance(node, exp.JSONExtract)
+                                              and not isinstance(node, exp.JSONExtractScalar)):
+            raise NotPortable(f"{node.key}() (DuckDB returns JSON text, Spark's get_json_object unquotes strings)")
+        if isinstance(node, exp.DataType) and node.this in (exp.DataType.Type.INT128, exp.DataType.Type.UINT128):
+            raise NotPortable("HUGEINT (no 128-bit integer in Spark)")
+    return tree
+
+
+@rewrite("spark")
+def list_membership_without_null(tree: exp.Expression) -> exp.Expression:
+    """list_contains / list_has_any: DuckDB ignores NULL elements (false when nothing matches); Spark's
+    array_contains / arrays_overlap return NULL when the list holds a NULL and nothing matches."""
+    def swap(node: exp.Expression) -> exp.Expression:
+        name = node.name.lower() if isinstance(node, exp.Anonymous) else ""
+        if isinstance(node, exp.ArrayContains) or name in ("list_contains", "list_has", "array_contains"):
+            a, x = (node.this, node.expression) if isinstance(node, exp.ArrayContains) else node.expressions[:2]
+            found = exp.Anonymous(this="array_contains", expressions=[a.copy(), x.copy()])
+        elif isinstance(node, exp.ArrayOverlaps) or name in ("list_has_any", "array_has_any"):
+            a, x = (node.this, node.expression) if isinstance(node, exp.ArrayOverlaps) else node.expressions[:2]
+            found = exp.Anonymous(this="arrays_overlap", expressions=[a.copy(), x.copy()])
+        else:
+            return node
+        either_null = exp.or_(a.copy().is_(exp.null()), x.copy().is_(exp.null()))
+        return exp.Case(ifs=[exp.If(this=either_null, true=exp.null())],
+                        default=exp.func("coalesce", found, exp.false()))
     return bottom_up(tree, swap)
