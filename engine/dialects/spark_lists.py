@@ -135,7 +135,7 @@ def list_slice(tree: exp.Expression) -> exp.Expression:
         s = node.expressions[0]
         start, end = s.this, s.expression
         if not (isinstance(start, exp.Literal) and not start.is_string and int(start.name) >= 1):
-            raise NotPortable(f"the list slice {node.sql('duckdb')}: only a positive literal start is translated")
+            raise NotPortable(f"the list slice {node.sql(dialect='duckdb')}: only a positive literal start is translated")
         if end is None:
             end = exp.Anonymous(this="size", expressions=[node.this.copy()])
         length = exp.func("greatest", exp.Add(this=exp.Sub(this=exp.paren(end), expression=start.copy()),

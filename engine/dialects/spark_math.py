@@ -56,7 +56,7 @@ def integer_division(tree: exp.Expression) -> exp.Expression:
     refused otherwise."""
     for node in tree.find_all(exp.IntDiv):
         if not (_integer(node.this) and _integer(node.expression)):
-            raise NotPortable(f"{node.sql('duckdb')}: // of non-integers divides exactly on DuckDB and truncates "
+            raise NotPortable(f"{node.sql(dialect='duckdb')}: // of non-integers divides exactly on DuckDB and truncates "
                               "on Spark; write / or cast both sides to an integer")
     return tree
 

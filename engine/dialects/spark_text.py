@@ -17,7 +17,7 @@ _ZS = "[\\x{20}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{202F}\\x{205F}\\x{3000}]"
 def _pattern(node: exp.Expression, what: str) -> str:
     if not isinstance(node, exp.Literal) or not node.is_string:
         raise NotPortable(f"{what}: the pattern must be a string literal to be translated for Java "
-                          f"(got {node.sql('duckdb')[:80]})")
+                          f"(got {node.sql(dialect='duckdb')[:80]})")
     return node.this
 
 

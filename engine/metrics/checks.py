@@ -59,11 +59,12 @@ def sql_regex_patterns(tree) -> Iterator[tuple[str | None, str]]:
 
     names = {"regexp_matches", "regexp_full_match", "regexp_replace", "regexp_extract", "regexp_extract_all",
              "regexp_split_to_array", "string_split_regex", "str_split_regex"}
-    kinds = (exp.RegexpLike, exp.RegexpReplace, exp.RegexpExtract, exp.RegexpExtractAll, exp.RegexpSplit,
-             exp.RegexpFullMatch)
+    kinds = {exp.RegexpLike: "regexp_matches", exp.RegexpReplace: "regexp_replace",
+             exp.RegexpExtract: "regexp_extract", exp.RegexpExtractAll: "regexp_extract_all",
+             exp.RegexpSplit: "regexp_split_to_array", exp.RegexpFullMatch: "regexp_full_match"}
     for node in tree.walk():
-        if isinstance(node, kinds):
-            pattern, name = node.expression, node.key
+        if type(node) in kinds:
+            pattern, name = node.expression, kinds[type(node)]
         elif isinstance(node, exp.Anonymous) and node.name.lower() in names and len(node.expressions) > 1:
             pattern, name = node.expressions[1], node.name.lower()
         else:
