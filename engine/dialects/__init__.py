@@ -34,4 +34,4 @@ def for_dialect(tree: exp.Expression, dialect: str) -> exp.Expression:
 def _load(dialect: str) -> None:
     """Import the dialect's rewrite modules (they register themselves)."""
     if dialect == "spark":
-        from engine.dialects import spark, spark_monitor  # noqa: F401
+        from engine.dialects import spark, spark_lists, spark_math, spark_monitor, spark_text  # noqa: F401

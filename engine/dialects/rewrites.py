@@ -23,3 +23,18 @@ def rewrite(dialect: str) -> Callable[[Rewrite], Rewrite]:
 
 def registered(dialect: str) -> tuple[Rewrite, ...]:
     return tuple(_REWRITES.get(dialect, ()))
+
+
+def bottom_up(tree: exp.Expression, fn: Callable[[exp.Expression], exp.Expression]) -> exp.Expression:
+    """`tree` (changed in place) with `fn` applied to every node, children before their parents, so a rewritten
+    node's arguments are rewritten too (sqlglot's `transform` does not descend into a replaced node)."""
+    root = tree
+    for node in reversed(list(tree.walk(bfs=False))):
+        parent, key, index = node.parent, node.arg_key, node.index  # before `fn` may re-parent the node
+        new = fn(node)
+        if new is not node:
+            if node is root:
+                root = new
+            else:
+                parent.set(key, new, index)
+    return root

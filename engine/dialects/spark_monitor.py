@@ -7,18 +7,6 @@ from engine.dialects.rewrites import rewrite
 
 
 @rewrite("spark")
-def regex_split(tree: exp.Expression) -> exp.Expression:
-    """DuckDB's `regexp_split_to_array(s, re)` is Spark's `split(s, re, -1)`: both keep empty pieces (a leading or
-    trailing separator gives ''), which callers filter out."""
-    def swap(node: exp.Expression) -> exp.Expression:
-        if isinstance(node, exp.Anonymous) and node.name.lower() == "regexp_split_to_array":
-            s, pattern = node.expressions
-            return exp.Anonymous(this="split", expressions=[s.copy(), pattern.copy(), exp.Literal.number(-1)])
-        return node
-    return tree.transform(swap)
-
-
-@rewrite("spark")
 def md5_number_buckets(tree: exp.Expression) -> exp.Expression:
     """`md5_number(s) % n`, the sampling hash's bucket: DuckDB's md5_number is the 128-bit little-endian integer
     of the MD5 digest, which Spark cannot hold (no 128-bit integers). Its remainder is computed exactly from the

@@ -37,13 +37,39 @@ def _patterns(spec: dict) -> Iterator[tuple[str, str]]:
 
 
 def re2_problem(con, pattern: str) -> str | None:
+    """Why `pattern` cannot be a metric's regex: RE2 rejects it, or Spark's Java engine would read it differently
+    or could backtrack exponentially on it (engine/dialects/regex.py); a metric means the same on both engines."""
     import duckdb
+
+    from engine.dialects import regex
 
     try:
         execute(con, RE2_CHECK, {"pattern": pattern})
     except duckdb.Error as e:
         return f"not a valid RE2 pattern {pattern!r}: {str(e).splitlines()[0]}"
+    refused = regex.problems(pattern)
+    if refused:
+        return f"pattern {pattern!r} would not mean the same on Spark: {refused[0]}"
     return None
+
+
+def sql_regex_patterns(tree) -> Iterator[tuple[str | None, str]]:
+    """(pattern or None when it is not a string literal, function name) of every regex call in user SQL."""
+    from sqlglot import exp
+
+    names = {"regexp_matches", "regexp_full_match", "regexp_replace", "regexp_extract", "regexp_extract_all",
+             "regexp_split_to_array", "string_split_regex", "str_split_regex"}
+    kinds = {exp.RegexpLike: "regexp_matches", exp.RegexpReplace: "regexp_replace",
+             exp.RegexpExtract: "regexp_extract", exp.RegexpExtractAll: "regexp_extract_all",
+             exp.RegexpSplit: "regexp_split_to_array", exp.RegexpFullMatch: "regexp_full_match"}
+    for node in tree.walk():
+        if type(node) in kinds:
+            pattern, name = node.expression, kinds[type(node)]
+        elif isinstance(node, exp.Anonymous) and node.name.lower() in names and len(node.expressions) > 1:
+            pattern, name = node.expressions[1], node.name.lower()
+        else:
+            continue
+        yield (pattern.this if isinstance(pattern, exp.Literal) and pattern.is_string else None), name
 
 
 @checker
@@ -66,6 +92,12 @@ def check_metric_values(composed: Composed, add: Callable[[str, str], None]) -> 
                 tree, problems = parse_user_expression(spec["expression"])
                 for problem in problems or bind_problems(tree):
                     add(f"{where}.expression", problem)
+                for pattern, fn in sql_regex_patterns(tree) if tree is not None and not problems else ():
+                    con = con or duckdb.connect(":memory:")
+                    problem = (f"{fn}(): the pattern must be a string literal (checked to mean the same on DuckDB "
+                               "and Spark)") if pattern is None else re2_problem(con, pattern)
+                    if problem:
+                        add(f"{where}.expression", problem)
             if spec.get("kind") == "llm_judge" and isinstance(spec.get("rubric"), str):
                 for problem in rubric_problems(spec["rubric"]):
                     add(f"{where}.rubric", problem)

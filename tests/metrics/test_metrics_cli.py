@@ -136,3 +136,34 @@ def test_classification_result_matches_its_schema(cli, project):
     assert [c["label"] for c in result["classification"]["label"][0]["per_class"]] == ["yes"]
     assert result["regression"]["err"][0]["n_predicted"] == 2  # "30 days" vs 30, "$15 per user" vs 12
     assert result["regression"]["err"][0]["mae"] == pytest.approx(1.5)
+
+
+NOT_PORTABLE_REGEX = r"""
+nested:
+  kind: regex_match
+  pattern: '(a+)+b'
+multiline:
+  kind: safety
+  packs: {p: [{name: r, category: c, pattern: '(?m)^secret$'}]}
+from_data:
+  kind: sql
+  expression: "regexp_matches(output_text, input_text)"
+in_sql:
+  kind: sql
+  expression: "regexp_matches(output_text, '(x|xy)*z')"
+"""
+
+
+def test_regexes_that_would_differ_on_spark_are_config_errors(cli, project):
+    """A metric's regex must mean the same on DuckDB (RE2) and Spark (Java): refused with its key path."""
+    (project / "conf" / "metrics" / "bad.yaml").write_text(NOT_PORTABLE_REGEX)
+    r = cli("evaluate", "metrics=[mini,bad]", cwd=project)
+    assert r.code == 2, r
+    assert "Traceback" not in r.stderr
+    assert "metrics.nested.pattern: pattern '(a+)+b' would not mean the same on Spark: a repetition inside" \
+        in r.stderr
+    assert "metrics.multiline.packs.p[0].pattern: pattern '(?m)^secret$' would not mean the same on Spark: " \
+           "multi-line mode" in r.stderr
+    assert "metrics.from_data.expression: regexp_matches(): the pattern must be a string literal" in r.stderr
+    assert "metrics.in_sql.expression: pattern '(x|xy)*z' would not mean the same on Spark: alternatives" \
+        in r.stderr

@@ -73,7 +73,7 @@ def test_a_bare_md5_number_is_refused_for_spark():
 
 
 def test_regex_split_keeps_empty_pieces_like_duckdb(both):
-    """regex_split: regexp_split_to_array on both engines, separators at the ends and repeated."""
+    """java_regex: regexp_split_to_array on both engines, separators at the ends and repeated."""
     spark, con = both
     texts = ["a b", " a  b ", "", "   ", "naïve café", "e\u0301te", "日本 語", "x\u2028y", "a-b_c"]
     load_tables(spark, con, {"texts": pa.table({"i": list(range(len(texts))), "s": texts})})
