@@ -4,7 +4,7 @@ bucket is below r * BUCKETS, so a sample at a higher rate contains the one at a 
 
 Version 1 (the only one): md5 of the UTF-8 bytes of salt || trace_id, read as an unsigned 128-bit integer with
 the first byte least significant (DuckDB's `md5_number`), modulo 1,000,000. Spark has no md5_number and no
-128-bit integers; engine/dialects/spark_hash.py computes the same bucket there from md5's hex digits, so both
+128-bit integers; engine/dialects/spark_sampling.py computes the same bucket there from md5's hex digits, so both
 backends sample the same traces. Changing the function changes which traces are sampled: a new function gets a
 new `SAMPLING_HASH` version, and the version is recorded with every sample that leaves the store
 (`bridge_exports.sampling_hash`, the bridge's result)."""

@@ -34,4 +34,4 @@ def for_dialect(tree: exp.Expression, dialect: str) -> exp.Expression:
 def _load(dialect: str) -> None:
     """Import the dialect's rewrite modules (they register themselves)."""
     if dialect == "spark":
-        from engine.dialects import spark, spark_drift, spark_hash  # noqa: F401
+        from engine.dialects import spark, spark_drift, spark_sampling  # noqa: F401

@@ -1,5 +1,6 @@
-"""Rewrites of DuckDB-dialect trees for Spark SQL: the sampling hash (engine/sampling_hash.py). One function per
-difference; run on both engines by tests/parity/test_sampling_parity.py."""
+"""Rewrites of DuckDB-dialect trees for Spark SQL met by the bridge's samplers: the sampling hash
+(engine/sampling_hash.py) and CTE names repeated in nested scopes. One function per difference; run on both
+engines by tests/parity/test_sampling_parity.py."""
 from __future__ import annotations
 
 from sqlglot import exp
@@ -58,3 +59,37 @@ def md5_number_buckets(tree: exp.Expression) -> exp.Expression:
 
 def _is_md5_number(node: exp.Expression) -> bool:
     return isinstance(node, exp.Anonymous) and str(node.this).lower() == "md5_number" and len(node.expressions) == 1
+
+
+@rewrite("spark")
+def unique_cte_names(tree: exp.Expression) -> exp.Expression:
+    """A CTE name defined again in a nested query (each `resolved('feedback')` subquery brings its own `fw_refs`):
+    DuckDB scopes each definition to its query; sqlglot moves every CTE to the top of the statement for Spark,
+    where two definitions of one name are an error. Each repeated definition, innermost first, gets a name of its
+    own (`fw_refs_2`, ...) and the references in its scope follow."""
+    withs = sorted(tree.find_all(exp.With), key=lambda w: -w.depth)
+    counts: dict[str, int] = {}
+    for w in withs:
+        for cte in w.expressions:
+            counts[cte.alias_or_name] = counts.get(cte.alias_or_name, 0) + 1
+    repeated = {name for name, n in counts.items() if n > 1}
+    if not repeated:
+        return tree
+    used = set(counts)
+    for w in withs:
+        scope = w.parent
+        for cte in w.expressions:
+            old = cte.alias_or_name
+            if old not in repeated or counts[old] == 1:
+                continue
+            counts[old] -= 1
+            k = 2
+            while f"{old}_{k}" in used:
+                k += 1
+            new = f"{old}_{k}"
+            used.add(new)
+            for table in scope.find_all(exp.Table):
+                if table.name == old and not table.args.get("db"):
+                    table.set("this", exp.to_identifier(new))
+            cte.set("alias", exp.TableAlias(this=exp.to_identifier(new)))
+    return tree
