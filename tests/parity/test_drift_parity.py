@@ -8,6 +8,10 @@ with a DuckDB connection and once with a Spark runner, over the same fixture tra
 values (NULL and NaN), ties, a category seen only in the current period and a current window whose values are all
 missing. Counts, labels, cut points and windows must be equal; statistics, p-values, means and proportions within
 1e-9 (relative). KS and Wasserstein are also held to scipy on each window.
+
+The Spark rewrites these statements need (engine/dialects/spark_drift.py): `range_tables` (cut points and the
+reference bins read `range(a, b) AS t(i)`), `list_parameters_by_position` (`$ref_keys[t.i]`), and, for the
+library's all-SQL plan, `zipped_unnests`; `exact_percentiles` is tested in test_dialect_rewrites.py.
 """
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Bridge sampling means the same on Spark as on DuckDB (issue 14): every sampler's selection query picks the same
 traces in the same order, and the sampling hash (engine/sampling_hash.py, version 1) gives the same bucket on both
 engines, equal to md5 read little-endian mod 10^6 in Python, for adversarial ids (rewrite `md5_number_buckets`).
+Samplers reading feedback repeat a nested CTE (`fw_refs`) that Spark would see twice: rewrite `unique_cte_names`.
 """
 from __future__ import annotations
 
