@@ -28,6 +28,7 @@ from engine.monitor.spec import Scope
 from engine.paths import resolve_data_path
 from engine.provenance import config_hash as provenance_hash
 from engine.provenance import utc_now
+from engine.sampling_hash import SAMPLING_HASH
 from engine.sql import Plan, PythonStep, Statement, literal, parse, statement, temp_table
 from engine.store import Store
 
@@ -130,8 +131,9 @@ def candidates_statement(cfg: dict) -> Statement:
 
 
 EXPORTED_FOR_TRAINING = Statement("exports:training", parse(
-    f"INSERT INTO bridge_exports SELECT $export_id, trace_id, policy, text_hash, 'training', $config_hash, now() "
-    f"FROM {TRAINING}"), ("export_id", "config_hash"), "what left for training, so it never leaves twice")
+    f"INSERT INTO bridge_exports SELECT $export_id, trace_id, policy, text_hash, 'training', $config_hash, now(), "
+    f"$sampling_hash FROM {TRAINING}"), ("export_id", "config_hash", "sampling_hash"),
+    "what left for training (and the sampling hash version that chose it), so it never leaves twice")
 
 
 POLICY_COUNTS = Statement("select:counts", parse(f"SELECT policy, count(*) AS n FROM {SELECTED} GROUP BY 1"),
@@ -169,13 +171,15 @@ def export_rows_statement(cfg: dict) -> Statement:
     """The training rows in the configured layout (chat messages or flat columns), each with its provenance."""
     export = BridgeSpec.of(cfg).export
     common = ("trace_id, policy, $config_hash AS config_hash, $exported_at AS exported_at, $export_id AS export_id, "
-              "topic, target_source" + ("" if "model" in export.dropped_fields else ", model, model_version"))
+              "$sampling_hash AS sampling_hash, topic, target_source"
+              + ("" if "model" in export.dropped_fields else ", model, model_version"))
     if export.layout == "chat":
         body = (f"SELECT {common}, [{{'role': 'user', 'content': input}}, "
                 f"{{'role': 'assistant', 'content': target}}] AS messages FROM {TRAINING}")
     else:
         body = f"SELECT {common}, input, output, target FROM {TRAINING}"
-    return Statement("export:rows", temp_table(EXPORT_ROWS, parse(body)), ("config_hash", "exported_at", "export_id"),
+    return Statement("export:rows", temp_table(EXPORT_ROWS, parse(body)),
+                     ("config_hash", "exported_at", "export_id", "sampling_hash"),
                      f"the training rows in the {export.layout} layout, with the export's provenance")
 
 
@@ -238,8 +242,8 @@ def _export(store: Store, backend, cfg: dict, plan: Plan, project_dir: Path, imp
         with journal.step(PARENT.name):
             parent = _parent_dataset(store, cfg, project_dir, name)
     result = {"command": "bridge", "export_id": export_id, "config_hash": config_hash, "exported_at": exported_at,
-              "policies": {}, "training": None, "golden": None, "store": str(store.path),
-              "backend": provenance(backend)}
+              "sampling_hash": SAMPLING_HASH, "policies": {}, "training": None, "golden": None,
+              "store": str(store.path), "backend": provenance(backend)}
     if import_labels:
         with journal.step(IMPORT.name):
             result["golden"] = _import_labels(store, project_dir, import_labels, parent, out_dir, staging)
@@ -263,7 +267,8 @@ def _export(store: Store, backend, cfg: dict, plan: Plan, project_dir: Path, imp
     # training export
     export = bridge.export
     run(steps["training"], {})
-    meta = {"config_hash": config_hash, "exported_at": exported_at, "export_id": export_id}
+    meta = {"config_hash": config_hash, "exported_at": exported_at, "export_id": export_id,
+            "sampling_hash": SAMPLING_HASH}
     run(steps["export:rows"], meta)
     suffix = "parquet" if export.format == "parquet" else "jsonl"
     final = out_dir / f"training-{export_id}.{suffix}"
@@ -275,7 +280,8 @@ def _export(store: Store, backend, cfg: dict, plan: Plan, project_dir: Path, imp
         leaked = _leaks(run, path, suffix) if n else 0
     if leaked:  # the query excludes them; this re-reads what was written, so a bug cannot leak silently
         raise RuntimeError(f"leakage guard: {leaked} exported records match golden cases; nothing exported")
-    run(steps["exports:training"], {"export_id": export_id, "config_hash": config_hash})
+    run(steps["exports:training"], {"export_id": export_id, "config_hash": config_hash,
+                                    "sampling_hash": SAMPLING_HASH})
     excluded = run(EXCLUDED, {})[0]["n"]
     result["training"] = {"path": str(final), "records": n, "format": suffix, "layout": export.layout,
                           "excluded_golden_matches": excluded}
@@ -350,7 +356,8 @@ def _grow_golden(store: Store, backend, statement: Statement, bridge: BridgeSpec
         "destination": pa.array(["golden" if r["trace_id"] in golden_ids else "label_queue" for r in sent],
                                 pa.string()),
         "config_hash": pa.array([config_hash] * len(sent), pa.string()),
-        "exported_at": pa.array([utc_now()] * len(sent), pa.timestamp("us", tz="UTC"))}))
+        "exported_at": pa.array([utc_now()] * len(sent), pa.timestamp("us", tz="UTC")),
+        "sampling_hash": pa.array([SAMPLING_HASH] * len(sent), pa.int32())}))
     out["cases_from_production"] = sum(1 for c in _all_cases(store, out["version"])
                                        if (c.get("metadata") or {}).get("origin") == "production")
     return out

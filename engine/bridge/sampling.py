@@ -12,9 +12,9 @@ from sqlglot import exp
 
 from engine import registry
 from engine.monitor.sources import with_resolved_feedback
+from engine.sampling_hash import BUCKETS, bucket
 from engine.sql import literal, parse, render
 
-BUCKETS = 1_000_000
 SIGNALS = {
     # signal -> condition on a trace `t` (correlated subqueries over feedback and live scores)
     "correction": "EXISTS (SELECT 1 FROM feedback f WHERE f.trace_id = t.trace_id AND f.kind = 'correction')",
@@ -41,9 +41,9 @@ def sampler(name: str, properties: dict, required: tuple[str, ...] = ()) -> Call
 
 
 def hash_of(salt: str) -> exp.Expression:
-    """A stable hash of (salt, trace_id) in [0, BUCKETS): md5 keeps it the same across DuckDB versions."""
-    return parse(f"SELECT md5_number(__salt__ || t.trace_id) % {BUCKETS}").expressions[0].transform(
-        lambda n: literal(salt) if isinstance(n, exp.Column) and n.name == "__salt__" else n)
+    """The sampling bucket of (salt, trace_id) in [0, BUCKETS): engine/sampling_hash.py (versioned; the same bucket
+    on DuckDB and Spark)."""
+    return bucket(salt, exp.column("trace_id", table="t"))
 
 
 def _from(traces: exp.Select) -> exp.Select:

@@ -17,10 +17,10 @@ from engine.judges.spec import JudgesSpec, TraceSampleSpec
 from engine.monitor.sources import traces_in_scope
 from engine.provenance import utc_now
 from engine.executor import execute
-from engine.sql import Statement, literal, parse
+from engine.sql import Statement, parse
+from engine.sampling_hash import BUCKETS, bucket
 from engine.store import Store
 
-BUCKETS = 1_000_000
 
 
 def sampled_traces(sample: TraceSampleSpec) -> exp.Expression:
@@ -31,10 +31,10 @@ def sampled_traces(sample: TraceSampleSpec) -> exp.Expression:
         SELECT t.trace_id, t.input, t.output,
                coalesce(TRY_CAST(json_extract(t.attributes, '$.context') AS VARCHAR[]), []::VARCHAR[]) AS context
         FROM (SELECT 1) AS t
-        WHERE t.output IS NOT NULL AND md5_number(__salt__ || t.trace_id) % {BUCKETS} < {threshold}
+        WHERE t.output IS NOT NULL AND __bucket__ < {threshold}
         ORDER BY t.trace_id""").from_(traces_in_scope(scope).subquery("t"))
-    return query.transform(lambda n: literal(sample.salt)
-                           if isinstance(n, exp.Column) and n.name == "__salt__" else n)
+    return query.transform(lambda n: bucket(sample.salt, exp.column("trace_id", table="t"))
+                           if isinstance(n, exp.Column) and n.name == "__bucket__" else n)
 
 
 def sample_statement(sample: TraceSampleSpec) -> Statement:

@@ -280,4 +280,10 @@ MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
             source_line BIGINT
         )""",
     )),
+    (103, "the sampling hash's version recorded with every trace the bridge sent (engine/sampling_hash.py)", (
+        # Changing the hash changes which traces are sampled; every row sent before this migration was sampled by
+        # version 1 (md5_number % 10^6), the only version so far.
+        "ALTER TABLE bridge_exports ADD COLUMN sampling_hash INTEGER",
+        "UPDATE bridge_exports SET sampling_hash = 1",
+    )),
 ]

@@ -15,8 +15,7 @@ from engine.monitor.spec import OnlineSpec, Scope
 from engine.provenance import content_hash
 from engine.sql import Statement, literal, parse
 from engine.plan_memo import by_content
-
-BUCKETS = 1_000_000
+from engine.sampling_hash import BUCKETS, bucket
 
 
 def metric_hash(spec: dict) -> str:
@@ -24,10 +23,10 @@ def metric_hash(spec: dict) -> str:
 
 
 def sampled(online: OnlineSpec) -> exp.Expression:
-    """hash(salt, trace_id) in [0, 1) below the rate; md5 keeps it stable across DuckDB versions."""
+    """The trace's sampling bucket (engine/sampling_hash.py: versioned, the same on DuckDB and Spark) below the
+    rate."""
     threshold = int(round(online.rate * BUCKETS))
-    return parse(f"SELECT md5_number(__salt__ || t.trace_id) % {BUCKETS} < {threshold}").expressions[0].transform(
-        lambda n: literal(online.salt) if isinstance(n, exp.Column) and n.name == "__salt__" else n)
+    return exp.LT(this=bucket(online.salt, exp.column("trace_id", table="t")), expression=literal(threshold))
 
 
 def traces_as_scoring_input(scope: Scope, online: OnlineSpec, metric: str, mhash: str) -> exp.Select:

@@ -302,7 +302,7 @@ def chi_square(spec: DriftSpec) -> TestSQL:
         dof = _sql("count(*) FILTER (WHERE r + o > 0) - 1")
     else:
         term = ("CASE WHEN p = 0 AND o = 0 THEN 0 WHEN p = 0 THEN __inf__ "
-                "ELSE (o - n * p) * (o - n * p) / (n * p) END")
+                "ELSE (o - n * p) * (o - n * p) / (NULLIF(n, 0) * p) END")  # n = 0: NULL, never x / 0 (Spark fails)
         dof = _sql("count(*) - 1")
 
     def finish(f: dict, row: dict) -> dict:
@@ -320,11 +320,13 @@ def share_change(spec: DriftSpec) -> TestSQL:
 
     max over categories of |current share - reference share|, e.g. 0.12 when "refund" goes from 8 % to 20 %
     of requests. Ties are broken by the category's name. For numeric features the "categories" are bins."""
-    change = "abs(q_raw - p_raw) DESC, label"
+    # the row of the largest change, ties to the first label: arg_min over (-change, label), which both engines
+    # have (DuckDB's first(x ORDER BY ...) has no Spark form); an empty window (no change) orders last
+    change = "struct_pack(k := -coalesce(abs(q_raw - p_raw), -1), l := label)"
     return TestSQL({"statistic": _sql("max(abs(q_raw - p_raw))"),
-                    "category": _sql(f"first(label ORDER BY {change})"),
-                    "reference_share": _sql(f"first(p_raw ORDER BY {change})"),
-                    "current_share": _sql(f"first(q_raw ORDER BY {change})")},
+                    "category": _sql(f"arg_min(label, {change})"),
+                    "reference_share": _sql(f"arg_min(p_raw, {change})"),
+                    "current_share": _sql(f"arg_min(q_raw, {change})")},
                    lambda f, row: {"p_value": None, **f})
 
 

@@ -46,6 +46,9 @@ def test_training_export_never_contains_a_golden_case_and_carries_provenance(bri
     record = training[0]
     assert {"trace_id", "policy", "config_hash", "exported_at", "messages"} <= set(record)
     assert record["policy"] in result["policies"] and record["config_hash"] == result["config_hash"]
+    # the sampling hash's version (engine/sampling_hash.py) travels with every record and every row sent
+    assert result["sampling_hash"] == 1 and {r["sampling_hash"] for r in training} == {1}
+    assert con.execute("SELECT DISTINCT sampling_hash FROM bridge_exports").fetchall() == [(1,)]
     assert [m["role"] for m in record["messages"]] == ["user", "assistant"]
     assert "user_id" not in record  # a declared field is dropped
     # failures became golden cases or wait in the label queue: none of them is trained on

@@ -82,8 +82,8 @@ def test_regex_split_keeps_empty_pieces_like_duckdb(both):
     assert_same_rows(run_duckdb(con, st), run_spark(spark, st), ["i"], what="regexp_split_to_array")
 
 
-def test_hoisted_ctes_one_relation_read_twice(both):
-    """hoisted_ctes: a subquery with its own WITH, used twice in one statement (and a second CTE of the same
+def test_nested_ctes_one_relation_read_twice(both):
+    """unique_cte_names: a subquery with its own WITH, used twice in one statement (and a second CTE of the same
     name with another body), gives the same rows on Spark."""
     spark, con = both
     sub = "(WITH fw_r AS (SELECT g, x FROM xs WHERE x > {lo}) SELECT g, count(*) AS n FROM fw_r GROUP BY g)"
