@@ -22,3 +22,23 @@ def exact_percentiles(tree: exp.Expression) -> exp.Expression:
             return exp.Anonymous(this="percentile", expressions=[column.copy(), node.this.this.copy()])
         return node
     return tree.transform(swap)
+
+
+@rewrite("spark")
+def json_string_list(tree: exp.Expression) -> exp.Expression:
+    """`TRY_CAST(json_extract(j, path) AS VARCHAR[])` (a list of strings kept in a JSON document, e.g. a trace's
+    retrieved context): Spark's `from_json(get_json_object(j, path), 'array<string>')` reads the same list, NULL
+    where DuckDB's cast fails. Runs before the refusal of other JSON extraction (engine/dialects/spark_lists.py)."""
+    def swap(node: exp.Expression) -> exp.Expression:
+        if (isinstance(node, exp.TryCast) and isinstance(node.this, exp.JSONExtract)
+                and not isinstance(node.this, exp.JSONExtractScalar)
+                and node.to.is_type(exp.DataType.Type.ARRAY) and node.to.expressions
+                and node.to.expressions[0].is_type(*exp.DataType.TEXT_TYPES)):
+            extract = node.this
+            path = extract.expression
+            text = exp.Anonymous(this="get_json_object", expressions=[
+                extract.this.copy(), path.copy() if not isinstance(path, exp.JSONPath) else
+                exp.Literal.string(path.sql(dialect="duckdb").strip("'"))])
+            return exp.Anonymous(this="from_json", expressions=[text, exp.Literal.string("array<string>")])
+        return node
+    return tree.transform(swap)

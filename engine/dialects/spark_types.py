@@ -1,4 +1,4 @@
-"""Spark rewrites found by running `flywheel monitor`'s compiled statements on Spark (engine/dialects/)."""
+"""Spark rewrites of types: casts to DuckDB types Spark lacks (engine/dialects/)."""
 from __future__ import annotations
 
 from sqlglot import exp
@@ -8,14 +8,14 @@ from engine.dialects.rewrites import rewrite
 
 # DuckDB types Spark lacks -> the Spark type that holds every value exactly
 _TYPES = {exp.DataType.Type.UBIGINT: "DECIMAL(20, 0)", exp.DataType.Type.UINT: "BIGINT",
-          exp.DataType.Type.USMALLINT: "INT", exp.DataType.Type.UTINYINT: "SMALLINT",
-          exp.DataType.Type.INT128: "DECIMAL(38, 0)", exp.DataType.Type.UINT128: "DECIMAL(38, 0)"}
+          exp.DataType.Type.USMALLINT: "INT", exp.DataType.Type.UTINYINT: "SMALLINT"}
+# (HUGEINT is refused: engine/dialects/spark_lists.py; DECIMAL(38, 0) does not hold all its values)
 
 
 @rewrite("spark")
 def portable_types(tree: exp.Expression) -> exp.Expression:
-    """Casts to DuckDB types Spark has no equivalent for. Unsigned and 128-bit integers (a record's UBIGINT hash)
-    become DECIMALs wide enough for every value (sqlglot would write UBIGINT, which Spark does not know, and a
+    """Casts to DuckDB types Spark has no equivalent for. Unsigned integers (a record's UBIGINT hash)
+    become types wide enough for every value (sqlglot would write UBIGINT, which Spark does not know, and a
     BIGINT would overflow). A cast to JSON keeps the JSON text as a STRING: sqlglot writes TO_JSON(x), which
     Spark reads as "serialise this struct" and refuses for a string."""
     def swap(node: exp.Expression) -> exp.Expression:
