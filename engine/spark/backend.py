@@ -86,11 +86,18 @@ class SparkBackend:
     # -- writes of Spark results into the store ---------------------------------------------------------------
     def _into_store(self, statement: Statement, params: Mapping[str, Any]) -> list[dict]:
         """INSERT INTO <store table> SELECT ... or COPY (SELECT ...) TO 'file': the SELECT on Spark when it reads
-        Spark data, the insert (or the file) local."""
+        Spark data, the insert (or the file) local. The table's copy in Spark is stale once the insert is done
+        (not before: the SELECT may read the table it inserts into, and mirror it)."""
+        tree = statement.tree
+        try:
+            return self._insert_or_copy(statement, params)
+        finally:
+            if isinstance(tree, exp.Insert):
+                self._stale((tree.this.this if isinstance(tree.this, exp.Schema) else tree.this).name)
+
+    def _insert_or_copy(self, statement: Statement, params: Mapping[str, Any]) -> list[dict]:
         tree = statement.tree
         if isinstance(tree, exp.Insert):
-            target = tree.this.this if isinstance(tree.this, exp.Schema) else tree.this
-            self._stale(target.name)
             query = tree.expression
         else:
             query = tree.this.this if isinstance(tree.this, exp.Subquery) else tree.this
