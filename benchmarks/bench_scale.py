@@ -122,7 +122,7 @@ def run_monitor(project: Path, lake: Path, backend: str, out: Path) -> dict:
     args = [*FLYWHEEL, "monitor", f"--project={project}", "monitor=default", f"backend={backend}",
             f"out={out}"] + [f"source.{k}.path={lake / k}" for k in ("traces", "feedback", "events")]
     if backend == "spark":
-        args.append("backend.conf={spark.driver.memory: 6g}")
+        args.append("+backend.conf={spark.driver.memory: 6g}")
     started = time.perf_counter()
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     peak = [0.0]

@@ -40,7 +40,8 @@ def pytest_configure(config):
 
 
 # The Spark parity suite (tests/parity/) goes whole to one worker: one JVM and one Spark session for all its
-# modules (starting one costs seconds and a gigabyte), as its conftest asks.
+# modules (starting one costs seconds and a gigabyte), as its conftest asks. Its weight in module_seconds.json is
+# the whole package's (the key "tests/parity/").
 PARITY = "tests/parity/"
 
 

@@ -5,12 +5,15 @@ from typing import Callable
 
 from sqlglot import exp
 
+from engine.errors import UserError
+
 Rewrite = Callable[[exp.Expression], exp.Expression]
 _REWRITES: dict[str, list[Rewrite]] = {}
 
 
-class NotPortable(ValueError):
-    """A statement uses a construct the target engine would read differently, and no rewrite keeps its meaning."""
+class NotPortable(UserError):
+    """A statement uses a construct the target engine would read differently, and no rewrite keeps its meaning: the
+    user's config asks for something the chosen backend cannot run with the same meaning (exit 2)."""
 
 
 def rewrite(dialect: str) -> Callable[[Rewrite], Rewrite]:

@@ -58,8 +58,13 @@ class SparkStatementFailed(RuntimeError):
 def arrow(spark, statement: Statement, params: Mapping[str, Any]) -> pa.Table:
     from pyspark.errors import PySparkException
 
+    from engine.dialects import NotPortable
+
     try:
         return _arrow(spark, statement, params)
+    except NotPortable as e:
+        raise NotPortable(f"statement '{statement.name}' cannot run on Spark with the meaning it has on DuckDB: {e} "
+                          f"(run it with backend=duckdb, or change that part of the config)") from e
     except PySparkException as e:
         from engine.executor import _owner, user_sql_failure
 
