@@ -66,3 +66,16 @@ def is_alive(owner: ProcessIdentity) -> bool | None:
         if now is not None and now != owner.started:
             return False  # the pid was reused by another process
     return True
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process of that id runs on this host (a process of another user counts: it exists)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -24,6 +24,7 @@ from engine.executor import execute, execute_arrow
 from engine.models.base import ModelAdapter, ModelRequest, ModelResponse
 from engine.provenance import canonical_json, utc_now
 from engine.sql import statement
+from engine.process_identity import pid_alive
 
 # The `outputs` table's columns, in order: every bulk write of outputs goes through this schema.
 OUTPUT_SCHEMA = pa.schema([
@@ -170,13 +171,6 @@ def discard_journals(directory: Path, run_id: str) -> None:
             path.unlink(missing_ok=True)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True
 
 
@@ -214,7 +208,7 @@ def recover_journals(store, directory: Path) -> int:
             pid = int(path.name.rsplit(".", 2)[-2])
         except ValueError:
             continue
-        if pid == os.getpid() or _alive(pid):
+        if pid == os.getpid() or pid_alive(pid):
             continue
         table = _read_journal(path)
         if len(table):

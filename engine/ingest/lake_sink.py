@@ -35,6 +35,7 @@ from engine import executor
 from engine.errors import UserError
 from engine.ingest.records import KINDS
 from engine.sql import Statement, literal, parse, temp_table
+from engine.process_identity import pid_alive
 
 SCHEME = "parquet:"
 STAGING = "_staging-"
@@ -125,14 +126,14 @@ def clean_staging(lake: LakeTarget) -> list[Path]:
             if len(parts) != 3 or parts[1] != host:
                 continue
             pid = int(parts[2]) if parts[2].isdigit() else -1
-            if pid != os.getpid() and _alive(pid):  # a running ingest's
+            if pid != os.getpid() and pid_alive(pid):  # a running ingest's
                 continue
             shutil.rmtree(child, ignore_errors=True)
             removed.append(child)
     manifests = lake.root / MANIFESTS
     for leftover in manifests.glob(".*.tmp") if manifests.is_dir() else ():
         pid = _pid_of(leftover.name)
-        if pid == os.getpid() or not _alive(pid):
+        if pid == os.getpid() or not pid_alive(pid):
             leftover.unlink(missing_ok=True)
     return removed
 
@@ -146,15 +147,6 @@ def _pid_of(name: str) -> int:
     return int(tail) if tail.isdigit() else -1
 
 
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True
 
 
