@@ -19,9 +19,12 @@ _DISTRIBUTION = {"yaml": "pyyaml", "hydra": "hydra-core"}
 
 
 def _declared() -> set[str]:
+    """The dependencies, and the extras a feature asks for (`spark`: backend=spark imports pyspark only then);
+    not the test extras."""
     project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    extras = [r for name, reqs in project.get("optional-dependencies", {}).items() if name != "test" for r in reqs]
     names = set()
-    for requirement in project["dependencies"]:
+    for requirement in project["dependencies"] + extras:
         name = requirement
         for stop in "<>=!~[; ":
             name = name.split(stop)[0]

@@ -147,25 +147,21 @@ def chain(con, spec: MonitorSpec, params: dict) -> dict:
 @pytest.fixture(scope="module")
 def results(spark):
     """All rules on both engines (one batch: the Spark session is shared by the whole parity suite)."""
-    original = drift_rules.execute
-    drift_rules.execute = _dispatch  # drift_rules calls `execute(con, ...)`; a runner with a dialect goes to Spark
-    try:
-        trace_table, steps = traces()
-        con = duckdb.connect()
-        con.execute("SET TimeZone = 'UTC'")
-        load_tables(spark, con, {"traces": trace_table, "trace_tool_steps": steps})
-        runners = (Runner("duckdb", lambda st, p: executor.execute(con, st, p)),
-                   Runner("spark", lambda st, p: run_spark(spark, st, p)))
-        out = {}
-        for label, spec in (("first_days", monitor(rules())),
-                            ("previous", monitor({"psi_previous": {"feature": "latency", "test": "psi",
-                                                                   "threshold": 0.1}},
-                                                 {"kind": "previous"}, PREVIOUS_END))):
-            params = {**periods(con, spec).params(), "golden_version": None}
-            out[label] = tuple(chain(runner, spec, params) for runner in runners)
-        yield out, trace_table
-    finally:
-        drift_rules.execute = original
+    # drift_rules runs each statement with engine.backend.run_on: a runner with a dialect is a backend
+    trace_table, steps = traces()
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    load_tables(spark, con, {"traces": trace_table, "trace_tool_steps": steps})
+    runners = (Runner("duckdb", lambda st, p: executor.execute(con, st, p)),
+               Runner("spark", lambda st, p: run_spark(spark, st, p)))
+    out = {}
+    for label, spec in (("first_days", monitor(rules())),
+                        ("previous", monitor({"psi_previous": {"feature": "latency", "test": "psi",
+                                                               "threshold": 0.1}},
+                                             {"kind": "previous"}, PREVIOUS_END))):
+        params = {**periods(con, spec).params(), "golden_version": None}
+        out[label] = tuple(chain(runner, spec, params) for runner in runners)
+    yield out, trace_table
 
 
 def _utc(value):
