@@ -20,8 +20,8 @@ _OWNERS = (("score:", "metric"), ("kpi.", "KPI"), ("drift.", "drift rule"), ("on
            ("parity.", "parity check"))
 
 
-def _bound(statement: Statement, params: dict[str, Any]) -> dict[str, Any]:
-    """Exactly the parameters the statement uses (DuckDB rejects extra ones)."""
+def bound_params(statement: Statement, params: dict[str, Any]) -> dict[str, Any]:
+    """Exactly the parameters the statement uses (DuckDB and Spark reject extra ones)."""
     used = statement.placeholders
     missing = used - params.keys()
     if missing:  # a plan bug, not the user's: name it rather than let DuckDB guess
@@ -31,9 +31,9 @@ def _bound(statement: Statement, params: dict[str, Any]) -> dict[str, Any]:
 
 def _run(con, statement: Statement, params: dict[str, Any]):
     try:
-        return con.execute(statement.text, _bound(statement, params))
+        return con.execute(statement.text, bound_params(statement, params))
     except duckdb.Error as e:
-        failure = user_sql_failure(e, statement.tree, _owner(statement.name))
+        failure = user_sql_failure(e, statement.tree, owner_of(statement.name))
         if failure is not None:
             raise failure from e
         raise
@@ -55,14 +55,14 @@ def execute_arrow(con: duckdb.DuckDBPyConnection, statement: Statement, params: 
 
     Through a relation (`con.sql`), not a cursor: DuckDB copies a cursor's rows once more to hand them out as
     Arrow (and warns about it). The relation is built on the connection itself and journaled by hand."""
-    raw, bound = journal.unwrapped(con), _bound(statement, params)
+    raw, bound = journal.unwrapped(con), bound_params(statement, params)
     started = time.perf_counter()
     try:
         relation = raw.sql(statement.text, params=bound or None)
         table = (getattr(relation, "to_arrow_table", None) or relation.arrow)()
     except duckdb.Error as e:
         journal.note(con, statement.text, started, "error", bound)
-        failure = user_sql_failure(e, statement.tree, _owner(statement.name))
+        failure = user_sql_failure(e, statement.tree, owner_of(statement.name))
         if failure is not None:
             raise failure from e
         raise
@@ -77,7 +77,7 @@ def execute_over(con: duckdb.DuckDBPyConnection, statement: Statement, params: d
     among the locals of the frame that calls execute: this one; engine/ingest/arrow_scan.py says why not
     `register`), and fetch its result while the table is in scope. `relation`: run it as a relation (`con.sql`;
     its Arrow result then needs no extra copy)."""
-    bound = _bound(statement, params)
+    bound = bound_params(statement, params)
     started = time.perf_counter()
     raw = journal.unwrapped(con)
     try:
@@ -92,14 +92,15 @@ def execute_over(con: duckdb.DuckDBPyConnection, statement: Statement, params: d
     return result
 
 
-def user_sql_failure(e: duckdb.Error, tree: exp.Expression, owner: str | None = None) -> UserError | None:
-    """The user's error (exit 2) when DuckDB failed on a query holding SQL written in the config, naming the thing
-    it belongs to and the expressions; None when the failure is not about the user's SQL."""
+def user_sql_failure(e: Exception, tree: exp.Expression, owner: str | None = None,
+                     engine: str = "DuckDB") -> UserError | None:
+    """The user's error (exit 2) when the engine failed on a query holding SQL written in the config, naming the
+    thing it belongs to and the expressions; None when the failure is not about the user's SQL."""
     user_sql = _user_sql(tree) if tree is not None else []
     if not user_sql or isinstance(e, _NOT_ABOUT_THE_SQL):
         return None
     return UserError(f"{owner + ': ' if owner else ''}the SQL written in the config "
-                     f"({'; '.join(f'`{t}`' for t in user_sql)}) failed when DuckDB ran it on the data: "
+                     f"({'; '.join(f'`{t}`' for t in user_sql)}) failed when {engine} ran it on the data: "
                      f"{str(e).splitlines()[0]}")
 
 
@@ -110,7 +111,7 @@ def _user_sql(tree: exp.Expression) -> list[str]:
     return list(dict.fromkeys(n.meta[USER_SQL_META] for n in tree.walk() if n._meta and USER_SQL_META in n.meta))
 
 
-def _owner(statement_name: str) -> str:
+def owner_of(statement_name: str) -> str:
     for prefix, what in _OWNERS:
         if statement_name.startswith(prefix):
             return f"{what} '{statement_name[len(prefix):].split('.')[0]}'"

@@ -12,6 +12,7 @@ from typing import Any, Mapping
 import pyarrow as pa
 from sqlglot import exp
 
+from engine.executor import bound_params, owner_of, user_sql_failure
 from engine.sql import Statement, render
 
 DIALECT = "spark"
@@ -19,14 +20,6 @@ DIALECT = "spark"
 
 def spark_text(tree: exp.Expression) -> str:
     return render(tree, pretty=True, dialect=DIALECT)
-
-
-def bound(statement: Statement, params: Mapping[str, Any]) -> dict[str, Any]:
-    used = statement.placeholders
-    missing = used - params.keys()
-    if missing:
-        raise KeyError(f"statement '{statement.name}' needs the parameters {sorted(missing)}")
-    return {name: params[name] for name in used}
 
 
 def temp_relation(tree: exp.Expression) -> tuple[str, exp.Expression] | None:
@@ -42,7 +35,7 @@ def temp_relation(tree: exp.Expression) -> tuple[str, exp.Expression] | None:
 
 
 def dataframe(spark, statement: Statement, params: Mapping[str, Any], tree: exp.Expression | None = None):
-    args = bound(statement, params)
+    args = bound_params(statement, dict(params))
     return spark.sql(spark_text(tree if tree is not None else statement.tree), args=args or None)
 
 
@@ -66,17 +59,10 @@ def arrow(spark, statement: Statement, params: Mapping[str, Any]) -> pa.Table:
         raise NotPortable(f"statement '{statement.name}' cannot run on Spark with the meaning it has on DuckDB: {e} "
                           f"(run it with backend=duckdb, or change that part of the config)") from e
     except PySparkException as e:
-        from engine.executor import _owner, user_sql_failure
-
-        first = str(e).splitlines()[0]
-        failure = user_sql_failure(_AsDuckDBError(first), statement.tree, _owner(statement.name))
+        failure = user_sql_failure(e, statement.tree, owner_of(statement.name), engine="Spark")
         if failure is not None:
-            raise failure.__class__(str(failure).replace("when DuckDB ran it", "when Spark ran it")) from e
-        raise SparkStatementFailed(f"statement '{statement.name}' failed on Spark: {first}") from e
-
-
-class _AsDuckDBError(Exception):
-    """A Spark failure shaped for executor.user_sql_failure (which reads only its message)."""
+            raise failure from e
+        raise SparkStatementFailed(f"statement '{statement.name}' failed on Spark: {str(e).splitlines()[0]}") from e
 
 
 def _arrow(spark, statement: Statement, params: Mapping[str, Any]) -> pa.Table:
