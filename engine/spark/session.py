@@ -19,6 +19,7 @@ FIXED_CONF = {"spark.sql.session.timeZone": "UTC",
 DEFAULT_CONF = {"spark.sql.shuffle.partitions": "4", "spark.driver.memory": "2g",
                 "spark.sql.execution.arrow.pyspark.enabled": "true"}
 
+JAVA_OPTIONS = "spark.driver.extraJavaOptions"
 LOG_CONFIG = Path(__file__).with_name("log4j2.properties")
 _session = None
 
@@ -44,9 +45,12 @@ def session(master: str = "local[2]", app_name: str = "flywheel", conf: Mapping[
 
     if master.startswith("local"):
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # no lookup of the host's name, no warning about it
+    settings = {**DEFAULT_CONF, **dict(conf or {}), **FIXED_CONF}
+    # Spark's own logging is quiet; a user's extraJavaOptions are kept beside that flag, not replaced by it
     quiet = f"-Dlog4j2.configurationFile={LOG_CONFIG.as_uri()}"
-    builder = SparkSession.builder.master(master).appName(app_name).config("spark.driver.extraJavaOptions", quiet)
-    for key, value in {**DEFAULT_CONF, **dict(conf or {}), **FIXED_CONF}.items():
+    settings[JAVA_OPTIONS] = " ".join(filter(None, (quiet, settings.get(JAVA_OPTIONS))))
+    builder = SparkSession.builder.master(master).appName(app_name)
+    for key, value in settings.items():
         builder = builder.config(key, str(value))
     try:
         _session = builder.getOrCreate()
