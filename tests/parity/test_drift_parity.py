@@ -37,7 +37,8 @@ DAYS, REFERENCE_DAYS, ALL_MISSING_DAY = 10, 5, 7
 PREVIOUS_END = DAY0 + dt.timedelta(days=3)  # reference kind previous: three windows, two pairs
 FEATURES = {"latency": {"expr": "latency_ms", "type": "numeric"},  # continuous with ties, NULL and NaN
             "tokens": {"expr": "prompt_tokens", "type": "numeric"},  # few distinct values: the counted ECDF plan
-            "topic": {"expr": "topic", "type": "categorical"}}  # 'billing' only in the current period
+            "topic": {"expr": "topic", "type": "categorical"},  # 'billing' only in the current period
+            "input_length": {"expr": "length(input)", "type": "numeric"}}  # what a golden reference has
 NUMERIC_FEATURE = {"ks": "tokens", "wasserstein": "latency"}  # numeric feature per test (default: latency)
 CASES = [(name, kind) for name, test in TESTS.items() for kind in test.kinds]
 EXTRA = {"chi_square": {"method": "goodness_of_fit"}}  # a second rule for the other method
@@ -100,6 +101,21 @@ def traces() -> tuple[pa.Table, pa.Table]:
     return pa.Table.from_pylist(rows, schema=schema), steps
 
 
+GOLDEN_VERSION = "v2"
+
+
+def golden_cases() -> pa.Table:
+    """The `cases` rows `reference.kind: golden` reads (engine/monitor/sources.py golden_relation): input and the
+    first tag (a list index: 1-based in DuckDB, 0-based in Spark) as the topic, a case with no tags, and an older
+    version of the dataset that must not be read."""
+    rows = [{"dataset_version": GOLDEN_VERSION, "input_text": "q" * (1 + i % 7) + "é" * (i % 2),
+             "tags": [["refund", "x"], ["shipping"], ["account", "refund"], []][i % 4],
+             "metadata": "{}"} for i in range(40)]
+    rows += [{"dataset_version": "v1", "input_text": "old" * 9, "tags": ["billing"], "metadata": "{}"}] * 30
+    return pa.Table.from_pylist(rows, schema=pa.schema([("dataset_version", pa.string()), ("input_text", pa.string()),
+                                                         ("tags", pa.list_(pa.string())), ("metadata", pa.string())]))
+
+
 def monitor(rules: dict, reference: dict | None = None, end: dt.datetime | None = None) -> MonitorSpec:
     return MonitorSpec.of({"window": "day", "reference": reference or {"kind": "first_days", "days": REFERENCE_DAYS},
                            "features": FEATURES, "drift": rules, **({"end": end.isoformat()} if end else {})})
@@ -151,15 +167,19 @@ def results(spark):
     trace_table, steps = traces()
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    load_tables(spark, con, {"traces": trace_table, "trace_tool_steps": steps})
+    load_tables(spark, con, {"traces": trace_table, "trace_tool_steps": steps, "cases": golden_cases()})
     runners = (Runner("duckdb", lambda st, p: executor.execute(con, st, p)),
                Runner("spark", lambda st, p: run_spark(spark, st, p)))
     out = {}
     for label, spec in (("first_days", monitor(rules())),
                         ("previous", monitor({"psi_previous": {"feature": "latency", "test": "psi",
                                                                "threshold": 0.1}},
-                                             {"kind": "previous"}, PREVIOUS_END))):
-        params = {**periods(con, spec).params(), "golden_version": None}
+                                             {"kind": "previous"}, PREVIOUS_END)),
+                        ("golden", monitor({"psi_golden_topic": {"feature": "topic", "test": "psi", "threshold": 0.1},
+                                            "ks_golden_length": {"feature": "input_length", "test": "ks",
+                                                                 "threshold": 0.1}},
+                                           {"kind": "golden", "dataset": "support_qa"}))):
+        params = {**periods(con, spec).params(), "golden_version": GOLDEN_VERSION}
         out[label] = tuple(chain(runner, spec, params) for runner in runners)
     yield out, trace_table
 
@@ -225,6 +245,23 @@ def test_sigma_bound_windows_are_the_same_on_spark(results, rule):
 def test_previous_window_reference_is_the_same_on_spark(results):
     duck, spark, rule = *results[0]["previous"], "psi_previous"
     assert duck[rule][0] == "previous" and len(duck[rule][1]) == 2, duck[rule]
+    assert_same_results(duck[rule][1], spark[rule][1], rule)
+
+
+@pytest.mark.parametrize("rule", ["psi_golden_topic", "ks_golden_length"])
+def test_golden_reference_is_the_same_on_spark(results, rule):
+    """`reference.kind: golden`: the reference is the golden dataset's version, its first tag the topic."""
+    duck, spark = results[0]["golden"]
+    assert duck[rule][0] != "error", duck[rule]
+    d_profile, s_profile = duck[rule][0], spark[rule][0]
+    assert d_profile == {**s_profile, "mean": d_profile["mean"], "std": d_profile["std"]}
+    assert same(d_profile["mean"], s_profile["mean"]) and same(d_profile["std"], s_profile["std"]), rule
+    if rule == "psi_golden_topic":  # a case without tags has no topic; the old version's 'billing' is not read
+        assert sorted(d_profile["labels"]) == ["account", "refund", "shipping"], d_profile
+        assert (d_profile["n"], d_profile["n_missing"]) == (30, 10), d_profile
+    else:
+        assert (d_profile["n"], d_profile["n_missing"]) == (40, 0), d_profile
+    assert len(duck[rule][1]) == DAYS  # no reference period in the traffic: every window is current
     assert_same_results(duck[rule][1], spark[rule][1], rule)
 
 
