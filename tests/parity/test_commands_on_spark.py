@@ -32,18 +32,31 @@ def test_monitor_on_spark_equals_duckdb(spark_monitor, monitored_month):
     assert on_duckdb["online"]["newly_scored"] == on_spark["online"]["newly_scored"]
 
 
-def test_bridge_on_spark_exports_what_duckdb_exports(spark, monitored_month, tmp_path_factory):
+def test_bridge_on_spark_over_the_lake_exports_what_duckdb_exports_from_the_store(spark, monitored_month,
+                                                                                   tmp_path_factory):
+    """The bridge three ways over the same month: DuckDB reading the store, DuckDB reading a Parquet lake of the
+    same records (`flywheel ingest to=parquet:`), Spark reading that lake. Same policies, same records, same
+    export rows (ids and timestamps of the export aside), same golden cases added."""
+    project = month_copy(monitored_month / "project", tmp_path_factory, "bridge-lake")
+    lake = api.run("ingest", ["path=data/production", "to=parquet:lake"], project)
+    assert lake["exit_code"] == 0 and lake["totals"]["accepted"] > 1000 and lake["lake"], lake
+    from_lake = [f"source.{kind}.path={project / 'lake' / kind}" for kind in ("traces", "feedback", "events")]
     exports = {}
-    for backend in ("duckdb", "spark"):
-        project = month_copy(monitored_month / "project", tmp_path_factory, f"bridge-{backend}")
-        result = api.run("bridge", [f"backend={backend}"], project)
-        assert result["exit_code"] == 0 and result["backend"]["name"] == backend
+    for label, backend, sources in (("store", "duckdb", []), ("lake", "duckdb", from_lake),
+                                    ("lake on spark", "spark", from_lake)):
+        copy = month_copy(project, tmp_path_factory, f"bridge-{label.replace(' ', '-')}")
+        result = api.run("bridge", [f"backend={backend}", *[o.replace(str(project), str(copy)) for o in sources]],
+                         copy)
+        assert result["exit_code"] == 0 and result["backend"]["name"] == backend, (label, result)
         path = result["training"]["path"]
         rows = [json.loads(line) for line in open(path, encoding="utf-8")] if path.endswith(".jsonl") else None
-        exports[backend] = (result["policies"], result["training"]["records"], rows, result["golden"])
-    duck, spark_ = exports["duckdb"], exports["spark"]
-    assert duck[1] > 0 and duck[:2] == spark_[:2]
+        exports[label] = (result["policies"], result["training"]["records"], rows, result["golden"])
+    duck = exports["store"]
+    assert duck[1] > 0
     key = lambda rows: sorted((r["trace_id"], r["policy"], json.dumps(r, sort_keys=True, ensure_ascii=False)
                                .replace(r["export_id"], "").replace(r["exported_at"], "")) for r in rows)
-    assert key(duck[2]) == key(spark_[2])
-    assert (duck[3] or {}).get("added") == (spark_[3] or {}).get("added")
+    for label in ("lake", "lake on spark"):
+        other = exports[label]
+        assert duck[:2] == other[:2], label
+        assert key(duck[2]) == key(other[2]), label
+        assert (duck[3] or {}).get("added") == (other[3] or {}).get("added"), label
