@@ -22,8 +22,20 @@ class BackendSpec:
         return cls(block["name"], block["master"], block["app_name"], dict(block["conf"]))
 
 
-def backend_for(store, cfg: Mapping[str, Any], project_dir):
-    """DuckDB over the store (the default), or Spark with the production sources of `source.*`."""
+def start(cfg: Mapping[str, Any]) -> None:
+    """Start the Spark session now when the config asks for Spark (a command that must not hold the store while
+    a JVM starts, and that should fail on a missing pyspark or Java before it calls a model); else nothing."""
+    spec = BackendSpec.of(cfg)
+    if spec.name == "spark":
+        from engine.spark import session
+
+        session.session(spec.master, spec.app_name, spec.conf)
+
+
+def backend_for(store, cfg: Mapping[str, Any], project_dir, inputs: tuple[str, ...] | None = None):
+    """DuckDB over the store (the default), or Spark with the production sources of `source.*` (monitor, bridge)
+    or, given `inputs`, with those store relations as its inputs instead (evaluate: the run's scoring input;
+    engine/spark/backend.py says how statements are routed)."""
     spec = BackendSpec.of(cfg)
     if spec.name == "duckdb":
         return DuckDBBackend(store)
@@ -31,13 +43,16 @@ def backend_for(store, cfg: Mapping[str, Any], project_dir):
     from engine.spark.backend import SparkBackend
 
     spark = session.session(spec.master, spec.app_name, spec.conf)
+    if inputs is not None:
+        return SparkBackend(store, spark, {}, inputs)
     local = DuckDBBackend(store)
     return SparkBackend(store, spark, sources.frames(spark, local, cfg, project_dir))
 
 
 def provenance(backend) -> dict:
-    """What ran the plan, for the result's provenance."""
+    """What ran the plan, for the result's provenance: Spark's master and version, how many statements ran on it,
+    and the statements that read Spark's inputs but ran on the store because Spark cannot run them the same."""
     if backend.dialect == "duckdb":
         return {"name": "duckdb"}
     return {"name": "spark", "master": backend.spark.sparkContext.master, "version": backend.spark.version,
-            "statements_on_spark": len(backend.on_spark)}
+            "statements_on_spark": len(backend.on_spark), "not_portable": dict(backend.not_portable)}

@@ -13,7 +13,7 @@ from rich.markup import escape
 
 from engine import exit_codes
 from engine.commands import Command, load, load_all, summaries
-from engine.commands.running import parse_args, recorded_run, write_out
+from engine.commands.running import parse_args, recorded_run, routes_of, write_out
 from engine.config import Composed, compose, find_project
 from engine.console import console, err_console
 from engine.errors import UserError
@@ -114,12 +114,8 @@ def run_compile(argv: list[str]) -> int:
         raise UserError(f"cannot compile '{name}'; commands with SQL: {', '.join(allowed)}")
     composed = prepare_with_args(options, overrides, cmd)
     plan = cmd.compile(composed)
-    runs_on = None
-    if (composed.config.get("backend") or {}).get("name") == "spark":  # each statement in its engine's dialect
-        from engine.spark.backend import static_routes
-
-        runs_on = static_routes(plan.statements)
-    sys.stdout.write(plan.to_text(runs_on))
+    runs_on = routes_of(cmd, composed, plan)
+    sys.stdout.write(plan.to_text(runs_on, runs_on.notes if runs_on is not None else None))
     return 0
 
 

@@ -5,7 +5,9 @@ DuckDB allows one writer): (1) read what the run needs -- new dataset versions a
 here, in one short transaction -- and which outputs are cached; (2) call the model with the store closed,
 journaling each batch (engine/runner.py); (3) run the metrics' Python steps (judges, encoders) on a private
 in-memory copy of the run, with the store opened only for short reads of cached answers; (4) write outputs,
-cases of the run, prepared rows and scores in one short transaction.
+cases of the run, prepared rows and scores in one short transaction. With `backend=spark` the metrics' SQL of
+step 4 runs on Spark over the run's scoring input (its rows written into the store), except the statements Spark
+cannot run with the same meaning, which run on the store (recorded in the result's `backend.not_portable`).
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from typing import Iterator
 
 import pyarrow as pa
 
+from engine import backend_choice
 from engine import datasets as ds
 from engine.config import Project
 from engine.dataset_carry import follow_head
@@ -47,6 +50,7 @@ class EvalRun:
     # dataset-level reports of some metric kinds: section ("classification", "regression") -> metric -> rows
     reports: dict[str, dict[str, list[dict]]] = field(default_factory=dict)
     error_messages: list[dict] = field(default_factory=list)  # errored calls grouped by message (models/errors.py)
+    backend: dict = field(default_factory=lambda: {"name": "duckdb"})  # what ran the scoring (backend_choice.py)
 
     def to_json(self) -> dict:
         return {
@@ -63,6 +67,7 @@ class EvalRun:
             "error_messages": self.error_messages,
             "aggregates": self.aggregates,
             "summary": self.summary,
+            "backend": self.backend,
             **self.reports,
         }
 
@@ -173,6 +178,7 @@ def evaluate_model(access: StoreAccess, model_spec: dict, datasets: list[ds.Data
     from engine.models import build_adapter, fingerprint
 
     adapter = build_adapter(model_spec, project.dir)
+    backend_choice.start(cfg)  # backend=spark: the JVM starts now, not while the store is held (step 4)
     run = _Run(access, plan or compile_run(cfg, model_spec), adapter, fingerprint(adapter), model_spec, cfg,
                project, new_run_id(command),
                ModelSpec.of(model_spec).repeats, utc_now(), git_commit(project.dir), provenance_hash(cfg),
@@ -271,15 +277,15 @@ def _write_results(run: _Run, called, writes: list) -> EvalRun:
     from engine import evaluate_plan as run_plan
     from engine import journal
     from engine.agents.steps import INSERT_STEPS, store_steps
-    from engine.backend import DuckDBBackend
-    from engine.compiler import default_aggregate
+    from engine.compiler import SCORING_TABLE, default_aggregate
     from engine.runner import discard_journals
 
     *scoring, summary_step = run.plan.between(INSERT_STEPS.name, run_plan.COUNT_ERRORS.name)
     reports: dict[str, dict[str, list[dict]]] = {}
     params = {"run_id": run.run_id, "repeats": run.repeats}
     with run.access.open() as store, store.transaction() as con:
-        backend = DuckDBBackend(store)
+        # DuckDB, or Spark scoring the run's scoring input (mirrored from the store); writes stay in the store
+        backend = backend_choice.backend_for(store, run.cfg, run.project.dir, inputs=(SCORING_TABLE,))
         _register_datasets(con, run.datasets)
         backend.run(run.plan.step("run_cases:insert"), {"run_id": run.run_id})
         con.unregister("flywheel_run_datasets")
@@ -303,7 +309,8 @@ def _write_results(run: _Run, called, writes: list) -> EvalRun:
     return EvalRun(run.run_id, run.model_spec["name"], run.fingerprint, run.versions, run.config_hash,
                    run.metrics_hash, run.commit, run.started.isoformat(), finished.isoformat(), called.stats,
                    [_plain(r) for r in summary],
-                   {name: default_aggregate(spec) for name, spec in run.cfg["metrics"].items()}, reports, error_messages)
+                   {name: default_aggregate(spec) for name, spec in run.cfg["metrics"].items()}, reports, error_messages,
+                   backend_choice.provenance(backend))
 
 
 _STOPPED = {

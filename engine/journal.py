@@ -3,7 +3,8 @@
 A command runs inside `recording()`; `Store.open` then hands out a `RecordingConnection`, which forwards
 everything to DuckDB and notes each `execute`/`executemany`/`sql` call. The executor names the statements it
 runs from a compiled plan (`Journal.name_last`), so `run_results.json` (engine/run_artifacts.py) tells a
-plan step from the store's own bookkeeping, and a test can hold `flywheel compile` to what runs.
+plan step from the store's own bookkeeping, and a test can hold `flywheel compile` to what runs. Statements run on
+Spark (`backend=spark`) are journaled too (`record_on`), with the engine that ran them.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ class Executed:
     params: tuple[str, ...] = ()  # the names of the bound parameters
     phase: str | None = None  # the store's own work around a command: "migrate", "connect", "transaction"
     step: str | None = None  # the plan's Python step that issued it (engine/sql.py PythonStep)
+    engine: str = "duckdb"  # where it ran: "duckdb" (the store) or "spark" (backend=spark: engine/spark/backend.py)
 
 
 @dataclass
@@ -119,6 +121,16 @@ class RecordingConnection:
 
     def __getattr__(self, name: str):
         return getattr(self._con, name)
+
+
+def record_on(engine: str, name: str, sql: str, started: float, status: str = "ok", rows: int | None = None,
+              params: Any = None) -> None:
+    """Journal a plan statement another engine ran (Spark: engine/spark/execute.py), named, `started` being its
+    time.perf_counter() start: run_results.json then shows every statement of a run, wherever it ran."""
+    journal = _current.get()
+    if journal is not None:
+        journal.record(sql, (time.perf_counter() - started) * 1000, status, params)
+        journal.entries[-1].name, journal.entries[-1].rows, journal.entries[-1].engine = name, rows, engine
 
 
 def name_statement(con, name: str, rows: int | None) -> None:

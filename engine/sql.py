@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import sqlglot
 from sqlglot import exp
@@ -96,6 +96,35 @@ def temp_table(name: str, query: exp.Expression, replace: bool = True) -> exp.Cr
     """CREATE [OR REPLACE] TEMPORARY TABLE name AS query: a plan step that materialises a relation later steps read."""
     return exp.Create(this=exp.to_table(name), kind="TABLE", replace=replace,
                       properties=exp.Properties(expressions=[exp.TemporaryProperty()]), expression=query)
+
+
+def temp_relation(tree: exp.Expression) -> tuple[str, exp.Expression] | None:
+    """(name, query) of a `CREATE [OR REPLACE] TEMP TABLE name AS query`, else None."""
+    if not isinstance(tree, exp.Create) or str(tree.args.get("kind") or "").upper() != "TABLE":
+        return None
+    props = tree.args.get("properties")
+    temporary = props is not None and any(isinstance(p, exp.TemporaryProperty) for p in props.expressions)
+    query = tree.expression
+    if not temporary or query is None:
+        return None
+    return tree.this.name, query
+
+
+def computed_part(tree: exp.Expression) -> tuple[exp.Expression, str]:
+    """What another engine (Spark) computes of a plan statement, and what becomes of its rows: the SELECT of an
+    INSERT ... SELECT (the store inserts them), of a COPY (SELECT ...) TO (the store writes the file), the query
+    of a CREATE TEMP TABLE ... AS (kept there as a cached view); otherwise the statement itself ('')."""
+    if isinstance(tree, exp.Insert) and isinstance(tree.expression, exp.Query):
+        target = tree.this.this if isinstance(tree.this, exp.Schema) else tree.this
+        return tree.expression, f"its rows are inserted into the store's `{target.name}` by DuckDB"
+    if isinstance(tree, exp.Copy):
+        query = tree.this.this if isinstance(tree.this, exp.Subquery) else tree.this
+        if isinstance(query, exp.Query):
+            return query, "its rows are written to the file by DuckDB"
+    made = temp_relation(tree)
+    if made is not None:
+        return made[1], f"kept there as a cached view named {made[0]}"
+    return tree, ""
 
 
 def render(node: exp.Expression, pretty: bool = False, dialect: str = DIALECT) -> str:
@@ -211,9 +240,12 @@ class Plan:
         names = [st.name for st in self.statements]
         return self.statements[names.index(after) + 1:names.index(before)]
 
-    def to_text(self, runs_on: Callable[[Statement], str] | None = None) -> str:
+    def to_text(self, runs_on: Callable[[Statement], str] | None = None, notes: Mapping[str, str] | None = None
+                ) -> str:
         """The plan as `flywheel compile` prints it. `runs_on(statement) -> dialect`: where each statement runs
-        when the backend is not DuckDB alone (backend=spark), each printed in its engine's dialect."""
+        when the backend is not DuckDB alone (backend=spark), each printed in its engine's dialect: what that
+        engine computes (`computed_part`) and what the store does with its rows. `notes`: why a statement runs on
+        the store although the backend is another engine, by statement name."""
         parts = []
         for st in self.statements:
             header = f"-- {st.name}"
@@ -231,13 +263,17 @@ class Plan:
                 continue
             dialect = runs_on(st) if runs_on is not None and st.tree is not None else DIALECT
             if dialect == DIALECT:
-                parts.append(f"{header}{'' if runs_on is None else chr(10) + '-- runs on: the store (duckdb)'}"
-                             f"\n{st.text};")
+                where = "" if runs_on is None else "\n-- runs on: the store (duckdb)"
+                if runs_on is not None and (notes or {}).get(st.name):
+                    where += f": {notes[st.name]}"
+                parts.append(f"{header}{where}\n{st.text};")
                 continue
             from engine.dialects import NotPortable
 
+            query, then = computed_part(st.tree)
             try:
-                parts.append(f"{header}\n-- runs on: {dialect}\n{render(st.tree, pretty=True, dialect=dialect)};")
+                parts.append(f"{header}\n-- runs on: {dialect}{chr(10) + '-- ' + then if then else ''}\n"
+                             f"{render(query, pretty=True, dialect=dialect)};")
             except NotPortable as e:
                 parts.append(f"{header}\n-- runs on: {dialect}: NOT PORTABLE: {e}")
         return "\n\n".join(parts) + "\n"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from engine import journal
 from engine.commands.registry import Outcome, command
+from engine.compiler import SCORING_TABLE
 from engine.config import Composed
 from engine.evaluate_plan import compile_run
 from engine.sql import Plan
@@ -15,7 +16,7 @@ def compile_sql(composed: Composed) -> Plan:
 
 
 @command("evaluate", "run one model on the datasets; store outputs and per-case scores",
-         compile=compile_sql)
+         compile=compile_sql, spark_inputs=(SCORING_TABLE,))
 def evaluate(composed: Composed) -> Outcome:
     cfg = composed.config
     datasets = load_datasets(cfg, composed.project)  # bad data fails here, before the store is opened

@@ -17,6 +17,7 @@ from engine.gate.session import DECISION, PROMOTE, RESOLVE, run_gate, stored_run
 from engine.outputs import output_path, write_text
 from engine.redaction import scrub_value
 from engine.report.html import report_options, report_path, write_html
+from engine.compiler import SCORING_TABLE
 from engine.sql import Plan
 from engine.store import Store
 
@@ -44,7 +45,7 @@ def sweep(options: dict, overrides: list[str]) -> int:
 
 
 @command("gate", "Loop 1: baseline vs challenger through every gate rule; PASS (exit 0) or BLOCKED (exit 1)",
-         compile=compile_sql, sweep=sweep, sections=("gate",))
+         compile=compile_sql, sweep=sweep, sections=("gate",), spark_inputs=(SCORING_TABLE,))
 def gate(composed: Composed) -> Outcome:
     cfg = composed.config
     path = store_path(cfg, composed.project)

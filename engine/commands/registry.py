@@ -36,6 +36,9 @@ class Command:
     # its compiled plan written with each run (plan.sql); ingest's is not: compiling it costs what its per-schema
     # SQL cache saves (`flywheel compile ingest` prints it)
     plan_artifact: bool = True
+    # store relations whose readers run on Spark under `backend=spark` (engine/spark/backend.py), beside the
+    # production sources: `flywheel compile NAME backend=spark` and plan.sql route the plan with them
+    spark_inputs: tuple[str, ...] = ()
 
 
 COMMANDS: dict[str, Command] = {}
@@ -43,10 +46,11 @@ COMMANDS: dict[str, Command] = {}
 
 def command(name: str, summary: str, compile: Callable[[Composed], Any] | None = None,
             sweep: Callable[[dict, list[str]], int] | None = None, positional: bool = False,
-            sections: tuple[str, ...] | None = (), arguments: tuple[str, ...] = (), plan_artifact: bool = True):
+            sections: tuple[str, ...] | None = (), arguments: tuple[str, ...] = (), plan_artifact: bool = True,
+            spark_inputs: tuple[str, ...] = ()):
     def decorator(fn: Callable[[Composed], Outcome]) -> Callable[[Composed], Outcome]:
         COMMANDS[name] = Command(name, summary, fn, compile, sweep, positional, sections, arguments=arguments,
-                                 plan_artifact=plan_artifact)
+                                 plan_artifact=plan_artifact, spark_inputs=spark_inputs)
         return fn
 
     return decorator

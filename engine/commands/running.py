@@ -72,6 +72,16 @@ def write_out(outcome: Outcome, composed: Composed) -> None:
     console.print(f"result written to {path}")
 
 
+def routes_of(cmd: Command, composed, plan):
+    """Where each statement of the command's plan runs under `backend=spark` (engine/spark/backend.py
+    StaticRoutes: what `flywheel compile` and plan.sql print); None with DuckDB alone."""
+    if plan is None or (composed.config.get("backend") or {}).get("name") != "spark":
+        return None
+    from engine.spark.backend import static_routes
+
+    return static_routes(plan.statements, cmd.spark_inputs)
+
+
 @contextmanager
 def recorded_run(cmd: Command, composed):
     """Run a command with every store statement journaled; write its run artifacts (engine/run_artifacts.py)
@@ -108,6 +118,8 @@ def _write_artifacts(cmd: Command, composed, log, outcome: Outcome | None, error
     if plan is None and cmd.compile is not None and cmd.plan_artifact and error is None:
         plan = cmd.compile(composed)  # pure: the same config compiled again
     run_id = run_artifacts.run_id_for(cmd.name, outcome.result if outcome else None)
+    runs_on = routes_of(cmd, composed, plan)  # backend=spark: plan.sql prints each statement as its engine runs it
     data = run_artifacts.results(cmd.name, run_id, plan, log, started_at=started.isoformat(), elapsed_ms=elapsed_ms,
-                                 exit_code=exit_code, error=None if error is None else exit_codes.classify(error)[1])
-    run_artifacts.write(composed.project.dir, run_id, plan, data)
+                                 exit_code=exit_code, error=None if error is None else exit_codes.classify(error)[1],
+                                 runs_on=runs_on)
+    run_artifacts.write(composed.project.dir, run_id, plan, data, runs_on)

@@ -260,3 +260,35 @@ def list_membership_without_null(tree: exp.Expression) -> exp.Expression:
         return exp.Case(ifs=[exp.If(this=either_null, true=exp.null())],
                         default=exp.func("coalesce", found, exp.false()))
     return bottom_up(tree, swap)
+
+
+@rewrite("spark")
+def ordered_list_aggregate(tree: exp.Expression) -> exp.Expression:
+    """list(x ORDER BY k, ...) / array_agg(x ORDER BY k): sqlglot renders Spark's collect_list, which drops the
+    ORDER BY (the list comes in whatever order the rows arrive), drops NULL elements, and gives [] over no rows
+    where DuckDB gives NULL. Spelled as the sorted list of (keys..., x) records, then their x: nulls ordered as
+    DuckDB orders them (last unless NULLS FIRST), ties broken by x. Descending keys, DISTINCT, FILTER and window
+    frames are refused rather than approximated."""
+    def swap(node: exp.Expression) -> exp.Expression:
+        if not (isinstance(node, exp.ArrayAgg) and isinstance(node.this, exp.Order)):
+            return node
+        order = node.this
+        shown = node.sql(dialect="duckdb")
+        if isinstance(order.this, exp.Distinct) or isinstance(node.parent, (exp.Filter, exp.Window)) \
+                or any(o.args.get("desc") for o in order.expressions):
+            raise NotPortable(f"{shown}: an ordered list aggregate with DISTINCT, FILTER, OVER or a descending key "
+                              "has no Spark spelling that keeps its order")
+        fields: list[exp.Expression] = []
+        for i, o in enumerate(order.expressions):
+            key = o.this
+            null_flag = key.copy().is_(exp.null()) if not o.args.get("nulls_first") else \
+                exp.Not(this=key.copy().is_(exp.null()))
+            fields += [exp.Literal.string(f"fw_n{i}"), null_flag, exp.Literal.string(f"fw_k{i}"), key.copy()]
+        fields += [exp.Literal.string("fw_v"), order.this.copy()]
+        rows = exp.Anonymous(this="sort_array", expressions=[
+            exp.Anonymous(this="collect_list", expressions=[exp.Anonymous(this="named_struct", expressions=fields)])])
+        values = exp.Anonymous(this="transform", expressions=[rows, exp.Lambda(
+            this=exp.column("fw_v", table="fw_e"), expressions=[exp.to_identifier("fw_e")])])
+        return exp.Case(ifs=[exp.If(this=exp.EQ(this=exp.func("size", rows.copy()), expression=exp.Literal.number(0)),
+                                    true=exp.null())], default=values)
+    return bottom_up(tree, swap)

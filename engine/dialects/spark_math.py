@@ -90,3 +90,20 @@ def double_text(tree: exp.Expression) -> exp.Expression:
             return exp.Case(ifs=[exp.If(this=integral, true=fixed)], default=node)
         return node
     return bottom_up(tree, swap)
+
+
+@rewrite("spark")
+def double_average(tree: exp.Expression) -> exp.Expression:
+    """avg(x): DuckDB averages every numeric type as DOUBLE; Spark averages a DECIMAL (a literal such as
+    `CASE WHEN ok THEN 1.0 ELSE 0.0 END`) as a DECIMAL rounded to 4 more places (1/3 -> 0.33333, returned as
+    a Decimal). Spelled avg(CAST(x AS DOUBLE)), as DuckDB computes it."""
+    def swap(node: exp.Expression) -> exp.Expression:
+        if not isinstance(node, exp.Avg):
+            return node
+        arg = node.this
+        if isinstance(arg, exp.Distinct):  # avg(DISTINCT x): distinct values first, as DuckDB does
+            arg = exp.Distinct(expressions=[_double(e) for e in arg.expressions])
+        elif not (isinstance(arg, exp.Cast) and arg.to.this == exp.DataType.Type.DOUBLE):
+            arg = _double(arg)
+        return exp.Avg(this=arg)
+    return bottom_up(tree, swap)

@@ -80,7 +80,7 @@ def check_comparable(baseline: dict, challenger: dict) -> None:
 def _side(run: EvalRun | dict, source: str) -> dict:
     if isinstance(run, EvalRun):
         return {"name": run.model_name, "run_id": run.run_id, "fingerprint": run.model_fingerprint, "source": source,
-                "calls": run.to_json()["calls"], "error_messages": run.error_messages}
+                "calls": run.to_json()["calls"], "error_messages": run.error_messages, "backend": run.backend}
     return {"name": run["name"], "run_id": run["run_id"], "fingerprint": run["fingerprint"], "source": source}
 
 

@@ -6,6 +6,10 @@ A plan statement is routed by what it reads and writes:
   cases, tool steps) are mirrored into Spark as temp views, on first use;
 - an `INSERT INTO <store table> SELECT ...` whose SELECT reads production data runs its SELECT on Spark and
   writes the rows into the store (results, run artifacts and time series are small and stay local);
+- a statement that reads one of the command's *Spark inputs* -- store relations whose readers run on Spark
+  (evaluate: the run's scoring input, `run_scoring_input`; engine/evaluation.py) -- runs on Spark, the input
+  mirrored, when Spark can run it with the meaning it has on DuckDB; otherwise (a metric kind refused on Spark:
+  NotPortable) it runs on the store, which holds the same rows, and `not_portable` records why;
 - anything else (the store's own bookkeeping, lab runs, stored profiles) runs on the store, as with DuckDB.
 
 The production sources come from `source.*` (engine/spark/sources.py): a Parquet dataset read natively by
@@ -13,7 +17,7 @@ Spark, or the store's table mirrored through Arrow (fine for a demo, not for hun
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import pyarrow as pa
 from sqlglot import exp
@@ -21,7 +25,7 @@ from sqlglot import exp
 from engine import executor
 from engine.backend import WriteMode, DuckDBBackend
 from engine.spark import execute as spark_exec, sources
-from engine.sql import Statement
+from engine.sql import Statement, computed_part
 
 PRODUCTION = ("traces", "feedback", "events")
 FW_ROWS = "fw_chunk"  # the name executor.execute_over gives the Spark rows while the store inserts them
@@ -30,21 +34,29 @@ FW_ROWS = "fw_chunk"  # the name executor.execute_over gives the Spark rows whil
 class SparkBackend:
     dialect = spark_exec.DIALECT
 
-    def __init__(self, store, spark, sources: Mapping[str, Any]):
-        """`sources`: table name -> a Spark DataFrame of that production table (engine/spark/sources.py)."""
+    def __init__(self, store, spark, sources: Mapping[str, Any], inputs: tuple[str, ...] = ()):
+        """`sources`: table name -> a Spark DataFrame of that production table (engine/spark/sources.py).
+        `inputs`: store relations whose readers run on Spark when portable (mirrored on first read)."""
         self.store = store
         self.spark = spark
         self.local = DuckDBBackend(store)
         self._spark_tables: set[str] = set()  # temp views this backend made (sources, steps, mirrors)
         self._mirrored: set[str] = set()
+        self._inputs = frozenset(inputs)
         for name, frame in sources.items():
             frame.createOrReplaceTempView(name)
             self._spark_tables.add(name)
         self.on_spark: list[str] = []  # statement names run on Spark, in order (provenance, tests)
+        self.not_portable: dict[str, str] = {}  # statements that read a Spark input but ran on the store: why
 
     # -- routing -------------------------------------------------------------------------------------------
-    def runs_on_spark(self, tree: exp.Expression) -> bool:
-        return bool(_tables_read(tree) & self._spark_tables)
+    def runs_on_spark(self, tree: exp.Expression, name: str = "") -> bool:
+        if _tables_read(tree) & self._spark_tables:
+            return True
+        why = _input_route(tree, self._inputs)
+        if why:
+            self.not_portable[name] = why
+        return why == ""
 
     def run(self, statement: Statement, params: Mapping[str, Any]) -> list[dict]:
         tree = statement.tree
@@ -53,7 +65,7 @@ class SparkBackend:
         if isinstance(tree, (exp.Insert, exp.Copy)):
             return self._into_store(statement, params)
         made = spark_exec.temp_relation(tree)
-        if not self.runs_on_spark(tree):
+        if not self.runs_on_spark(tree, statement.name):
             if made is not None:  # a local temp table (re)made: Spark reads it afresh when it needs it
                 self._spark_tables.discard(made[0])
                 self._stale(made[0])
@@ -66,7 +78,7 @@ class SparkBackend:
         return rows
 
     def read_arrow(self, statement: Statement, params: Mapping[str, Any]) -> pa.Table:
-        if statement.tree is None or not self.runs_on_spark(statement.tree):
+        if statement.tree is None or not self.runs_on_spark(statement.tree, statement.name):
             return self.local.read_arrow(statement, params)
         self._mirror(_tables_read(statement.tree))
         self.on_spark.append(statement.name)
@@ -101,13 +113,13 @@ class SparkBackend:
             query = tree.expression
         else:
             query = tree.this.this if isinstance(tree.this, exp.Subquery) else tree.this
-        if query is None or not isinstance(query, exp.Query) or not self.runs_on_spark(query):
+        if query is None or not isinstance(query, exp.Query) or not self.runs_on_spark(query, statement.name):
             return self.local.run(statement, params)
         if tree.args.get("returning") is not None:
             raise NotImplementedError(f"statement '{statement.name}': INSERT ... RETURNING of Spark rows")
         self._mirror(_tables_read(query))
-        select_step = Statement(f"{statement.name}:spark", query,
-                                tuple(p for p in statement.params if p in _placeholders(query)))
+        # named as the plan's statement: its Spark part is journaled under that name (run_results.json)
+        select_step = Statement(statement.name, query, tuple(p for p in statement.params if p in _placeholders(query)))
         self.on_spark.append(statement.name)
         rows = spark_exec.arrow(self.spark, select_step, params)
         local = tree.copy()
@@ -136,23 +148,57 @@ class SparkBackend:
         self._mirrored.discard(table)
 
 
-def static_routes(statements) -> Callable[[Statement], str]:
+class StaticRoutes:
     """Where each statement of a plan would run on this backend, decided from the plan alone (what `flywheel
-    compile <command> backend=spark` prints): the routing of `SparkBackend.run`, with the production tables as
-    the only Spark relations to start with. An INSERT ... SELECT is printed whole, in the dialect of its SELECT."""
-    on_spark = set(PRODUCTION)
-    where: dict[str, str] = {}
-    for st in statements:
-        tree = getattr(st, "tree", None)
-        if tree is None:
-            continue
-        query = tree.expression if isinstance(tree, exp.Insert) else tree
-        spark = query is not None and bool(_tables_read(query) & on_spark)
-        made = spark_exec.temp_relation(tree)
-        if made is not None:
-            (on_spark.add if spark else on_spark.discard)(made[0])
-        where[st.name] = spark_exec.DIALECT if spark and not isinstance(tree, exp.Insert) else "duckdb"
-    return lambda st: where.get(st.name, "duckdb")
+    compile <command> backend=spark` prints and plan.sql shows): the routing of `SparkBackend.run`, with the
+    production tables as the only Spark relations to start with and `inputs` as the command's Spark inputs.
+    Called with a statement: its dialect; `notes`: why a statement that reads a Spark input stays on the store."""
+
+    def __init__(self, statements, inputs: tuple[str, ...] = ()):
+        on_spark = set(PRODUCTION)
+        self.where: dict[str, str] = {}
+        self.notes: dict[str, str] = {}
+        for st in statements:
+            tree = getattr(st, "tree", None)
+            if tree is None:
+                continue
+            query = tree.expression if isinstance(tree, exp.Insert) else tree
+            spark = query is not None and bool(_tables_read(query) & on_spark)
+            if not spark and query is not None:
+                why = _input_route(query, frozenset(inputs))
+                spark = why == ""
+                if why:
+                    self.notes[st.name] = f"reads {', '.join(sorted(_tables_read(query) & set(inputs)))} " \
+                                          f"but stays on the store: {why}"
+            made = spark_exec.temp_relation(tree)
+            if made is not None:
+                (on_spark.add if spark else on_spark.discard)(made[0])
+            self.where[st.name] = spark_exec.DIALECT if spark else "duckdb"
+
+    def __call__(self, st) -> str:
+        return self.where.get(st.name, "duckdb")
+
+
+def static_routes(statements, inputs: tuple[str, ...] = ()) -> StaticRoutes:
+    return StaticRoutes(statements, inputs)
+
+
+def _input_route(tree: exp.Expression, inputs: frozenset[str]) -> str | None:
+    """For a statement outside the Spark relations: None when it reads none of the Spark inputs; '' when it reads
+    one and Spark can run it with the same meaning; else why not (it then runs on the store, which holds the rows).
+    A temp table's own name is not a read: its query is what is read."""
+    if not inputs:
+        return None
+    query = computed_part(tree)[0]
+    if not (_tables_read(query) & inputs):
+        return None
+    from engine.dialects import NotPortable
+
+    try:
+        spark_exec.spark_text(query)
+    except NotPortable as e:
+        return f"not portable to Spark: {e}"
+    return ""
 
 
 STORE_TABLES = Statement("spark:store_tables", exp.select("table_name").from_("information_schema.tables").where(

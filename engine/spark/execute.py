@@ -7,13 +7,15 @@ temp view; Spark has no temporary tables. Writes into store tables never run her
 (engine/spark/backend.py) sends them to the store."""
 from __future__ import annotations
 
+import time
 from typing import Any, Mapping
 
 import pyarrow as pa
 from sqlglot import exp
 
+from engine import journal
 from engine.executor import bound_params, owner_of, user_sql_failure
-from engine.sql import Statement, render
+from engine.sql import Statement, computed_part, render, temp_relation  # noqa: F401  (temp_relation: re-exported)
 
 DIALECT = "spark"
 
@@ -22,21 +24,10 @@ def spark_text(tree: exp.Expression) -> str:
     return render(tree, pretty=True, dialect=DIALECT)
 
 
-def temp_relation(tree: exp.Expression) -> tuple[str, exp.Expression] | None:
-    """(name, query) of a `CREATE [OR REPLACE] TEMP TABLE name AS query`, else None."""
-    if not isinstance(tree, exp.Create) or str(tree.args.get("kind") or "").upper() != "TABLE":
-        return None
-    props = tree.args.get("properties")
-    temporary = props is not None and any(isinstance(p, exp.TemporaryProperty) for p in props.expressions)
-    query = tree.expression
-    if not temporary or query is None:
-        return None
-    return tree.this.name, query
-
-
-def dataframe(spark, statement: Statement, params: Mapping[str, Any], tree: exp.Expression | None = None):
-    args = bound_params(statement, dict(params))
-    return spark.sql(spark_text(tree if tree is not None else statement.tree), args=args or None)
+def spark_sql(tree: exp.Expression) -> str:
+    """The text Spark is given for a plan statement (what plan.sql and `flywheel compile ... backend=spark` print
+    for it): its `computed_part`, in Spark SQL."""
+    return spark_text(computed_part(tree)[0])
 
 
 def run(spark, statement: Statement, params: Mapping[str, Any]) -> list[dict]:
@@ -49,33 +40,45 @@ class SparkStatementFailed(RuntimeError):
 
 
 def arrow(spark, statement: Statement, params: Mapping[str, Any]) -> pa.Table:
+    """Run the statement on Spark: a SELECT's rows as Arrow, or (a temp-table step) a cached view and no rows.
+    Journaled (engine/journal.py) with its Spark SQL, time and rows, as the store journals what it runs."""
     from pyspark.errors import PySparkException
 
     from engine.dialects import NotPortable
 
+    started, text, bound = time.perf_counter(), None, bound_params(statement, dict(params))
     try:
-        return _arrow(spark, statement, params)
+        text = spark_sql(statement.tree)
+        table = _arrow(spark, statement, text, bound)
     except NotPortable as e:
         raise NotPortable(f"statement '{statement.name}' cannot run on Spark with the meaning it has on DuckDB: {e} "
                           f"(run it with backend=duckdb, or change that part of the config)") from e
     except PySparkException as e:
+        journal.record_on(DIALECT, statement.name, text or "", started, "error", None, bound)
         failure = user_sql_failure(e, statement.tree, owner_of(statement.name), engine="Spark")
         if failure is not None:
             raise failure from e
         raise SparkStatementFailed(f"statement '{statement.name}' failed on Spark: {str(e).splitlines()[0]}") from e
+    except BaseException:
+        journal.record_on(DIALECT, statement.name, text or "", started, "error", None, bound)
+        raise
+    journal.record_on(DIALECT, statement.name, text, started, "ok",
+                      None if temp_relation(statement.tree) is not None else table.num_rows, bound)
+    return table
 
 
-def _arrow(spark, statement: Statement, params: Mapping[str, Any]) -> pa.Table:
+def _arrow(spark, statement: Statement, text: str, args: dict[str, Any]) -> pa.Table:
     created = temp_relation(statement.tree)
+    frame = spark.sql(text, args=args or None)
     if created is not None:
-        name, query = created
+        name = created[0]
         previous = _cached_view(spark, name)
-        frame = dataframe(spark, statement, params, query).localCheckpoint()  # computed once, like a table
+        frame = frame.localCheckpoint()  # computed once, like a table
         frame.createOrReplaceTempView(name)
         if previous is not None:
             previous.unpersist()
         return pa.table({})
-    return dataframe(spark, statement, params).toArrow()
+    return frame.toArrow()
 
 
 def _cached_view(spark, name: str):
