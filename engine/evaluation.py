@@ -5,9 +5,10 @@ DuckDB allows one writer): (1) read what the run needs -- new dataset versions a
 here, in one short transaction -- and which outputs are cached; (2) call the model with the store closed,
 journaling each batch (engine/runner.py); (3) run the metrics' Python steps (judges, encoders) on a private
 in-memory copy of the run, with the store opened only for short reads of cached answers; (4) write outputs,
-cases of the run, prepared rows and scores in one short transaction. With `backend=spark` the metrics' SQL of
-step 4 runs on Spark over the run's scoring input (its rows written into the store), except the statements Spark
-cannot run with the same meaning, which run on the store (recorded in the result's `backend.not_portable`).
+cases of the run, prepared rows and scores in one short transaction. With `backend=spark` each metric's scoring
+SQL in step 4 runs on Spark over the run's scoring input, its rows written into the store's `scores`, except the
+kinds Spark cannot run with the same meaning, which run on the store (recorded in the result's
+`backend.not_portable`); the dataset-level reports and the summary run on the store.
 """
 from __future__ import annotations
 

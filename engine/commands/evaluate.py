@@ -25,5 +25,12 @@ def evaluate(composed: Composed) -> Outcome:
     plan = journal.running_plan(compile_run(cfg))  # compiled once: what runs and what its run artifacts show
     run = evaluate_model(StoreAccess(path), cfg["model"], datasets, cfg, composed.project, plan=plan)
     print_evaluation(run)
+    if run.backend["name"] == "spark":
+        from engine.console import console
+
+        console.print(f"backend: Spark {run.backend['version']} ({run.backend['master']}): "
+                      f"{run.backend['statements_on_spark']} scoring statements ran on Spark"
+                      + "".join(f"; {name} ran on the store ({why})" for name, why in run.backend["not_portable"].items()),
+                      markup=False, highlight=False)
     result = {"command": "evaluate", "store": str(path), **run.to_json()}
     return Outcome(0, result, "evaluate_result")

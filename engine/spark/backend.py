@@ -6,10 +6,12 @@ A plan statement is routed by what it reads and writes:
   cases, tool steps) are mirrored into Spark as temp views, on first use;
 - an `INSERT INTO <store table> SELECT ...` whose SELECT reads production data runs its SELECT on Spark and
   writes the rows into the store (results, run artifacts and time series are small and stay local);
-- a statement that reads one of the command's *Spark inputs* -- store relations whose readers run on Spark
-  (evaluate: the run's scoring input, `run_scoring_input`; engine/evaluation.py) -- runs on Spark, the input
-  mirrored, when Spark can run it with the meaning it has on DuckDB; otherwise (a metric kind refused on Spark:
-  NotPortable) it runs on the store, which holds the same rows, and `not_portable` records why;
+- an `INSERT INTO <store table> SELECT ...` whose SELECT reads one of the command's *Spark inputs* -- store
+  relations Spark computes from (evaluate: the run's scoring input, `run_scoring_input`, whose rows each metric's
+  statement writes into `scores`; engine/evaluation.py) -- runs its SELECT on Spark, the input mirrored, when Spark
+  can run it with the meaning it has on DuckDB; otherwise (a metric kind refused on Spark: NotPortable) it runs on
+  the store, which holds the same rows, and `not_portable` records why. Other readers of an input (evaluate's
+  dataset-level reports: small results, not covered by the parity suite) run on the store;
 - anything else (the store's own bookkeeping, lab runs, stored profiles) runs on the store, as with DuckDB.
 
 The production sources come from `source.*` (engine/spark/sources.py): a Parquet dataset read natively by
@@ -50,10 +52,11 @@ class SparkBackend:
         self.not_portable: dict[str, str] = {}  # statements that read a Spark input but ran on the store: why
 
     # -- routing -------------------------------------------------------------------------------------------
-    def runs_on_spark(self, tree: exp.Expression, name: str = "") -> bool:
+    def runs_on_spark(self, tree: exp.Expression, name: str = "", writes: bool = False) -> bool:
+        """`writes`: `tree` is the SELECT of a statement whose rows the store writes (then a Spark input counts)."""
         if _tables_read(tree) & self._spark_tables:
             return True
-        why = _input_route(tree, self._inputs)
+        why = _input_route(tree, self._inputs) if writes else None
         if why:
             self.not_portable[name] = why
         return why == ""
@@ -113,7 +116,8 @@ class SparkBackend:
             query = tree.expression
         else:
             query = tree.this.this if isinstance(tree.this, exp.Subquery) else tree.this
-        if query is None or not isinstance(query, exp.Query) or not self.runs_on_spark(query, statement.name):
+        if query is None or not isinstance(query, exp.Query) \
+                or not self.runs_on_spark(query, statement.name, writes=True):
             return self.local.run(statement, params)
         if tree.args.get("returning") is not None:
             raise NotImplementedError(f"statement '{statement.name}': INSERT ... RETURNING of Spark rows")
@@ -164,12 +168,11 @@ class StaticRoutes:
                 continue
             query = tree.expression if isinstance(tree, exp.Insert) else tree
             spark = query is not None and bool(_tables_read(query) & on_spark)
-            if not spark and query is not None:
+            if not spark and query is not None and isinstance(tree, (exp.Insert, exp.Copy)):
                 why = _input_route(query, frozenset(inputs))
                 spark = why == ""
                 if why:
-                    self.notes[st.name] = f"reads {', '.join(sorted(_tables_read(query) & set(inputs)))} " \
-                                          f"but stays on the store: {why}"
+                    self.notes[st.name] = why
             made = spark_exec.temp_relation(tree)
             if made is not None:
                 (on_spark.add if spark else on_spark.discard)(made[0])
@@ -184,9 +187,9 @@ def static_routes(statements, inputs: tuple[str, ...] = ()) -> StaticRoutes:
 
 
 def _input_route(tree: exp.Expression, inputs: frozenset[str]) -> str | None:
-    """For a statement outside the Spark relations: None when it reads none of the Spark inputs; '' when it reads
-    one and Spark can run it with the same meaning; else why not (it then runs on the store, which holds the rows).
-    A temp table's own name is not a read: its query is what is read."""
+    """For the SELECT of a write outside the Spark relations: None when it reads none of the Spark inputs; '' when
+    it reads one and Spark can run it with the same meaning; else why not (it then runs on the store, which holds
+    the rows)."""
     if not inputs:
         return None
     query = computed_part(tree)[0]
