@@ -310,8 +310,8 @@ def _write_results(run: _Run, called, writes: list) -> EvalRun:
     return EvalRun(run.run_id, run.model_spec["name"], run.fingerprint, run.versions, run.config_hash,
                    run.metrics_hash, run.commit, run.started.isoformat(), finished.isoformat(), called.stats,
                    [_plain(r) for r in summary],
-                   {name: default_aggregate(spec) for name, spec in run.cfg["metrics"].items()}, reports, error_messages,
-                   backend_choice.provenance(backend))
+                   {name: default_aggregate(spec) for name, spec in run.cfg["metrics"].items()}, reports,
+                   error_messages, backend_choice.provenance(backend))
 
 
 _STOPPED = {

@@ -30,7 +30,8 @@ def evaluate(composed: Composed) -> Outcome:
 
         console.print(f"backend: Spark {run.backend['version']} ({run.backend['master']}): "
                       f"{run.backend['statements_on_spark']} scoring statements ran on Spark"
-                      + "".join(f"; {name} ran on the store ({why})" for name, why in run.backend["not_portable"].items()),
+                      + "".join(f"; {name} ran on the store ({why})"
+                                for name, why in run.backend["not_portable"].items()),
                       markup=False, highlight=False)
     result = {"command": "evaluate", "store": str(path), **run.to_json()}
     return Outcome(0, result, "evaluate_result")

@@ -1,8 +1,8 @@
 """`flywheel evaluate backend=spark` stores what `flywheel evaluate` stores, and the gate decides the same.
 
 One small project (`flywheel init`, its cases extended with Unicode answers, a metric suite of cheap SQL kinds plus
-a classification (its report runs on the store), a `kind: sql` expression and `embedding_similarity`, which Spark refuses and which then
-runs on the store): the baseline model is evaluated on Spark and on DuckDB and the stored scores are compared row by
+a classification (its report runs on the store), a `kind: sql` expression and `embedding_similarity`, which Spark
+refuses and which then runs on the store): the baseline model is evaluated on Spark and on DuckDB and the stored scores are compared row by
 row (value within 1e-9 relative, passed and detail exactly), the results' summaries and reports likewise; the gate
 reads the Spark run's stored scores and the DuckDB run's against one challenger run and decides the same; and
 run_results.json of the Spark run shows every scoring statement Spark ran, in the plan, with its time. Runs in this
@@ -161,5 +161,6 @@ def test_averages_and_ordered_lists_mean_on_spark_what_they_mean_on_duckdb(spark
         "FROM fw_lists GROUP BY g"))
     mine, theirs = run_duckdb(con, st), run_spark(spark, st)
     assert mine[0]["none"] is None and any(None in r["by_k"] for r in mine)
-    assert all(isinstance(r["share"], float) for r in theirs) and {round(r["share"], 6) for r in mine} == {0.333333, 0.5}
+    assert all(isinstance(r["share"], float) for r in theirs)
+    assert {round(r["share"], 6) for r in mine} == {0.333333, 0.5}
     assert_same_rows(mine, theirs, ["g"], what="ordered_list_aggregate, double_average")
