@@ -120,9 +120,12 @@ def scored_select(name: str, spec: dict, source: exp.Select) -> exp.Select:
     else:
         passed = exp.EQ(this=exp.column("value"), expression=literal(1.0))
     detail = m.detail.copy() if m.detail is not None else exp.Null()
+    rows = source.copy().subquery("scoring_input", copy=False)
+    if m.bindings:  # the kind's per-row columns, computed once in a projection of their own
+        rows = exp.select(exp.Star(), *[exp.alias_(e.copy(), name, copy=False) for name, e in m.bindings],
+                          copy=False).from_(rows, copy=False).subquery("scoring_input", copy=False)
     valued = exp.select(exp.Star(), exp.alias_(m.value.copy(), "value", copy=False),
-                        exp.alias_(detail, "metric_detail", copy=False), copy=False).from_(
-        source.copy().subquery("scoring_input", copy=False), copy=False)
+                        exp.alias_(detail, "metric_detail", copy=False), copy=False).from_(rows, copy=False)
     condition = scope_condition(name, spec, m)
     if condition is not None:
         valued = valued.where(condition, copy=False)

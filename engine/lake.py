@@ -147,9 +147,21 @@ def _probe(spec: SourceSpec, files: list[Path]) -> Statement:
                      "the columns the Parquet files hold")
 
 
+def repeats_statement(spec: SourceSpec, files: list[Path]) -> Statement:
+    """How many keys occur more than once in the files (one pass over the key column)."""
+    key = exp.column(KEYS[spec.table], quoted=True)
+    repeated = exp.select(key).from_(_read(spec, files)).group_by(key.copy()).having("count(*) > 1")
+    return Statement(f"source:repeats:{spec.table}", exp.select("count(*) AS n").from_(repeated.subquery("r")), (),
+                     f"{KEYS[spec.table]}s that occur more than once (none: the view reads the files as they are)")
+
+
 def view_statement(spec: SourceSpec, files: list[Path], store_columns: list[tuple[str, str, bool]],
-                   file_columns: set[str]) -> tuple[Statement, dict]:
-    """CREATE TEMP VIEW <table> over the files, with the store table's columns and types; and what it did."""
+                   file_columns: set[str], no_repeats: bool = False) -> tuple[Statement, dict]:
+    """CREATE TEMP VIEW <table> over the files, with the store table's columns and types; and what it did.
+
+    `no_repeats`: no key occurs twice in the files (`repeats_statement` found none), so keeping one record per key
+    keeps every record: the view reads the files without the per-key window, which would otherwise sort every
+    row (all its columns) again in every statement that reads the table."""
     missing = [c for c, _, nullable in store_columns if c not in file_columns and not nullable and c not in PROVENANCE]
     if missing:
         raise UserError(f"source.{spec.table}.path: the Parquet files ({spec.path}) lack the column(s) "
@@ -168,7 +180,7 @@ def view_statement(spec: SourceSpec, files: list[Path], store_columns: list[tupl
     batches = len({p.name for f in files for p in f.parents if p.name.startswith("ingest_batch=")})
     one_flywheel_batch = batches == 1 and len(ranks) == 1
     dedupe = spec.dedupe and not one_flywheel_batch and KEYS[spec.table] in file_columns
-    if dedupe:
+    if dedupe and not no_repeats:
         rank = (exp.Case(this=batch.copy(), ifs=[exp.If(this=literal(b), true=literal(i)) for b, i in ranks.items()],
                          default=literal(len(ranks))) if ranks else literal(0))
         order = [rank, batch.copy(), exp.column("fw_file")] + [
@@ -180,6 +192,7 @@ def view_statement(spec: SourceSpec, files: list[Path], store_columns: list[tupl
                       properties=exp.Properties(expressions=[exp.TemporaryProperty()]), expression=query)
     used = {"format": "parquet", "path": spec.path, "files": len(files), "partitioning": spec.partitioning,
             "dedupe": (f"one record per {KEYS[spec.table]} across {batches or 'the'} batch(es), earliest published"
+                       + (f"; no {KEYS[spec.table]} repeats: read as is" if no_repeats else "")
                        if dedupe else "none" if not spec.dedupe else "not needed (one flywheel batch)")}
     return Statement(f"source:view:{spec.table}", view, (), f"{spec.table} read from Parquet"), used
 
@@ -215,6 +228,9 @@ def reading(con, cfg: dict, project_dir: Path) -> Iterator[dict]:
             raise UserError(f"source.{table}.path: cannot read {spec.path} as Parquet: "
                             f"{str(e).splitlines()[0]}") from e
         statement, used[table] = view_statement(spec, files, columns, set(probe.schema.names))
+        if statement.tree.find(exp.Qualify) is not None:  # deduplicating: needless when no key repeats
+            if executor.execute(con, repeats_statement(spec, files), {})[0]["n"] == 0:
+                statement, used[table] = view_statement(spec, files, columns, set(probe.schema.names), True)
         executor.execute(con, statement, {})
         made.append(table)
     try:

@@ -34,5 +34,6 @@ def for_dialect(tree: exp.Expression, dialect: str) -> exp.Expression:
 def _load(dialect: str) -> None:
     """Import the dialect's rewrite modules (they register themselves)."""
     if dialect == "spark":
+        from engine.dialects import spark_halves  # noqa: F401  (first: it undoes a DuckDB-only form)
         from engine.dialects import (spark, spark_drift, spark_lists, spark_math, spark_types,  # noqa: F401
                                      spark_sampling, spark_text)

@@ -9,7 +9,8 @@ from engine.dialects.rewrites import NotPortable, bottom_up, rewrite
 
 # Columns of the scored row (and of the trajectory facts) that hold lists.
 _LIST_COLUMNS = {"expected_answers", "context", "tags", "forbidden_tools", "calls", "call_failed", "expected", "m",
-                 "forbidden"}
+                 "forbidden",
+                 "fw_question_words", "fw_answer_words"}  # lexical_relevance's per-row bindings (MetricSQL.bindings)
 _LIST_FUNCTIONS = {"regexp_split_to_array", "string_split_regex", "str_split_regex", "list_reverse", "split",
                    "list_distinct", "list_filter", "list_transform", "list_sort", "slice", "sequence", "string_split",
                    "str_split", "string_to_array", "list_concat", "flatten", "regexp_extract_all", "array"}

@@ -53,6 +53,9 @@ class MetricSQL:
     # Rows the metric applies to (e.g. only red-team cases). Other rows get no score row at all, so they are
     # neither passed nor failed and do not count in the metric's n.
     where: exp.Expression | None = None
+    # Columns computed once per row before value, passed and detail, which read them by name (an expression used
+    # several times, e.g. a text's tokens, is not recomputed): (name, expression) pairs, names starting fw_.
+    bindings: tuple[tuple[str, exp.Expression], ...] = ()
 
 
 def col(name: str) -> exp.Column:

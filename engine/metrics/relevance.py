@@ -24,7 +24,11 @@ def lexical_relevance(spec: dict) -> MetricSQL:
     list. An empty answer scores 0; a question with no content word scores 1 for any non-empty answer."""
     p = params(spec)
     stop = STOPWORDS + tuple(w.lower() for w in p["extra_stopwords"])
-    question, answer = content_tokens(col("input_text"), stop), content_tokens(output(), stop)
+    # Each side is tokenised once per row, as a column of the row (`bindings`): written inline in the value, the
+    # answer was tokenised again for every question word inside the lambda, and the detail repeated it all.
+    bindings = (("fw_question_words", content_tokens(col("input_text"), stop)),
+                ("fw_answer_words", content_tokens(output(), stop)))
+    question, answer = col("fw_question_words"), col("fw_answer_words")
     value = parse_expression("CASE WHEN trim(__o__) = '' THEN 0.0 ELSE coalesce(__share__, 1.0) END",
                              o=output(), share=share_in(question, answer))
     passed = exp.GTE(this=col("value"), expression=literal(float(p["threshold"])))
@@ -32,7 +36,7 @@ def lexical_relevance(spec: dict) -> MetricSQL:
         "CASE WHEN __passed__ THEN NULL ELSE 'question words not in the answer: ' || "
         "array_to_string(list_sort(list_filter(__q__, lambda _m: NOT list_contains(__a__, _m))), ', ') END",
         passed=passed, q=question, a=answer)
-    return MetricSQL(value=value, passed=passed, detail=detail)
+    return MetricSQL(value=value, passed=passed, detail=detail, bindings=bindings)
 
 
 def _targets(spec: dict) -> exp.Expression:

@@ -44,7 +44,8 @@ def _another_value(default, prop: dict):
 def _sql(spec: dict) -> tuple:
     compiled = metric_sql("m", spec)
     return tuple(None if part is None else part.sql()
-                 for part in (compiled.value, compiled.passed, compiled.detail, compiled.where))
+                 for part in (compiled.value, compiled.passed, compiled.detail, compiled.where,
+                              *(e for _, e in compiled.bindings)))
 
 
 PARAMS = _params_with_defaults()

@@ -64,6 +64,22 @@ def test_md5_number_buckets_equal_duckdbs(both):
         assert_same_rows(duck, run_spark(spark, st), ["id"], what=f"md5_number % {n}")
 
 
+def test_md5_number_halves_give_spark_the_same_buckets(both):
+    """md5_number_halves: the sampling bucket as DuckDB's plans compute it (64-bit halves) is rewritten to the
+    plain modulo for Spark, which gives the same bucket for every id."""
+    from sqlglot import exp
+
+    from engine.sampling_hash import bucket
+
+    spark, con = both
+    ids = ["", "a", "trace-0001", "é", "日本語のトレース", "🙂" * 40, "x" * 10_000, "\u2028"] + [f"tr-{i}" for i in range(200)]
+    load_tables(spark, con, {"ids": pa.table({"id": ids})})
+    st = Statement("halves", exp.select("id", exp.alias_(bucket("salt:", exp.column("id")), "b")).from_("ids"))
+    duck = run_duckdb(con, st)
+    assert len({r["b"] for r in duck}) > 100
+    assert_same_rows(duck, run_spark(spark, st), ["id"], what="the sampling bucket in halves")
+
+
 def test_a_bare_md5_number_is_refused_for_spark():
     from engine.dialects import NotPortable
     from engine.sql import render
