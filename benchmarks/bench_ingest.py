@@ -185,12 +185,15 @@ def _child(args: argparse.Namespace) -> int:
 def _run_child(which: str, path: Path, work: Path, unknown_fields: str) -> dict:
     cmd = [sys.executable, __file__, "--child", which, "--file", str(path), "--work", str(work),
            "--unknown-fields", unknown_fields]
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(ROOT)) as child:
-        samples = _runnable_threads(child)
-        out, err = child.communicate()
-    if child.returncode:
-        raise subprocess.CalledProcessError(child.returncode, cmd, out, err)
-    result = json.loads(out.strip().splitlines()[-1])
+    # Its output goes to files: a pipe nobody reads while sampling would block the child once full.
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        with subprocess.Popen(cmd, stdout=out, stderr=err, text=True, cwd=str(ROOT)) as child:
+            samples = _runnable_threads(child)
+        out.seek(0)
+        err.seek(0)
+        if child.returncode:
+            raise subprocess.CalledProcessError(child.returncode, cmd, out.read(), err.read())
+        result = json.loads(out.read().strip().splitlines()[-1])
     if "window" in result:
         result["parallelism"] = _parallelism(samples, *result["window"])
     return result

@@ -212,7 +212,9 @@ class Batch:
         `validate` to explain at the end of the batch."""
         con = self.con
         insert = of_kind(name, self.options, "insert_of_kind" if only_that_kind else "insert")
-        [(n_got,)] = executor.execute_over(con, insert, self.params(file_id=file_id, path=source.shown), table)
+        got = executor.execute_over(con, insert, self.params(file_id=file_id, path=source.shown), table,
+                                    lambda result: result.fetchnumpy())
+        n_got = len(got["source_line"])
         self.accepted[(file_id, name)] = self.accepted.get((file_id, name), 0) + n_got
         if only_that_kind:
             import pyarrow.compute as pc
@@ -221,17 +223,9 @@ class Batch:
             candidates = np.ones(table.num_rows, dtype=bool)
         if n_got == int(candidates.sum()):
             return
-        # Some did not pass: which went in is read back from the kind's table (the chunk's lines of this file).
-        lines = table.column("line").to_numpy()
-        got = executor.execute_arrow(con, of_kind(name, self.options, "went_in"),
-                                     self.params(path=source.shown, first=int(lines.min()), last=int(lines.max())))
-        read = _positions(lines, table.column("item").fill_null(-1).to_numpy())
-        went_in = np.isin(read, _positions(got.column("source_line").to_numpy(),
-                                           got.column("source_item").fill_null(-1).to_numpy()))
-        if int((candidates & went_in).sum()) != n_got:  # the counting rule depends on it: a bug if it differs
-            raise AssertionError(f"{source.shown}: {n_got} record(s) stored, {int((candidates & went_in).sum())} "
-                                 f"found where they went in")
-        rest = table.filter(pa.array(candidates & ~went_in))  # filter, unlike take, keeps chunks
+        read = _positions(table.column("line").to_numpy(), table.column("item").fill_null(-1).to_numpy())
+        went_in = _positions(np.asarray(got["source_line"]), np.ma.filled(got["source_item"], -1))
+        rest = table.filter(pa.array(candidates & ~np.isin(read, went_in)))  # filter, unlike take, keeps chunks
         executor.execute_over(con, fixed()["set_aside"], {"file_id": file_id, "kind": name}, rest)
 
     def _finalize(self) -> None:

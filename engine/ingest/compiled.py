@@ -72,7 +72,7 @@ def kind_statement(kind: str, options: Options, name: str) -> Statement:
 
 # A kind's statements whose SQL is compiled from its schema (the others are cheap to build: engine/ingest/plan.py).
 # insert_of_kind: the insert for a chunk of several kinds (kind=auto), reading only the kind's records.
-KIND_STATEMENTS = ("insert", "insert_of_kind", "went_in", "validate", "rejected_counts", "quarantine_rejected", "settle",
+KIND_STATEMENTS = ("insert", "insert_of_kind", "validate", "rejected_counts", "quarantine_rejected", "settle",
                    "settled_counts", "conflicting_batches", "drop_settled", "quarantine_conflicts")
 
 

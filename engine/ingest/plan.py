@@ -96,7 +96,6 @@ def undetected(options: Options) -> Statement:
 
 _WHEN = {"insert": "when a chunk holds {k} records",
          "insert_of_kind": "when a chunk holds {k} records among records of other kinds (kind=auto, OTLP)",
-         "went_in": "when some of a chunk's {k} records did not pass the checks",
          "validate": "when {k} records did not pass the checks",
          "quarantine_rejected": "when {k} records did not pass the checks",
          "settle": "when {k} records were accepted",
@@ -125,10 +124,10 @@ def plan(options: Options, ingest: bool = True, export: ExportSpec | None = None
         if options.kind == "auto":
             steps.append(f["chunk_kinds"])
         steps += [f["detect"], undetected(options)]
-        steps += [of_kind(k, options, n) for n in ("insert", "insert_of_kind", "went_in") for k in kinds]
+        steps += [of_kind(k, options, n) for n in ("insert", "insert_of_kind") for k in kinds]
         steps += [f["set_aside"], f["pending_counts"]]
         steps += [of_kind(k, options, n) for k in kinds for n in KIND_STATEMENTS
-                  if n not in ("insert", "insert_of_kind", "went_in")]
+                  if n not in ("insert", "insert_of_kind")]
         steps += [RESOLVE, f[SAVE_COMPILED], f["quarantine_reasons"], f["reset_memory_limit"], TOOL_STEPS,
                   f["earlier_ingests"], f["record_batch"]]
         if options.unknown_fields == "keep":

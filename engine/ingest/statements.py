@@ -28,9 +28,8 @@ class KindSQL(KindChecks):
     def insert_accepted(self, where: exp.Expression | None = None) -> Statement:
         """INSERT INTO the kind's table every record of the chunk that passes the checks, typed, straight away.
 
-        It returns how many went in; `went_in` then tells which (the others are explained by `validate`). No
-        RETURNING: DuckDB runs an INSERT ... RETURNING on one thread, a plain INSERT on every thread. Keys already
-        stored or repeated in the batch are settled at the end of the batch (`settle`)."""
+        RETURNING tells which records went in: the others are explained by `validate`. Keys already stored or
+        repeated in the batch are settled at the end of the batch (`settle`)."""
         k = self.kind
         out, ctes = self.verdict(where, accepted=True)
         typed = exp.select(*[exp.alias_(out[c.name], c.name, quoted=True) for c in k.columns],
@@ -45,21 +44,10 @@ class KindSQL(KindChecks):
         query = self._with(exp.select(*values).from_(typed.subquery(a, copy=False), copy=False), ctes)
         tree = exp.Insert(this=exp.Schema(this=exp.to_table(k.table),
                                           expressions=[exp.to_identifier(n, quoted=True) for n in _targets(k)]),
-                          expression=query)
+                          expression=query,
+                          returning=exp.Returning(expressions=[exp.column("source_line"), exp.column("source_item")]))
         return Statement(f"insert_{k.name}", tree, self._params("file_id", "batch_id", "path"),
                          f"records that pass the {len(self.rec.checks)} checks, typed, into {k.table}")
-
-    def went_in(self) -> Statement:
-        """Where the records a chunk's insert stored are (line, item): the chunk's lines of its file in this batch.
-
-        A file's chunks hold disjoint records, and the batch id is new: what is found there is that chunk's. The
-        line range keeps the scan short (the batch's rows are appended in line order: zone maps skip the others)."""
-        t = "fw_t"
-        tree = exp.select(_col("source_line", t), _col("source_item", t)).from_(
-            exp.to_table(self.kind.table).as_(t)).where(
-            _e("fw_t.batch_id = $batch_id AND fw_t.source_file = $path AND fw_t.source_line BETWEEN $first AND $last"))
-        return Statement(f"went_in_{self.kind.name}", tree, ("batch_id", "path", "first", "last"),
-                         f"which of a chunk's records the insert stored in {self.kind.table}")
 
     def validate(self) -> Statement:
         """INSERT INTO the staging table the records `insert_accepted` did not take (set aside in the pending
