@@ -224,15 +224,17 @@ def _runnable_threads(child: subprocess.Popen) -> list[tuple[float, int]]:
 
 def _parallelism(samples: list[tuple[float, int]], start: float, end: float) -> float | None:
     """The mean number of runnable threads (at most 2: the cores) while the run had one: its CPU seconds over that
-    is what its wall time would be on 2 idle cores."""
+    estimate its wall time on 2 idle cores (optimistically: threads that could run at once may still slow each
+    other down)."""
     busy = [min(n, 2) for t, n in samples if start <= t <= end and n]
     return sum(busy) / len(busy) if busy else None
 
 
 def _idle_wall(result: dict) -> str:
     p = result.get("parallelism")
-    return f"{p:.2f} threads runnable on average: ~{result['cpu_seconds'] / p:,.2f} s on 2 idle cores" if p else \
-        "parallelism not sampled"
+    if not p:
+        return "parallelism not sampled"
+    return f"{p:.2f} threads runnable on average: ~{result['cpu_seconds'] / p:,.2f} s on 2 idle cores, at best"
 
 
 # ------------------------------------------------------------------------------------------------ the report
