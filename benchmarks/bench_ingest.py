@@ -107,6 +107,7 @@ def _peak_rss_mib() -> float:
 
 
 def engine_path(path: Path, store_path: Path, unknown_fields: str) -> dict:
+    window = [time.time()]
     started = time.perf_counter()
     cpu = time.process_time()
     with Store.open(store_path) as store:
@@ -117,9 +118,10 @@ def engine_path(path: Path, store_path: Path, unknown_fields: str) -> dict:
             counts = batch.run([source])[0]
         seconds = time.perf_counter() - started
         cpu = time.process_time() - cpu  # every DuckDB thread counts: less sensitive to other load than wall time
+        window.append(time.time())
         rejected = sorted(line for (line,) in store.con.execute("SELECT source_line FROM quarantine").fetchall())
         stored = store.con.execute("SELECT count(*) FROM traces").fetchall()[0][0]
-    return {"seconds": seconds, "cpu_seconds": cpu, "rejected": rejected, "read": counts.read,
+    return {"seconds": seconds, "cpu_seconds": cpu, "window": window, "rejected": rejected, "read": counts.read,
             "accepted": counts.accepted, "quarantined": counts.quarantined, "stored": stored}
 
 
@@ -127,6 +129,7 @@ def reader_path(path: Path, db_path: Path) -> dict:
     """DuckDB's reader alone: the file into a table of inferred types (ignore_errors: nothing checked)."""
     import duckdb
 
+    window = [time.time()]
     started = time.perf_counter()
     cpu = time.process_time()
     con = duckdb.connect(str(db_path))
@@ -135,10 +138,12 @@ def reader_path(path: Path, db_path: Path) -> dict:
                 "ignore_errors = true)", {"path": str(path)}).fetchall()
     con.execute("COMMIT")
     seconds = time.perf_counter() - started
+    window.append(time.time())
     rows = con.execute("SELECT count(*) FROM traces_read").fetchall()[0][0]
     columns = [f"{name} {type_}" for name, type_, *_ in con.execute("DESCRIBE traces_read").fetchall()]
     con.close()
-    return {"seconds": seconds, "cpu_seconds": time.process_time() - cpu, "rows": rows, "columns": columns}
+    return {"seconds": seconds, "cpu_seconds": time.process_time() - cpu, "window": window, "rows": rows,
+            "columns": columns}
 
 
 def per_record_path(path: Path) -> dict:
@@ -180,8 +185,56 @@ def _child(args: argparse.Namespace) -> int:
 def _run_child(which: str, path: Path, work: Path, unknown_fields: str) -> dict:
     cmd = [sys.executable, __file__, "--child", which, "--file", str(path), "--work", str(work),
            "--unknown-fields", unknown_fields]
-    done = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=str(ROOT))
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    # Its output goes to files: a pipe nobody reads while sampling would block the child once full.
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        with subprocess.Popen(cmd, stdout=out, stderr=err, text=True, cwd=str(ROOT)) as child:
+            samples = _runnable_threads(child)
+        out.seek(0)
+        err.seek(0)
+        if child.returncode:
+            raise subprocess.CalledProcessError(child.returncode, cmd, out.read(), err.read())
+        result = json.loads(out.read().strip().splitlines()[-1])
+    if "window" in result:
+        result["parallelism"] = _parallelism(samples, *result["window"])
+    return result
+
+
+def _runnable_threads(child: subprocess.Popen) -> list[tuple[float, int]]:
+    """How many of the child's threads are runnable (running or waiting for a core), every 2 ms until it ends.
+
+    Sampled from this process, so that the child's threads are not slowed by it. On a machine shared with other
+    work, wall time says little about how a run would use 2 idle cores; the number of its threads that could run
+    at once says it whatever the load."""
+    samples = []
+    tasks = Path(f"/proc/{child.pid}/task")
+    while child.poll() is None:
+        runnable = 0
+        try:
+            for tid in os.listdir(tasks):
+                try:
+                    runnable += (tasks / tid / "stat").read_text().rsplit(")", 1)[1].split()[0] == "R"
+                except OSError:
+                    pass
+        except OSError:
+            break
+        samples.append((time.time(), runnable))
+        time.sleep(0.002)
+    return samples
+
+
+def _parallelism(samples: list[tuple[float, int]], start: float, end: float) -> float | None:
+    """The mean number of runnable threads (at most 2: the cores) while the run had one: its CPU seconds over that
+    estimate its wall time on 2 idle cores (optimistically: threads that could run at once may still slow each
+    other down)."""
+    busy = [min(n, 2) for t, n in samples if start <= t <= end and n]
+    return sum(busy) / len(busy) if busy else None
+
+
+def _idle_wall(result: dict) -> str:
+    p = result.get("parallelism")
+    if not p:
+        return "parallelism not sampled"
+    return f"{p:.2f} threads runnable on average: ~{result['cpu_seconds'] / p:,.2f} s on 2 idle cores, at best"
 
 
 # ------------------------------------------------------------------------------------------------ the report
@@ -210,15 +263,15 @@ def speed(tmp: Path, pool: list[dict], n: int, bad_rate: float, unknown_fields: 
     shown = ", ".join(reader["columns"][:4]) + (", ..." if len(reader["columns"]) > 4 else "")
     print(f"(a) DuckDB read_json_auto into a table (ignore_errors: no checks; {reader['rows']:,} rows; "
           f"{len(reader['columns'])} column(s) inferred: {shown}): "
-          f"{reader['seconds']:,.2f} s = {reader_rate:,.0f} records/s ({reader['cpu_seconds']:,.2f} s CPU); peak RSS "
-          f"{reader['peak_rss_mib']:,.0f} MiB")
+          f"{reader['seconds']:,.2f} s = {reader_rate:,.0f} records/s ({reader['cpu_seconds']:,.2f} s CPU; "
+          f"{_idle_wall(reader)}); peak RSS {reader['peak_rss_mib']:,.0f} MiB")
     engine = _run_child("engine", path, tmp, unknown_fields)
     rate = n / engine["seconds"]
     print(f"(b) flywheel ingest (strict JSON, SQL checks, typing, settle, quarantine, one transaction): "
           f"{engine['seconds']:,.2f} s = {rate:,.0f} records/s; accepted {engine['accepted']:,}, quarantined "
           f"{engine['quarantined']:,}, stored {engine['stored']:,}; peak RSS {engine['peak_rss_mib']:,.0f} MiB")
     print(f"    ({engine['cpu_seconds']:,.2f} s CPU = {n / engine['cpu_seconds']:,.0f} records per CPU second; "
-          f"{_load()})")
+          f"{_idle_wall(engine)}; {_load()})")
     ref = _run_child("per_record", path, tmp, unknown_fields)
     ref_rate = n / ref["seconds"]
     print(f"(c) per-record jsonschema (strict json.loads + Draft 2020-12 validator, no storing): "
