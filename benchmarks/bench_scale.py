@@ -8,7 +8,8 @@ For each size (default 1M and 10M; 100M where the disk allows: `--sizes 1e6,1e7,
    traces and conversion events. Generation is not timed.
 2. `flywheel monitor source.traces.path=... source.feedback.path=... source.events.path=...` per backend, each in
    a fresh project and process: wall time, CPU seconds of the monitor process (user + system, all its threads:
-   steadier than wall time on a shared machine; the JVM's are not counted), peak RSS of the whole process tree
+   steadier than wall time on a shared machine) plus its descendants' (Spark's JVM, read from /proc every 0.2 s,
+   since the monitor process does not reap it), peak RSS of the whole process tree
    (the JVM included, sampled every 0.2 s from /proc), traces/s, and the load average.
 3. The same statistics from both: every drift statistic per window, every KPI value, compared within 1e-9
    relative (counts exactly).
@@ -120,6 +121,28 @@ def tree_rss_mb(pid: int) -> float:
     return total / 1024
 
 
+def tree_cpu_seconds(pid: int, seen: dict[int, float]) -> None:
+    """User + system CPU seconds of a process's descendants (not itself), each pid's latest reading kept in `seen`:
+    the JVM is not reaped by the monitor process, so RUSAGE_CHILDREN never counts it (sampled: up to one period
+    of its last work is missed)."""
+    stack = []
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            stack = [int(c) for c in f.read().split()]
+    except OSError:
+        return
+    while stack:
+        p = stack.pop()
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            seen[p] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            with open(f"/proc/{p}/task/{p}/children") as f:
+                stack += [int(c) for c in f.read().split()]
+        except (OSError, IndexError, ValueError):
+            continue
+
+
 def run_monitor(project: Path, lake: Path, backend: str, out: Path) -> dict:
     args = [*FLYWHEEL, "monitor", f"--project={project}", "monitor=default", f"backend={backend}",
             f"out={out}"] + [f"source.{k}.path={lake / k}" for k in ("traces", "feedback", "events")]
@@ -128,19 +151,21 @@ def run_monitor(project: Path, lake: Path, backend: str, out: Path) -> dict:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    peak = [0.0]
+    peak, descendants = [0.0], {}
 
     def sample():
         while proc.poll() is None:
             peak[0] = max(peak[0], tree_rss_mb(proc.pid))
+            tree_cpu_seconds(proc.pid, descendants)
             time.sleep(0.2)
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     output = proc.communicate()[0]
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the monitor process (threads included), once reaped
-    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     sampler.join()
+    # the monitor process (threads included), plus what its descendants (Spark's JVM) used while it ran
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime + sum(descendants.values())
     if proc.returncode not in (0, 1):
         print(output[-3000:])
         raise SystemExit(f"monitor on {backend} failed with exit {proc.returncode}")
