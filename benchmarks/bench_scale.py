@@ -106,41 +106,36 @@ def generate(lake: Path, n: int, seed: int = 7) -> dict:
     return {**counts, "bytes": size, "seconds": time.perf_counter() - started}
 
 
-def tree_rss_mb(pid: int) -> float:
-    """Resident memory of a process and all its descendants (the JVM Spark starts is a grandchild)."""
-    total, stack = 0, [pid]
+def process_tree(pid: int) -> list[int]:
+    """A process and all its descendants (the JVM Spark starts is a grandchild of the monitor process)."""
+    found, stack = [], [pid]
     while stack:
         p = stack.pop()
+        found.append(p)
+        try:
+            with open(f"/proc/{p}/task/{p}/children") as f:
+                stack += [int(c) for c in f.read().split()]
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def sample_tree(pid: int, cpu_seen: dict[int, float]) -> float:
+    """Resident memory (MiB) of the process tree now; each descendant's user + system CPU seconds so far kept in
+    `cpu_seen` (the JVM is not reaped by the monitor process, so RUSAGE_CHILDREN never counts it; sampled: up to
+    one period of its last work is missed)."""
+    rss_kb = 0
+    for p in process_tree(pid):
         try:
             with open(f"/proc/{p}/status") as f:
-                total += next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-            with open(f"/proc/{p}/task/{p}/children") as f:
-                stack += [int(c) for c in f.read().split()]
-        except (OSError, StopIteration, ValueError):
+                rss_kb += next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+            if p != pid:
+                with open(f"/proc/{p}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                cpu_seen[p] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, StopIteration, IndexError, ValueError):
             continue
-    return total / 1024
-
-
-def tree_cpu_seconds(pid: int, seen: dict[int, float]) -> None:
-    """User + system CPU seconds of a process's descendants (not itself), each pid's latest reading kept in `seen`:
-    the JVM is not reaped by the monitor process, so RUSAGE_CHILDREN never counts it (sampled: up to one period
-    of its last work is missed)."""
-    stack = []
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            stack = [int(c) for c in f.read().split()]
-    except OSError:
-        return
-    while stack:
-        p = stack.pop()
-        try:
-            with open(f"/proc/{p}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            seen[p] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-            with open(f"/proc/{p}/task/{p}/children") as f:
-                stack += [int(c) for c in f.read().split()]
-        except (OSError, IndexError, ValueError):
-            continue
+    return rss_kb / 1024
 
 
 def run_monitor(project: Path, lake: Path, backend: str, out: Path) -> dict:
@@ -155,8 +150,7 @@ def run_monitor(project: Path, lake: Path, backend: str, out: Path) -> dict:
 
     def sample():
         while proc.poll() is None:
-            peak[0] = max(peak[0], tree_rss_mb(proc.pid))
-            tree_cpu_seconds(proc.pid, descendants)
+            peak[0] = max(peak[0], sample_tree(proc.pid, descendants))
             time.sleep(0.2)
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()

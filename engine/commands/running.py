@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 
 from engine import exit_codes
+from engine.backend_choice import BackendSpec
 from engine.commands.registry import Command, Outcome
 from engine.config import Composed
 from engine.console import console
@@ -75,11 +76,11 @@ def write_out(outcome: Outcome, composed: Composed) -> None:
 def routes_of(cmd: Command, composed, plan):
     """Where each statement of the command's plan runs under `backend=spark` (engine/spark/backend.py
     StaticRoutes: what `flywheel compile` and plan.sql print); None with DuckDB alone."""
-    if plan is None or (composed.config.get("backend") or {}).get("name") != "spark":
+    if plan is None or BackendSpec.of(composed.config).name != "spark":
         return None
-    from engine.spark.backend import static_routes
+    from engine.spark.backend import StaticRoutes
 
-    return static_routes(plan.statements, cmd.spark_inputs)
+    return StaticRoutes(plan.statements, cmd.spark_inputs)
 
 
 @contextmanager

@@ -182,10 +182,6 @@ class StaticRoutes:
         return self.where.get(st.name, "duckdb")
 
 
-def static_routes(statements, inputs: tuple[str, ...] = ()) -> StaticRoutes:
-    return StaticRoutes(statements, inputs)
-
-
 def _input_route(tree: exp.Expression, inputs: frozenset[str]) -> str | None:
     """For the SELECT of a write outside the Spark relations: None when it reads none of the Spark inputs; '' when
     it reads one and Spark can run it with the same meaning; else why not (it then runs on the store, which holds
